@@ -1,0 +1,109 @@
+#pragma once
+/// @file ops.hpp
+/// The differentiable primitives of xtape. Every op records its backward rule on the tape when
+/// an input requires a gradient and recording is on (see NoGrad). Shape errors throw
+/// std::invalid_argument naming the op and the shapes involved.
+#include <array>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "autodiff/random.hpp"
+#include "autodiff/tensor.hpp"
+
+namespace xtape {
+
+// ---- elementwise arithmetic, NumPy broadcasting both ways (autodiff/ops/elementwise.cpp) ----
+Tensor operator+(const Tensor& a, const Tensor& b);
+Tensor operator-(const Tensor& a, const Tensor& b);
+Tensor operator*(const Tensor& a, const Tensor& b);
+Tensor operator/(const Tensor& a, const Tensor& b);
+Tensor operator+(const Tensor& a, float b);
+Tensor operator-(const Tensor& a, float b);
+Tensor operator*(const Tensor& a, float b);
+Tensor operator/(const Tensor& a, float b);
+Tensor operator+(float a, const Tensor& b);
+Tensor operator-(float a, const Tensor& b);
+Tensor operator*(float a, const Tensor& b);
+Tensor operator/(float a, const Tensor& b);
+Tensor operator-(const Tensor& a);
+
+/// Shape of broadcasting a with b (NumPy rules); throws std::invalid_argument naming `op`.
+Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);
+/// Sums `x` down to `shape` (the inverse of broadcasting `shape` to x.shape()): the one helper
+/// every broadcasting backward rule uses.
+Tensor sum_to(const Tensor& x, const Shape& shape);
+
+// ---- elementwise functions ----
+Tensor sqrt(const Tensor& x);
+Tensor exp(const Tensor& x);
+Tensor log(const Tensor& x);
+/// x ** p for a scalar exponent.
+Tensor pow(const Tensor& x, float p);
+Tensor abs(const Tensor& x);
+Tensor square(const Tensor& x);
+Tensor relu(const Tensor& x);
+Tensor sigmoid(const Tensor& x);
+Tensor tanh(const Tensor& x);
+/// min(max(x, lo), hi); the gradient passes where lo <= x <= hi.
+Tensor clip(const Tensor& x, float lo, float hi);
+
+// ---- reductions (autodiff/ops/reduce.cpp). Empty `axes` means every axis; negative axes count
+// from the end. ----
+Tensor sum(const Tensor& x, std::vector<int> axes = {}, bool keepdims = false);
+Tensor mean(const Tensor& x, std::vector<int> axes = {}, bool keepdims = false);
+/// Maximum; the gradient goes to the first maximal element of each reduced group.
+Tensor max(const Tensor& x, std::vector<int> axes = {}, bool keepdims = false);
+/// (mean, population variance) over `axes`, as tf.nn.moments. A composition of primitives.
+std::pair<Tensor, Tensor> moments(const Tensor& x, std::vector<int> axes, bool keepdims = false);
+
+// ---- linear algebra and shapes (linalg.cpp, shape.cpp) ----
+/// (m, k) x (k, n) -> (m, n); batched: (..., m, k) x (..., k, n) with broadcast batch dims;
+/// a 2-d operand is shared across the batch.
+Tensor matmul(const Tensor& a, const Tensor& b);
+/// Same data, new shape; one extent may be -1 (inferred).
+Tensor reshape(const Tensor& x, const std::vector<long>& shape);
+/// Flattens axes start_axis.. into one: flatten(x) is 1-d, flatten(x, 1) keeps the batch axis.
+Tensor flatten(const Tensor& x, int start_axis = 0);
+/// Permutes axes; an empty perm reverses them.
+Tensor transpose(const Tensor& x, std::vector<int> perm = {});
+/// Concatenates along `axis` (shapes must agree elsewhere).
+Tensor concat(const std::vector<Tensor>& xs, int axis);
+/// Rows [start, stop) of axis 0 (a copy).
+Tensor slice_rows(const Tensor& x, std::size_t start, std::size_t stop);
+/// Rows of axis 0 picked by index (a copy), e.g. a shuffled mini-batch.
+Tensor gather_rows(const Tensor& x, const std::vector<std::size_t>& rows);
+
+// ---- convolution and pooling (conv.cpp, pool.cpp), NHWC like Keras ----
+enum class Padding { valid, same };
+/// "valid" or "same" (case-insensitive); throws std::invalid_argument naming `who` otherwise.
+Padding parse_padding(const std::string& name, const char* who);
+
+/// input (n, h, w, cin), kernel (kh, kw, cin, cout) -> (n, oh, ow, cout).
+Tensor conv2d(const Tensor& input, const Tensor& kernel, std::array<int, 2> strides = {1, 1},
+              Padding padding = Padding::valid, std::array<int, 2> dilation = {1, 1});
+/// input (n, w, cin), kernel (k, cin, cout) -> (n, ow, cout).
+Tensor conv1d(const Tensor& input, const Tensor& kernel, int stride = 1,
+              Padding padding = Padding::valid, int dilation = 1);
+/// Window max over (n, h, w, c); strides default to the pool size when {0, 0}.
+Tensor max_pool2d(const Tensor& x, std::array<int, 2> pool_size, std::array<int, 2> strides = {0, 0},
+                  Padding padding = Padding::valid);
+/// Window mean over the in-bounds positions (TensorFlow's "same" semantics).
+Tensor avg_pool2d(const Tensor& x, std::array<int, 2> pool_size, std::array<int, 2> strides = {0, 0},
+                  Padding padding = Padding::valid);
+
+// ---- neural-network ops (nn.cpp) ----
+Tensor softmax(const Tensor& x, int axis = -1);
+Tensor log_softmax(const Tensor& x, int axis = -1);
+/// Inverted dropout: zeroes with probability `rate`, scales survivors by 1/(1-rate).
+/// Identity when !training or rate == 0. Throws std::invalid_argument unless 0 <= rate < 1.
+Tensor dropout(const Tensor& x, float rate, bool training, Rng& rng);
+/// Per-sample categorical cross-entropy (n,) from one-hot/probability targets (n, k).
+/// From probabilities (Keras semantics): predictions are renormalised to sum 1 and clipped to
+/// [1e-7, 1 - 1e-7]; from logits: computed with log_softmax.
+Tensor categorical_crossentropy(const Tensor& y_true, const Tensor& y_pred, bool from_logits = false);
+/// Per-sample cross-entropy (n,) from integer class labels stored as floats (n,).
+Tensor sparse_categorical_crossentropy(const Tensor& labels, const Tensor& y_pred,
+                                       bool from_logits = false);
+
+}  // namespace xtape

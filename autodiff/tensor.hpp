@@ -1,0 +1,130 @@
+#pragma once
+/// @file tensor.hpp
+/// xtape::Tensor: an n-d float32 array with reverse-mode automatic differentiation.
+///
+/// A Tensor is a cheap handle (a shared pointer) to a node holding a contiguous, row-major,
+/// 64-byte aligned float buffer and its shape. Ops whose inputs require gradients append a record
+/// to the thread's tape; Tensor::backward() walks the tape in reverse. This header is light on
+/// purpose: no xtensor templates (see autodiff/xtensor_interop.hpp for conversions).
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <iosfwd>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace xtape {
+
+/// Shape of a tensor: extents, outermost first. An empty shape is a scalar (one element).
+using Shape = std::vector<std::size_t>;
+
+/// Number of elements of a shape (1 for a scalar).
+std::size_t shape_size(const Shape& shape);
+
+/// "(2, 3, 4)" — used in every error message.
+std::string shape_str(const Shape& shape);
+
+namespace detail {
+struct TensorImpl;
+struct Node;
+}  // namespace detail
+
+/// An n-d float32 array that can take part in automatic differentiation.
+class Tensor {
+ public:
+  /// An undefined tensor (defined() is false): the value of grad() before any backward().
+  Tensor() = default;
+  /// A tensor of the given shape filled with `fill`.
+  explicit Tensor(const Shape& shape, float fill = 0.f);
+  /// A tensor of the given shape holding `values` (row-major). Throws std::invalid_argument
+  /// when values.size() differs from the shape's element count.
+  Tensor(const Shape& shape, const std::vector<float>& values);
+
+  static Tensor zeros(const Shape& shape);
+  static Tensor ones(const Shape& shape);
+  static Tensor full(const Shape& shape, float value);
+  /// A 0-d tensor.
+  static Tensor scalar(float value);
+  /// A tensor with uninitialised contents (for kernels that overwrite every element).
+  static Tensor empty(const Shape& shape);
+
+  /// False for a default-constructed tensor.
+  bool defined() const { return impl_ != nullptr; }
+  const Shape& shape() const;
+  std::size_t ndim() const { return shape().size(); }
+  /// Extent of axis `axis`; negative axes count from the end. Throws std::out_of_range.
+  std::size_t dim(int axis) const;
+  /// Number of elements.
+  std::size_t size() const;
+
+  /// Contiguous row-major data. Writing through data() bypasses the tape (like PyTorch's
+  /// `.data`): do it only on leaves or outside a recorded computation.
+  float* data();
+  const float* data() const;
+  std::vector<float> to_vector() const;
+  /// The single element of a one-element tensor; throws std::invalid_argument otherwise.
+  float item() const;
+  /// Element access by full index; throws std::out_of_range on a bad index or rank.
+  float& at(std::initializer_list<std::size_t> index);
+  float at(std::initializer_list<std::size_t> index) const;
+
+  /// True when gradients flow to this tensor (a trainable leaf or the result of an op on one).
+  bool requires_grad() const;
+  /// Marks a leaf as needing a gradient; throws std::logic_error on a non-leaf.
+  Tensor& set_requires_grad(bool value = true);
+  /// True when the tensor was not produced by a recorded op.
+  bool is_leaf() const;
+  /// The accumulated gradient of a leaf (undefined before any backward()).
+  Tensor grad() const;
+  /// Replaces the stored gradient (used by optimizers' clipping and tests).
+  void set_grad(const Tensor& g);
+  /// Drops the accumulated gradient.
+  void zero_grad();
+
+  /// Back-propagates from this scalar (one-element) tensor, seeding with 1. Throws
+  /// std::logic_error for a non-scalar (use the seeded overload) or a tensor without history.
+  void backward();
+  /// Back-propagates with an explicit seed gradient of the same shape as this tensor.
+  void backward(const Tensor& seed);
+
+  /// A tensor sharing this one's data with no history and requires_grad() false.
+  Tensor detach() const;
+  /// A deep copy of the data with no history.
+  Tensor clone() const;
+  /// Copies the values of `src` (same element count) into this tensor's buffer.
+  void assign(const Tensor& src);
+
+  /// Identity of the underlying node (same for copies of a handle).
+  const void* id() const { return impl_.get(); }
+  /// Internal: the shared node.
+  const std::shared_ptr<detail::TensorImpl>& impl() const { return impl_; }
+  explicit Tensor(std::shared_ptr<detail::TensorImpl> impl) : impl_(std::move(impl)) {}
+
+ private:
+  const detail::TensorImpl& checked() const;
+  std::shared_ptr<detail::TensorImpl> impl_;
+};
+
+/// Prints shape and values (truncated) as "Tensor(shape=(2, 2), [1, 2, 3, 4])".
+std::ostream& operator<<(std::ostream& os, const Tensor& t);
+
+/// True while ops record on the tape (the default). Per thread.
+bool grad_enabled();
+
+/// RAII guard that turns tape recording off in its scope (inference, optimizer updates).
+class NoGrad {
+ public:
+  NoGrad();
+  ~NoGrad();
+  NoGrad(const NoGrad&) = delete;
+  NoGrad& operator=(const NoGrad&) = delete;
+
+ private:
+  bool previous_;
+};
+
+/// Number of live records on this thread's tape (for tests of memory growth).
+std::size_t tape_size();
+
+}  // namespace xtape

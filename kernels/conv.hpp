@@ -1,0 +1,33 @@
+#pragma once
+/// @file conv.hpp
+/// 2-d convolution kernels on raw NHWC buffers (OpenMP + xsimd). conv1d is the h == 1 case.
+#include <cstdint>
+
+namespace xtape::kernels {
+
+/// Geometry of a 2-d convolution (cross-correlation, as in TensorFlow/Keras).
+/// input (n, h, w, cin), kernel (kh, kw, cin, cout), output (n, out_h, out_w, cout), all row-major.
+/// Output pixel (oy, ox) reads input rows oy*stride_h - pad_top + ky*dil_h (same for columns);
+/// reads outside the input are zeros.
+struct Conv2DGeometry {
+  std::int64_t n = 0, h = 0, w = 0, cin = 0;
+  std::int64_t kh = 0, kw = 0, cout = 0;
+  std::int64_t stride_h = 1, stride_w = 1;
+  std::int64_t dil_h = 1, dil_w = 1;
+  std::int64_t pad_top = 0, pad_left = 0;
+  std::int64_t out_h = 0, out_w = 0;
+};
+
+/// output = conv(input, kernel). Overwrites output.
+void conv2d_forward(const Conv2DGeometry& g, const float* input, const float* kernel, float* output);
+
+/// grad_input = d(loss)/d(input) given grad_output. Overwrites grad_input.
+void conv2d_backward_input(const Conv2DGeometry& g, const float* grad_output, const float* kernel,
+                           float* grad_input);
+
+/// grad_kernel = d(loss)/d(kernel) given grad_output. Overwrites grad_kernel.
+/// Deterministic: same bits for any thread count.
+void conv2d_backward_kernel(const Conv2DGeometry& g, const float* input, const float* grad_output,
+                            float* grad_kernel);
+
+}  // namespace xtape::kernels

@@ -1,0 +1,34 @@
+#pragma once
+/// @file pool.hpp
+/// 2-d max and average pooling kernels on raw NHWC buffers (OpenMP + xsimd).
+#include <cstdint>
+
+namespace xtape::kernels {
+
+/// Geometry of a 2-d pooling: input (n, h, w, c), output (n, out_h, out_w, c).
+/// Window (oy, ox) covers input rows oy*stride_h - pad_top .. + pool_h - 1 (same for columns);
+/// positions outside the input are ignored (never counted, never the max).
+struct Pool2DGeometry {
+  std::int64_t n = 0, h = 0, w = 0, c = 0;
+  std::int64_t pool_h = 1, pool_w = 1;
+  std::int64_t stride_h = 1, stride_w = 1;
+  std::int64_t pad_top = 0, pad_left = 0;
+  std::int64_t out_h = 0, out_w = 0;
+};
+
+/// output = window max. argmax (one int32 per output element, may be null) receives the flat
+/// index into input of the first maximal element (in row-major window order).
+void max_pool2d_forward(const Pool2DGeometry& g, const float* input, float* output,
+                        std::int32_t* argmax);
+
+/// grad_input = scatter-add of grad_output at argmax. Overwrites grad_input.
+void max_pool2d_backward(const Pool2DGeometry& g, const float* grad_output,
+                         const std::int32_t* argmax, float* grad_input);
+
+/// output = mean over the valid (in-bounds) positions of each window.
+void avg_pool2d_forward(const Pool2DGeometry& g, const float* input, float* output);
+
+/// grad_input = each grad_output spread evenly over its window's valid positions. Overwrites.
+void avg_pool2d_backward(const Pool2DGeometry& g, const float* grad_output, float* grad_input);
+
+}  // namespace xtape::kernels
