@@ -1,1 +1,94 @@
-// placeholder: being written
+#include "autodiff/storage.hpp"
+
+#include <cstdlib>
+#include <mutex>
+#include <new>
+#include <unordered_map>
+#include <vector>
+
+namespace xtape::detail {
+namespace {
+
+constexpr std::size_t kAlign = 64;
+// Blocks above this size are rounded to 1/8 of their power of two; smaller ones to 64 bytes.
+// The cache never holds more than kMaxCached bytes; beyond that, frees go to the system.
+constexpr std::size_t kMaxCached = std::size_t{2} << 30;
+
+std::size_t round_bytes(std::size_t bytes) {
+  if (bytes <= 4096) return (bytes + kAlign - 1) / kAlign * kAlign;
+  std::size_t p = 1;
+  while (p < bytes) p <<= 1;
+  const std::size_t step = p / 8;
+  return (bytes + step - 1) / step * step;
+}
+
+struct Cache {
+  std::mutex mutex;
+  std::unordered_map<std::size_t, std::vector<void*>> free_lists;
+  AllocatorStats stats;
+
+  void* take(std::size_t bytes) {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      stats.live_bytes += bytes;
+      auto it = free_lists.find(bytes);
+      if (it != free_lists.end() && !it->second.empty()) {
+        void* p = it->second.back();
+        it->second.pop_back();
+        stats.cached_bytes -= bytes;
+        ++stats.cache_hits;
+        return p;
+      }
+      ++stats.system_allocations;
+    }
+    void* p = std::aligned_alloc(kAlign, bytes);
+    if (!p) throw std::bad_alloc();
+    return p;
+  }
+
+  void give(void* p, std::size_t bytes) {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      stats.live_bytes -= bytes;
+      if (stats.cached_bytes + bytes <= kMaxCached) {
+        free_lists[bytes].push_back(p);
+        stats.cached_bytes += bytes;
+        return;
+      }
+    }
+    std::free(p);
+  }
+
+  void release() {
+    std::lock_guard<std::mutex> lock(mutex);
+    for (auto& [bytes, list] : free_lists)
+      for (void* p : list) std::free(p);
+    free_lists.clear();
+    stats.cached_bytes = 0;
+  }
+};
+
+Cache& cache() {
+  // Leaked on purpose: tensors held by static objects may be freed after main returns.
+  static Cache* c = new Cache();
+  return *c;
+}
+
+}  // namespace
+
+Storage::Storage(std::size_t size) : size_(size) {
+  data_ = static_cast<float*>(cache().take(round_bytes(std::max<std::size_t>(size, 1) * sizeof(float))));
+}
+
+Storage::~Storage() {
+  cache().give(data_, round_bytes(std::max<std::size_t>(size_, 1) * sizeof(float)));
+}
+
+AllocatorStats allocator_stats() {
+  std::lock_guard<std::mutex> lock(cache().mutex);
+  return cache().stats;
+}
+
+void release_cached_memory() { cache().release(); }
+
+}  // namespace xtape::detail

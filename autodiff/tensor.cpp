@@ -1,1 +1,311 @@
-// placeholder: being written
+// Tensor handles, the per-thread tape, and the reverse walk that back-propagates through it.
+//
+// The tape is a list of records in creation order. A record is owned by the tensor it produced
+// (and by the records downstream of it that use that tensor), and the tape holds it weakly, so an
+// abandoned graph frees itself; the tape drops dead entries as it grows. Creation order is a valid
+// topological order, so backward walks the tape from the root's record towards the start with no
+// recursion and no graph sort, running each record that received a gradient.
+#include <algorithm>
+#include <cstring>
+#include <ostream>
+#include <sstream>
+#include <stdexcept>
+
+#include "autodiff/detail.hpp"
+#include "autodiff/ops.hpp"
+
+namespace xtape {
+
+using detail::Node;
+using detail::TensorImpl;
+
+std::size_t shape_size(const Shape& shape) {
+  std::size_t n = 1;
+  for (std::size_t d : shape) n *= d;
+  return n;
+}
+
+std::string shape_str(const Shape& shape) {
+  std::ostringstream os;
+  os << '(';
+  for (std::size_t i = 0; i < shape.size(); ++i) os << (i ? ", " : "") << shape[i];
+  if (shape.size() == 1) os << ',';
+  os << ')';
+  return os.str();
+}
+
+namespace {
+
+thread_local bool t_grad_enabled = true;
+
+struct Tape {
+  std::vector<std::weak_ptr<Node>> entries;
+  std::uint64_t next_seq = 1;
+  std::size_t compact_at = 1024;
+
+  void compact() {
+    entries.erase(std::remove_if(entries.begin(), entries.end(),
+                                 [](const std::weak_ptr<Node>& w) {
+                                   auto n = w.lock();
+                                   return !n || n->consumed;
+                                 }),
+                  entries.end());
+    compact_at = std::max<std::size_t>(1024, 2 * entries.size());
+  }
+
+  void append(const std::shared_ptr<Node>& node) {
+    node->seq = next_seq++;
+    entries.push_back(node);
+    if (entries.size() >= compact_at) compact();
+  }
+};
+
+Tape& tape() {
+  thread_local Tape t;
+  return t;
+}
+
+std::shared_ptr<TensorImpl> make_impl(const Shape& shape) {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->shape = shape;
+  impl->storage = std::make_shared<detail::Storage>(shape_size(shape));
+  return impl;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- construction and access
+
+Tensor::Tensor(const Shape& shape, float fill) : impl_(make_impl(shape)) {
+  std::fill_n(impl_->data(), shape_size(shape), fill);
+}
+
+Tensor::Tensor(const Shape& shape, const std::vector<float>& values) : impl_(make_impl(shape)) {
+  if (values.size() != shape_size(shape))
+    throw std::invalid_argument("Tensor: " + std::to_string(values.size()) +
+                                " values given for shape " + shape_str(shape) + " (" +
+                                std::to_string(shape_size(shape)) + " elements)");
+  std::copy(values.begin(), values.end(), impl_->data());
+}
+
+Tensor Tensor::zeros(const Shape& shape) { return Tensor(shape, 0.f); }
+Tensor Tensor::ones(const Shape& shape) { return Tensor(shape, 1.f); }
+Tensor Tensor::full(const Shape& shape, float value) { return Tensor(shape, value); }
+Tensor Tensor::scalar(float value) { return Tensor(Shape{}, value); }
+Tensor Tensor::empty(const Shape& shape) { return Tensor(make_impl(shape)); }
+
+const TensorImpl& Tensor::checked() const {
+  if (!impl_) throw std::logic_error("Tensor: use of an undefined tensor");
+  return *impl_;
+}
+
+const Shape& Tensor::shape() const { return checked().shape; }
+
+std::size_t Tensor::dim(int axis) const {
+  const auto& s = shape();
+  const int n = static_cast<int>(s.size());
+  const int a = axis < 0 ? axis + n : axis;
+  if (a < 0 || a >= n)
+    throw std::out_of_range("Tensor::dim: axis " + std::to_string(axis) + " out of range for shape " +
+                            shape_str(s));
+  return s[static_cast<std::size_t>(a)];
+}
+
+std::size_t Tensor::size() const { return shape_size(shape()); }
+
+float* Tensor::data() {
+  checked();
+  return impl_->data();
+}
+const float* Tensor::data() const {
+  checked();
+  return impl_->storage->data();
+}
+
+std::vector<float> Tensor::to_vector() const { return std::vector<float>(data(), data() + size()); }
+
+float Tensor::item() const {
+  if (size() != 1)
+    throw std::invalid_argument("Tensor::item: expected one element, got shape " + shape_str(shape()));
+  return data()[0];
+}
+
+namespace {
+std::size_t flat_index(const Shape& shape, std::initializer_list<std::size_t> index) {
+  if (index.size() != shape.size())
+    throw std::out_of_range("Tensor::at: index of rank " + std::to_string(index.size()) +
+                            " for shape " + shape_str(shape));
+  std::size_t flat = 0, axis = 0;
+  for (std::size_t i : index) {
+    if (i >= shape[axis])
+      throw std::out_of_range("Tensor::at: index " + std::to_string(i) + " out of range on axis " +
+                              std::to_string(axis) + " of shape " + shape_str(shape));
+    flat = flat * shape[axis] + i;
+    ++axis;
+  }
+  return flat;
+}
+}  // namespace
+
+float& Tensor::at(std::initializer_list<std::size_t> index) {
+  return data()[flat_index(shape(), index)];
+}
+float Tensor::at(std::initializer_list<std::size_t> index) const {
+  return data()[flat_index(shape(), index)];
+}
+
+// ---------------------------------------------------------------- gradients
+
+bool Tensor::requires_grad() const { return checked().requires_grad; }
+
+Tensor& Tensor::set_requires_grad(bool value) {
+  if (checked().grad_fn)
+    throw std::logic_error("Tensor::set_requires_grad: only leaves can be marked; this tensor was "
+                           "produced by '" + std::string(impl_->grad_fn->op) + "' (use detach())");
+  impl_->requires_grad = value;
+  return *this;
+}
+
+bool Tensor::is_leaf() const { return !checked().grad_fn; }
+Tensor Tensor::grad() const { return checked().grad; }
+
+void Tensor::set_grad(const Tensor& g) {
+  if (g.defined() && g.shape() != shape())
+    throw std::invalid_argument("Tensor::set_grad: gradient of shape " + shape_str(g.shape()) +
+                                " for a tensor of shape " + shape_str(shape()));
+  impl_->grad = g;
+}
+
+void Tensor::zero_grad() { checked(), impl_->grad = Tensor(); }
+
+Tensor Tensor::detach() const {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->shape = checked().shape;
+  impl->storage = impl_->storage;
+  return Tensor(impl);
+}
+
+Tensor Tensor::clone() const {
+  Tensor out = Tensor::empty(shape());
+  std::memcpy(out.data(), data(), size() * sizeof(float));
+  return out;
+}
+
+void Tensor::assign(const Tensor& src) {
+  if (src.size() != size())
+    throw std::invalid_argument("Tensor::assign: source of shape " + shape_str(src.shape()) +
+                                " into a tensor of shape " + shape_str(shape()));
+  if (src.data() != data()) std::memmove(data(), src.data(), size() * sizeof(float));
+}
+
+void Tensor::backward() {
+  if (size() != 1)
+    throw std::logic_error("backward: called without a seed gradient on a non-scalar tensor of shape " +
+                           shape_str(shape()) + "; pass a seed of that shape");
+  backward(Tensor::ones(shape()));
+}
+
+void Tensor::backward(const Tensor& seed) {
+  const TensorImpl& self = checked();
+  if (!seed.defined() || seed.shape() != self.shape)
+    throw std::invalid_argument("backward: seed of shape " +
+                                (seed.defined() ? shape_str(seed.shape()) : std::string("<undefined>")) +
+                                " for a tensor of shape " + shape_str(self.shape));
+  if (!self.requires_grad)
+    throw std::logic_error("backward: the tensor of shape " + shape_str(self.shape) +
+                           " does not require a gradient (no input of its computation did, or it "
+                           "was computed under NoGrad)");
+  NoGrad no_grad;  // backward rules compute plain values
+  if (!self.grad_fn) {  // a leaf: its gradient is the seed
+    detail::accumulate(*impl_, seed, "backward");
+    return;
+  }
+  std::shared_ptr<Node> root = self.grad_fn;
+  if (root->consumed)
+    throw std::logic_error("backward: the tape records of this graph were already consumed by an "
+                           "earlier backward(); recompute the forward pass");
+  detail::accumulate(*impl_, seed, "backward");
+
+  Tape& t = tape();
+  for (std::size_t i = t.entries.size(); i-- > 0;) {
+    std::shared_ptr<Node> node = t.entries[i].lock();
+    if (!node || node->consumed || node->seq > root->seq || !node->grad.defined()) continue;
+    detail::Grads grads(node->inputs, node->op);
+    node->backward(node->grad, grads);
+    // Free what the record held: saved tensors, inputs and the gradient.
+    node->backward = nullptr;
+    node->inputs.clear();
+    node->grad = Tensor();
+    node->consumed = true;
+  }
+  t.compact();
+}
+
+// ---------------------------------------------------------------- recording
+
+namespace detail {
+
+void accumulate(TensorImpl& target, const Tensor& g, const char* op) {
+  if (g.shape() != target.shape)
+    throw std::logic_error(std::string("backward of '") + op + "': gradient of shape " +
+                           shape_str(g.shape()) + " for a tensor of shape " + shape_str(target.shape));
+  Tensor& slot = target.grad_fn ? target.grad_fn->grad : target.grad;
+  if (target.grad_fn && target.grad_fn->consumed)
+    throw std::logic_error(std::string("backward of '") + op +
+                           "': reached a record already consumed by an earlier backward()");
+  // Never add in place: a rule may pass the same tensor to several inputs.
+  slot = slot.defined() ? slot + g : g;
+}
+
+void Grads::add(std::size_t i, const Tensor& g) {
+  if (!needs(i)) return;
+  accumulate(*inputs_[i], g, op_);
+}
+
+bool any_requires_grad(const std::vector<Tensor>& inputs) {
+  if (!t_grad_enabled) return false;
+  for (const Tensor& t : inputs)
+    if (t.defined() && t.requires_grad()) return true;
+  return false;
+}
+
+Tensor record(const char* op, Tensor out, const std::vector<Tensor>& inputs, BackwardFn backward) {
+  if (!any_requires_grad(inputs)) return out;
+  auto node = std::make_shared<Node>();
+  node->op = op;
+  node->out_shape = out.shape();
+  node->inputs.reserve(inputs.size());
+  for (const Tensor& t : inputs)
+    node->inputs.push_back(t.defined() && t.requires_grad() ? t.impl() : nullptr);
+  node->backward = std::move(backward);
+  out.impl()->grad_fn = node;
+  out.impl()->requires_grad = true;
+  tape().append(node);
+  return out;
+}
+
+}  // namespace detail
+
+std::size_t tape_size() {
+  std::size_t n = 0;
+  for (const auto& w : tape().entries) {
+    auto node = w.lock();
+    if (node && !node->consumed) ++n;
+  }
+  return n;
+}
+
+bool grad_enabled() { return t_grad_enabled; }
+NoGrad::NoGrad() : previous_(t_grad_enabled) { t_grad_enabled = false; }
+NoGrad::~NoGrad() { t_grad_enabled = previous_; }
+
+std::ostream& operator<<(std::ostream& os, const Tensor& t) {
+  if (!t.defined()) return os << "Tensor(undefined)";
+  os << "Tensor(shape=" << shape_str(t.shape()) << ", [";
+  const std::size_t n = t.size(), shown = std::min<std::size_t>(n, 16);
+  for (std::size_t i = 0; i < shown; ++i) os << (i ? ", " : "") << t.data()[i];
+  if (shown < n) os << ", ...";
+  return os << "])";
+}
+
+}  // namespace xtape

@@ -1,1 +1,129 @@
-// placeholder: being written
+// conv2d and conv1d (NHWC / NWC, TensorFlow semantics) and their backward rules. The arithmetic
+// lives in kernels/conv.cpp; this file checks shapes, records the tape and routes gradients.
+#include <algorithm>
+#include <cctype>
+#include <stdexcept>
+
+#include "autodiff/ops/helpers.hpp"
+#include "kernels/conv.hpp"
+
+namespace xtape {
+
+using detail::Grads;
+using detail::record;
+
+Padding parse_padding(const std::string& name, const char* who) {
+  std::string lower = name;
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (lower == "valid") return Padding::valid;
+  if (lower == "same") return Padding::same;
+  throw std::invalid_argument(std::string(who) + ": unknown padding '" + name +
+                              "' (expected 'valid' or 'same')");
+}
+
+namespace detail {
+
+/// Output extent and leading pad of one spatial axis (TensorFlow's rules).
+std::pair<std::size_t, std::size_t> conv_axis(std::size_t in, std::size_t window, std::size_t stride,
+                                              std::size_t dilation, Padding padding) {
+  const std::size_t eff = dilation * (window - 1) + 1;
+  if (padding == Padding::valid) {
+    if (in < eff) return {0, 0};
+    return {(in - eff) / stride + 1, 0};
+  }
+  const std::size_t out = (in + stride - 1) / stride;
+  const std::size_t needed = (out - 1) * stride + eff;
+  const std::size_t pad_total = needed > in ? needed - in : 0;
+  return {out, pad_total / 2};
+}
+
+}  // namespace detail
+
+Tensor conv2d(const Tensor& input, const Tensor& kernel, std::array<int, 2> strides, Padding padding,
+              std::array<int, 2> dilation) {
+  const Shape &is = input.shape(), &ks = kernel.shape();
+  if (is.size() != 4)
+    throw std::invalid_argument("conv2d: expected an input of rank 4 (batch, height, width, channels), "
+                                "got shape " + shape_str(is));
+  if (ks.size() != 4)
+    throw std::invalid_argument("conv2d: expected a kernel of rank 4 (kh, kw, in_channels, filters), "
+                                "got shape " + shape_str(ks));
+  if (is[3] != ks[2])
+    throw std::invalid_argument("conv2d: input of shape " + shape_str(is) + " has " + std::to_string(is[3]) +
+                                " channels but the kernel of shape " + shape_str(ks) + " expects " +
+                                std::to_string(ks[2]));
+  if (strides[0] <= 0 || strides[1] <= 0)
+    throw std::invalid_argument("conv2d: strides must be positive, got (" + std::to_string(strides[0]) +
+                                ", " + std::to_string(strides[1]) + ")");
+  if (dilation[0] <= 0 || dilation[1] <= 0)
+    throw std::invalid_argument("conv2d: dilation must be positive, got (" + std::to_string(dilation[0]) +
+                                ", " + std::to_string(dilation[1]) + ")");
+  if (ks[0] == 0 || ks[1] == 0 || ks[3] == 0)
+    throw std::invalid_argument("conv2d: empty kernel of shape " + shape_str(ks));
+  const auto [oh, pt] = detail::conv_axis(is[1], ks[0], static_cast<std::size_t>(strides[0]),
+                                          static_cast<std::size_t>(dilation[0]), padding);
+  const auto [ow, pl] = detail::conv_axis(is[2], ks[1], static_cast<std::size_t>(strides[1]),
+                                          static_cast<std::size_t>(dilation[1]), padding);
+  if (oh == 0 || ow == 0)
+    throw std::invalid_argument("conv2d: input of shape " + shape_str(is) + " is smaller than the " +
+                                "(dilated) kernel of shape " + shape_str(ks) + " with 'valid' padding");
+  kernels::Conv2DGeometry g;
+  g.n = static_cast<std::int64_t>(is[0]);
+  g.h = static_cast<std::int64_t>(is[1]);
+  g.w = static_cast<std::int64_t>(is[2]);
+  g.cin = static_cast<std::int64_t>(is[3]);
+  g.kh = static_cast<std::int64_t>(ks[0]);
+  g.kw = static_cast<std::int64_t>(ks[1]);
+  g.cout = static_cast<std::int64_t>(ks[3]);
+  g.stride_h = strides[0];
+  g.stride_w = strides[1];
+  g.dil_h = dilation[0];
+  g.dil_w = dilation[1];
+  g.pad_top = static_cast<std::int64_t>(pt);
+  g.pad_left = static_cast<std::int64_t>(pl);
+  g.out_h = static_cast<std::int64_t>(oh);
+  g.out_w = static_cast<std::int64_t>(ow);
+  Tensor out = Tensor::empty({is[0], oh, ow, ks[3]});
+  kernels::conv2d_forward(g, input.data(), kernel.data(), out.data());
+  const Tensor vi = detail::saved(input), vk = detail::saved(kernel);
+  // d/d input: transposed convolution of g with the kernel; d/d kernel: correlation of the
+  // input with g (both in kernels/conv.cpp).
+  return record("conv2d", out, {input, kernel}, [vi, vk, g](const Tensor& go, Grads& grads) {
+    if (grads.needs(0)) {
+      Tensor gi = Tensor::empty(vi.shape());
+      kernels::conv2d_backward_input(g, go.data(), vk.data(), gi.data());
+      grads.add(0, gi);
+    }
+    if (grads.needs(1)) {
+      Tensor gk = Tensor::empty(vk.shape());
+      kernels::conv2d_backward_kernel(g, vi.data(), go.data(), gk.data());
+      grads.add(1, gk);
+    }
+  });
+}
+
+Tensor conv1d(const Tensor& input, const Tensor& kernel, int stride, Padding padding, int dilation) {
+  const Shape &is = input.shape(), &ks = kernel.shape();
+  if (is.size() != 3)
+    throw std::invalid_argument("conv1d: expected an input of rank 3 (batch, steps, channels), got shape " +
+                                shape_str(is));
+  if (ks.size() != 3)
+    throw std::invalid_argument("conv1d: expected a kernel of rank 3 (k, in_channels, filters), got shape " +
+                                shape_str(ks));
+  if (is[2] != ks[1])
+    throw std::invalid_argument("conv1d: input of shape " + shape_str(is) + " has " + std::to_string(is[2]) +
+                                " channels but the kernel of shape " + shape_str(ks) + " expects " +
+                                std::to_string(ks[1]));
+  if (stride <= 0) throw std::invalid_argument("conv1d: stride must be positive, got " + std::to_string(stride));
+  if (dilation <= 0)
+    throw std::invalid_argument("conv1d: dilation must be positive, got " + std::to_string(dilation));
+  // A 1-d convolution is a 2-d one over a height of 1 (a composition: no backward code here).
+  const auto l = [](std::size_t v) { return static_cast<long>(v); };
+  Tensor x4 = reshape(input, {l(is[0]), 1, l(is[1]), l(is[2])});
+  Tensor k4 = reshape(kernel, {1, l(ks[0]), l(ks[1]), l(ks[2])});
+  Tensor y = conv2d(x4, k4, {1, stride}, padding, {1, dilation});
+  return reshape(y, {l(is[0]), l(y.shape()[2]), l(ks[2])});
+}
+
+}  // namespace xtape

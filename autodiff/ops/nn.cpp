@@ -1,1 +1,142 @@
-// placeholder: being written
+// Neural-network ops: softmax, log_softmax, dropout and the cross-entropy losses.
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include "autodiff/ops/helpers.hpp"
+#include "kernels/elementwise.hpp"
+
+namespace xtape {
+
+using detail::Grads;
+using detail::record;
+
+namespace {
+
+int last_axis_or_transpose(const Tensor& x, int axis, const char* op) {
+  const int n = static_cast<int>(x.ndim());
+  const int a = axis < 0 ? axis + n : axis;
+  if (n == 0 || a < 0 || a >= n)
+    throw std::invalid_argument(std::string(op) + ": axis " + std::to_string(axis) +
+                                " out of range for shape " + shape_str(x.shape()));
+  return a;
+}
+
+// Runs f (an op over the last axis) on x with `axis` moved last, by composition with transpose.
+template <class F>
+Tensor along_axis(const Tensor& x, int axis, const char* op, F f) {
+  const int a = last_axis_or_transpose(x, axis, op);
+  const int n = static_cast<int>(x.ndim());
+  if (a == n - 1) return f(x);
+  std::vector<int> perm;
+  for (int i = 0; i < n; ++i)
+    if (i != a) perm.push_back(i);
+  perm.push_back(a);
+  std::vector<int> inverse(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) inverse[static_cast<std::size_t>(perm[static_cast<std::size_t>(i)])] = i;
+  return transpose(f(transpose(x, perm)), inverse);
+}
+
+// Row-wise over the last axis: y = x - max - log(sum(exp(x - max))); also returns softmax.
+void log_softmax_rows(const Tensor& x, float* logy, float* y) {
+  const std::size_t cols = x.shape().back(), rows = x.size() / std::max<std::size_t>(cols, 1);
+  const float* xv = x.data();
+  for (std::size_t r = 0; r < rows; ++r) {
+    const float* row = xv + r * cols;
+    const float m = *std::max_element(row, row + cols);
+    double s = 0.0;
+    for (std::size_t c = 0; c < cols; ++c) s += std::exp(static_cast<double>(row[c] - m));
+    const float lse = m + static_cast<float>(std::log(s));
+    for (std::size_t c = 0; c < cols; ++c) {
+      const float l = row[c] - lse;
+      if (logy) logy[r * cols + c] = l;
+      if (y) y[r * cols + c] = std::exp(l);
+    }
+  }
+}
+
+// Row sums of a (rows, cols) tensor, shape (rows, 1)-compatible for broadcasting back.
+Tensor row_sum_keep(const Tensor& t) {
+  return detail::sum_values(t, {static_cast<int>(t.ndim()) - 1});
+}
+
+}  // namespace
+
+Tensor softmax(const Tensor& x, int axis) {
+  return along_axis(x, axis, "softmax", [](const Tensor& v) {
+    Tensor out = Tensor::empty(v.shape());
+    log_softmax_rows(v, nullptr, out.data());
+    const Tensor y = detail::saved(out);
+    // dx = y * (g - sum(g * y)) along the axis.
+    return record("softmax", out, {v}, [y](const Tensor& g, Grads& grads) {
+      grads.add(0, y * (g - row_sum_keep(g * y)));
+    });
+  });
+}
+
+Tensor log_softmax(const Tensor& x, int axis) {
+  return along_axis(x, axis, "log_softmax", [](const Tensor& v) {
+    Tensor out = Tensor::empty(v.shape());
+    Tensor sm = Tensor::empty(v.shape());
+    log_softmax_rows(v, out.data(), sm.data());
+    // dx = g - softmax(x) * sum(g) along the axis.
+    return record("log_softmax", out, {v}, [sm](const Tensor& g, Grads& grads) {
+      grads.add(0, g - sm * row_sum_keep(g));
+    });
+  });
+}
+
+Tensor dropout(const Tensor& x, float rate, bool training, Rng& rng) {
+  if (!(rate >= 0.f && rate < 1.f))
+    throw std::invalid_argument("dropout: rate must be in [0, 1), got " + std::to_string(rate));
+  if (!training || rate == 0.f) return x;
+  Tensor mask = Tensor::empty(x.shape());
+  float* m = mask.data();
+  for (std::size_t i = 0; i < x.size(); ++i) m[i] = rng.uniform() >= rate ? 1.f : 0.f;
+  const float scale = 1.f / (1.f - rate);
+  Tensor out = Tensor::empty(x.shape());
+  kernels::masked_scale(x.size(), m, x.data(), scale, out.data());
+  // d/dx = mask / (1 - rate).
+  return record("dropout", out, {x}, [mask, scale](const Tensor& g, Grads& grads) {
+    Tensor d = Tensor::empty(g.shape());
+    kernels::masked_scale(g.size(), mask.data(), g.data(), scale, d.data());
+    grads.add(0, d);
+  });
+}
+
+namespace {
+void check_loss_shapes(const char* op, const Tensor& y_true, const Tensor& y_pred) {
+  if (y_pred.ndim() < 1 || y_true.shape() != y_pred.shape())
+    throw std::invalid_argument(std::string(op) + ": y_true of shape " + shape_str(y_true.shape()) +
+                                " does not match y_pred of shape " + shape_str(y_pred.shape()));
+}
+}  // namespace
+
+Tensor categorical_crossentropy(const Tensor& y_true, const Tensor& y_pred, bool from_logits) {
+  check_loss_shapes("categorical_crossentropy", y_true, y_pred);
+  // Compositions of primitives (Keras's formulas); no backward code of their own.
+  if (from_logits) return -sum(y_true * log_softmax(y_pred, -1), {-1});
+  constexpr float eps = 1e-7f;
+  const Tensor p = clip(y_pred / sum(y_pred, {-1}, true), eps, 1.f - eps);
+  return -sum(y_true * log(p), {-1});
+}
+
+Tensor sparse_categorical_crossentropy(const Tensor& labels, const Tensor& y_pred, bool from_logits) {
+  if (y_pred.ndim() < 1 || labels.size() * y_pred.shape().back() != y_pred.size())
+    throw std::invalid_argument("sparse_categorical_crossentropy: labels of shape " +
+                                shape_str(labels.shape()) + " do not match y_pred of shape " +
+                                shape_str(y_pred.shape()));
+  const std::size_t k = y_pred.shape().back();
+  Tensor one_hot(y_pred.shape(), 0.f);
+  for (std::size_t i = 0; i < labels.size(); ++i) {
+    const float l = labels.data()[i];
+    if (!(l >= 0.f && l < static_cast<float>(k)) || l != std::floor(l))
+      throw std::invalid_argument("sparse_categorical_crossentropy: label " + std::to_string(l) +
+                                  " at position " + std::to_string(i) + " is not a class index in [0, " +
+                                  std::to_string(k) + ")");
+    one_hot.data()[i * k + static_cast<std::size_t>(l)] = 1.f;
+  }
+  return categorical_crossentropy(one_hot, y_pred, from_logits);
+}
+
+}  // namespace xtape

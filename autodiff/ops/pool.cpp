@@ -1,1 +1,92 @@
-// placeholder: being written
+// max_pool2d and avg_pool2d (NHWC, TensorFlow semantics) and their backward rules.
+#include <memory>
+#include <stdexcept>
+#include <vector>
+
+#include "autodiff/ops/helpers.hpp"
+#include "kernels/pool.hpp"
+
+namespace xtape {
+
+using detail::Grads;
+using detail::record;
+
+namespace detail {
+std::pair<std::size_t, std::size_t> conv_axis(std::size_t in, std::size_t window, std::size_t stride,
+                                              std::size_t dilation, Padding padding);
+}
+
+namespace {
+
+kernels::Pool2DGeometry pool_geometry(const char* op, const Tensor& x, std::array<int, 2>& pool,
+                                      std::array<int, 2>& strides, Padding padding) {
+  const Shape& s = x.shape();
+  if (s.size() != 4)
+    throw std::invalid_argument(std::string(op) + ": expected an input of rank 4 (batch, height, width, "
+                                "channels), got shape " + shape_str(s));
+  if (pool[0] <= 0 || pool[1] <= 0)
+    throw std::invalid_argument(std::string(op) + ": pool size must be positive, got (" +
+                                std::to_string(pool[0]) + ", " + std::to_string(pool[1]) + ")");
+  if (strides[0] == 0 && strides[1] == 0) strides = pool;
+  if (strides[0] <= 0 || strides[1] <= 0)
+    throw std::invalid_argument(std::string(op) + ": strides must be positive, got (" +
+                                std::to_string(strides[0]) + ", " + std::to_string(strides[1]) + ")");
+  const auto [oh, pt] = detail::conv_axis(s[1], static_cast<std::size_t>(pool[0]),
+                                          static_cast<std::size_t>(strides[0]), 1, padding);
+  const auto [ow, pl] = detail::conv_axis(s[2], static_cast<std::size_t>(pool[1]),
+                                          static_cast<std::size_t>(strides[1]), 1, padding);
+  if (oh == 0 || ow == 0)
+    throw std::invalid_argument(std::string(op) + ": input of shape " + shape_str(s) +
+                                " is smaller than the pool window (" + std::to_string(pool[0]) + ", " +
+                                std::to_string(pool[1]) + ") with 'valid' padding");
+  kernels::Pool2DGeometry g;
+  g.n = static_cast<std::int64_t>(s[0]);
+  g.h = static_cast<std::int64_t>(s[1]);
+  g.w = static_cast<std::int64_t>(s[2]);
+  g.c = static_cast<std::int64_t>(s[3]);
+  g.pool_h = pool[0];
+  g.pool_w = pool[1];
+  g.stride_h = strides[0];
+  g.stride_w = strides[1];
+  g.pad_top = static_cast<std::int64_t>(pt);
+  g.pad_left = static_cast<std::int64_t>(pl);
+  g.out_h = static_cast<std::int64_t>(oh);
+  g.out_w = static_cast<std::int64_t>(ow);
+  return g;
+}
+
+}  // namespace
+
+Tensor max_pool2d(const Tensor& x, std::array<int, 2> pool_size, std::array<int, 2> strides,
+                  Padding padding) {
+  const auto g = pool_geometry("max_pool2d", x, pool_size, strides, padding);
+  Tensor out = Tensor::empty({x.shape()[0], static_cast<std::size_t>(g.out_h),
+                              static_cast<std::size_t>(g.out_w), x.shape()[3]});
+  const bool track = detail::any_requires_grad({x});
+  auto argmax = track ? std::make_shared<std::vector<std::int32_t>>(out.size()) : nullptr;
+  kernels::max_pool2d_forward(g, x.data(), out.data(), track ? argmax->data() : nullptr);
+  const Shape xs = x.shape();
+  // The gradient goes to the (first) maximal element of each window.
+  return record("max_pool2d", out, {x}, [g, xs, argmax](const Tensor& go, Grads& grads) {
+    Tensor gi = Tensor::empty(xs);
+    kernels::max_pool2d_backward(g, go.data(), argmax->data(), gi.data());
+    grads.add(0, gi);
+  });
+}
+
+Tensor avg_pool2d(const Tensor& x, std::array<int, 2> pool_size, std::array<int, 2> strides,
+                  Padding padding) {
+  const auto g = pool_geometry("avg_pool2d", x, pool_size, strides, padding);
+  Tensor out = Tensor::empty({x.shape()[0], static_cast<std::size_t>(g.out_h),
+                              static_cast<std::size_t>(g.out_w), x.shape()[3]});
+  kernels::avg_pool2d_forward(g, x.data(), out.data());
+  const Shape xs = x.shape();
+  // Each window's gradient is shared evenly by its in-bounds elements.
+  return record("avg_pool2d", out, {x}, [g, xs](const Tensor& go, Grads& grads) {
+    Tensor gi = Tensor::empty(xs);
+    kernels::avg_pool2d_backward(g, go.data(), gi.data());
+    grads.add(0, gi);
+  });
+}
+
+}  // namespace xtape

@@ -1,1 +1,146 @@
-// placeholder: being written
+// Reductions (sum, mean, max) over axes, and their backward rules.
+#include <algorithm>
+#include <limits>
+#include <stdexcept>
+
+#include "autodiff/ops/helpers.hpp"
+#include "kernels/elementwise.hpp"
+
+namespace xtape {
+
+using detail::Grads;
+using detail::record;
+
+namespace detail {
+
+std::vector<int> normalize_axes(std::vector<int> axes, const Shape& shape, const char* op) {
+  const int n = static_cast<int>(shape.size());
+  if (axes.empty()) {
+    for (int i = 0; i < n; ++i) axes.push_back(i);
+    return axes;
+  }
+  for (int& a : axes) {
+    const int orig = a;
+    if (a < 0) a += n;
+    if (a < 0 || a >= n)
+      throw std::invalid_argument(std::string(op) + ": axis " + std::to_string(orig) +
+                                  " out of range for shape " + shape_str(shape));
+  }
+  std::sort(axes.begin(), axes.end());
+  if (std::adjacent_find(axes.begin(), axes.end()) != axes.end())
+    throw std::invalid_argument(std::string(op) + ": repeated axis for shape " + shape_str(shape));
+  return axes;
+}
+
+Shape reduced_shape(const Shape& shape, const std::vector<int>& axes, bool keepdims) {
+  Shape out;
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    const bool reduced = std::find(axes.begin(), axes.end(), static_cast<int>(i)) != axes.end();
+    if (!reduced) out.push_back(shape[i]);
+    else if (keepdims) out.push_back(1);
+  }
+  return out;
+}
+
+namespace {
+// Coalesces adjacent axes with the same reduce flag: returns (extent, reduced) groups.
+std::vector<std::pair<std::size_t, bool>> groups_of(const Shape& shape, const std::vector<int>& axes) {
+  std::vector<std::pair<std::size_t, bool>> g;
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] == 1) continue;
+    const bool r = std::find(axes.begin(), axes.end(), static_cast<int>(i)) != axes.end();
+    if (!g.empty() && g.back().second == r) g.back().first *= shape[i];
+    else g.emplace_back(shape[i], r);
+  }
+  return g;
+}
+}  // namespace
+
+Tensor sum_values(const Tensor& x, const std::vector<int>& axes) {
+  Tensor out(reduced_shape(x.shape(), axes, true), 0.f);
+  const auto g = groups_of(x.shape(), axes);
+  const float* xv = x.data();
+  float* o = out.data();
+  if (g.empty()) {
+    o[0] = xv[0];
+  } else if (g.size() == 1) {
+    if (g[0].second) o[0] = kernels::sum(x.size(), xv);
+    else std::copy(xv, xv + x.size(), o);
+  } else if (g.size() == 2 && g[0].second) {
+    kernels::add_column_sums(g[0].first, g[1].first, xv, o);
+  } else if (g.size() == 2) {
+    kernels::row_sums(g[0].first, g[1].first, xv, o);
+  } else if (g.size() == 3 && !g[0].second) {
+    for (std::size_t i = 0; i < g[0].first; ++i)
+      kernels::add_column_sums(g[1].first, g[2].first, xv + i * g[1].first * g[2].first,
+                               o + i * g[2].first);
+  } else {
+    // General case: move the reduced axes last, then sum rows.
+    std::vector<int> perm;
+    for (int i = 0; i < static_cast<int>(x.ndim()); ++i)
+      if (std::find(axes.begin(), axes.end(), i) == axes.end()) perm.push_back(i);
+    for (int a : axes) perm.push_back(a);
+    Tensor t = Tensor::empty(x.shape());
+    permute_copy(xv, x.shape(), perm, t.data());
+    const std::size_t rows = out.size();
+    kernels::row_sums(rows, x.size() / rows, t.data(), o);
+  }
+  return out;
+}
+
+}  // namespace detail
+
+Tensor sum(const Tensor& x, std::vector<int> axes, bool keepdims) {
+  axes = detail::normalize_axes(std::move(axes), x.shape(), "sum");
+  Tensor kept = detail::sum_values(x, axes);
+  Tensor out = detail::view_as(kept, detail::reduced_shape(x.shape(), axes, keepdims));
+  const Shape xs = x.shape(), ks = kept.shape();
+  // d sum(x)/dx = 1 on every summed element: broadcast g back.
+  return record("sum", out, {x}, [xs, ks](const Tensor& g, Grads& grads) {
+    grads.add(0, detail::broadcast_values(detail::view_as(g, ks), xs));
+  });
+}
+
+Tensor mean(const Tensor& x, std::vector<int> axes, bool keepdims) {
+  axes = detail::normalize_axes(std::move(axes), x.shape(), "mean");
+  std::size_t count = 1;
+  for (int a : axes) count *= x.shape()[static_cast<std::size_t>(a)];
+  if (count == 0)
+    throw std::invalid_argument("mean: reducing an empty axis of shape " + shape_str(x.shape()));
+  return sum(x, axes, keepdims) * (1.f / static_cast<float>(count));
+}
+
+Tensor max(const Tensor& x, std::vector<int> axes, bool keepdims) {
+  axes = detail::normalize_axes(std::move(axes), x.shape(), "max");
+  if (x.size() == 0) throw std::invalid_argument("max: empty tensor of shape " + shape_str(x.shape()));
+  // Move reduced axes last; track where each element came from for the backward scatter.
+  std::vector<int> perm;
+  for (int i = 0; i < static_cast<int>(x.ndim()); ++i)
+    if (std::find(axes.begin(), axes.end(), i) == axes.end()) perm.push_back(i);
+  for (int a : axes) perm.push_back(a);
+  const std::size_t n = x.size();
+  // src[i]: the offset in x of the i-th element of the permuted view.
+  const std::vector<std::size_t> src = detail::permuted_offsets(x.shape(), perm);
+  const Shape kept_shape = detail::reduced_shape(x.shape(), axes, true);
+  Tensor out = Tensor::empty(detail::reduced_shape(x.shape(), axes, keepdims));
+  const std::size_t rows = shape_size(kept_shape), cols = n / rows;
+  auto argmax = std::make_shared<std::vector<std::size_t>>(rows);
+  const float* xv = x.data();
+  float* o = out.data();
+  for (std::size_t r = 0; r < rows; ++r) {
+    std::size_t best = src[r * cols];
+    for (std::size_t c = 1; c < cols; ++c)
+      if (xv[src[r * cols + c]] > xv[best]) best = src[r * cols + c];
+    o[r] = xv[best];
+    (*argmax)[r] = best;
+  }
+  const Shape xs = x.shape();
+  // d max(x)/dx = 1 at the (first) maximal element of each group, 0 elsewhere.
+  return record("max", out, {x}, [xs, argmax](const Tensor& g, Grads& grads) {
+    Tensor d(xs, 0.f);
+    for (std::size_t r = 0; r < argmax->size(); ++r) d.data()[(*argmax)[r]] += g.data()[r];
+    grads.add(0, d);
+  });
+}
+
+}  // namespace xtape

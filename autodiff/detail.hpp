@@ -1,0 +1,71 @@
+#pragma once
+/// @file detail.hpp
+/// Internals of the tape, shared by the op implementations. Not part of the public API.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "autodiff/storage.hpp"
+#include "autodiff/tensor.hpp"
+
+namespace xtape::detail {
+
+/// The shared state behind a Tensor handle.
+struct TensorImpl {
+  Shape shape;
+  std::shared_ptr<Storage> storage;
+  bool requires_grad = false;
+  Tensor grad;                    ///< accumulated gradient (leaves only)
+  std::shared_ptr<Node> grad_fn;  ///< the record that produced this tensor (non-leaves)
+  float* data() { return storage->data(); }
+};
+
+/// Collects the gradients a backward rule produces for its inputs.
+class Grads {
+ public:
+  explicit Grads(const std::vector<std::shared_ptr<TensorImpl>>& inputs, const char* op)
+      : inputs_(inputs), op_(op) {}
+  /// True when input i needs a gradient (compute it only then).
+  bool needs(std::size_t i) const { return i < inputs_.size() && inputs_[i] != nullptr; }
+  /// Adds g into input i's gradient; throws std::logic_error if g's shape differs from the
+  /// input's (a bug in a backward rule).
+  void add(std::size_t i, const Tensor& g);
+
+ private:
+  const std::vector<std::shared_ptr<TensorImpl>>& inputs_;
+  const char* op_;
+};
+
+using BackwardFn = std::function<void(const Tensor& grad_output, Grads& grads)>;
+
+/// One record on the tape: the op that produced a tensor, what its backward rule needs, and the
+/// gradient accumulated for that tensor while the tape is walked.
+struct Node {
+  std::uint64_t seq = 0;  ///< position in creation order (the tape's order)
+  const char* op = "";
+  /// Inputs in op order; nullptr for inputs that need no gradient.
+  std::vector<std::shared_ptr<TensorImpl>> inputs;
+  BackwardFn backward;
+  Tensor grad;        ///< gradient w.r.t. the output, accumulated during backward
+  Shape out_shape;
+  bool consumed = false;
+};
+
+/// Adds g into the gradient slot of `target` (a leaf's grad or a record's output gradient).
+void accumulate(TensorImpl& target, const Tensor& g, const char* op);
+
+/// Records `out` as produced by `op` from `inputs` with rule `backward` when recording is on and
+/// some input requires a gradient; returns `out` (marked requires_grad in that case).
+Tensor record(const char* op, Tensor out, const std::vector<Tensor>& inputs, BackwardFn backward);
+
+/// True when recording is on and any of the tensors requires a gradient.
+bool any_requires_grad(const std::vector<Tensor>& inputs);
+
+/// A handle for saving a tensor inside a backward rule: same data, no history (so a rule never
+/// keeps its own output's record alive through a cycle).
+inline Tensor saved(const Tensor& t) { return t.detach(); }
+
+}  // namespace xtape::detail

@@ -1,0 +1,41 @@
+#pragma once
+/// @file elementwise.hpp
+/// Vectorised (xsimd) and, above a size threshold, OpenMP-parallel elementwise kernels on raw
+/// contiguous float buffers. Results do not depend on the thread count.
+#include <cstddef>
+
+namespace xtape::kernels {
+
+enum class BinaryOp { add, sub, mul, div };
+
+/// out[i] = a[i * a_step] (op) b[i * b_step] for i < n; each step is 0 (broadcast one value) or 1.
+void binary(BinaryOp op, std::size_t n, const float* a, std::size_t a_step, const float* b,
+            std::size_t b_step, float* out);
+
+enum class UnaryOp { neg, sqrt, exp, log, abs, square, relu, sigmoid, tanh };
+
+/// out[i] = f(x[i]); out may alias x.
+void unary(UnaryOp op, std::size_t n, const float* x, float* out);
+
+/// out[i] = x[i] ** p.
+void pow_scalar(std::size_t n, const float* x, float p, float* out);
+
+/// out[i] = a * x[i] + b.
+void affine(std::size_t n, const float* x, float a, float b, float* out);
+
+/// out[i] = x[i] > 0 ? g[i] : 0 (the relu derivative applied to g).
+void relu_backward(std::size_t n, const float* x, const float* g, float* out);
+
+/// out[i] = cond[i] != 0 ? g[i] * scale : 0 (dropout and clip masks).
+void masked_scale(std::size_t n, const float* mask, const float* g, float scale, float* out);
+
+/// Sum of x[0..n) in a fixed order (deterministic, vectorised).
+float sum(std::size_t n, const float* x);
+
+/// out[j] += sum over i < rows of x[i * cols + j] (column sums, fixed order).
+void add_column_sums(std::size_t rows, std::size_t cols, const float* x, float* out);
+
+/// out[i] = sum over j < cols of x[i * cols + j] (row sums).
+void row_sums(std::size_t rows, std::size_t cols, const float* x, float* out);
+
+}  // namespace xtape::kernels
