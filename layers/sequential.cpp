@@ -305,7 +305,7 @@ History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& o) {
       const Tensor xb = gather_rows(x, rows), yb = gather_rows(y, rows);
       const Tensor yp = (*this)(xb, true);
       Tensor loss = loss_(yb, yp);
-      for (const auto& v : vars) v.value.impl()->grad = Tensor();
+      for (auto v : vars) v.value.zero_grad();
       loss.backward();
       optimizer_->apply(vars);
       const double lv = loss.item();
