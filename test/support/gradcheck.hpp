@@ -41,13 +41,14 @@ inline double projected(const Tensor& y, const std::vector<double>& w) {
 }
 }  // namespace detail
 
-/// Checks the gradient of f with respect to every input in `inputs` (all are treated as leaves
-/// needing gradients). Reports mismatches with Boost.Test, naming `label`, the input and element.
-inline void gradcheck(const std::string& label, const TensorFn& f, std::vector<Tensor> inputs,
-                      GradcheckOptions opt = {}) {
+/// Checks the tape's gradients of `forward()` with respect to existing leaf tensors `leaves`
+/// (for example a layer's weights and its input). Finite differences perturb the leaves' data in
+/// place (restored afterwards) and re-run forward() under NoGrad. Leaves must require gradients.
+inline void gradcheck_leaves(const std::string& label, const std::function<Tensor()>& forward,
+                             const std::vector<Tensor>& leaves, GradcheckOptions opt = {}) {
   Rng rng(opt.seed);
-  for (Tensor& t : inputs) t = t.clone().set_requires_grad(true);
-  Tensor y = f(inputs);
+  for (Tensor t : leaves) t.zero_grad();
+  Tensor y = forward();
   std::vector<double> w(y.size());
   Tensor seed = Tensor::empty(y.shape());
   for (std::size_t i = 0; i < y.size(); ++i) {
@@ -56,19 +57,20 @@ inline void gradcheck(const std::string& label, const TensorFn& f, std::vector<T
   }
   y.backward(seed);
 
+  // L(x + delta) for the leaf `which`, in double.
   auto loss_at = [&](std::size_t which, const std::vector<double>& delta) {
     NoGrad guard;
-    std::vector<Tensor> xs;
-    for (const Tensor& t : inputs) xs.push_back(t.detach());
-    Tensor moved = inputs[which].clone();
-    for (std::size_t i = 0; i < moved.size(); ++i)
-      moved.data()[i] = static_cast<float>(static_cast<double>(moved.data()[i]) + delta[i]);
-    xs[which] = moved;
-    return detail::projected(f(xs), w);
+    Tensor x = leaves[which];
+    const Tensor original = x.clone();
+    for (std::size_t i = 0; i < x.size(); ++i)
+      x.data()[i] = static_cast<float>(static_cast<double>(original.data()[i]) + delta[i]);
+    const double l = detail::projected(forward(), w);
+    x.assign(original);
+    return l;
   };
 
-  for (std::size_t which = 0; which < inputs.size(); ++which) {
-    const Tensor& x = inputs[which];
+  for (std::size_t which = 0; which < leaves.size(); ++which) {
+    const Tensor& x = leaves[which];
     Tensor g = x.grad();
     BOOST_TEST_REQUIRE(g.defined(), label << ": input " << which << " received no gradient");
     BOOST_TEST_REQUIRE((g.shape() == x.shape()), label << ": gradient shape " << shape_str(g.shape())
@@ -115,6 +117,15 @@ inline void gradcheck(const std::string& label, const TensorFn& f, std::vector<T
       }
     }
   }
+}
+
+/// Checks the gradient of f with respect to every tensor in `inputs` (copied into fresh leaves
+/// that require gradients). Reports mismatches with Boost.Test, naming `label`, the input and
+/// the element or direction.
+inline void gradcheck(const std::string& label, const TensorFn& f, std::vector<Tensor> inputs,
+                      GradcheckOptions opt = {}) {
+  for (Tensor& t : inputs) t = t.clone().set_requires_grad(true);
+  gradcheck_leaves(label, [&] { return f(inputs); }, inputs, opt);
 }
 
 }  // namespace xtape::testing
