@@ -1,1 +1,164 @@
+// Convolution layers: shapes (valid/same/strides/dilation), the generic layer check, and
+// customisation through convolution_op / call with no gradient code.
 #include <boost/test/unit_test.hpp>
+
+#include "autodiff/ops.hpp"
+#include "layers/conv.hpp"
+#include "optim/optimizers.hpp"
+#include "test/support/layer_harness.hpp"
+
+using namespace xtape;
+using namespace xtape::layers;
+using xtape::testing::check_layer;
+
+namespace {
+
+// The founding example's first custom layer: only convolution_op is overridden.
+class StandardizedConv2D : public Conv2D {
+ public:
+  using Conv2D::Conv2D;
+  Tensor convolution_op(const Tensor& inputs, const Tensor& kernel) override {
+    auto [mean, var] = moments(kernel, {0, 1, 2}, true);
+    return conv2d(inputs, (kernel - mean) / sqrt(var + 1e-10f), strides(), Padding::valid);
+  }
+};
+
+// The second: call is overridden; as in Keras this bypasses the layer's activation.
+class StandardizedConv2DCall : public Conv2D {
+ public:
+  using Conv2D::Conv2D;
+  Tensor call(const Tensor& inputs, bool) override {
+    auto [mean, var] = moments(kernel(), {0, 1, 2}, true);
+    Tensor result = convolution_op(inputs, (kernel() - mean) / sqrt(var + 1e-10f));
+    if (use_bias()) result = result + bias();
+    return result;
+  }
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(layers_conv)
+
+BOOST_AUTO_TEST_CASE(conv2d_output_shapes) {
+  BOOST_TEST((Conv2D({.filters = 32, .kernel_size = {3, 3}}).compute_output_shape({28, 28, 1}) == Shape{26, 26, 32}));
+  BOOST_TEST((Conv2D({.filters = 8, .kernel_size = {3}, .padding = "same"}).compute_output_shape({28, 28, 1}) ==
+              Shape{28, 28, 8}));
+  BOOST_TEST((Conv2D({.filters = 8, .kernel_size = {3, 3}, .strides = {2}, .padding = "same"})
+                  .compute_output_shape({28, 28, 1}) == Shape{14, 14, 8}));
+  BOOST_TEST((Conv2D({.filters = 8, .kernel_size = {3, 3}, .strides = {2}}).compute_output_shape({28, 28, 1}) ==
+              Shape{13, 13, 8}));
+  BOOST_TEST((Conv2D({.filters = 4, .kernel_size = {3, 3}, .dilation_rate = {2}}).compute_output_shape({10, 10, 2}) ==
+              Shape{6, 6, 4}));
+  BOOST_TEST((Conv1D({.filters = 4, .kernel_size = {5}, .padding = "same"}).compute_output_shape({20, 3}) ==
+              Shape{20, 4}));
+}
+
+BOOST_AUTO_TEST_CASE(conv2d_layer_check) {
+  Conv2D c({.filters = 4, .kernel_size = {3, 3}});
+  check_layer("Conv2D valid", c, {.input = {6, 6, 2}, .expected_output = {4, 4, 4}, .expected_params = 76});
+  Conv2D s({.filters = 3, .kernel_size = {3, 2}, .strides = {2, 1}, .padding = "same", .activation = "tanh"});
+  check_layer("Conv2D same strided", s, {.input = {7, 5, 2}, .expected_output = {4, 5, 3}, .expected_params = 39});
+  Conv2D d({.filters = 2, .kernel_size = {2, 2}, .dilation_rate = {2}, .use_bias = false});
+  check_layer("Conv2D dilated", d, {.input = {6, 6, 3}, .expected_output = {4, 4, 2}, .expected_params = 24});
+}
+
+BOOST_AUTO_TEST_CASE(conv1d_layer_check) {
+  Conv1D c({.filters = 3, .kernel_size = {3}, .padding = "same", .activation = "sigmoid"});
+  check_layer("Conv1D same", c, {.input = {8, 2}, .expected_output = {8, 3}, .expected_params = 21});
+  Conv1D s({.filters = 2, .kernel_size = {2}, .strides = {2}, .dilation_rate = {1}});
+  check_layer("Conv1D strided", s, {.input = {9, 3}, .expected_output = {4, 2}, .expected_params = 14});
+}
+
+BOOST_AUTO_TEST_CASE(founding_layers_parameter_counts) {
+  StandardizedConv2DCall a({.filters = 32, .kernel_size = {3, 3}, .activation = "relu"});
+  a.ensure_built({28, 28, 1});
+  BOOST_TEST(a.count_params() == 320u);
+  StandardizedConv2D b({.filters = 64, .kernel_size = {3, 3}, .activation = "relu"});
+  b.ensure_built({13, 13, 32});
+  BOOST_TEST(b.count_params() == 18496u);
+  BOOST_TEST((a.kernel().shape() == Shape{3, 3, 1, 32}));
+  BOOST_TEST(a.class_name() == "StandardizedConv2DCall");
+}
+
+BOOST_AUTO_TEST_CASE(override_convolution_op_gradients_through_the_layer) {
+  // No gradient code: the tape differentiates moments, the standardization and conv2d.
+  StandardizedConv2D c({.filters = 4, .kernel_size = {3, 3}, .activation = "tanh"});
+  check_layer("StandardizedConv2D (convolution_op)", c,
+              {.input = {7, 7, 3}, .expected_output = {5, 5, 4}, .expected_params = 112});
+  StandardizedConv2DCall k({.filters = 3, .kernel_size = {3, 3}});
+  check_layer("StandardizedConv2D (call)", k, {.input = {6, 6, 2}, .expected_output = {4, 4, 3}, .expected_params = 57});
+}
+
+BOOST_AUTO_TEST_CASE(standardized_kernel_is_standardized) {
+  StandardizedConv2D c({.filters = 2, .kernel_size = {3, 3}, .use_bias = false});
+  c.ensure_built({5, 5, 1});
+  // With a one-hot input at the centre, each output of a 3x3 valid conv is one kernel tap, so
+  // the outputs over all positions of a 5x5 delta grid reproduce the standardized kernel.
+  Tensor k = c.kernel();
+  Tensor std_k;
+  {
+    auto [m, v] = moments(k, {0, 1, 2}, true);
+    std_k = (k - m) / sqrt(v + 1e-10f);
+  }
+  for (std::size_t f = 0; f < 2; ++f) {
+    double mean = 0, var = 0;
+    for (std::size_t i = 0; i < 9; ++i) mean += std_k.data()[i * 2 + f] / 9.0;
+    for (std::size_t i = 0; i < 9; ++i) var += std::pow(std_k.data()[i * 2 + f] - mean, 2) / 9.0;
+    BOOST_TEST(std::abs(mean) < 1e-5);
+    BOOST_TEST(std::abs(var - 1.0) < 1e-4);
+  }
+  Tensor x(Shape{1, 5, 5, 1}, 0.f);
+  x.at({0, 2, 2, 0}) = 1.f;
+  Tensor y = c(x);
+  // Output (oy, ox) sees the delta at kernel tap (2 - oy, 2 - ox).
+  for (std::size_t oy = 0; oy < 3; ++oy)
+    for (std::size_t ox = 0; ox < 3; ++ox)
+      for (std::size_t f = 0; f < 2; ++f)
+        BOOST_TEST(std::abs(y.at({0, oy, ox, f}) - std_k.at({2 - oy, 2 - ox, 0, f})) < 1e-5);
+}
+
+BOOST_AUTO_TEST_CASE(overriding_call_bypasses_activation) {
+  StandardizedConv2DCall c({.filters = 4, .kernel_size = {3, 3}, .activation = "relu"});
+  Rng rng(5);
+  Tensor y = c(xtape::testing::random_tensor({2, 6, 6, 1}, rng));
+  float lowest = 0;
+  for (float v : y.to_vector()) lowest = std::min(lowest, v);
+  BOOST_TEST(lowest < 0.f);  // no relu applied, as in Keras
+  Conv2D plain({.filters = 4, .kernel_size = {3, 3}, .activation = "relu"});
+  Tensor z = plain(xtape::testing::random_tensor({2, 6, 6, 1}, rng));
+  for (float v : z.to_vector()) BOOST_TEST(v >= 0.f);
+}
+
+BOOST_AUTO_TEST_CASE(custom_conv_layer_trains) {
+  // Regress a fixed random target with a StandardizedConv2D and Adam: the loss must fall.
+  set_random_seed(3);
+  StandardizedConv2D c({.filters = 3, .kernel_size = {3, 3}});
+  Rng rng(9);
+  Tensor x = xtape::testing::random_tensor({4, 8, 8, 2}, rng);
+  Tensor target = xtape::testing::random_tensor({4, 6, 6, 3}, rng, -0.5f, 0.5f);
+  optim::Adam adam({.learning_rate = 0.01f});
+  double first = 0, last = 0;
+  for (int step = 0; step < 150; ++step) {
+    Tensor loss = mean(square(c(x, true) - target));
+    for (auto v : c.trainable_variables()) v.value.zero_grad();
+    loss.backward();
+    adam.apply(c.trainable_variables());
+    if (step == 0) first = loss.item();
+    last = loss.item();
+  }
+  BOOST_TEST(last < 0.8 * first, "loss " << first << " -> " << last);
+}
+
+BOOST_AUTO_TEST_CASE(conv_layer_errors) {
+  BOOST_CHECK_THROW(Conv2D({.filters = 0, .kernel_size = {3, 3}}), std::invalid_argument);
+  BOOST_CHECK_THROW(Conv2D({.filters = 2}), std::invalid_argument);
+  BOOST_CHECK_THROW(Conv2D({.filters = 2, .kernel_size = {3, 3}, .strides = {0}}), std::invalid_argument);
+  BOOST_CHECK_THROW(Conv2D({.filters = 2, .kernel_size = {3, 3}, .padding = "causal"}), std::invalid_argument);
+  BOOST_CHECK_THROW(Conv2D({.filters = 2, .kernel_size = {3, 3, 3}}), std::invalid_argument);
+  Conv2D c({.filters = 2, .kernel_size = {3, 3}});
+  BOOST_CHECK_THROW(c(Tensor(Shape{1, 2, 2, 1}, 0.f)), std::invalid_argument);  // smaller than kernel
+  Conv2D r({.filters = 2, .kernel_size = {3, 3}});
+  BOOST_CHECK_THROW(r(Tensor(Shape{1, 8, 8}, 0.f)), std::invalid_argument);  // wrong rank
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,1 +1,108 @@
+// Core and pooling layers: shape inference, parameter counts, naming, errors, and the generic
+// layer check (training step and finite differences through the layer).
 #include <boost/test/unit_test.hpp>
+
+#include "layers/conv.hpp"
+#include "layers/core.hpp"
+#include "layers/pooling.hpp"
+#include "test/support/layer_harness.hpp"
+
+using namespace xtape;
+using namespace xtape::layers;
+using xtape::testing::check_layer;
+using xtape::testing::LayerCheck;
+
+BOOST_AUTO_TEST_SUITE(layers_core)
+
+BOOST_AUTO_TEST_CASE(snake_case_names_like_keras) {
+  BOOST_TEST(to_snake_case("StandardizedConv2DWithCall") == "standardized_conv2d_with_call");
+  BOOST_TEST(to_snake_case("StandardizedConv2DWithOverride") == "standardized_conv2d_with_override");
+  BOOST_TEST(to_snake_case("MaxPooling2D") == "max_pooling2d");
+  BOOST_TEST(to_snake_case("Conv2D") == "conv2d");
+  BOOST_TEST(to_snake_case("Dense") == "dense");
+  BOOST_TEST(to_snake_case("AveragePooling2D") == "average_pooling2d");
+}
+
+BOOST_AUTO_TEST_CASE(unique_names_number_repeats) {
+  clear_session();
+  Dense a({.units = 2}), b({.units = 2}), c({.units = 2, .name = "head"});
+  MaxPooling2D p, q;
+  BOOST_TEST(a.name() == "dense");
+  BOOST_TEST(b.name() == "dense_1");
+  BOOST_TEST(c.name() == "head");
+  BOOST_TEST(p.name() == "max_pooling2d");
+  BOOST_TEST(q.name() == "max_pooling2d_1");
+  BOOST_TEST(p.class_name() == "MaxPooling2D");
+}
+
+BOOST_AUTO_TEST_CASE(dense_layer) {
+  Dense d({.units = 3, .activation = "tanh"});
+  check_layer("Dense", d, {.input = {4}, .batch = 3, .expected_output = {3}, .expected_params = 15});
+  BOOST_TEST((d.kernel().shape() == Shape{4, 3}));
+  BOOST_TEST((d.bias().shape() == Shape{3}));
+  Dense no_bias({.units = 5, .use_bias = false});
+  check_layer("Dense without bias", no_bias, {.input = {2, 4}, .expected_output = {2, 5}, .expected_params = 20});
+}
+
+BOOST_AUTO_TEST_CASE(dense_glorot_uniform_limits) {
+  Dense d({.units = 64});
+  d.ensure_built({100});
+  const float limit = std::sqrt(6.f / (100 + 64));
+  float lo = 1, hi = -1;
+  for (float v : d.kernel().to_vector()) lo = std::min(lo, v), hi = std::max(hi, v);
+  BOOST_TEST(lo >= -limit);
+  BOOST_TEST(hi <= limit);
+  BOOST_TEST(hi - lo > 1.8f * limit);  // actually spread over the range
+  for (float v : d.bias().to_vector()) BOOST_TEST(v == 0.f);
+}
+
+BOOST_AUTO_TEST_CASE(flatten_dropout_activation) {
+  Flatten f;
+  check_layer("Flatten", f, {.input = {3, 2, 2}, .expected_output = {12}, .expected_params = 0});
+  Activation a("sigmoid");
+  check_layer("Activation", a, {.input = {5}, .expected_output = {5}, .expected_params = 0});
+  Dropout d({.rate = 0.5f, .seed = 3});
+  Tensor x(Shape{4, 1000}, 1.f);
+  Tensor inference = d(x, false);
+  BOOST_TEST(inference.to_vector() == x.to_vector());
+  Tensor train = d(x, true);
+  std::size_t zeros = 0;
+  for (float v : train.to_vector()) {
+    BOOST_TEST((v == 0.f || v == 2.f));
+    zeros += v == 0.f;
+  }
+  BOOST_TEST(zeros > 1800);
+  BOOST_TEST(zeros < 2200);
+  BOOST_CHECK_THROW(Dropout(1.f), std::invalid_argument);
+  BOOST_CHECK_THROW(Activation("swishy"), std::invalid_argument);
+}
+
+BOOST_AUTO_TEST_CASE(pooling_same_vs_valid) {
+  MaxPooling2D valid({.pool_size = {2, 2}});
+  check_layer("MaxPooling2D valid", valid, {.input = {5, 5, 3}, .expected_output = {2, 2, 3}, .expected_params = 0});
+  MaxPooling2D same({.pool_size = {2, 2}, .padding = "same"});
+  check_layer("MaxPooling2D same", same, {.input = {5, 5, 3}, .expected_output = {3, 3, 3}, .expected_params = 0});
+  AveragePooling2D avg({.pool_size = {3, 3}, .strides = {1, 2}, .padding = "same"});
+  check_layer("AveragePooling2D", avg, {.input = {6, 7, 2}, .expected_output = {6, 4, 2}, .expected_params = 0});
+  MaxPooling1D p1({.pool_size = {3}, .strides = {2}});
+  check_layer("MaxPooling1D", p1, {.input = {9, 4}, .expected_output = {4, 4}, .expected_params = 0});
+  BOOST_CHECK_THROW(MaxPooling2D({.padding = "full"}), std::invalid_argument);
+}
+
+BOOST_AUTO_TEST_CASE(wrong_input_shape_is_a_clear_error) {
+  Dense d({.units = 2, .name = "probe"});
+  d(Tensor(Shape{1, 3}, 1.f));
+  try {
+    d(Tensor(Shape{1, 4}, 1.f));
+    BOOST_FAIL("expected an exception");
+  } catch (const std::invalid_argument& e) {
+    const std::string msg = e.what();
+    BOOST_TEST(msg.find("probe") != std::string::npos, msg);
+    BOOST_TEST(msg.find("(None, 3)") != std::string::npos, msg);
+    BOOST_TEST(msg.find("(1, 4)") != std::string::npos, msg);
+  }
+  BOOST_CHECK_THROW(Dense({.units = 0}), std::invalid_argument);
+  BOOST_CHECK_THROW(Dense({.units = 2, .kernel_initializer = "glorot"}), std::invalid_argument);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
