@@ -227,9 +227,17 @@ void Tensor::backward(const Tensor& seed) {
   detail::accumulate(*impl_, seed, "backward");
 
   Tape& t = tape();
-  for (std::size_t i = t.entries.size(); i-- > 0;) {
-    std::shared_ptr<Node> node = t.entries[i].lock();
-    if (!node || node->consumed || node->seq > root->seq || !node->grad.defined()) continue;
+  // Hold the records strongly for the walk: consuming a record releases its inputs, which may
+  // be the last owners of records further down the tape that still await their gradient.
+  std::vector<std::shared_ptr<Node>> live;
+  live.reserve(t.entries.size());
+  for (const auto& w : t.entries) {
+    auto node = w.lock();
+    if (node && !node->consumed && node->seq <= root->seq) live.push_back(std::move(node));
+  }
+  for (std::size_t i = live.size(); i-- > 0;) {
+    std::shared_ptr<Node> node = std::move(live[i]);
+    if (!node->grad.defined()) continue;  // not on a path from the root
     detail::Grads grads(node->inputs, node->op);
     node->backward(node->grad, grads);
     // Free what the record held: saved tensors, inputs and the gradient.
@@ -238,6 +246,7 @@ void Tensor::backward(const Tensor& seed) {
     node->grad = Tensor();
     node->consumed = true;
   }
+  live.clear();
   t.compact();
 }
 
