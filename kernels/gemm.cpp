@@ -1,1 +1,286 @@
-// placeholder: being written
+// Packed, cache-blocked SGEMM (BLIS-style loop nest) with an xsimd register-blocked micro-kernel.
+//
+// Loop nest:  jc (NC columns of C)  ->  pc (KC slice of k, fixed order)  ->  pack op(B) slice
+//             -> ic (MC rows) -> pack op(A) block -> jr (NR panel) -> ir (MR panel)
+//             -> micro-kernel (MR x NR tile, kc FMAs deep).
+// Threads only split C into rectangles of whole tiles; the k slices are visited in the same order by every
+// thread count and the micro-kernel arithmetic does not depend on where a tile sits, so the
+// result is bitwise identical for any number of threads.
+#include "kernels/gemm.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <xsimd/xsimd.hpp>
+
+#include "kernels/workspace.hpp"
+
+namespace xtape::kernels {
+
+namespace detail {
+
+using batch = xsimd::batch<float>;
+constexpr int simd_width = static_cast<int>(batch::size);
+
+// Register blocking. AVX-512 has 32 vector registers: 14 rows x 2 vectors = 28 accumulators,
+// plus 2 for the B row and 1 for the broadcast A value. With 16 registers (AVX2/SSE/NEON)
+// 6 x 2 = 12 accumulators.
+constexpr int gemm_mr = simd_width >= 16 ? 14 : 6;
+constexpr int gemm_nv = 2;
+constexpr int gemm_nr = gemm_nv * simd_width;
+
+// Cache blocking. A KC x NR micro-panel of B (256 x 32 floats = 32 KiB) stays in L1 while the
+// MC x KC block of A (~230 KiB) stays in L2; the packed KC x NC slice of B lives in L2/L3.
+constexpr std::int64_t gemm_kc = 256;
+constexpr std::int64_t gemm_mc = gemm_mr * 16;
+constexpr std::int64_t gemm_nc = gemm_nr * 64;
+
+// Below this many multiply-adds the packing and threading overhead dominates.
+constexpr std::int64_t small_gemm_work = 32 * 1024;
+// Below this many multiply-adds one thread is used (a parallel region costs a few microseconds).
+constexpr std::int64_t parallel_gemm_work = 512 * 1024;
+
+inline std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
+
+// Splits `total` into ceil(total / max_block) nearly equal blocks rounded up to `unit`.
+inline std::int64_t even_block(std::int64_t total, std::int64_t max_block, std::int64_t unit) {
+  const std::int64_t nb = ceil_div(total, max_block);
+  return ceil_div(ceil_div(total, nb), unit) * unit;
+}
+
+// Packs rows [i0, i0 + mc) x columns [p0, p0 + kc) of op(A) into MR-row micro-panels:
+// panel r holds, for each p, the MR values op(A)(i0 + r*MR + i, p0 + p); rows past m are 0.
+void pack_a(bool trans_a, const float* a, std::int64_t lda, std::int64_t m, std::int64_t i0,
+            std::int64_t mc, std::int64_t p0, std::int64_t kc, float* dst) {
+  constexpr int mr = gemm_mr;
+  for (std::int64_t r = 0; r < mc; r += mr) {
+    float* panel = dst + r * kc;
+    const std::int64_t rows = std::min<std::int64_t>(mr, m - (i0 + r));
+    if (rows <= 0) {
+      std::memset(panel, 0, sizeof(float) * static_cast<std::size_t>(mr * kc));
+      continue;
+    }
+    if (trans_a) {  // op(A)(i, p) = a[p * lda + i]: contiguous in i
+      for (std::int64_t p = 0; p < kc; ++p) {
+        const float* src = a + (p0 + p) * lda + i0 + r;
+        float* d = panel + p * mr;
+        std::int64_t i = 0;
+        for (; i < rows; ++i) d[i] = src[i];
+        for (; i < mr; ++i) d[i] = 0.f;
+      }
+    } else {  // op(A)(i, p) = a[i * lda + p]: contiguous in p
+      for (std::int64_t i = 0; i < rows; ++i) {
+        const float* src = a + (i0 + r + i) * lda + p0;
+        for (std::int64_t p = 0; p < kc; ++p) panel[p * mr + i] = src[p];
+      }
+      for (std::int64_t i = rows; i < mr; ++i)
+        for (std::int64_t p = 0; p < kc; ++p) panel[p * mr + i] = 0.f;
+    }
+  }
+}
+
+// Packs NR-column micro-panel number `panel` of op(B) rows [p0, p0 + kc), columns from j0:
+// for each p, NR contiguous values op(B)(p0 + p, j0 + panel*NR + j); columns past n are 0.
+void pack_b_panel(bool trans_b, const float* b, std::int64_t ldb, std::int64_t n, std::int64_t j0,
+                  std::int64_t panel, std::int64_t p0, std::int64_t kc, float* dst) {
+  constexpr int nr = gemm_nr;
+  const std::int64_t jb = j0 + panel * nr;
+  const std::int64_t cols = std::min<std::int64_t>(nr, n - jb);
+  float* out = dst + panel * nr * kc;
+  if (!trans_b) {  // op(B)(p, j) = b[p * ldb + j]
+    for (std::int64_t p = 0; p < kc; ++p) {
+      const float* src = b + (p0 + p) * ldb + jb;
+      float* d = out + p * nr;
+      if (cols == nr) {
+        for (int v = 0; v < gemm_nv; ++v)
+          batch::load_unaligned(src + v * simd_width).store_aligned(d + v * simd_width);
+      } else {
+        std::int64_t j = 0;
+        for (; j < cols; ++j) d[j] = src[j];
+        for (; j < nr; ++j) d[j] = 0.f;
+      }
+    }
+  } else {  // op(B)(p, j) = b[j * ldb + p]
+    for (std::int64_t j = 0; j < cols; ++j) {
+      const float* src = b + (jb + j) * ldb + p0;
+      for (std::int64_t p = 0; p < kc; ++p) out[p * nr + j] = src[p];
+    }
+    for (std::int64_t j = cols; j < nr; ++j)
+      for (std::int64_t p = 0; p < kc; ++p) out[p * nr + j] = 0.f;
+  }
+}
+
+// One MR x NR tile: acc = sum_p a_panel(:, p) b_panel(p, :), then
+// C = fma(beta_eff, C, alpha * acc) (or alpha * acc when overwrite). Rows/columns beyond
+// (mr, nr) are computed on zero padding and dropped; the scalar edge path applies exactly the
+// same rounding steps as the vector path.
+void micro_kernel(std::int64_t kc, const float* __restrict ap, const float* __restrict bp,
+                  float* c, std::int64_t ldc, std::int64_t mr, std::int64_t nr, float alpha,
+                  float beta_eff, bool overwrite) {
+  constexpr int MR = gemm_mr, NV = gemm_nv, W = simd_width, NR = gemm_nr;
+  batch acc[MR][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[i][v] = batch(0.f);
+  for (std::int64_t p = 0; p < kc; ++p) {
+    batch bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) bv[v] = batch::load_aligned(bp + p * NR + v * W);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const batch av(ap[p * MR + i]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[i][v] = xsimd::fma(av, bv[v], acc[i][v]);
+    }
+  }
+  const batch va(alpha), vb(beta_eff);
+  if (mr == MR && nr == NR) {
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      float* crow = c + i * ldc;
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) {
+        batch r = acc[i][v] * va;
+        if (!overwrite) r = xsimd::fma(vb, batch::load_unaligned(crow + v * W), r);
+        r.store_unaligned(crow + v * W);
+      }
+    }
+    return;
+  }
+  alignas(64) float tile[MR * NR];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[i][v].store_aligned(tile + i * NR + v * W);
+  for (std::int64_t i = 0; i < mr; ++i) {
+    float* crow = c + i * ldc;
+    for (std::int64_t j = 0; j < nr; ++j) {
+      float r = tile[i * NR + j] * alpha;
+      if (!overwrite) r = std::fma(beta_eff, crow[j], r);
+      crow[j] = r;
+    }
+  }
+}
+
+// C = beta * C (beta == 0 overwrites with zeros, NaNs included).
+void scale_c(std::int64_t m, std::int64_t n, float beta, float* c, std::int64_t ldc) {
+  for (std::int64_t i = 0; i < m; ++i) {
+    float* row = c + i * ldc;
+    if (beta == 0.f)
+      std::fill(row, row + n, 0.f);
+    else if (beta != 1.f)
+      for (std::int64_t j = 0; j < n; ++j) row[j] *= beta;
+  }
+}
+
+// Straightforward path for tiny problems: one dot product per element, k in increasing order.
+void small_gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k,
+                float alpha, const float* a, std::int64_t lda, const float* b, std::int64_t ldb,
+                float beta, float* c, std::int64_t ldc) {
+  const std::int64_t sa_i = trans_a ? 1 : lda, sa_p = trans_a ? lda : 1;
+  const std::int64_t sb_p = trans_b ? 1 : ldb, sb_j = trans_b ? ldb : 1;
+  for (std::int64_t i = 0; i < m; ++i) {
+    for (std::int64_t j = 0; j < n; ++j) {
+      float s = 0.f;
+      for (std::int64_t p = 0; p < k; ++p) s = std::fma(a[i * sa_i + p * sa_p], b[p * sb_p + j * sb_j], s);
+      float r = s * alpha;
+      if (beta != 0.f) r = std::fma(beta, c[i * ldc + j], r);
+      c[i * ldc + j] = r;
+    }
+  }
+}
+
+// Single-threaded blocked product on one rectangle of C. The k slicing depends on k only, so
+// an element of C gets the same bits whichever rectangle (thread) computes it.
+void blocked_gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k,
+                  float alpha, const float* a, std::int64_t lda, const float* b, std::int64_t ldb,
+                  float beta, float* c, std::int64_t ldc) {
+  const std::int64_t kc_max = even_block(k, gemm_kc, 1);
+  const std::int64_t nc_max = even_block(n, gemm_nc, gemm_nr);
+  const std::int64_t mc_max = even_block(m, gemm_mc, gemm_mr);
+  float* bpack = scratch(slot_gemm_pack_b, static_cast<std::size_t>(kc_max * nc_max));
+  float* apack = scratch(slot_gemm_pack_a, static_cast<std::size_t>(mc_max * kc_max + simd_width));
+  for (std::int64_t jc = 0; jc < n; jc += nc_max) {
+    const std::int64_t nc = std::min(nc_max, n - jc);
+    const std::int64_t n_panels = ceil_div(nc, gemm_nr);
+    for (std::int64_t pc = 0; pc < k; pc += kc_max) {
+      const std::int64_t kc = std::min(kc_max, k - pc);
+      const bool first = pc == 0;
+      const bool overwrite = first && beta == 0.f;
+      const float beta_eff = first ? beta : 1.f;
+      for (std::int64_t jp = 0; jp < n_panels; ++jp) pack_b_panel(trans_b, b, ldb, n, jc, jp, pc, kc, bpack);
+      for (std::int64_t ic = 0; ic < m; ic += mc_max) {
+        const std::int64_t mc = std::min(mc_max, m - ic);
+        pack_a(trans_a, a, lda, m, ic, ceil_div(mc, gemm_mr) * gemm_mr, pc, kc, apack);
+        for (std::int64_t jp = 0; jp < n_panels; ++jp) {
+          const std::int64_t j0 = jc + jp * gemm_nr, ncur = std::min<std::int64_t>(gemm_nr, n - j0);
+          const float* bp = bpack + jp * gemm_nr * kc;
+          for (std::int64_t ir = 0; ir < mc; ir += gemm_mr)
+            micro_kernel(kc, apack + ir * kc, bp, c + (ic + ir) * ldc + j0, ldc,
+                         std::min<std::int64_t>(gemm_mr, mc - ir), ncur, alpha, beta_eff, overwrite);
+        }
+      }
+    }
+  }
+}
+
+// Splits C into a tm x tn grid of rectangles (in whole micro-tiles), one per thread, each
+// computed independently (own packed copies, no barriers: robust when a core is busy).
+void parallel_gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k,
+                   float alpha, const float* a, std::int64_t lda, const float* b, std::int64_t ldb,
+                   float beta, float* c, std::int64_t ldc, int threads) {
+  const std::int64_t m_tiles = ceil_div(m, gemm_mr), n_tiles = ceil_div(n, gemm_nr);
+  // Pick the grid with the smallest per-thread share of tiles; prefer splitting rows (then
+  // only the smaller B is packed twice).
+  int best_tm = threads;
+  std::int64_t best_cost = -1;
+  for (int tm = threads; tm >= 1; --tm) {
+    if (threads % tm != 0) continue;
+    const int tn = threads / tm;
+    const std::int64_t cost = ceil_div(m_tiles, tm) * ceil_div(n_tiles, tn);
+    if (best_cost < 0 || cost < best_cost) best_cost = cost, best_tm = tm;
+  }
+  const int tm = best_tm, tn = threads / best_tm;
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num();
+    const int ti = t / tn, tj = t % tn;
+    const std::int64_t r0 = std::min(m, m_tiles * ti / tm * gemm_mr);
+    const std::int64_t r1 = std::min(m, m_tiles * (ti + 1) / tm * gemm_mr);
+    const std::int64_t c0 = std::min(n, n_tiles * tj / tn * gemm_nr);
+    const std::int64_t c1 = std::min(n, n_tiles * (tj + 1) / tn * gemm_nr);
+    if (r1 > r0 && c1 > c0) {
+      const float* as = trans_a ? a + r0 : a + r0 * lda;
+      const float* bs = trans_b ? b + c0 * ldb : b + c0;
+      blocked_gemm(trans_a, trans_b, r1 - r0, c1 - c0, k, alpha, as, lda, bs, ldb, beta,
+                   c + r0 * ldc + c0, ldc);
+    }
+  }
+}
+
+}  // namespace detail
+
+void sgemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
+           const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
+           std::int64_t ldc) {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0 || alpha == 0.f) {
+    detail::scale_c(m, n, beta, c, ldc);
+    return;
+  }
+  const std::int64_t work = m * n * k;
+  if (work < detail::small_gemm_work) {
+    detail::small_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  if (threads > 1 && work >= detail::parallel_gemm_work)
+    detail::parallel_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
+  else
+    detail::blocked_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+}  // namespace xtape::kernels

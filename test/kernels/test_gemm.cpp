@@ -1,1 +1,150 @@
+// Tests for kernels/gemm.hpp: sgemm against a double-precision reference loop.
+#include <omp.h>
+
 #include <boost/test/unit_test.hpp>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "kernels/gemm.hpp"
+
+namespace {
+
+using xtape::kernels::sgemm;
+
+std::vector<float> random_vector(std::size_t n, std::uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> dist(-1.f, 1.f);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(gen);
+  return v;
+}
+
+struct Case {
+  bool ta, tb;
+  std::int64_t m, n, k;
+  float alpha, beta;
+  std::int64_t pad = 0;  // extra elements per row (lda/ldb/ldc larger than the extent)
+};
+
+// Runs sgemm on random data and checks every element against a double reference:
+// |c - ref| <= 1e-4 * sqrt(k) * (sum_p |alpha a b| + |beta c0|) + tiny.
+void check_case(const Case& t, std::uint32_t seed) {
+  const std::int64_t a_rows = t.ta ? t.k : t.m, a_cols = t.ta ? t.m : t.k;
+  const std::int64_t b_rows = t.tb ? t.n : t.k, b_cols = t.tb ? t.k : t.n;
+  const std::int64_t lda = a_cols + t.pad, ldb = b_cols + t.pad, ldc = t.n + t.pad;
+  const auto a = random_vector(static_cast<std::size_t>(a_rows * lda), seed);
+  const auto b = random_vector(static_cast<std::size_t>(b_rows * ldb), seed + 1);
+  auto c = random_vector(static_cast<std::size_t>(t.m * ldc), seed + 2);
+  const auto c0 = c;
+  if (t.beta == 0.f)  // beta == 0 must ignore NaNs in C
+    for (std::size_t i = 0; i < c.size(); i += 3) c[i] = std::numeric_limits<float>::quiet_NaN();
+  sgemm(t.ta, t.tb, t.m, t.n, t.k, t.alpha, a.data(), lda, b.data(), ldb, t.beta, c.data(), ldc);
+  const double tol = 1e-4 * std::sqrt(static_cast<double>(std::max<std::int64_t>(t.k, 1)));
+  std::int64_t bad = 0;
+  for (std::int64_t i = 0; i < t.m; ++i) {
+    for (std::int64_t j = 0; j < t.n; ++j) {
+      double s = 0, mag = 0;
+      for (std::int64_t p = 0; p < t.k; ++p) {
+        const double av = t.ta ? a[p * lda + i] : a[i * lda + p];
+        const double bv = t.tb ? b[j * ldb + p] : b[p * ldb + j];
+        s += av * bv;
+        mag += std::abs(av * bv);
+      }
+      double ref = t.alpha * s, scale = std::abs(t.alpha) * mag;
+      if (t.beta != 0.f) {
+        ref += t.beta * static_cast<double>(c0[i * ldc + j]);
+        scale += std::abs(t.beta * c0[i * ldc + j]);
+      }
+      const double got = c[i * ldc + j];
+      if (!(std::abs(got - ref) <= tol * scale + 1e-30)) ++bad;
+    }
+  }
+  // Padding columns of C are never written.
+  for (std::int64_t i = 0; i < t.m; ++i)
+    for (std::int64_t j = t.n; j < ldc; ++j)
+      if (!(c[i * ldc + j] == c0[i * ldc + j]) && !(std::isnan(c[i * ldc + j]))) ++bad;
+  BOOST_TEST(bad == 0, "sgemm ta=" << t.ta << " tb=" << t.tb << " m=" << t.m << " n=" << t.n
+                                    << " k=" << t.k << " alpha=" << t.alpha << " beta=" << t.beta
+                                    << " pad=" << t.pad << ": " << bad << " bad elements");
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(kernels_gemm)
+
+BOOST_AUTO_TEST_CASE(tiny_shapes_all_transposes) {
+  std::uint32_t seed = 1;
+  for (bool ta : {false, true})
+    for (bool tb : {false, true})
+      for (std::int64_t m : {1, 2, 3, 7})
+        for (std::int64_t n : {1, 5, 17})
+          for (std::int64_t k : {1, 4, 9}) check_case({ta, tb, m, n, k, 1.f, 0.f}, seed++);
+}
+
+BOOST_AUTO_TEST_CASE(tails_and_odd_sizes) {
+  // Sizes around the micro-tile (14 or 6 rows, 32 or 16 columns) and the k slice (256).
+  std::uint32_t seed = 100;
+  for (bool ta : {false, true})
+    for (bool tb : {false, true})
+      for (std::int64_t m : {13, 29, 67})
+        for (std::int64_t n : {31, 33, 65})
+          for (std::int64_t k : {37, 257, 300}) check_case({ta, tb, m, n, k, 1.f, 0.f}, seed++);
+}
+
+BOOST_AUTO_TEST_CASE(alpha_beta_and_leading_dimensions) {
+  std::uint32_t seed = 300;
+  for (bool ta : {false, true})
+    for (bool tb : {false, true})
+      for (float alpha : {1.f, -0.5f, 2.f})
+        for (float beta : {0.f, 1.f, -1.5f}) {
+          check_case({ta, tb, 45, 70, 130, alpha, beta, 3}, seed++);
+          check_case({ta, tb, 5, 6, 7, alpha, beta, 1}, seed++);  // small path
+        }
+}
+
+BOOST_AUTO_TEST_CASE(large_shapes) {
+  // Multi-block in every dimension (several MC, NC and KC blocks) and the conv shapes.
+  check_case({false, false, 500, 2100, 530, 1.f, 0.f}, 501);
+  check_case({false, false, 1549, 64, 288, 1.f, 0.f}, 502);
+  check_case({true, false, 288, 64, 1549, 1.f, 0.f}, 503);
+  check_case({false, true, 1549, 288, 64, 1.f, 0.f}, 504);
+  check_case({true, true, 333, 99, 611, 0.75f, 0.25f}, 505);
+}
+
+BOOST_AUTO_TEST_CASE(degenerate_shapes) {
+  std::vector<float> c(12, std::numeric_limits<float>::quiet_NaN());
+  const float a = 1.f, b = 1.f;
+  sgemm(false, false, 3, 4, 0, 1.f, &a, 1, &b, 4, 0.f, c.data(), 4);  // k == 0, beta == 0: zeros
+  for (float x : c) BOOST_TEST(x == 0.f);
+  std::vector<float> d(6, 2.f);
+  sgemm(false, false, 2, 3, 0, 1.f, &a, 1, &b, 3, 0.5f, d.data(), 3);  // k == 0: C = beta C
+  for (float x : d) BOOST_TEST(x == 1.f);
+  sgemm(false, false, 0, 3, 5, 1.f, &a, 5, &b, 3, 0.f, d.data(), 3);  // m == 0: nothing
+  for (float x : d) BOOST_TEST(x == 1.f);
+}
+
+BOOST_AUTO_TEST_CASE(bitwise_identical_for_1_and_2_threads) {
+  const int saved = omp_get_max_threads();
+  const struct { bool ta, tb; std::int64_t m, n, k; } shapes[] = {
+      {false, false, 1000, 64, 288}, {true, false, 288, 64, 1200}, {false, true, 700, 288, 64},
+      {true, true, 257, 300, 513}};
+  for (const auto& s : shapes) {
+    const std::int64_t a_cols = s.ta ? s.m : s.k, b_cols = s.tb ? s.k : s.n;
+    const auto a = random_vector(static_cast<std::size_t>(s.m * s.k), 7);
+    const auto b = random_vector(static_cast<std::size_t>(s.k * s.n), 8);
+    std::vector<float> c1(static_cast<std::size_t>(s.m * s.n)), c2(c1.size());
+    omp_set_num_threads(1);
+    sgemm(s.ta, s.tb, s.m, s.n, s.k, 1.f, a.data(), a_cols, b.data(), b_cols, 0.f, c1.data(), s.n);
+    omp_set_num_threads(2);
+    sgemm(s.ta, s.tb, s.m, s.n, s.k, 1.f, a.data(), a_cols, b.data(), b_cols, 0.f, c2.data(), s.n);
+    BOOST_TEST(std::memcmp(c1.data(), c2.data(), c1.size() * sizeof(float)) == 0,
+               "sgemm results differ between 1 and 2 threads for m=" << s.m << " n=" << s.n << " k=" << s.k);
+  }
+  omp_set_num_threads(saved);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
