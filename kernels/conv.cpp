@@ -1,1 +1,205 @@
-// placeholder: being written
+// 2-d convolution in NHWC via im2col + sgemm.
+//
+// The im2col matrix has one row per output pixel (flat index over n, out_h, out_w) and
+// kh*kw*cin columns ordered (ky, kx, c), so the kernel (kh, kw, cin, cout) is already the
+// (K, cout) right operand and the NHWC output is the (M, cout) product.
+// Rows are processed in chunks whose size depends on the geometry only (never on the thread
+// count), so each chunk's im2col buffer stays in L2 (~256 KiB) and every result is bitwise the
+// same for any number of threads.
+#include "kernels/conv.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <xsimd/xsimd.hpp>
+
+#include "kernels/gemm.hpp"
+#include "kernels/workspace.hpp"
+
+namespace xtape::kernels {
+
+namespace {
+
+using batch = xsimd::batch<float>;
+constexpr std::int64_t simd_width = static_cast<std::int64_t>(batch::size);
+
+inline std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
+
+std::int64_t patch_size(const Conv2DGeometry& g) { return g.kh * g.kw * g.cin; }
+std::int64_t total_rows(const Conv2DGeometry& g) { return g.n * g.out_h * g.out_w; }
+
+// 1x1 kernel, unit stride, no padding: the input itself is the im2col matrix.
+bool is_pointwise(const Conv2DGeometry& g) {
+  return g.kh == 1 && g.kw == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_top == 0 &&
+         g.pad_left == 0 && g.out_h == g.h && g.out_w == g.w;
+}
+
+// Rows per im2col chunk: about 64K floats (256 KiB, half an L2) but at least 128 rows so the
+// GEMM is not dominated by packing; a multiple of 16.
+std::int64_t chunk_rows(const Conv2DGeometry& g) {
+  const std::int64_t rows = std::clamp<std::int64_t>(65536 / std::max<std::int64_t>(1, patch_size(g)), 128, 8192);
+  return rows / 16 * 16;
+}
+
+// col[r - r0] = patch of output pixel r (flat over n, out_h, out_w), for r in [r0, r1).
+void im2col_rows(const Conv2DGeometry& g, const float* input, std::int64_t r0, std::int64_t r1, float* col) {
+  const std::int64_t K = patch_size(g), cin = g.cin;
+  const std::int64_t pix = g.out_h * g.out_w;
+  // A whole kernel row (kw taps) is contiguous in the input when dil_w == 1.
+  const bool contiguous_row = g.dil_w == 1;
+  for (std::int64_t r = r0; r < r1; ++r) {
+    const std::int64_t b = r / pix, p = r % pix, oy = p / g.out_w, ox = p % g.out_w;
+    float* dst = col + (r - r0) * K;
+    const float* img = input + b * g.h * g.w * cin;
+    const std::int64_t x0 = ox * g.stride_w - g.pad_left;
+    for (std::int64_t ky = 0; ky < g.kh; ++ky) {
+      const std::int64_t iy = oy * g.stride_h - g.pad_top + ky * g.dil_h;
+      float* d = dst + ky * g.kw * cin;
+      if (iy < 0 || iy >= g.h) {
+        std::memset(d, 0, sizeof(float) * static_cast<std::size_t>(g.kw * cin));
+        continue;
+      }
+      const float* row = img + iy * g.w * cin;
+      if (contiguous_row && x0 >= 0 && x0 + g.kw <= g.w) {
+        std::memcpy(d, row + x0 * cin, sizeof(float) * static_cast<std::size_t>(g.kw * cin));
+        continue;
+      }
+      for (std::int64_t kx = 0; kx < g.kw; ++kx) {
+        const std::int64_t ix = x0 + kx * g.dil_w;
+        if (ix < 0 || ix >= g.w)
+          std::memset(d + kx * cin, 0, sizeof(float) * static_cast<std::size_t>(cin));
+        else
+          std::memcpy(d + kx * cin, row + ix * cin, sizeof(float) * static_cast<std::size_t>(cin));
+      }
+    }
+  }
+}
+
+// dst[i] += src[i] for i < n (vectorised).
+inline void add_to(float* dst, const float* src, std::int64_t n) {
+  std::int64_t i = 0;
+  for (; i + simd_width <= n; i += simd_width)
+    (batch::load_unaligned(dst + i) + batch::load_unaligned(src + i)).store_unaligned(dst + i);
+  for (; i < n; ++i) dst[i] += src[i];
+}
+
+// grad_input += scatter of dcol rows [r0, r1) (the adjoint of im2col_rows). Contributions to one
+// input element are added in increasing (row, ky, kx) order.
+void col2im_rows_add(const Conv2DGeometry& g, const float* dcol, std::int64_t r0, std::int64_t r1,
+                     float* grad_input) {
+  const std::int64_t K = patch_size(g), cin = g.cin;
+  const std::int64_t pix = g.out_h * g.out_w;
+  for (std::int64_t r = r0; r < r1; ++r) {
+    const std::int64_t b = r / pix, p = r % pix, oy = p / g.out_w, ox = p % g.out_w;
+    const float* src = dcol + (r - r0) * K;
+    float* img = grad_input + b * g.h * g.w * cin;
+    const std::int64_t x0 = ox * g.stride_w - g.pad_left;
+    for (std::int64_t ky = 0; ky < g.kh; ++ky) {
+      const std::int64_t iy = oy * g.stride_h - g.pad_top + ky * g.dil_h;
+      if (iy < 0 || iy >= g.h) continue;
+      const float* s = src + ky * g.kw * cin;
+      float* row = img + iy * g.w * cin;
+      if (g.dil_w == 1 && x0 >= 0 && x0 + g.kw <= g.w) {
+        add_to(row + x0 * cin, s, g.kw * cin);
+        continue;
+      }
+      for (std::int64_t kx = 0; kx < g.kw; ++kx) {
+        const std::int64_t ix = x0 + kx * g.dil_w;
+        if (ix >= 0 && ix < g.w) add_to(row + ix * cin, s + kx * cin, cin);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void conv2d_forward(const Conv2DGeometry& g, const float* input, const float* kernel, float* output) {
+  const std::int64_t M = total_rows(g), K = patch_size(g), N = g.cout;
+  if (M == 0 || N == 0) return;
+  if (is_pointwise(g)) {
+    sgemm(false, false, M, N, K, 1.f, input, K, kernel, N, 0.f, output, N);
+    return;
+  }
+  const std::int64_t R = chunk_rows(g), chunks = ceil_div(M, R);
+  // One chunk: a single parallel GEMM. Several: chunks in parallel, each GEMM single-threaded.
+#pragma omp parallel for schedule(dynamic, 1) if (chunks > 1)
+  for (std::int64_t ch = 0; ch < chunks; ++ch) {
+    const std::int64_t r0 = ch * R, r1 = std::min(M, r0 + R);
+    float* col = scratch(slot_conv_col, static_cast<std::size_t>(R * K));
+    im2col_rows(g, input, r0, r1, col);
+    sgemm(false, false, r1 - r0, N, K, 1.f, col, K, kernel, N, 0.f, output + r0 * N, N);
+  }
+}
+
+void conv2d_backward_input(const Conv2DGeometry& g, const float* grad_output, const float* kernel,
+                           float* grad_input) {
+  const std::int64_t M = total_rows(g), K = patch_size(g), N = g.cout;
+  const std::int64_t image = g.h * g.w * g.cin;
+  if (g.n == 0 || image == 0) return;
+  if (M == 0 || N == 0) {
+    std::fill(grad_input, grad_input + g.n * image, 0.f);
+    return;
+  }
+  // dcol = grad_output (M, cout) x kernel^T (cout, K); grad_input = col2im(dcol).
+  if (is_pointwise(g)) {
+    sgemm(false, true, M, K, N, 1.f, grad_output, N, kernel, N, 0.f, grad_input, K);
+    return;
+  }
+  const std::int64_t R = chunk_rows(g), pix = g.out_h * g.out_w;
+  // Images are independent scatter targets: one image per task, its row chunks in order.
+#pragma omp parallel for schedule(dynamic, 1) if (g.n > 1)
+  for (std::int64_t b = 0; b < g.n; ++b) {
+    std::fill(grad_input + b * image, grad_input + (b + 1) * image, 0.f);
+    float* dcol = scratch(slot_conv_col, static_cast<std::size_t>(std::min(R, pix) * K));
+    for (std::int64_t r0 = b * pix; r0 < (b + 1) * pix; r0 += R) {
+      const std::int64_t r1 = std::min((b + 1) * pix, r0 + R);
+      sgemm(false, true, r1 - r0, K, N, 1.f, grad_output + r0 * N, N, kernel, N, 0.f, dcol, K);
+      col2im_rows_add(g, dcol, r0, r1, grad_input);
+    }
+  }
+}
+
+void conv2d_backward_kernel(const Conv2DGeometry& g, const float* input, const float* grad_output,
+                            float* grad_kernel) {
+  const std::int64_t M = total_rows(g), K = patch_size(g), N = g.cout;
+  const std::int64_t kn = K * N;
+  if (kn == 0) return;
+  if (M == 0) {
+    std::fill(grad_kernel, grad_kernel + kn, 0.f);
+    return;
+  }
+  // grad_kernel = col^T (K, M) x grad_output (M, cout), reduced over fixed row ranges:
+  // `parts` partial products (one per range, sub-chunks accumulated in order) are summed in
+  // range order. Ranges: ~1K rows each, at most 32, and at most 16M floats of partials.
+  std::int64_t parts = std::clamp<std::int64_t>(ceil_div(M, 1024), 1, 32);
+  parts = std::max<std::int64_t>(1, std::min(parts, (std::int64_t{1} << 24) / kn));
+  const std::int64_t range = ceil_div(M, parts);
+  parts = ceil_div(M, range);
+  const std::int64_t R = std::min(chunk_rows(g), range);
+  const bool pointwise = is_pointwise(g);
+  float* partial = parts == 1 ? grad_kernel : scratch(slot_conv_partial, static_cast<std::size_t>(parts * kn));
+#pragma omp parallel for schedule(dynamic, 1) if (parts > 1)
+  for (std::int64_t part = 0; part < parts; ++part) {
+    const std::int64_t p0 = part * range, p1 = std::min(M, p0 + range);
+    float* out = partial + (parts == 1 ? 0 : part * kn);
+    float* col = pointwise ? nullptr : scratch(slot_conv_col, static_cast<std::size_t>(R * K));
+    for (std::int64_t r0 = p0; r0 < p1; r0 += R) {
+      const std::int64_t r1 = std::min(p1, r0 + R);
+      const float* a = pointwise ? input + r0 * K : col;
+      if (!pointwise) im2col_rows(g, input, r0, r1, col);
+      sgemm(true, false, K, N, r1 - r0, 1.f, a, K, grad_output + r0 * N, N, r0 == p0 ? 0.f : 1.f, out, N);
+    }
+  }
+  if (parts == 1) return;
+  // Fixed-order sum of the partials, parallel over kernel elements.
+  const std::int64_t blocks = ceil_div(kn, 1024);
+#pragma omp parallel for schedule(static) if (kn >= 65536)
+  for (std::int64_t blk = 0; blk < blocks; ++blk) {
+    const std::int64_t e0 = blk * 1024, e1 = std::min(kn, e0 + 1024);
+    std::copy(partial + e0, partial + e1, grad_kernel + e0);
+    for (std::int64_t part = 1; part < parts; ++part) add_to(grad_kernel + e0, partial + part * kn + e0, e1 - e0);
+  }
+}
+
+}  // namespace xtape::kernels

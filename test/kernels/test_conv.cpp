@@ -1,1 +1,174 @@
+// Tests for kernels/conv.hpp: the three conv2d kernels against direct double-precision loops.
+#include <omp.h>
+
+#include <algorithm>
 #include <boost/test/unit_test.hpp>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "kernels/conv.hpp"
+
+namespace {
+
+using xtape::kernels::Conv2DGeometry;
+
+std::vector<float> random_vector(std::size_t n, std::uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> dist(-1.f, 1.f);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(gen);
+  return v;
+}
+
+struct Spec {
+  std::int64_t n, h, w, cin, kh, kw, cout, stride, dil;
+  bool same;  // TensorFlow 'same' padding (else 'valid')
+};
+
+// Output extent and leading pad of one axis, TensorFlow rules.
+void axis(std::int64_t in, std::int64_t k, std::int64_t s, std::int64_t d, bool same, std::int64_t& out,
+          std::int64_t& pad) {
+  const std::int64_t ek = (k - 1) * d + 1;
+  if (same) {
+    out = (in + s - 1) / s;
+    pad = std::max<std::int64_t>(0, (out - 1) * s + ek - in) / 2;
+  } else {
+    out = (in - ek) / s + 1;
+    pad = 0;
+  }
+}
+
+Conv2DGeometry geometry(const Spec& s) {
+  Conv2DGeometry g;
+  g.n = s.n, g.h = s.h, g.w = s.w, g.cin = s.cin, g.kh = s.kh, g.kw = s.kw, g.cout = s.cout;
+  g.stride_h = g.stride_w = s.stride;
+  g.dil_h = g.dil_w = s.dil;
+  axis(s.h, s.kh, s.stride, s.dil, s.same, g.out_h, g.pad_top);
+  axis(s.w, s.kw, s.stride, s.dil, s.same, g.out_w, g.pad_left);
+  return g;
+}
+
+// Visits every (output element, kernel element, input element) triple of the convolution.
+template <class F>
+void for_each_tap(const Conv2DGeometry& g, F&& f) {
+  for (std::int64_t b = 0; b < g.n; ++b)
+    for (std::int64_t oy = 0; oy < g.out_h; ++oy)
+      for (std::int64_t ox = 0; ox < g.out_w; ++ox)
+        for (std::int64_t ky = 0; ky < g.kh; ++ky)
+          for (std::int64_t kx = 0; kx < g.kw; ++kx) {
+            const std::int64_t iy = oy * g.stride_h - g.pad_top + ky * g.dil_h;
+            const std::int64_t ix = ox * g.stride_w - g.pad_left + kx * g.dil_w;
+            if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) continue;
+            for (std::int64_t ci = 0; ci < g.cin; ++ci)
+              for (std::int64_t co = 0; co < g.cout; ++co)
+                f(((b * g.out_h + oy) * g.out_w + ox) * g.cout + co, ((ky * g.kw + kx) * g.cin + ci) * g.cout + co,
+                  ((b * g.h + iy) * g.w + ix) * g.cin + ci);
+          }
+}
+
+// Checks got against ref with |got - ref| <= 1e-4 * sqrt(terms) * mag + tiny, where mag is the
+// sum of the absolute values of the terms and `terms` the largest number of terms in a sum.
+void expect_close(const std::vector<float>& got, const std::vector<double>& ref, const std::vector<double>& mag,
+                  std::int64_t terms, const char* what, const Spec& s) {
+  const double tol = 1e-4 * std::sqrt(static_cast<double>(std::max<std::int64_t>(terms, 1)));
+  std::int64_t bad = 0;
+  for (std::size_t i = 0; i < got.size(); ++i)
+    if (!(std::abs(got[i] - ref[i]) <= tol * mag[i] + 1e-30)) ++bad;
+  BOOST_TEST(bad == 0, what << " n=" << s.n << " h=" << s.h << " w=" << s.w << " cin=" << s.cin << " k=" << s.kh
+                            << "x" << s.kw << " cout=" << s.cout << " stride=" << s.stride << " dil=" << s.dil
+                            << " same=" << s.same << ": " << bad << " of " << got.size() << " elements off");
+}
+
+void check_spec(const Spec& s, std::uint32_t seed) {
+  const Conv2DGeometry g = geometry(s);
+  BOOST_REQUIRE(g.out_h > 0 && g.out_w > 0);
+  const std::size_t in_size = static_cast<std::size_t>(g.n * g.h * g.w * g.cin);
+  const std::size_t k_size = static_cast<std::size_t>(g.kh * g.kw * g.cin * g.cout);
+  const std::size_t out_size = static_cast<std::size_t>(g.n * g.out_h * g.out_w * g.cout);
+  const auto x = random_vector(in_size, seed), k = random_vector(k_size, seed + 1);
+  const auto go = random_vector(out_size, seed + 2);
+
+  std::vector<double> y_ref(out_size, 0.0), y_mag(out_size, 0.0);
+  std::vector<double> gx_ref(in_size, 0.0), gx_mag(in_size, 0.0);
+  std::vector<double> gk_ref(k_size, 0.0), gk_mag(k_size, 0.0);
+  for_each_tap(g, [&](std::int64_t o, std::int64_t kk, std::int64_t i) {
+    y_ref[o] += double(x[i]) * k[kk];
+    y_mag[o] += std::abs(double(x[i]) * k[kk]);
+    gx_ref[i] += double(go[o]) * k[kk];
+    gx_mag[i] += std::abs(double(go[o]) * k[kk]);
+    gk_ref[kk] += double(go[o]) * x[i];
+    gk_mag[kk] += std::abs(double(go[o]) * x[i]);
+  });
+
+  // Outputs start as NaN: every kernel must overwrite.
+  std::vector<float> y(out_size, NAN), gx(in_size, NAN), gk(k_size, NAN);
+  xtape::kernels::conv2d_forward(g, x.data(), k.data(), y.data());
+  xtape::kernels::conv2d_backward_input(g, go.data(), k.data(), gx.data());
+  xtape::kernels::conv2d_backward_kernel(g, x.data(), go.data(), gk.data());
+  expect_close(y, y_ref, y_mag, g.kh * g.kw * g.cin, "forward", s);
+  expect_close(gx, gx_ref, gx_mag, g.kh * g.kw * g.cout, "backward_input", s);
+  expect_close(gk, gk_ref, gk_mag, g.n * g.out_h * g.out_w, "backward_kernel", s);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(kernels_conv)
+
+BOOST_AUTO_TEST_CASE(valid_padding_stride_1) {
+  check_spec({1, 5, 5, 1, 3, 3, 1, 1, 1, false}, 1);
+  check_spec({2, 13, 13, 32, 3, 3, 64, 1, 1, false}, 2);  // the founding model's conv2, batch 2
+  check_spec({3, 28, 28, 1, 3, 3, 32, 1, 1, false}, 3);   // conv1
+  check_spec({2, 9, 7, 5, 2, 4, 3, 1, 1, false}, 4);      // rectangular kernel, odd channels
+}
+
+BOOST_AUTO_TEST_CASE(same_padding_and_strides) {
+  std::uint32_t seed = 10;
+  for (std::int64_t stride : {1, 2})
+    for (bool same : {false, true}) {
+      check_spec({2, 10, 11, 3, 3, 3, 7, stride, 1, same}, seed++);
+      check_spec({1, 8, 8, 17, 5, 5, 33, stride, 1, same}, seed++);
+      check_spec({3, 7, 9, 4, 2, 2, 5, stride, 1, same}, seed++);  // even kernel: asymmetric SAME pad
+    }
+}
+
+BOOST_AUTO_TEST_CASE(dilation) {
+  check_spec({2, 12, 12, 3, 3, 3, 4, 1, 2, false}, 30);
+  check_spec({2, 12, 11, 3, 3, 3, 4, 1, 2, true}, 31);
+  check_spec({1, 15, 15, 6, 3, 2, 9, 2, 2, true}, 32);
+}
+
+BOOST_AUTO_TEST_CASE(pointwise_and_conv1d_shapes) {
+  check_spec({3, 6, 7, 19, 1, 1, 21, 1, 1, false}, 40);   // 1x1 fast path
+  check_spec({2, 6, 7, 8, 1, 1, 5, 2, 1, true}, 41);      // 1x1 with stride: im2col path
+  check_spec({4, 1, 50, 6, 1, 5, 10, 1, 1, true}, 42);    // conv1d as h == 1
+  check_spec({4, 1, 50, 6, 1, 3, 10, 2, 2, false}, 43);
+}
+
+BOOST_AUTO_TEST_CASE(large_batch_many_chunks) {
+  // Enough rows for several im2col chunks and backward_kernel partial sums.
+  check_spec({24, 13, 13, 32, 3, 3, 64, 1, 1, false}, 50);
+  check_spec({40, 28, 28, 1, 3, 3, 32, 1, 1, false}, 51);
+}
+
+BOOST_AUTO_TEST_CASE(backward_kernel_bitwise_identical_for_1_and_2_threads) {
+  const int saved = omp_get_max_threads();
+  for (const Spec& s : {Spec{32, 13, 13, 32, 3, 3, 64, 1, 1, false}, Spec{50, 28, 28, 1, 3, 3, 32, 1, 1, false},
+                        Spec{3, 17, 17, 8, 3, 3, 16, 2, 1, true}}) {
+    const Conv2DGeometry g = geometry(s);
+    const auto x = random_vector(static_cast<std::size_t>(g.n * g.h * g.w * g.cin), 60);
+    const auto go = random_vector(static_cast<std::size_t>(g.n * g.out_h * g.out_w * g.cout), 61);
+    std::vector<float> k1(static_cast<std::size_t>(g.kh * g.kw * g.cin * g.cout)), k2(k1.size());
+    omp_set_num_threads(1);
+    xtape::kernels::conv2d_backward_kernel(g, x.data(), go.data(), k1.data());
+    omp_set_num_threads(2);
+    xtape::kernels::conv2d_backward_kernel(g, x.data(), go.data(), k2.data());
+    BOOST_TEST(std::memcmp(k1.data(), k2.data(), k1.size() * sizeof(float)) == 0,
+               "conv2d_backward_kernel differs between 1 and 2 threads for n=" << s.n << " cin=" << s.cin);
+  }
+  omp_set_num_threads(saved);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
