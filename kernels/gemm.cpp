@@ -27,14 +27,28 @@ constexpr int simd_width = static_cast<int>(batch::size);
 // Register blocking. AVX-512 has 32 vector registers: 14 rows x 2 vectors = 28 accumulators,
 // plus 2 for the B row and 1 for the broadcast A value. With 16 registers (AVX2/SSE/NEON)
 // 6 x 2 = 12 accumulators.
+#ifndef XT_MR
 constexpr int gemm_mr = simd_width >= 16 ? 14 : 6;
 constexpr int gemm_nv = 2;
+#else
+constexpr int gemm_mr = XT_MR;
+constexpr int gemm_nv = XT_NV;
+#endif
 constexpr int gemm_nr = gemm_nv * simd_width;
 
 // Cache blocking. A KC x NR micro-panel of B (256 x 32 floats = 32 KiB) stays in L1 while the
 // MC x KC block of A (~230 KiB) stays in L2; the packed KC x NC slice of B lives in L2/L3.
-constexpr std::int64_t gemm_kc = 256;
-constexpr std::int64_t gemm_mc = gemm_mr * 16;
+#ifndef XT_DIRECT
+#define XT_DIRECT 1
+#endif
+#ifndef XT_KC
+#define XT_KC 384
+#endif
+#ifndef XT_MCP
+#define XT_MCP 16
+#endif
+constexpr std::int64_t gemm_kc = XT_KC;
+constexpr std::int64_t gemm_mc = gemm_mr * XT_MCP;
 constexpr std::int64_t gemm_nc = gemm_nr * 64;
 
 // Below this many multiply-adds the packing and threading overhead dominates.
@@ -62,14 +76,8 @@ void pack_a(bool trans_a, const float* a, std::int64_t lda, std::int64_t m, std:
       std::memset(panel, 0, sizeof(float) * static_cast<std::size_t>(mr * kc));
       continue;
     }
-    if (trans_a) {  // op(A)(i, p) = a[p * lda + i]: contiguous in i
-      for (std::int64_t p = 0; p < kc; ++p) {
-        const float* src = a + (p0 + p) * lda + i0 + r;
-        float* d = panel + p * mr;
-        std::int64_t i = 0;
-        for (; i < rows; ++i) d[i] = src[i];
-        for (; i < mr; ++i) d[i] = 0.f;
-      }
+    if (trans_a) {  // op(A)(i, p) = a[p * lda + i]: contiguous in i (handled below, p outer)
+      continue;
     } else {  // op(A)(i, p) = a[i * lda + p]: contiguous in p
       for (std::int64_t i = 0; i < rows; ++i) {
         const float* src = a + (i0 + r + i) * lda + p0;
@@ -77,6 +85,28 @@ void pack_a(bool trans_a, const float* a, std::int64_t lda, std::int64_t m, std:
       }
       for (std::int64_t i = rows; i < mr; ++i)
         for (std::int64_t p = 0; p < kc; ++p) panel[p * mr + i] = 0.f;
+    }
+  }
+  if (!trans_a) return;
+  // Transposed A: walk each source row once (streaming) and drop MR-wide pieces into the
+  // panels. A full piece is one vector copy (W >= MR; the extra lanes land in the next slot and
+  // are overwritten by it in turn).
+  const std::int64_t full_rows = std::max<std::int64_t>(0, std::min(mc, m - i0));
+  for (std::int64_t p = 0; p < kc; ++p) {
+    const float* src = a + (p0 + p) * lda + i0;
+    std::int64_t r = 0;
+    if (simd_width >= mr && p + 1 < kc) {
+      // Reading W floats is in bounds only while the piece + W stays within the row range; the
+      // last p uses the scalar path so nothing spills into the next panel.
+      for (; r + simd_width <= full_rows; r += mr)
+        batch::load_unaligned(src + r).store_unaligned(dst + r * kc + p * mr);
+    }
+    for (; r < mc; r += mr) {
+      float* d = dst + r * kc + p * mr;
+      const std::int64_t rows = std::max<std::int64_t>(0, std::min<std::int64_t>(mr, full_rows - r));
+      std::int64_t i = 0;
+      for (; i < rows; ++i) d[i] = src[r + i];
+      for (; i < mr; ++i) d[i] = 0.f;
     }
   }
 }
@@ -112,11 +142,14 @@ void pack_b_panel(bool trans_b, const float* b, std::int64_t ldb, std::int64_t n
   }
 }
 
-// One MR x NR tile: acc = sum_p a_panel(:, p) b_panel(p, :), then
-// C = fma(beta_eff, C, alpha * acc) (or alpha * acc when overwrite). Rows/columns beyond
+// One MR x NR tile: acc = sum_p A(:, p) b_panel(p, :), then
+// C = fma(beta_eff, C, alpha * acc) (or alpha * acc when overwrite). A is a packed micro-panel
+// (element (i, p) at ap[p * MR + i]) or, when Direct, rows of the caller's row-major matrix
+// (element (i, p) at ap[i * a_rs + p]; only for full MR-row panels). Rows/columns beyond
 // (mr, nr) are computed on zero padding and dropped; the scalar edge path applies exactly the
 // same rounding steps as the vector path.
-void micro_kernel(std::int64_t kc, const float* __restrict ap, const float* __restrict bp,
+template <bool Direct>
+void micro_kernel(std::int64_t kc, const float* __restrict ap, std::int64_t a_rs, const float* __restrict bp,
                   float* c, std::int64_t ldc, std::int64_t mr, std::int64_t nr, float alpha,
                   float beta_eff, bool overwrite) {
   constexpr int MR = gemm_mr, NV = gemm_nv, W = simd_width, NR = gemm_nr;
@@ -131,7 +164,7 @@ void micro_kernel(std::int64_t kc, const float* __restrict ap, const float* __re
     for (int v = 0; v < NV; ++v) bv[v] = batch::load_aligned(bp + p * NR + v * W);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
-      const batch av(ap[p * MR + i]);
+      const batch av(Direct ? ap[i * a_rs + p] : ap[p * MR + i]);
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) acc[i][v] = xsimd::fma(av, bv[v], acc[i][v]);
     }
@@ -203,6 +236,10 @@ void blocked_gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, st
   const std::int64_t mc_max = even_block(m, gemm_mc, gemm_mr);
   float* bpack = scratch(slot_gemm_pack_b, static_cast<std::size_t>(kc_max * nc_max));
   float* apack = scratch(slot_gemm_pack_a, static_cast<std::size_t>(mc_max * kc_max + simd_width));
+  // Untransposed A can feed the micro-kernel straight from the caller's rows (no packing) when
+  // each A panel is reused by few B panels (n small), unless the row stride is a multiple of
+  // 2 KiB: then the MR rows alias in the L1 sets.
+  const bool direct = XT_DIRECT && !trans_a && n <= 512 && lda % 512 != 0;
   for (std::int64_t jc = 0; jc < n; jc += nc_max) {
     const std::int64_t nc = std::min(nc_max, n - jc);
     const std::int64_t n_panels = ceil_div(nc, gemm_nr);
@@ -214,13 +251,18 @@ void blocked_gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, st
       for (std::int64_t jp = 0; jp < n_panels; ++jp) pack_b_panel(trans_b, b, ldb, n, jc, jp, pc, kc, bpack);
       for (std::int64_t ic = 0; ic < m; ic += mc_max) {
         const std::int64_t mc = std::min(mc_max, m - ic);
-        pack_a(trans_a, a, lda, m, ic, ceil_div(mc, gemm_mr) * gemm_mr, pc, kc, apack);
+        const std::int64_t mc_full = direct ? mc / gemm_mr * gemm_mr : 0;
+        if (mc_full < mc)  // direct mode packs only the tail panel
+          pack_a(trans_a, a, lda, m, ic + mc_full, ceil_div(mc - mc_full, gemm_mr) * gemm_mr, pc, kc, apack);
         for (std::int64_t jp = 0; jp < n_panels; ++jp) {
           const std::int64_t j0 = jc + jp * gemm_nr, ncur = std::min<std::int64_t>(gemm_nr, n - j0);
           const float* bp = bpack + jp * gemm_nr * kc;
-          for (std::int64_t ir = 0; ir < mc; ir += gemm_mr)
-            micro_kernel(kc, apack + ir * kc, bp, c + (ic + ir) * ldc + j0, ldc,
-                         std::min<std::int64_t>(gemm_mr, mc - ir), ncur, alpha, beta_eff, overwrite);
+          for (std::int64_t ir = 0; ir < mc_full; ir += gemm_mr)
+            micro_kernel<true>(kc, a + (ic + ir) * lda + pc, lda, bp, c + (ic + ir) * ldc + j0, ldc, gemm_mr, ncur,
+                               alpha, beta_eff, overwrite);
+          for (std::int64_t ir = mc_full; ir < mc; ir += gemm_mr)
+            micro_kernel<false>(kc, apack + (ir - mc_full) * kc, 0, bp, c + (ic + ir) * ldc + j0, ldc,
+                                std::min<std::int64_t>(gemm_mr, mc - ir), ncur, alpha, beta_eff, overwrite);
         }
       }
     }
