@@ -1,1 +1,158 @@
-int main() { return 0; }
+// bench_kernels: throughput of the hot CPU kernels against this machine's own limits.
+//
+// Measures the FMA peak (an xsimd loop with 16 independent accumulator chains per thread) and a
+// streaming-copy bandwidth, then prints, for 1 and 2 threads, GFLOP/s and the fraction of peak
+// for sgemm 1024^3 and the founding model's conv layers at batch 128:
+//   conv2: 13x13x32 -> 11x11x64, 3x3 valid (forward, backward_input, backward_kernel)
+//   conv1: 28x28x1 -> 26x26x32, 3x3 valid (forward, backward_kernel; memory-bound, so also
+//          the effective bandwidth of its compulsory traffic as a fraction of the copy figure).
+// Every figure is the median of several repetitions after a warm-up call.
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <random>
+#include <vector>
+#include <xsimd/xsimd.hpp>
+
+#include "kernels/conv.hpp"
+#include "kernels/gemm.hpp"
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+using batch = xsimd::batch<float>;
+
+double seconds_since(clock_type::time_point t0) {
+  return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
+
+// Median wall time of `reps` calls of f (after one warm-up call).
+double median_time(const std::function<void()>& f, int reps) {
+  f();
+  std::vector<double> t;
+  for (int r = 0; r < reps; ++r) {
+    const auto t0 = clock_type::now();
+    f();
+    t.push_back(seconds_since(t0));
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+// FMA peak in GFLOP/s with `threads` threads: 16 independent chains of batch FMAs per thread.
+double fma_peak(int threads) {
+  constexpr int chains = 16;
+  constexpr long iters = 20'000'000;
+  std::vector<float> sink(static_cast<std::size_t>(threads) * batch::size, 0.f);
+  auto run = [&] {
+#pragma omp parallel num_threads(threads)
+    {
+      batch acc[chains];
+      for (int i = 0; i < chains; ++i) acc[i] = batch(1.f + 1e-3f * static_cast<float>(i));
+      const batch x(0.999999f), y(1e-7f);
+      for (long it = 0; it < iters; ++it) {
+#pragma GCC unroll 16
+        for (int i = 0; i < chains; ++i) acc[i] = xsimd::fma(acc[i], x, y);
+      }
+      batch s(0.f);
+      for (int i = 0; i < chains; ++i) s += acc[i];
+      s.store_unaligned(sink.data() + omp_get_thread_num() * batch::size);
+    }
+  };
+  const double t = median_time(run, 5);
+  return 2.0 * chains * batch::size * static_cast<double>(iters) * threads / t / 1e9;
+}
+
+// Streaming copy bandwidth in GB/s (bytes read + bytes written) of a 256 MiB buffer.
+double copy_bandwidth(int threads) {
+  const std::size_t n = std::size_t{1} << 26;
+  std::vector<float> src(n, 1.f), dst(n, 0.f);
+  auto run = [&] {
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (std::size_t blk = 0; blk < n / 4096; ++blk)
+      std::memcpy(dst.data() + blk * 4096, src.data() + blk * 4096, 4096 * sizeof(float));
+  };
+  const double t = median_time(run, 7);
+  return 2.0 * static_cast<double>(n) * sizeof(float) / t / 1e9;
+}
+
+std::vector<float> random_vector(std::size_t n) {
+  std::mt19937 gen(42);
+  std::uniform_real_distribution<float> dist(-1.f, 1.f);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(gen);
+  return v;
+}
+
+xtape::kernels::Conv2DGeometry valid_3x3(std::int64_t n, std::int64_t hw, std::int64_t cin, std::int64_t cout) {
+  xtape::kernels::Conv2DGeometry g;
+  g.n = n, g.h = hw, g.w = hw, g.cin = cin, g.kh = 3, g.kw = 3, g.cout = cout;
+  g.out_h = hw - 2, g.out_w = hw - 2;
+  return g;
+}
+
+struct ConvBuffers {
+  xtape::kernels::Conv2DGeometry g;
+  std::vector<float> x, k, y, gx, gk;
+  explicit ConvBuffers(const xtape::kernels::Conv2DGeometry& geo)
+      : g(geo),
+        x(random_vector(static_cast<std::size_t>(g.n * g.h * g.w * g.cin))),
+        k(random_vector(static_cast<std::size_t>(g.kh * g.kw * g.cin * g.cout))),
+        y(random_vector(static_cast<std::size_t>(g.n * g.out_h * g.out_w * g.cout))),
+        gx(x.size()),
+        gk(k.size()) {}
+  double flops() const { return 2.0 * g.n * g.out_h * g.out_w * g.kh * g.kw * g.cin * g.cout; }
+};
+
+}  // namespace
+
+int main() {
+  const int reps = 9;
+  std::printf("xsimd arch %s, batch<float> width %zu, omp max threads %d\n", xsimd::default_arch::name(),
+              batch::size, omp_get_max_threads());
+  const double peak[2] = {fma_peak(1), fma_peak(2)};
+  const double bw[2] = {copy_bandwidth(1), copy_bandwidth(2)};
+  std::printf("FMA peak: %.1f GFLOP/s (1 thread), %.1f GFLOP/s (2 threads)\n", peak[0], peak[1]);
+  std::printf("copy bandwidth (read + write): %.1f GB/s (1 thread), %.1f GB/s (2 threads)\n\n", bw[0], bw[1]);
+
+  const std::int64_t s = 1024;
+  const auto a = random_vector(static_cast<std::size_t>(s * s)), b = random_vector(static_cast<std::size_t>(s * s));
+  std::vector<float> c(static_cast<std::size_t>(s * s));
+  ConvBuffers conv2(valid_3x3(128, 13, 32, 64)), conv1(valid_3x3(128, 28, 1, 32));
+  // Compulsory traffic of conv1 (bytes): forward reads x and writes y; backward_kernel reads both.
+  const double conv1_bytes = (static_cast<double>(conv1.x.size()) + static_cast<double>(conv1.y.size())) * 4.0;
+
+  std::printf("%-30s %8s %10s %8s %10s %8s\n", "kernel", "threads", "time ms", "GFLOP/s", "of peak", "GB/s");
+  for (int threads : {1, 2}) {
+    omp_set_num_threads(threads);
+    const double pk = peak[threads - 1];
+    auto row = [&](const char* name, double flops, double t, double bytes) {
+      std::printf("%-30s %8d %10.3f %8.1f %9.1f%%", name, threads, t * 1e3, flops / t / 1e9, 100.0 * flops / t / 1e9 / pk);
+      if (bytes > 0)
+        std::printf(" %8.1f (%.0f%% of copy)", bytes / t / 1e9, 100.0 * bytes / t / 1e9 / bw[threads - 1]);
+      std::printf("\n");
+    };
+    row("sgemm 1024^3", 2.0 * s * s * s, median_time([&] {
+          xtape::kernels::sgemm(false, false, s, s, s, 1.f, a.data(), s, b.data(), s, 0.f, c.data(), s);
+        }, reps), 0);
+    row("conv2 forward", conv2.flops(),
+        median_time([&] { xtape::kernels::conv2d_forward(conv2.g, conv2.x.data(), conv2.k.data(), conv2.y.data()); }, reps), 0);
+    row("conv2 backward_input", conv2.flops(), median_time([&] {
+          xtape::kernels::conv2d_backward_input(conv2.g, conv2.y.data(), conv2.k.data(), conv2.gx.data());
+        }, reps), 0);
+    row("conv2 backward_kernel", conv2.flops(), median_time([&] {
+          xtape::kernels::conv2d_backward_kernel(conv2.g, conv2.x.data(), conv2.y.data(), conv2.gk.data());
+        }, reps), 0);
+    row("conv1 forward", conv1.flops(),
+        median_time([&] { xtape::kernels::conv2d_forward(conv1.g, conv1.x.data(), conv1.k.data(), conv1.y.data()); }, reps),
+        conv1_bytes);
+    row("conv1 backward_kernel", conv1.flops(), median_time([&] {
+          xtape::kernels::conv2d_backward_kernel(conv1.g, conv1.x.data(), conv1.y.data(), conv1.gk.data());
+        }, reps), conv1_bytes);
+  }
+  return 0;
+}

@@ -42,36 +42,54 @@ std::int64_t chunk_rows(const Conv2DGeometry& g) {
   return rows / 16 * 16;
 }
 
+// d[0, n) = s[0, n). Inline for the short runs of thin layers (cin = 1: runs of kw floats),
+// where a memcpy call would cost more than the copy.
+inline void copy_floats(float* __restrict d, const float* __restrict s, std::int64_t n) {
+  if (n >= 32) {
+    std::memcpy(d, s, sizeof(float) * static_cast<std::size_t>(n));
+    return;
+  }
+  for (std::int64_t i = 0; i < n; ++i) d[i] = s[i];
+}
+
+inline void zero_floats(float* d, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i) d[i] = 0.f;
+}
+
 // col[r - r0] = patch of output pixel r (flat over n, out_h, out_w), for r in [r0, r1).
 void im2col_rows(const Conv2DGeometry& g, const float* input, std::int64_t r0, std::int64_t r1, float* col) {
-  const std::int64_t K = patch_size(g), cin = g.cin;
+  const std::int64_t K = patch_size(g), cin = g.cin, run = g.kw * cin;
   const std::int64_t pix = g.out_h * g.out_w;
-  // A whole kernel row (kw taps) is contiguous in the input when dil_w == 1.
-  const bool contiguous_row = g.dil_w == 1;
+  std::int64_t b = r0 / pix, oy = (r0 % pix) / g.out_w, ox = r0 % g.out_w;
   for (std::int64_t r = r0; r < r1; ++r) {
-    const std::int64_t b = r / pix, p = r % pix, oy = p / g.out_w, ox = p % g.out_w;
     float* dst = col + (r - r0) * K;
     const float* img = input + b * g.h * g.w * cin;
     const std::int64_t x0 = ox * g.stride_w - g.pad_left;
+    // A whole kernel row (kw taps) is one contiguous run of the input when dil_w == 1.
+    const bool inside_x = g.dil_w == 1 && x0 >= 0 && x0 + g.kw <= g.w;
     for (std::int64_t ky = 0; ky < g.kh; ++ky) {
       const std::int64_t iy = oy * g.stride_h - g.pad_top + ky * g.dil_h;
-      float* d = dst + ky * g.kw * cin;
+      float* d = dst + ky * run;
       if (iy < 0 || iy >= g.h) {
-        std::memset(d, 0, sizeof(float) * static_cast<std::size_t>(g.kw * cin));
+        zero_floats(d, run);
         continue;
       }
       const float* row = img + iy * g.w * cin;
-      if (contiguous_row && x0 >= 0 && x0 + g.kw <= g.w) {
-        std::memcpy(d, row + x0 * cin, sizeof(float) * static_cast<std::size_t>(g.kw * cin));
+      if (inside_x) {
+        copy_floats(d, row + x0 * cin, run);
         continue;
       }
       for (std::int64_t kx = 0; kx < g.kw; ++kx) {
         const std::int64_t ix = x0 + kx * g.dil_w;
         if (ix < 0 || ix >= g.w)
-          std::memset(d + kx * cin, 0, sizeof(float) * static_cast<std::size_t>(cin));
+          zero_floats(d + kx * cin, cin);
         else
-          std::memcpy(d + kx * cin, row + ix * cin, sizeof(float) * static_cast<std::size_t>(cin));
+          copy_floats(d + kx * cin, row + ix * cin, cin);
       }
+    }
+    if (++ox == g.out_w) {
+      ox = 0;
+      if (++oy == g.out_h) oy = 0, ++b;
     }
   }
 }

@@ -45,7 +45,7 @@ constexpr int gemm_nr = gemm_nv * simd_width;
 #define XT_KC 384
 #endif
 #ifndef XT_MCP
-#define XT_MCP 16
+#define XT_MCP 24
 #endif
 constexpr std::int64_t gemm_kc = XT_KC;
 constexpr std::int64_t gemm_mc = gemm_mr * XT_MCP;
@@ -275,14 +275,16 @@ void parallel_gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, s
                    float alpha, const float* a, std::int64_t lda, const float* b, std::int64_t ldb,
                    float beta, float* c, std::int64_t ldc, int threads) {
   const std::int64_t m_tiles = ceil_div(m, gemm_mr), n_tiles = ceil_div(n, gemm_nr);
-  // Pick the grid with the smallest per-thread share of tiles; prefer splitting rows (then
-  // only the smaller B is packed twice).
+  // Pick the grid with the smallest per-thread cost: its tiles (MR*NR multiply-adds per k)
+  // plus the rows of A and columns of B it packs (a copied element costs about as much as 8
+  // multiply-add lanes). Every thread reads all of the operand that is not split.
   int best_tm = threads;
   std::int64_t best_cost = -1;
   for (int tm = threads; tm >= 1; --tm) {
     if (threads % tm != 0) continue;
     const int tn = threads / tm;
-    const std::int64_t cost = ceil_div(m_tiles, tm) * ceil_div(n_tiles, tn);
+    const std::int64_t rows = ceil_div(m_tiles, tm), cols = ceil_div(n_tiles, tn);
+    const std::int64_t cost = rows * cols * gemm_mr * gemm_nr + 8 * (rows * gemm_mr + cols * gemm_nr);
     if (best_cost < 0 || cost < best_cost) best_cost = cost, best_tm = tm;
   }
   const int tm = best_tm, tn = threads / best_tm;
