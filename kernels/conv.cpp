@@ -11,12 +11,16 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <xsimd/xsimd.hpp>
 
 #include "kernels/gemm.hpp"
 #include "kernels/workspace.hpp"
 
+#ifndef XT_COLF
+#define XT_COLF 65536
+#endif
 namespace xtape::kernels {
 
 namespace {
@@ -38,13 +42,24 @@ bool is_pointwise(const Conv2DGeometry& g) {
 // Rows per im2col chunk: about 64K floats (256 KiB, half an L2) but at least 128 rows so the
 // GEMM is not dominated by packing; a multiple of 16.
 std::int64_t chunk_rows(const Conv2DGeometry& g) {
-  const std::int64_t rows = std::clamp<std::int64_t>(65536 / std::max<std::int64_t>(1, patch_size(g)), 128, 8192);
+  const std::int64_t rows = std::clamp<std::int64_t>(XT_COLF / std::max<std::int64_t>(1, patch_size(g)), 128, 8192);
   return rows / 16 * 16;
 }
 
+// GCC turns plain copy/zero loops back into memcpy/memset calls, which cost more than the
+// copy for the short runs of thin layers: the im2col functions opt out of that, and the copy
+// helpers are forced inline into them.
+#if defined(__GNUC__) && !defined(__clang__)
+#define XTAPE_NO_LIBCALL __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#define XTAPE_FORCE_INLINE __attribute__((always_inline))
+#else
+#define XTAPE_NO_LIBCALL
+#define XTAPE_FORCE_INLINE
+#endif
+
 // d[0, n) = s[0, n). Inline for the short runs of thin layers (cin = 1: runs of kw floats),
 // where a memcpy call would cost more than the copy.
-inline void copy_floats(float* __restrict d, const float* __restrict s, std::int64_t n) {
+XTAPE_FORCE_INLINE inline void copy_floats(float* __restrict d, const float* __restrict s, std::int64_t n) {
   if (n >= 32) {
     std::memcpy(d, s, sizeof(float) * static_cast<std::size_t>(n));
     return;
@@ -52,12 +67,12 @@ inline void copy_floats(float* __restrict d, const float* __restrict s, std::int
   for (std::int64_t i = 0; i < n; ++i) d[i] = s[i];
 }
 
-inline void zero_floats(float* d, std::int64_t n) {
+XTAPE_FORCE_INLINE inline void zero_floats(float* d, std::int64_t n) {
   for (std::int64_t i = 0; i < n; ++i) d[i] = 0.f;
 }
 
 // col[r - r0] = patch of output pixel r (flat over n, out_h, out_w), for r in [r0, r1).
-void im2col_rows(const Conv2DGeometry& g, const float* input, std::int64_t r0, std::int64_t r1, float* col) {
+XTAPE_NO_LIBCALL void im2col_rows(const Conv2DGeometry& g, const float* input, std::int64_t r0, std::int64_t r1, float* col) {
   const std::int64_t K = patch_size(g), cin = g.cin, run = g.kw * cin;
   const std::int64_t pix = g.out_h * g.out_w;
   std::int64_t b = r0 / pix, oy = (r0 % pix) / g.out_w, ox = r0 % g.out_w;
@@ -130,6 +145,53 @@ void col2im_rows_add(const Conv2DGeometry& g, const float* dcol, std::int64_t r0
   }
 }
 
+// Patches this small (thin first layers, cin = 1) skip the GEMM in backward_kernel: its packing
+// would cost more than the few multiply-adds per element.
+constexpr std::int64_t small_patch = 14;
+
+// out (K, N) (+)= col^T (K, rows) x go (rows, N) for K <= small_patch, with the K x 2 vector
+// accumulators of one column block in registers; rows are summed in increasing order.
+void small_patch_outer(std::int64_t rows, std::int64_t K, std::int64_t N, const float* col, const float* go,
+                       bool accumulate, float* out) {
+  constexpr int KMAX = static_cast<int>(small_patch);
+  std::int64_t c0 = 0;
+  while (c0 + simd_width <= N) {
+    const bool two = c0 + 2 * simd_width <= N;
+    batch acc[KMAX][2];
+#pragma GCC unroll 14
+    for (int q = 0; q < KMAX; ++q) acc[q][0] = acc[q][1] = batch(0.f);
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const float* g = go + r * N + c0;
+      const batch g0 = batch::load_unaligned(g), g1 = two ? batch::load_unaligned(g + simd_width) : batch(0.f);
+      const float* a = col + r * K;
+#pragma GCC unroll 14
+      for (int q = 0; q < KMAX; ++q) {
+        if (q < K) {
+          const batch av(a[q]);
+          acc[q][0] = xsimd::fma(av, g0, acc[q][0]);
+          acc[q][1] = xsimd::fma(av, g1, acc[q][1]);
+        }
+      }
+    }
+    for (std::int64_t q = 0; q < K; ++q) {
+      for (int v = 0; v < (two ? 2 : 1); ++v) {
+        float* o = out + q * N + c0 + v * simd_width;
+        batch x = acc[q][v];
+        if (accumulate) x += batch::load_unaligned(o);
+        x.store_unaligned(o);
+      }
+    }
+    c0 += two ? 2 * simd_width : simd_width;
+  }
+  for (; c0 < N; ++c0) {  // column tail
+    for (std::int64_t q = 0; q < K; ++q) {
+      float s = 0.f;
+      for (std::int64_t r = 0; r < rows; ++r) s = std::fma(col[r * K + q], go[r * N + c0], s);
+      out[q * N + c0] = accumulate ? out[q * N + c0] + s : s;
+    }
+  }
+}
+
 }  // namespace
 
 void conv2d_forward(const Conv2DGeometry& g, const float* input, const float* kernel, float* output) {
@@ -164,15 +226,22 @@ void conv2d_backward_input(const Conv2DGeometry& g, const float* grad_output, co
     sgemm(false, true, M, K, N, 1.f, grad_output, N, kernel, N, 0.f, grad_input, K);
     return;
   }
+  // kernel^T (cout, K) once, so the GEMM packs B with plain row copies.
+  float* kernel_t = scratch(slot_conv_aux, static_cast<std::size_t>(K * N));
+  for (std::int64_t q = 0; q < K; ++q)
+    for (std::int64_t co = 0; co < N; ++co) kernel_t[co * K + q] = kernel[q * N + co];
   const std::int64_t R = chunk_rows(g), pix = g.out_h * g.out_w;
-  // Images are independent scatter targets: one image per task, its row chunks in order.
-#pragma omp parallel for schedule(dynamic, 1) if (g.n > 1)
-  for (std::int64_t b = 0; b < g.n; ++b) {
-    std::fill(grad_input + b * image, grad_input + (b + 1) * image, 0.f);
-    float* dcol = scratch(slot_conv_col, static_cast<std::size_t>(std::min(R, pix) * K));
-    for (std::int64_t r0 = b * pix; r0 < (b + 1) * pix; r0 += R) {
-      const std::int64_t r1 = std::min((b + 1) * pix, r0 + R);
-      sgemm(false, true, r1 - r0, K, N, 1.f, grad_output + r0 * N, N, kernel, N, 0.f, dcol, K);
+  // Images are independent scatter targets: each task owns a fixed group of whole images and
+  // walks their rows in order, R at a time.
+  const std::int64_t group = std::max<std::int64_t>(1, R / pix), tasks = ceil_div(g.n, group);
+#pragma omp parallel for schedule(dynamic, 1) if (tasks > 1)
+  for (std::int64_t t = 0; t < tasks; ++t) {
+    const std::int64_t b0 = t * group, b1 = std::min(g.n, b0 + group);
+    std::fill(grad_input + b0 * image, grad_input + b1 * image, 0.f);
+    float* dcol = scratch(slot_conv_col, static_cast<std::size_t>(std::min(R, (b1 - b0) * pix) * K));
+    for (std::int64_t r0 = b0 * pix; r0 < b1 * pix; r0 += R) {
+      const std::int64_t r1 = std::min(b1 * pix, r0 + R);
+      sgemm(false, false, r1 - r0, K, N, 1.f, grad_output + r0 * N, N, kernel_t, K, 0.f, dcol, K);
       col2im_rows_add(g, dcol, r0, r1, grad_input);
     }
   }
@@ -206,7 +275,10 @@ void conv2d_backward_kernel(const Conv2DGeometry& g, const float* input, const f
       const std::int64_t r1 = std::min(p1, r0 + R);
       const float* a = pointwise ? input + r0 * K : col;
       if (!pointwise) im2col_rows(g, input, r0, r1, col);
-      sgemm(true, false, K, N, r1 - r0, 1.f, a, K, grad_output + r0 * N, N, r0 == p0 ? 0.f : 1.f, out, N);
+      if (K <= small_patch)
+        small_patch_outer(r1 - r0, K, N, a, grad_output + r0 * N, r0 != p0, out);
+      else
+        sgemm(true, false, K, N, r1 - r0, 1.f, a, K, grad_output + r0 * N, N, r0 == p0 ? 0.f : 1.f, out, N);
     }
   }
   if (parts == 1) return;

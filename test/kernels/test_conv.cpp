@@ -147,6 +147,15 @@ BOOST_AUTO_TEST_CASE(pointwise_and_conv1d_shapes) {
   check_spec({4, 1, 50, 6, 1, 3, 10, 2, 2, false}, 43);
 }
 
+BOOST_AUTO_TEST_CASE(thin_input_small_patches) {
+  // Patches of at most 14 values take a dedicated backward_kernel path; cover its column
+  // blocks (two vectors, one vector, scalar tail) and the largest patch size.
+  check_spec({3, 9, 9, 1, 3, 3, 20, 1, 1, true}, 70);
+  check_spec({2, 8, 9, 2, 1, 7, 40, 1, 1, true}, 71);
+  check_spec({2, 10, 10, 1, 2, 2, 3, 2, 1, false}, 72);
+  check_spec({2, 12, 12, 1, 3, 3, 64, 2, 2, true}, 73);
+}
+
 BOOST_AUTO_TEST_CASE(large_batch_many_chunks) {
   // Enough rows for several im2col chunks and backward_kernel partial sums.
   check_spec({24, 13, 13, 32, 3, 3, 64, 1, 1, false}, 50);
