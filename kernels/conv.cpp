@@ -192,6 +192,98 @@ void small_patch_outer(std::int64_t rows, std::int64_t K, std::int64_t N, const 
   }
 }
 
+// output rows [r0, r1) for K <= small_patch without an im2col buffer: the kernel block
+// (K x 2 vectors) stays in registers and each output pixel's patch is read straight from the
+// input through a tap offset table. Four pixels are computed together so that 8 independent
+// accumulator chains hide the FMA latency. A border pixel's patch is first copied into a small
+// zero-padded window laid out like the input, so the same offset table applies.
+// KT > 0 fixes the patch size at compile time (clean register allocation for the common 3x3x1).
+template <int KT>
+void small_patch_forward(const Conv2DGeometry& g, const float* input, const float* kernel, std::int64_t r0,
+                         std::int64_t r1, float* output) {
+  constexpr int KMAX = KT > 0 ? KT : static_cast<int>(small_patch), RB = 4;
+  const std::int64_t K = KT > 0 ? KT : patch_size(g), N = g.cout, cin = g.cin, pix = g.out_h * g.out_w;
+  std::int64_t offset[KMAX] = {};
+  for (std::int64_t ky = 0, q = 0; ky < g.kh; ++ky)
+    for (std::int64_t kx = 0; kx < g.kw; ++kx)
+      for (std::int64_t c = 0; c < cin; ++c, ++q) offset[q] = (ky * g.dil_h * g.w + kx * g.dil_w) * cin + c;
+  const std::int64_t span_y = (g.kh - 1) * g.dil_h, span_x = (g.kw - 1) * g.dil_w;
+  const std::int64_t window = offset[K - 1] + 1;
+  float* border = scratch(slot_conv_aux, static_cast<std::size_t>(RB * window));
+  std::int64_t c0 = 0;
+  while (c0 < N) {
+    const std::int64_t width = std::min<std::int64_t>(N - c0, 2 * simd_width);
+    const bool vec = width >= simd_width, two = width == 2 * simd_width;
+    batch kv[KMAX][2];
+#pragma GCC unroll 14
+    for (int q = 0; q < KMAX; ++q) {
+      const bool load = q < K && vec;
+      kv[q][0] = load ? batch::load_unaligned(kernel + q * N + c0) : batch(0.f);
+      kv[q][1] = load && two ? batch::load_unaligned(kernel + q * N + c0 + simd_width) : batch(0.f);
+    }
+    std::int64_t b = r0 / pix, oy = (r0 % pix) / g.out_w, ox = r0 % g.out_w;
+    for (std::int64_t r = r0; r < r1; r += RB) {
+      const std::int64_t rows = std::min<std::int64_t>(RB, r1 - r);
+      const float* a[RB];
+      for (int i = 0; i < RB; ++i) {
+        if (i >= rows) {  // short last group: recompute the previous row, not stored
+          a[i] = a[i - 1];
+          continue;
+        }
+        const std::int64_t iy = oy * g.stride_h - g.pad_top, ix = ox * g.stride_w - g.pad_left;
+        if (iy >= 0 && ix >= 0 && iy + span_y < g.h && ix + span_x < g.w) {
+          a[i] = input + ((b * g.h + iy) * g.w + ix) * cin;
+        } else {
+          float* win = border + i * window;
+          std::fill(win, win + window, 0.f);
+          for (std::int64_t ky = 0; ky < g.kh; ++ky)
+            for (std::int64_t kx = 0; kx < g.kw; ++kx) {
+              const std::int64_t y = iy + ky * g.dil_h, x = ix + kx * g.dil_w;
+              if (y < 0 || y >= g.h || x < 0 || x >= g.w) continue;
+              const std::int64_t at = (ky * g.kw + kx) * cin;
+              for (std::int64_t c = 0; c < cin; ++c) win[offset[at + c]] = input[((b * g.h + y) * g.w + x) * cin + c];
+            }
+          a[i] = win;
+        }
+        if (++ox == g.out_w) {
+          ox = 0;
+          if (++oy == g.out_h) oy = 0, ++b;
+        }
+      }
+      float* o = output + r * N + c0;
+      if (vec) {
+        batch acc[RB][2];
+#pragma GCC unroll 4
+        for (int i = 0; i < RB; ++i) acc[i][0] = acc[i][1] = batch(0.f);
+#pragma GCC unroll 14
+        for (int q = 0; q < KMAX; ++q) {
+          if (q < K) {
+            const std::int64_t off = offset[q];
+#pragma GCC unroll 4
+            for (int i = 0; i < RB; ++i) {
+              const batch av(a[i][off]);
+              acc[i][0] = xsimd::fma(av, kv[q][0], acc[i][0]);
+              acc[i][1] = xsimd::fma(av, kv[q][1], acc[i][1]);
+            }
+          }
+        }
+        for (std::int64_t i = 0; i < rows; ++i) {
+          acc[i][0].store_unaligned(o + i * N);
+          if (two) acc[i][1].store_unaligned(o + i * N + simd_width);
+        }
+      } else {
+        for (std::int64_t i = 0; i < rows; ++i)
+          for (std::int64_t j = 0; j < width; ++j) {
+            float sum = 0.f;
+            for (std::int64_t q = 0; q < K; ++q) sum = std::fma(a[i][offset[q]], kernel[q * N + c0 + j], sum);
+            o[i * N + j] = sum;
+          }
+      }
+    }
+    c0 += vec ? (two ? 2 : 1) * simd_width : width;
+  }
+}
+
 }  // namespace
 
 void conv2d_forward(const Conv2DGeometry& g, const float* input, const float* kernel, float* output) {
@@ -206,6 +298,14 @@ void conv2d_forward(const Conv2DGeometry& g, const float* input, const float* ke
 #pragma omp parallel for schedule(dynamic, 1) if (chunks > 1)
   for (std::int64_t ch = 0; ch < chunks; ++ch) {
     const std::int64_t r0 = ch * R, r1 = std::min(M, r0 + R);
+    if (K == 9) {
+      small_patch_forward<9>(g, input, kernel, r0, r1, output);
+      continue;
+    }
+    if (K <= small_patch) {
+      small_patch_forward<0>(g, input, kernel, r0, r1, output);
+      continue;
+    }
     float* col = scratch(slot_conv_col, static_cast<std::size_t>(R * K));
     im2col_rows(g, input, r0, r1, col);
     sgemm(false, false, r1 - r0, N, K, 1.f, col, K, kernel, N, 0.f, output + r0 * N, N);
