@@ -167,8 +167,9 @@ U8Array read_idx(const std::string& path) {
   const std::size_t header_bytes = 4 + 4 * rank;
   const std::string claim = "header " + shape_str(out.shape) + " claims " + bytes_word(expected);
 
+  // The size of a plain file is known: compare the claim with it before allocating anything.
+  bool size_verified = false;
   if (in.is_plain()) {
-    // Compare the claim with the file size before allocating anything.
     std::error_code ec;
     const std::uintmax_t file_bytes = fs::file_size(path, ec);
     if (!ec) {
@@ -181,15 +182,16 @@ U8Array read_idx(const std::string& path) {
         fail(path, "trailing garbage: " + claim + " after the " + std::to_string(header_bytes) +
                        "-byte header, the file holds " + std::to_string(have - expected) + " more");
       }
+      size_verified = true;
     }
   }
 
-  // Read in growing chunks so that a gzip file whose header lies about its size cannot make us
-  // allocate far more than it actually decompresses to.
-  out.data.reserve(std::min(expected, k_initial_reserve));
+  // A verified size is read in one piece; otherwise (gzip) in doubling chunks, so that a header
+  // that lies about the size cannot make us allocate far more than the stream decompresses to.
+  const std::size_t first_chunk = size_verified ? expected : k_initial_reserve;
   std::size_t filled = 0;
   while (filled < expected) {
-    const std::size_t step = std::min(expected - filled, std::max(filled, k_initial_reserve));
+    const std::size_t step = std::min(expected - filled, std::max(filled, first_chunk));
     out.data.resize(filled + step);
     const std::size_t got = in.read(out.data.data() + filled, step);
     filled += got;
