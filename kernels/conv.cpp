@@ -149,25 +149,87 @@ void col2im_rows_add(const Conv2DGeometry& g, const float* dcol, std::int64_t r0
 // would cost more than the few multiply-adds per element.
 constexpr std::int64_t small_patch = 14;
 
-// out (K, N) (+)= col^T (K, rows) x go (rows, N) for K <= small_patch, with the K x 2 vector
-// accumulators of one column block in registers; rows are summed in increasing order.
-void small_patch_outer(std::int64_t rows, std::int64_t K, std::int64_t N, const float* col, const float* go,
-                       bool accumulate, float* out) {
-  constexpr int KMAX = static_cast<int>(small_patch);
+// Walks output pixels from a flat row index and yields, for each, a pointer `a` with
+// a[offset[q]] = patch value q (q < K <= small_patch): the input itself for interior pixels, or
+// one of `slots` small zero-padded windows laid out like the input for border pixels.
+class PatchWalker {
+ public:
+  PatchWalker(const Conv2DGeometry& g, const float* input, std::int64_t r0, int slots) : g_(g), input_(input) {
+    for (std::int64_t ky = 0, q = 0; ky < g.kh; ++ky)
+      for (std::int64_t kx = 0; kx < g.kw; ++kx)
+        for (std::int64_t c = 0; c < g.cin; ++c, ++q) offset[q] = (ky * g.dil_h * g.w + kx * g.dil_w) * g.cin + c;
+    span_y_ = (g.kh - 1) * g.dil_h;
+    span_x_ = (g.kw - 1) * g.dil_w;
+    window_ = offset[patch_size(g) - 1] + 1;
+    border_ = scratch(slot_conv_aux, static_cast<std::size_t>(slots * window_));
+    seek(r0);
+  }
+
+  void seek(std::int64_t r) {
+    const std::int64_t pix = g_.out_h * g_.out_w;
+    b_ = r / pix, oy_ = (r % pix) / g_.out_w, ox_ = r % g_.out_w;
+  }
+
+  // Patch of the current pixel (border windows use slot `slot`), then advance one pixel.
+  const float* next(int slot) {
+    const std::int64_t iy = oy_ * g_.stride_h - g_.pad_top, ix = ox_ * g_.stride_w - g_.pad_left;
+    const float* a;
+    if (iy >= 0 && ix >= 0 && iy + span_y_ < g_.h && ix + span_x_ < g_.w) {
+      a = input_ + ((b_ * g_.h + iy) * g_.w + ix) * g_.cin;
+    } else {
+      float* win = border_ + slot * window_;
+      std::fill(win, win + window_, 0.f);
+      for (std::int64_t ky = 0; ky < g_.kh; ++ky)
+        for (std::int64_t kx = 0; kx < g_.kw; ++kx) {
+          const std::int64_t y = iy + ky * g_.dil_h, x = ix + kx * g_.dil_w;
+          if (y < 0 || y >= g_.h || x < 0 || x >= g_.w) continue;
+          const std::int64_t at = (ky * g_.kw + kx) * g_.cin;
+          for (std::int64_t c = 0; c < g_.cin; ++c)
+            win[offset[at + c]] = input_[((b_ * g_.h + y) * g_.w + x) * g_.cin + c];
+        }
+      a = win;
+    }
+    if (++ox_ == g_.out_w) {
+      ox_ = 0;
+      if (++oy_ == g_.out_h) oy_ = 0, ++b_;
+    }
+    return a;
+  }
+
+  std::int64_t offset[small_patch] = {};
+
+ private:
+  const Conv2DGeometry& g_;
+  const float* input_;
+  std::int64_t span_y_, span_x_, window_, b_ = 0, oy_ = 0, ox_ = 0;
+  float* border_;
+};
+
+// out (K, N) (+)= patches^T (K, rows) x go (rows, N) over output rows [r0, r1), for
+// K <= small_patch, without an im2col buffer: the K x 2 vector accumulators of one column
+// block stay in registers; rows are summed in increasing order. KT > 0 fixes K at compile time.
+template <int KT>
+void small_patch_outer(const Conv2DGeometry& g, const float* input, std::int64_t r0, std::int64_t r1,
+                       const float* grad_output, bool accumulate, float* out) {
+  constexpr int KMAX = KT > 0 ? KT : static_cast<int>(small_patch);
+  const std::int64_t K = KT > 0 ? KT : patch_size(g), N = g.cout;
+  PatchWalker walk(g, input, r0, 1);
+  const std::int64_t* offset = walk.offset;
   std::int64_t c0 = 0;
   while (c0 + simd_width <= N) {
     const bool two = c0 + 2 * simd_width <= N;
     batch acc[KMAX][2];
 #pragma GCC unroll 14
     for (int q = 0; q < KMAX; ++q) acc[q][0] = acc[q][1] = batch(0.f);
-    for (std::int64_t r = 0; r < rows; ++r) {
-      const float* g = go + r * N + c0;
-      const batch g0 = batch::load_unaligned(g), g1 = two ? batch::load_unaligned(g + simd_width) : batch(0.f);
-      const float* a = col + r * K;
+    walk.seek(r0);
+    for (std::int64_t r = r0; r < r1; ++r) {
+      const float* gr = grad_output + r * N + c0;
+      const batch g0 = batch::load_unaligned(gr), g1 = two ? batch::load_unaligned(gr + simd_width) : batch(0.f);
+      const float* a = walk.next(0);
 #pragma GCC unroll 14
       for (int q = 0; q < KMAX; ++q) {
         if (q < K) {
-          const batch av(a[q]);
+          const batch av(a[offset[q]]);
           acc[q][0] = xsimd::fma(av, g0, acc[q][0]);
           acc[q][1] = xsimd::fma(av, g1, acc[q][1]);
         }
@@ -183,33 +245,32 @@ void small_patch_outer(std::int64_t rows, std::int64_t K, std::int64_t N, const 
     }
     c0 += two ? 2 * simd_width : simd_width;
   }
-  for (; c0 < N; ++c0) {  // column tail
-    for (std::int64_t q = 0; q < K; ++q) {
-      float s = 0.f;
-      for (std::int64_t r = 0; r < rows; ++r) s = std::fma(col[r * K + q], go[r * N + c0], s);
-      out[q * N + c0] = accumulate ? out[q * N + c0] + s : s;
+  if (c0 < N) {  // column tail
+    float sums[small_patch];
+    for (; c0 < N; ++c0) {
+      std::fill(sums, sums + K, 0.f);
+      walk.seek(r0);
+      for (std::int64_t r = r0; r < r1; ++r) {
+        const float* a = walk.next(0);
+        const float gv = grad_output[r * N + c0];
+        for (std::int64_t q = 0; q < K; ++q) sums[q] = std::fma(a[offset[q]], gv, sums[q]);
+      }
+      for (std::int64_t q = 0; q < K; ++q) out[q * N + c0] = accumulate ? out[q * N + c0] + sums[q] : sums[q];
     }
   }
 }
 
 // output rows [r0, r1) for K <= small_patch without an im2col buffer: the kernel block
-// (K x 2 vectors) stays in registers and each output pixel's patch is read straight from the
-// input through a tap offset table. Four pixels are computed together so that 8 independent
-// accumulator chains hide the FMA latency. A border pixel's patch is first copied into a small
-// zero-padded window laid out like the input, so the same offset table applies.
-// KT > 0 fixes the patch size at compile time (clean register allocation for the common 3x3x1).
+// (K x 2 vectors) stays in registers and each pixel's patch comes from a PatchWalker. Four
+// pixels are computed together so that 8 independent accumulator chains hide the FMA latency.
+// KT > 0 fixes K at compile time (clean register allocation for the common 3x3x1).
 template <int KT>
 void small_patch_forward(const Conv2DGeometry& g, const float* input, const float* kernel, std::int64_t r0,
                          std::int64_t r1, float* output) {
   constexpr int KMAX = KT > 0 ? KT : static_cast<int>(small_patch), RB = 4;
-  const std::int64_t K = KT > 0 ? KT : patch_size(g), N = g.cout, cin = g.cin, pix = g.out_h * g.out_w;
-  std::int64_t offset[KMAX] = {};
-  for (std::int64_t ky = 0, q = 0; ky < g.kh; ++ky)
-    for (std::int64_t kx = 0; kx < g.kw; ++kx)
-      for (std::int64_t c = 0; c < cin; ++c, ++q) offset[q] = (ky * g.dil_h * g.w + kx * g.dil_w) * cin + c;
-  const std::int64_t span_y = (g.kh - 1) * g.dil_h, span_x = (g.kw - 1) * g.dil_w;
-  const std::int64_t window = offset[K - 1] + 1;
-  float* border = scratch(slot_conv_aux, static_cast<std::size_t>(RB * window));
+  const std::int64_t K = KT > 0 ? KT : patch_size(g), N = g.cout;
+  PatchWalker walk(g, input, r0, RB);
+  const std::int64_t* offset = walk.offset;
   std::int64_t c0 = 0;
   while (c0 < N) {
     const std::int64_t width = std::min<std::int64_t>(N - c0, 2 * simd_width);
@@ -221,35 +282,11 @@ void small_patch_forward(const Conv2DGeometry& g, const float* input, const floa
       kv[q][0] = load ? batch::load_unaligned(kernel + q * N + c0) : batch(0.f);
       kv[q][1] = load && two ? batch::load_unaligned(kernel + q * N + c0 + simd_width) : batch(0.f);
     }
-    std::int64_t b = r0 / pix, oy = (r0 % pix) / g.out_w, ox = r0 % g.out_w;
+    walk.seek(r0);
     for (std::int64_t r = r0; r < r1; r += RB) {
       const std::int64_t rows = std::min<std::int64_t>(RB, r1 - r);
       const float* a[RB];
-      for (int i = 0; i < RB; ++i) {
-        if (i >= rows) {  // short last group: recompute the previous row, not stored
-          a[i] = a[i - 1];
-          continue;
-        }
-        const std::int64_t iy = oy * g.stride_h - g.pad_top, ix = ox * g.stride_w - g.pad_left;
-        if (iy >= 0 && ix >= 0 && iy + span_y < g.h && ix + span_x < g.w) {
-          a[i] = input + ((b * g.h + iy) * g.w + ix) * cin;
-        } else {
-          float* win = border + i * window;
-          std::fill(win, win + window, 0.f);
-          for (std::int64_t ky = 0; ky < g.kh; ++ky)
-            for (std::int64_t kx = 0; kx < g.kw; ++kx) {
-              const std::int64_t y = iy + ky * g.dil_h, x = ix + kx * g.dil_w;
-              if (y < 0 || y >= g.h || x < 0 || x >= g.w) continue;
-              const std::int64_t at = (ky * g.kw + kx) * cin;
-              for (std::int64_t c = 0; c < cin; ++c) win[offset[at + c]] = input[((b * g.h + y) * g.w + x) * cin + c];
-            }
-          a[i] = win;
-        }
-        if (++ox == g.out_w) {
-          ox = 0;
-          if (++oy == g.out_h) oy = 0, ++b;
-        }
-      }
+      for (int i = 0; i < RB; ++i) a[i] = i < rows ? walk.next(i) : a[i - 1];  // short group: repeat, not stored
       float* o = output + r * N + c0;
       if (vec) {
         batch acc[RB][2];
@@ -370,15 +407,19 @@ void conv2d_backward_kernel(const Conv2DGeometry& g, const float* input, const f
   for (std::int64_t part = 0; part < parts; ++part) {
     const std::int64_t p0 = part * range, p1 = std::min(M, p0 + range);
     float* out = partial + (parts == 1 ? 0 : part * kn);
+    if (K <= small_patch && !pointwise) {  // no im2col: patches read in place, whole range at once
+      if (K == 9)
+        small_patch_outer<9>(g, input, p0, p1, grad_output, false, out);
+      else
+        small_patch_outer<0>(g, input, p0, p1, grad_output, false, out);
+      continue;
+    }
     float* col = pointwise ? nullptr : scratch(slot_conv_col, static_cast<std::size_t>(R * K));
     for (std::int64_t r0 = p0; r0 < p1; r0 += R) {
       const std::int64_t r1 = std::min(p1, r0 + R);
       const float* a = pointwise ? input + r0 * K : col;
       if (!pointwise) im2col_rows(g, input, r0, r1, col);
-      if (K <= small_patch)
-        small_patch_outer(r1 - r0, K, N, a, grad_output + r0 * N, r0 != p0, out);
-      else
-        sgemm(true, false, K, N, r1 - r0, 1.f, a, K, grad_output + r0 * N, N, r0 == p0 ? 0.f : 1.f, out, N);
+      sgemm(true, false, K, N, r1 - r0, 1.f, a, K, grad_output + r0 * N, N, r0 == p0 ? 0.f : 1.f, out, N);
     }
   }
   if (parts == 1) return;
