@@ -18,9 +18,6 @@
 #include "kernels/gemm.hpp"
 #include "kernels/workspace.hpp"
 
-#ifndef XT_COLF
-#define XT_COLF 65536
-#endif
 namespace xtape::kernels {
 
 namespace {
@@ -42,7 +39,7 @@ bool is_pointwise(const Conv2DGeometry& g) {
 // Rows per im2col chunk: about 64K floats (256 KiB, half an L2) but at least 128 rows so the
 // GEMM is not dominated by packing; a multiple of 16.
 std::int64_t chunk_rows(const Conv2DGeometry& g) {
-  const std::int64_t rows = std::clamp<std::int64_t>(XT_COLF / std::max<std::int64_t>(1, patch_size(g)), 128, 8192);
+  const std::int64_t rows = std::clamp<std::int64_t>(65536 / std::max<std::int64_t>(1, patch_size(g)), 128, 8192);
   return rows / 16 * 16;
 }
 
