@@ -3,7 +3,7 @@
 // Loop nest:  jc (NC columns of C)  ->  pc (KC slice of k, fixed order)  ->  pack op(B) slice
 //             -> ic (MC rows) -> pack op(A) block -> jr (NR panel) -> ir (MR panel)
 //             -> micro-kernel (MR x NR tile, kc FMAs deep).
-// Untransposed A may skip packing (see `direct` in blocked_gemm). Threads only split C into
+// A may skip packing (see `in_place` in blocked_gemm). Threads only split C into
 // rectangles of whole tiles; the k slices are visited in the same order by every thread count
 // and the micro-kernel arithmetic does not depend on where a tile sits, so the result is
 // bitwise identical for any number of threads.
@@ -133,11 +133,14 @@ void pack_b_panel(bool trans_b, const float* b, std::int64_t ldb, std::int64_t n
 
 // One MR x NR tile: acc = sum_p A(:, p) b_panel(p, :), then
 // C = fma(beta_eff, C, alpha * acc) (or alpha * acc when overwrite). A is a packed micro-panel
-// (element (i, p) at ap[p * MR + i]) or, when Direct, rows of the caller's row-major matrix
-// (element (i, p) at ap[i * a_rs + p]; only for full MR-row panels). Rows/columns beyond
+// (element (i, p) at ap[p * MR + i]) or read in place from the caller's matrix, only for full
+// MR-row panels: AMode::rows, element (i, p) at ap[i * a_rs + p] (untransposed A), or
+// AMode::cols, element (i, p) at ap[p * a_rs + i] (transposed A). Rows/columns beyond
 // (mr, nr) are computed on zero padding and dropped; the scalar edge path applies exactly the
 // same rounding steps as the vector path.
-template <bool Direct>
+enum class AMode { packed, rows, cols };
+
+template <AMode Mode>
 void micro_kernel(std::int64_t kc, const float* __restrict ap, std::int64_t a_rs, const float* __restrict bp,
                   float* c, std::int64_t ldc, std::int64_t mr, std::int64_t nr, float alpha,
                   float beta_eff, bool overwrite) {
@@ -153,7 +156,9 @@ void micro_kernel(std::int64_t kc, const float* __restrict ap, std::int64_t a_rs
     for (int v = 0; v < NV; ++v) bv[v] = batch::load_aligned(bp + p * NR + v * W);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
-      const batch av(Direct ? ap[i * a_rs + p] : ap[p * MR + i]);
+      const batch av(Mode == AMode::rows   ? ap[i * a_rs + p]
+                     : Mode == AMode::cols ? ap[p * a_rs + i]
+                                           : ap[p * MR + i]);
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) acc[i][v] = xsimd::fma(av, bv[v], acc[i][v]);
     }
@@ -225,10 +230,11 @@ void blocked_gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, st
   const std::int64_t mc_max = even_block(m, gemm_mc, gemm_mr);
   float* bpack = scratch(slot_gemm_pack_b, static_cast<std::size_t>(kc_max * nc_max));
   float* apack = scratch(slot_gemm_pack_a, static_cast<std::size_t>(mc_max * kc_max + simd_width));
-  // Untransposed A can feed the micro-kernel straight from the caller's rows (no packing) when
-  // each A panel is reused by few B panels (n small), unless the row stride is a multiple of
-  // 2 KiB: then the MR rows alias in the L1 sets.
-  const bool direct = !trans_a && n <= 512 && lda % 512 != 0;
+  // Full MR-row panels of A feed the micro-kernel in place (no packing) when each A panel is
+  // reused by few B panels (n small), unless the row stride is a multiple of 2 KiB: then the
+  // MR rows (or the kc rows of a transposed panel) alias in the L1 sets.
+  const bool in_place = n <= 512 && lda % 512 != 0;
+  const bool direct = !trans_a && in_place, direct_t = trans_a && in_place;
   for (std::int64_t jc = 0; jc < n; jc += nc_max) {
     const std::int64_t nc = std::min(nc_max, n - jc);
     const std::int64_t n_panels = ceil_div(nc, gemm_nr);
@@ -240,17 +246,23 @@ void blocked_gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, st
       for (std::int64_t jp = 0; jp < n_panels; ++jp) pack_b_panel(trans_b, b, ldb, n, jc, jp, pc, kc, bpack);
       for (std::int64_t ic = 0; ic < m; ic += mc_max) {
         const std::int64_t mc = std::min(mc_max, m - ic);
-        const std::int64_t mc_full = direct ? mc / gemm_mr * gemm_mr : 0;
+        const std::int64_t mc_full = direct || direct_t ? mc / gemm_mr * gemm_mr : 0;
         if (mc_full < mc)  // direct mode packs only the tail panel
           pack_a(trans_a, a, lda, m, ic + mc_full, ceil_div(mc - mc_full, gemm_mr) * gemm_mr, pc, kc, apack);
         for (std::int64_t jp = 0; jp < n_panels; ++jp) {
           const std::int64_t j0 = jc + jp * gemm_nr, ncur = std::min<std::int64_t>(gemm_nr, n - j0);
           const float* bp = bpack + jp * gemm_nr * kc;
-          for (std::int64_t ir = 0; ir < mc_full; ir += gemm_mr)
-            micro_kernel<true>(kc, a + (ic + ir) * lda + pc, lda, bp, c + (ic + ir) * ldc + j0, ldc, gemm_mr, ncur,
-                               alpha, beta_eff, overwrite);
+          for (std::int64_t ir = 0; ir < mc_full; ir += gemm_mr) {
+            float* ct = c + (ic + ir) * ldc + j0;
+            if (direct)
+              micro_kernel<AMode::rows>(kc, a + (ic + ir) * lda + pc, lda, bp, ct, ldc, gemm_mr, ncur, alpha,
+                                        beta_eff, overwrite);
+            else
+              micro_kernel<AMode::cols>(kc, a + pc * lda + ic + ir, lda, bp, ct, ldc, gemm_mr, ncur, alpha,
+                                        beta_eff, overwrite);
+          }
           for (std::int64_t ir = mc_full; ir < mc; ir += gemm_mr)
-            micro_kernel<false>(kc, apack + (ir - mc_full) * kc, 0, bp, c + (ic + ir) * ldc + j0, ldc,
+            micro_kernel<AMode::packed>(kc, apack + (ir - mc_full) * kc, 0, bp, c + (ic + ir) * ldc + j0, ldc,
                                 std::min<std::int64_t>(gemm_mr, mc - ir), ncur, alpha, beta_eff, overwrite);
         }
       }
