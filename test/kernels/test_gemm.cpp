@@ -118,6 +118,19 @@ BOOST_AUTO_TEST_CASE(large_shapes) {
   check_case({true, true, 333, 99, 611, 0.75f, 0.25f}, 505);
 }
 
+BOOST_AUTO_TEST_CASE(packed_and_in_place_a_paths) {
+  // Wide C (n > 512) and row strides that are multiples of 512 floats pack A; narrow C reads
+  // full panels of A in place. Cover both for plain and transposed A, with row tails.
+  std::uint32_t seed = 600;
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) {
+      check_case({ta, tb, 45, 600, 70, 1.f, 0.5f}, seed++);
+      check_case({ta, tb, 31, 40, 512, 1.f, 0.f}, seed++);   // lda = 512 when !ta
+      check_case({ta, tb, 512, 20, 31, 1.f, 0.f}, seed++);   // lda = 512 when ta
+      check_case({ta, tb, 43, 20, 31, -1.f, 2.f, 481}, seed++);  // lda = 512 via padding
+    }
+}
+
 BOOST_AUTO_TEST_CASE(degenerate_shapes) {
   std::vector<float> c(12, std::numeric_limits<float>::quiet_NaN());
   const float a = 1.f, b = 1.f;
