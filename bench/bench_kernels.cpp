@@ -2,7 +2,8 @@
 //
 // Measures the FMA peak (an xsimd loop with 16 independent accumulator chains per thread) and a
 // streaming-copy bandwidth, then prints, for 1 and 2 threads, GFLOP/s and the fraction of peak
-// for sgemm 1024^3 and the founding model's conv layers at batch 128:
+// for sgemm 1024^3, the three GEMM shapes of conv2, and the founding model's conv layers at
+// batch 128:
 //   conv2: 13x13x32 -> 11x11x64, 3x3 valid (forward, backward_input, backward_kernel)
 //   conv1: 28x28x1 -> 26x26x32, 3x3 valid (forward, backward_kernel; memory-bound, so also
 //          the effective bandwidth of its compulsory traffic as a fraction of the copy figure).
@@ -122,6 +123,12 @@ int main() {
   const std::int64_t s = 1024;
   const auto a = random_vector(static_cast<std::size_t>(s * s)), b = random_vector(static_cast<std::size_t>(s * s));
   std::vector<float> c(static_cast<std::size_t>(s * s));
+  // The GEMMs inside conv2 at batch 128 (M = 128*11*11 output pixels, K = 3*3*32, N = 64), as
+  // plain sgemm calls on data that is not in cache.
+  const std::int64_t cm = 15488, ck = 288, cn = 64;
+  const auto ca = random_vector(static_cast<std::size_t>(cm * ck)), cb = random_vector(static_cast<std::size_t>(cm * cn));
+  const auto cw = random_vector(static_cast<std::size_t>(ck * cn));
+  std::vector<float> cc(static_cast<std::size_t>(cm * ck));
   ConvBuffers conv2(valid_3x3(128, 13, 32, 64)), conv1(valid_3x3(128, 28, 1, 32));
   // Compulsory traffic of conv1 (bytes): forward reads x and writes y; backward_kernel reads both.
   const double conv1_bytes = (static_cast<double>(conv1.x.size()) + static_cast<double>(conv1.y.size())) * 4.0;
@@ -138,6 +145,16 @@ int main() {
     };
     row("sgemm 1024^3", 2.0 * s * s * s, median_time([&] {
           xtape::kernels::sgemm(false, false, s, s, s, 1.f, a.data(), s, b.data(), s, 0.f, c.data(), s);
+        }, reps), 0);
+    const double conv_gemm_flops = 2.0 * cm * ck * cn;
+    row("sgemm 15488x64x288 NN", conv_gemm_flops, median_time([&] {
+          xtape::kernels::sgemm(false, false, cm, cn, ck, 1.f, ca.data(), ck, cw.data(), cn, 0.f, cc.data(), cn);
+        }, reps), 0);
+    row("sgemm 288x64x15488 TN", conv_gemm_flops, median_time([&] {
+          xtape::kernels::sgemm(true, false, ck, cn, cm, 1.f, ca.data(), ck, cb.data(), cn, 0.f, cc.data(), cn);
+        }, reps), 0);
+    row("sgemm 15488x288x64 NT", conv_gemm_flops, median_time([&] {
+          xtape::kernels::sgemm(false, true, cm, ck, cn, 1.f, cb.data(), cn, cw.data(), cn, 0.f, cc.data(), ck);
         }, reps), 0);
     row("conv2 forward", conv2.flops(),
         median_time([&] { xtape::kernels::conv2d_forward(conv2.g, conv2.x.data(), conv2.k.data(), conv2.y.data()); }, reps), 0);
