@@ -1,5 +1,7 @@
 // IDX reading through zlib (gzopen reads gzip and passes plain files through unchanged), with
 // every size claim in the header checked before it is trusted.
+#include <unistd.h>
+
 #include "datasets/idx.hpp"
 
 #include <zlib.h>
@@ -232,12 +234,25 @@ void write_idx(const std::string& path, const U8Array& array) {
   for (std::size_t d : array.shape) {
     for (int shift = 24; shift >= 0; shift -= 8) header.push_back(static_cast<char>(d >> shift));
   }
-  std::ofstream os(path, std::ios::binary | std::ios::trunc);
-  os.write(header.data(), static_cast<std::streamsize>(header.size()));
-  os.write(reinterpret_cast<const char*>(array.data.data()),
-           static_cast<std::streamsize>(array.data.size()));
-  os.close();
-  if (!os) throw std::runtime_error("write_idx: '" + path + "': cannot write the file");
+  // Written atomically: a temporary file in the same directory, flushed, then renamed over the
+  // target, so an interrupted write leaves any previous file intact.
+  const std::string tmp = path + ".tmp" + std::to_string(::getpid());
+  {
+    std::ofstream os(tmp, std::ios::binary | std::ios::trunc);
+    os.write(header.data(), static_cast<std::streamsize>(header.size()));
+    os.write(reinterpret_cast<const char*>(array.data.data()),
+             static_cast<std::streamsize>(array.data.size()));
+    os.flush();
+    os.close();
+    if (!os) {
+      std::remove(tmp.c_str());
+      throw std::runtime_error("write_idx: '" + path + "': cannot write the file");
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw std::runtime_error("write_idx: '" + path + "': cannot rename the temporary file into place");
+  }
 }
 
 Tensor to_float(const U8Array& array, float scale) {
