@@ -367,7 +367,8 @@ void conv2d_backward_input(const Conv2DGeometry& g, const float* grad_output, co
   const std::int64_t R = chunk_rows(g), pix = g.out_h * g.out_w;
   // Images are independent scatter targets: each task owns a fixed group of whole images and
   // walks their rows in order, R at a time.
-  const std::int64_t group = std::max<std::int64_t>(1, R / pix), tasks = ceil_div(g.n, group);
+  // About 4 chunks of rows per task, so few GEMMs end on a partial row panel.
+  const std::int64_t group = std::max<std::int64_t>(1, 4 * R / pix), tasks = ceil_div(g.n, group);
 #pragma omp parallel for schedule(dynamic, 1) if (tasks > 1)
   for (std::int64_t t = 0; t < tasks; ++t) {
     const std::int64_t b0 = t * group, b1 = std::min(g.n, b0 + group);
