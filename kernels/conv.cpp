@@ -1,11 +1,15 @@
 // 2-d convolution in NHWC via im2col + sgemm.
 //
 // The im2col matrix has one row per output pixel (flat index over n, out_h, out_w) and
-// kh*kw*cin columns ordered (ky, kx, c), so the kernel (kh, kw, cin, cout) is already the
+// K = kh*kw*cin columns ordered (ky, kx, c), so the kernel (kh, kw, cin, cout) is already the
 // (K, cout) right operand and the NHWC output is the (M, cout) product.
 // Rows are processed in chunks whose size depends on the geometry only (never on the thread
 // count), so each chunk's im2col buffer stays in L2 (~256 KiB) and every result is bitwise the
-// same for any number of threads.
+// same for any number of threads. Chunks (or groups of whole images, for the scatter of
+// backward_input) run in parallel with single-threaded GEMMs.
+// Special cases: 1x1 stride-1 unpadded kernels use the input as the im2col matrix; patches of
+// at most 14 values (thin first layers, cin = 1) skip im2col and GEMM altogether and use
+// register-blocked loops that read the patches in place.
 #include "kernels/conv.hpp"
 
 #include <omp.h>
@@ -366,8 +370,8 @@ void conv2d_backward_input(const Conv2DGeometry& g, const float* grad_output, co
     for (std::int64_t co = 0; co < N; ++co) kernel_t[co * K + q] = kernel[q * N + co];
   const std::int64_t R = chunk_rows(g), pix = g.out_h * g.out_w;
   // Images are independent scatter targets: each task owns a fixed group of whole images and
-  // walks their rows in order, R at a time.
-  // About 4 chunks of rows per task, so few GEMMs end on a partial row panel.
+  // walks their rows in order, R at a time (about 4 chunks per task, so few GEMMs end on a
+  // partial row panel).
   const std::int64_t group = std::max<std::int64_t>(1, 4 * R / pix), tasks = ceil_div(g.n, group);
 #pragma omp parallel for schedule(dynamic, 1) if (tasks > 1)
   for (std::int64_t t = 0; t < tasks; ++t) {
@@ -393,9 +397,9 @@ void conv2d_backward_kernel(const Conv2DGeometry& g, const float* input, const f
   }
   // grad_kernel = col^T (K, M) x grad_output (M, cout), reduced over fixed row ranges:
   // `parts` partial products (one per range, sub-chunks accumulated in order) are summed in
-  // range order. Ranges: ~1K rows each, at most 32, and at most 16M floats of partials.
+  // range order. Ranges: ~1K rows each, at most 32, and at most 4M floats (16 MiB) of partials.
   std::int64_t parts = std::clamp<std::int64_t>(ceil_div(M, 1024), 1, 32);
-  parts = std::max<std::int64_t>(1, std::min(parts, (std::int64_t{1} << 24) / kn));
+  parts = std::max<std::int64_t>(1, std::min(parts, (std::int64_t{1} << 22) / kn));
   const std::int64_t range = ceil_div(M, parts);
   parts = ceil_div(M, range);
   const std::int64_t R = std::min(chunk_rows(g), range);
