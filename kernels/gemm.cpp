@@ -58,45 +58,38 @@ inline std::int64_t even_block(std::int64_t total, std::int64_t max_block, std::
 void pack_a(bool trans_a, const float* a, std::int64_t lda, std::int64_t m, std::int64_t i0,
             std::int64_t mc, std::int64_t p0, std::int64_t kc, float* dst) {
   constexpr int mr = gemm_mr;
+  const std::int64_t full_rows = std::max<std::int64_t>(0, std::min(mc, m - i0));  // rows that exist
+  if (trans_a) {
+    // op(A)(i, p) = a[p * lda + i]: walk each source row once (streaming) and drop MR-wide
+    // pieces into the panels. A full piece is one vector copy when W >= MR: the extra lanes land
+    // in the next p slot, which is written next; the last p takes the scalar path so nothing
+    // spills into the next panel. A vector read stays within the existing rows.
+    for (std::int64_t p = 0; p < kc; ++p) {
+      const float* src = a + (p0 + p) * lda + i0;
+      std::int64_t r = 0;
+      if (simd_width >= mr && p + 1 < kc)
+        for (; r + simd_width <= full_rows; r += mr)
+          batch::load_unaligned(src + r).store_unaligned(dst + r * kc + p * mr);
+      for (; r < mc; r += mr) {
+        float* d = dst + r * kc + p * mr;
+        const std::int64_t rows = std::clamp<std::int64_t>(full_rows - r, 0, mr);
+        std::int64_t i = 0;
+        for (; i < rows; ++i) d[i] = src[r + i];
+        for (; i < mr; ++i) d[i] = 0.f;
+      }
+    }
+    return;
+  }
+  // op(A)(i, p) = a[i * lda + p]: contiguous in p, scattered with stride MR into the panel.
   for (std::int64_t r = 0; r < mc; r += mr) {
     float* panel = dst + r * kc;
-    const std::int64_t rows = std::min<std::int64_t>(mr, m - (i0 + r));
-    if (rows <= 0) {
-      std::memset(panel, 0, sizeof(float) * static_cast<std::size_t>(mr * kc));
-      continue;
+    const std::int64_t rows = std::clamp<std::int64_t>(full_rows - r, 0, mr);
+    for (std::int64_t i = 0; i < rows; ++i) {
+      const float* src = a + (i0 + r + i) * lda + p0;
+      for (std::int64_t p = 0; p < kc; ++p) panel[p * mr + i] = src[p];
     }
-    if (trans_a) {  // op(A)(i, p) = a[p * lda + i]: contiguous in i (handled below, p outer)
-      continue;
-    } else {  // op(A)(i, p) = a[i * lda + p]: contiguous in p
-      for (std::int64_t i = 0; i < rows; ++i) {
-        const float* src = a + (i0 + r + i) * lda + p0;
-        for (std::int64_t p = 0; p < kc; ++p) panel[p * mr + i] = src[p];
-      }
-      for (std::int64_t i = rows; i < mr; ++i)
-        for (std::int64_t p = 0; p < kc; ++p) panel[p * mr + i] = 0.f;
-    }
-  }
-  if (!trans_a) return;
-  // Transposed A: walk each source row once (streaming) and drop MR-wide pieces into the
-  // panels. A full piece is one vector copy (W >= MR; the extra lanes land in the next slot and
-  // are overwritten by it in turn).
-  const std::int64_t full_rows = std::max<std::int64_t>(0, std::min(mc, m - i0));
-  for (std::int64_t p = 0; p < kc; ++p) {
-    const float* src = a + (p0 + p) * lda + i0;
-    std::int64_t r = 0;
-    if (simd_width >= mr && p + 1 < kc) {
-      // Reading W floats is in bounds only while the piece + W stays within the row range; the
-      // last p uses the scalar path so nothing spills into the next panel.
-      for (; r + simd_width <= full_rows; r += mr)
-        batch::load_unaligned(src + r).store_unaligned(dst + r * kc + p * mr);
-    }
-    for (; r < mc; r += mr) {
-      float* d = dst + r * kc + p * mr;
-      const std::int64_t rows = std::max<std::int64_t>(0, std::min<std::int64_t>(mr, full_rows - r));
-      std::int64_t i = 0;
-      for (; i < rows; ++i) d[i] = src[r + i];
-      for (; i < mr; ++i) d[i] = 0.f;
-    }
+    for (std::int64_t i = rows; i < mr; ++i)
+      for (std::int64_t p = 0; p < kc; ++p) panel[p * mr + i] = 0.f;
   }
 }
 
