@@ -30,31 +30,34 @@ inline Window window(const Pool2DGeometry& g, std::int64_t oy, std::int64_t ox) 
           std::min(xs + g.pool_w, g.w)};
 }
 
-// Max over one window for channels [c0, c0 + simd_width), tracking the first maximal position
-// as a float row-major window offset (exact: windows are far smaller than 2^24).
+// Max over one window for channels [c0, c0 + simd_width), tracking the row and column of the
+// first maximum as floats (exact: far below 2^24) and turning them into flat int32 indices at
+// the end, all in vector registers.
 inline void max_window_simd(const Pool2DGeometry& g, const float* img, const Window& win, std::int64_t c0,
                             float* out, std::int32_t* argmax, std::int64_t img_offset) {
-  const std::int64_t c = g.c, ww = win.x1 - win.x0;
+  const std::int64_t c = g.c;
   batch best = batch::load_unaligned(img + (win.y0 * g.w + win.x0) * c + c0);
-  batch best_pos(0.f);
-  float pos = 0.f;
+  batch best_y(static_cast<float>(win.y0)), best_x(static_cast<float>(win.x0));
   for (std::int64_t y = win.y0; y < win.y1; ++y) {
-    for (std::int64_t x = win.x0; x < win.x1; ++x, pos += 1.f) {
+    const batch vy(static_cast<float>(y));
+    for (std::int64_t x = win.x0; x < win.x1; ++x) {
       const batch v = batch::load_unaligned(img + (y * g.w + x) * c + c0);
       const auto gt = v > best;  // strict: the first maximum wins
       best = xsimd::select(gt, v, best);
-      best_pos = xsimd::select(gt, batch(pos), best_pos);
+      best_y = xsimd::select(gt, vy, best_y);
+      best_x = xsimd::select(gt, batch(static_cast<float>(x)), best_x);
     }
   }
   best.store_unaligned(out + c0);
   if (argmax != nullptr) {
-    alignas(64) float p[simd_width];
-    best_pos.store_aligned(p);
-    for (std::int64_t i = 0; i < simd_width; ++i) {
-      const auto q = static_cast<std::int64_t>(p[i]);
-      const std::int64_t y = win.y0 + q / ww, x = win.x0 + q % ww;
-      argmax[c0 + i] = static_cast<std::int32_t>(img_offset + (y * g.w + x) * c + c0 + i);
-    }
+    using ibatch = xsimd::batch<std::int32_t>;
+    static_assert(ibatch::size == batch::size, "float and int32 batches must have the same width");
+    alignas(64) std::int32_t lane[ibatch::size];
+    for (std::size_t i = 0; i < ibatch::size; ++i) lane[i] = static_cast<std::int32_t>(i);
+    const ibatch flat = xsimd::to_int(best_y) * ibatch(static_cast<std::int32_t>(g.w * c)) +
+                        xsimd::to_int(best_x) * ibatch(static_cast<std::int32_t>(c)) +
+                        ibatch(static_cast<std::int32_t>(img_offset + c0)) + ibatch::load_aligned(lane);
+    flat.store_unaligned(argmax + c0);
   }
 }
 
