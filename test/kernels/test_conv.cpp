@@ -1,7 +1,4 @@
 // Tests for kernels/conv.hpp: the three conv2d kernels against direct double-precision loops.
-// Only test/support/test_main.cpp may define the module (and main); meson passes the macro to
-// every file of the suite.
-#undef BOOST_TEST_MODULE
 #include <omp.h>
 
 #include <algorithm>

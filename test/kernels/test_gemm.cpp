@@ -1,7 +1,4 @@
 // Tests for kernels/gemm.hpp: sgemm against a double-precision reference loop.
-// Only test/support/test_main.cpp may define the module (and main); meson passes the macro to
-// every file of the suite.
-#undef BOOST_TEST_MODULE
 #include <omp.h>
 
 #include <boost/test/unit_test.hpp>

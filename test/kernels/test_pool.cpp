@@ -1,7 +1,4 @@
 // Tests for kernels/pool.hpp: max and average pooling against direct loops.
-// Only test/support/test_main.cpp may define the module (and main); meson passes the macro to
-// every file of the suite.
-#undef BOOST_TEST_MODULE
 #include <algorithm>
 #include <boost/test/unit_test.hpp>
 #include <cmath>
