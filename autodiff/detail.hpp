@@ -20,6 +20,10 @@ struct TensorImpl {
   bool requires_grad = false;
   Tensor grad;                    ///< accumulated gradient (leaves only)
   std::shared_ptr<Node> grad_fn;  ///< the record that produced this tensor (non-leaves)
+  /// Set by softmax over the last axis: the logits it normalised. Cross-entropy "from
+  /// probabilities" then works from these logits, as Keras's TensorFlow backend does
+  /// (`_keras_logits`), which keeps gradients alive when probabilities saturate.
+  Tensor softmax_logits;
   float* data() { return storage->data(); }
 };
 

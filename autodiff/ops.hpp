@@ -100,7 +100,9 @@ Tensor log_softmax(const Tensor& x, int axis = -1);
 Tensor dropout(const Tensor& x, float rate, bool training, Rng& rng);
 /// Per-sample categorical cross-entropy (n,) from one-hot/probability targets (n, k).
 /// From probabilities (Keras semantics): predictions are renormalised to sum 1 and clipped to
-/// [1e-7, 1 - 1e-7]; from logits: computed with log_softmax.
+/// [1e-7, 1 - 1e-7]; from logits: computed with log_softmax. As in Keras's TensorFlow backend,
+/// probabilities produced by softmax() over the last axis are scored from that softmax's logits
+/// (exact, and the gradient does not vanish where a probability saturates).
 Tensor categorical_crossentropy(const Tensor& y_true, const Tensor& y_pred, bool from_logits = false);
 /// Per-sample cross-entropy (n,) from integer class labels stored as floats (n,).
 Tensor sparse_categorical_crossentropy(const Tensor& labels, const Tensor& y_pred,

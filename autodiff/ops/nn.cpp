@@ -63,7 +63,8 @@ Tensor row_sum_keep(const Tensor& t) {
 }  // namespace
 
 Tensor softmax(const Tensor& x, int axis) {
-  return along_axis(x, axis, "softmax", [](const Tensor& v) {
+  const bool last = last_axis_or_transpose(x, axis, "softmax") + 1 == static_cast<int>(x.ndim());
+  Tensor result = along_axis(x, axis, "softmax", [](const Tensor& v) {
     Tensor out = Tensor::empty(v.shape());
     log_softmax_rows(v, nullptr, out.data());
     const Tensor y = detail::saved(out);
@@ -72,7 +73,10 @@ Tensor softmax(const Tensor& x, int axis) {
       grads.add(0, y * (g - row_sum_keep(g * y)));
     });
   });
+  if (last) result.impl()->softmax_logits = x;  // for categorical_crossentropy (see there)
+  return result;
 }
+
 
 Tensor log_softmax(const Tensor& x, int axis) {
   return along_axis(x, axis, "log_softmax", [](const Tensor& v) {
@@ -116,6 +120,10 @@ Tensor categorical_crossentropy(const Tensor& y_true, const Tensor& y_pred, bool
   check_loss_shapes("categorical_crossentropy", y_true, y_pred);
   // Compositions of primitives (Keras's formulas); no backward code of their own.
   if (from_logits) return -sum(y_true * log_softmax(y_pred, -1), {-1});
+  // Keras (TensorFlow backend): probabilities that came out of a softmax are scored from the
+  // softmax's logits instead, exactly and without the clip.
+  if (const Tensor& logits = y_pred.impl()->softmax_logits; logits.defined())
+    return -sum(y_true * log_softmax(logits, -1), {-1});
   constexpr float eps = 1e-7f;
   const Tensor p = clip(y_pred / sum(y_pred, {-1}, true), eps, 1.f - eps);
   return -sum(y_true * log(p), {-1});
