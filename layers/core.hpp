@@ -72,7 +72,7 @@ struct DropoutOptions {
 class Dropout : public Layer {
  public:
   explicit Dropout(DropoutOptions options);
-  explicit Dropout(float rate) : Dropout(DropoutOptions{.rate = rate}) {}
+  explicit Dropout(float rate) : Dropout(DropoutOptions{.rate = rate, .seed = std::nullopt}) {}
   Tensor call(const Tensor& inputs, bool training) override;
   float rate() const { return options_.rate; }
   Rng& rng() { return rng_; }

@@ -1,6 +1,7 @@
 // Integration: the founding model trains on 2,000 real MNIST images for one epoch. Skipped (not
 // failed) when the data cache is absent; the README's set-up command fills it.
 #include <boost/test/unit_test.hpp>
+#include <cmath>
 #include <filesystem>
 
 #include "xtape.hpp"
@@ -62,12 +63,15 @@ BOOST_AUTO_TEST_CASE(founding_model_learns_mnist_subset, *boost::unit_test::prec
       std::make_shared<Dense>(DenseOptions{.units = 10, .activation = "softmax"}),
   });
   model.compile("categorical_crossentropy", "adam", {"accuracy"});
+  const auto before = model.evaluate(xt, yt, {.batch_size = 128, .verbose = 0});
   History h = model.fit(x, y, {.batch_size = 128, .epochs = 1, .verbose = 0});
-  const auto score = model.evaluate(xt, yt, {.batch_size = 128, .verbose = 0});
-  BOOST_TEST_MESSAGE("2,000 images, 1 epoch: train loss " << h.history["loss"][0] << ", test accuracy "
-                                                          << score.at("accuracy"));
-  BOOST_TEST(score.at("accuracy") > 0.6);  // chance is 0.1
-  BOOST_TEST(h.history["loss"][0] < 2.3);
+  const auto after = model.evaluate(xt, yt, {.batch_size = 128, .verbose = 0});
+  BOOST_TEST_MESSAGE("2,000 images, 1 epoch (16 steps): test loss " << before.at("loss") << " -> "
+                     << after.at("loss") << ", test accuracy " << before.at("accuracy") << " -> "
+                     << after.at("accuracy"));
+  BOOST_TEST(after.at("accuracy") > 0.5);  // chance is 0.1
+  BOOST_TEST(after.at("loss") < before.at("loss"));
+  BOOST_TEST(std::isfinite(h.history["loss"][0]));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
