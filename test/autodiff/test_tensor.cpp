@@ -1,1 +1,212 @@
+// Tests for autodiff/tensor.hpp: construction, access, detach/clone, xtensor interop,
+// requires_grad propagation and NoGrad.
 #include <boost/test/unit_test.hpp>
+#include <sstream>
+#include <stdexcept>
+
+#include "autodiff/ops.hpp"
+#include "autodiff/xtensor_interop.hpp"
+#include "support/gradcheck.hpp"
+
+using namespace xtape;
+using xtape::testing::check_throws;
+
+BOOST_AUTO_TEST_SUITE(tensor)
+
+BOOST_AUTO_TEST_CASE(construction_and_shape) {
+  Tensor undefined;
+  BOOST_TEST(!undefined.defined());
+  BOOST_CHECK_THROW(undefined.shape(), std::logic_error);
+
+  Tensor filled({2, 3}, 1.5f);
+  BOOST_TEST(filled.defined());
+  BOOST_TEST((filled.shape() == Shape{2, 3}));
+  BOOST_TEST(filled.ndim() == 2u);
+  BOOST_TEST(filled.size() == 6u);
+  BOOST_TEST(filled.dim(0) == 2u);
+  BOOST_TEST(filled.dim(-1) == 3u);
+  BOOST_CHECK_THROW(filled.dim(2), std::out_of_range);
+  BOOST_CHECK_THROW(filled.dim(-3), std::out_of_range);
+  for (float v : filled.to_vector()) BOOST_TEST(v == 1.5f);
+
+  Tensor values({2, 2}, {1.f, 2.f, 3.f, 4.f});
+  BOOST_TEST((values.to_vector() == std::vector<float>{1.f, 2.f, 3.f, 4.f}));
+  check_throws<std::invalid_argument>("Tensor with 3 values for (2, 2)",
+                                      [] { Tensor t({2, 2}, {1.f, 2.f, 3.f}); }, {"(2, 2)", "3"});
+
+  BOOST_TEST(Tensor::zeros({3}).to_vector() == std::vector<float>(3, 0.f), boost::test_tools::per_element());
+  BOOST_TEST(Tensor::ones({3}).to_vector() == std::vector<float>(3, 1.f), boost::test_tools::per_element());
+  BOOST_TEST(Tensor::full({2}, -2.f).to_vector() == std::vector<float>(2, -2.f),
+             boost::test_tools::per_element());
+  Tensor s = Tensor::scalar(4.f);
+  BOOST_TEST(s.ndim() == 0u);
+  BOOST_TEST(s.size() == 1u);
+  BOOST_TEST(s.item() == 4.f);
+  BOOST_TEST(Tensor::empty({4, 5}).size() == 20u);
+
+  // A zero-extent shape is legal and empty.
+  BOOST_TEST(Tensor::zeros({0, 3}).size() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(element_access) {
+  Tensor t({2, 3, 4}, 0.f);
+  for (std::size_t i = 0; i < t.size(); ++i) t.data()[i] = static_cast<float>(i);
+  BOOST_TEST(t.at({0, 0, 0}) == 0.f);
+  BOOST_TEST(t.at({1, 2, 3}) == 23.f);
+  BOOST_TEST(t.at({1, 0, 2}) == 14.f);
+  t.at({0, 1, 1}) = -7.f;
+  BOOST_TEST(t.data()[5] == -7.f);
+  const Tensor& ct = t;
+  BOOST_TEST(ct.at({0, 1, 1}) == -7.f);
+  check_throws<std::out_of_range>("at with a bad index", [&] { (void)ct.at({2, 0, 0}); }, {"(2, 3, 4)"});
+  check_throws<std::out_of_range>("at with a bad rank", [&] { (void)ct.at({0, 0}); }, {"(2, 3, 4)"});
+
+  BOOST_TEST(Tensor({1, 1}, {3.f}).item() == 3.f);
+  check_throws<std::invalid_argument>("item of many elements", [&] { (void)t.item(); }, {"(2, 3, 4)"});
+
+  std::ostringstream os;
+  os << Tensor({2, 2}, {1.f, 2.f, 3.f, 4.f});
+  BOOST_TEST(os.str() == "Tensor(shape=(2, 2), [1, 2, 3, 4])");
+  BOOST_TEST(shape_str({}) == "()");
+  BOOST_TEST(shape_str({5}) == "(5,)");
+  BOOST_TEST(shape_str({1, 28, 28, 3}) == "(1, 28, 28, 3)");
+  BOOST_TEST(shape_size({}) == 1u);
+  BOOST_TEST(shape_size({2, 0, 3}) == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(detach_shares_data_without_grad) {
+  Tensor x({3}, {1.f, 2.f, 3.f});
+  x.set_requires_grad();
+  Tensor y = x * 2.f;
+  BOOST_TEST(y.requires_grad());
+  BOOST_TEST(!y.is_leaf());
+
+  Tensor d = y.detach();
+  BOOST_TEST(!d.requires_grad());
+  BOOST_TEST(d.is_leaf());
+  BOOST_TEST(!d.grad().defined());
+  BOOST_TEST(d.data() == y.data());  // same buffer
+  BOOST_TEST(d.id() != y.id());      // different node
+  d.data()[0] = 10.f;
+  BOOST_TEST(y.data()[0] == 10.f);
+
+  Tensor dx = x.detach();
+  BOOST_TEST(dx.data() == x.data());
+  BOOST_TEST(!dx.requires_grad());
+  // Ops on a detached tensor record nothing.
+  Tensor z = dx * dx;
+  BOOST_TEST(!z.requires_grad());
+}
+
+BOOST_AUTO_TEST_CASE(clone_copies) {
+  Tensor x({2, 2}, {1.f, 2.f, 3.f, 4.f});
+  x.set_requires_grad();
+  Tensor y = x + 1.f;
+  Tensor c = y.clone();
+  BOOST_TEST(c.data() != y.data());
+  BOOST_TEST(c.to_vector() == y.to_vector(), boost::test_tools::per_element());
+  BOOST_TEST((c.shape() == y.shape()));
+  BOOST_TEST(!c.requires_grad());
+  BOOST_TEST(c.is_leaf());
+  c.data()[0] = 100.f;
+  BOOST_TEST(y.data()[0] == 2.f);
+
+  // assign copies values into an existing buffer (same element count, any shape).
+  Tensor target({4}, 0.f);
+  target.assign(c);
+  BOOST_TEST((target.to_vector() == std::vector<float>{100.f, 3.f, 4.f, 5.f}));
+  check_throws<std::invalid_argument>("assign of a different size", [&] { target.assign(Tensor({3}, 0.f)); },
+                                      {"(3,)", "(4,)"});
+}
+
+BOOST_AUTO_TEST_CASE(xtensor_round_trip) {
+  Tensor t({2, 3, 2}, 0.f);
+  for (std::size_t i = 0; i < t.size(); ++i) t.data()[i] = 0.5f * static_cast<float>(i) - 2.f;
+  xt::xarray<float> a = to_xarray(t);
+  BOOST_TEST(a.dimension() == 3u);
+  BOOST_TEST(a.shape()[0] == 2u);
+  BOOST_TEST(a.shape()[1] == 3u);
+  BOOST_TEST(a.shape()[2] == 2u);
+  BOOST_TEST(a(1, 2, 1) == t.at({1, 2, 1}));
+  BOOST_TEST(a(0, 1, 0) == t.at({0, 1, 0}));
+  // to_xarray is a copy.
+  a(0, 0, 0) = 42.f;
+  BOOST_TEST(t.at({0, 0, 0}) == -2.f);
+
+  Tensor back = from_xarray(a);
+  BOOST_TEST((back.shape() == t.shape()));
+  BOOST_TEST(back.at({0, 0, 0}) == 42.f);
+  for (std::size_t i = 1; i < t.size(); ++i) BOOST_TEST(back.data()[i] == t.data()[i]);
+  BOOST_TEST(back.is_leaf());
+  BOOST_TEST(!back.requires_grad());
+
+  // A transposed (non-contiguous) xtensor expression is copied in row-major order.
+  xt::xarray<float> m = {{1.f, 2.f, 3.f}, {4.f, 5.f, 6.f}};
+  xt::xarray<float> mt = xt::transpose(m);
+  Tensor tt = from_xarray(mt);
+  BOOST_TEST((tt.shape() == Shape{3, 2}));
+  BOOST_TEST((tt.to_vector() == std::vector<float>{1.f, 4.f, 2.f, 5.f, 3.f, 6.f}));
+}
+
+BOOST_AUTO_TEST_CASE(requires_grad_propagation) {
+  Tensor a({2}, {1.f, 2.f});
+  Tensor b({2}, {3.f, 4.f});
+  BOOST_TEST(!a.requires_grad());
+  BOOST_TEST(!(a * b).requires_grad());
+  BOOST_TEST((a * b).is_leaf());
+  BOOST_TEST(tape_size() == 0u);
+
+  a.set_requires_grad();
+  BOOST_TEST(a.requires_grad());
+  BOOST_TEST(a.is_leaf());
+  Tensor c = a * b;
+  BOOST_TEST(c.requires_grad());
+  BOOST_TEST(!c.is_leaf());
+  BOOST_TEST(exp(b + c).requires_grad());
+  BOOST_TEST(!exp(b + b).requires_grad());
+  check_throws<std::logic_error>("set_requires_grad on a non-leaf", [&] { c.set_requires_grad(); }, {"multiply"});
+
+  a.set_requires_grad(false);
+  BOOST_TEST(!(a * b).requires_grad());
+}
+
+BOOST_AUTO_TEST_CASE(no_grad_disables_recording) {
+  Tensor x({3}, {1.f, 2.f, 3.f});
+  x.set_requires_grad();
+  const std::size_t before = tape_size();
+  BOOST_TEST(grad_enabled());
+  {
+    NoGrad guard;
+    BOOST_TEST(!grad_enabled());
+    Tensor y = x * x + x;
+    BOOST_TEST(!y.requires_grad());
+    BOOST_TEST(y.is_leaf());
+    BOOST_TEST(tape_size() == before);
+    BOOST_TEST((y.to_vector() == std::vector<float>{2.f, 6.f, 12.f}));
+    {
+      NoGrad nested;
+      BOOST_TEST(!grad_enabled());
+    }
+    BOOST_TEST(!grad_enabled());  // the inner guard restores the outer state
+  }
+  BOOST_TEST(grad_enabled());
+  Tensor y = x * x;
+  BOOST_TEST(y.requires_grad());
+  BOOST_TEST(tape_size() == before + 1);
+}
+
+BOOST_AUTO_TEST_CASE(grad_of_a_leaf) {
+  Tensor x({2}, {1.f, 2.f});
+  x.set_requires_grad();
+  BOOST_TEST(!x.grad().defined());
+  x.backward(Tensor({2}, {3.f, 4.f}));  // a leaf's gradient is the seed
+  BOOST_TEST((x.grad().to_vector() == std::vector<float>{3.f, 4.f}));
+  check_throws<std::invalid_argument>("set_grad of the wrong shape", [&] { x.set_grad(Tensor({3}, 0.f)); },
+                                      {"(3,)", "(2,)"});
+  x.set_grad(Tensor({2}, {5.f, 6.f}));
+  BOOST_TEST((x.grad().to_vector() == std::vector<float>{5.f, 6.f}));
+  x.zero_grad();
+  BOOST_TEST(!x.grad().defined());
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -7,6 +7,7 @@
 /// (<grad, d> against (L(x + h d) - L(x - h d)) / 2h), which checks the whole Jacobian cheaply.
 #include <boost/test/unit_test.hpp>
 #include <cmath>
+#include <exception>
 #include <functional>
 #include <string>
 #include <vector>
@@ -31,6 +32,68 @@ inline Tensor random_tensor(const Shape& shape, Rng& rng, float lo = -1.f, float
   Tensor t = Tensor::empty(shape);
   for (std::size_t i = 0; i < t.size(); ++i) t.data()[i] = rng.uniform(lo, hi);
   return t;
+}
+
+/// Random tensor whose values have |x| in [min_abs, max_abs) with a random sign: inputs for ops
+/// with a kink or a pole at 0 (relu, abs, division), kept further from it than any gradcheck step.
+inline Tensor random_away_from_zero(const Shape& shape, Rng& rng, float min_abs = 0.1f,
+                                    float max_abs = 1.f) {
+  Tensor t = Tensor::empty(shape);
+  for (std::size_t i = 0; i < t.size(); ++i) {
+    const float m = rng.uniform(min_abs, max_abs);
+    t.data()[i] = rng.uniform() < 0.5f ? -m : m;
+  }
+  return t;
+}
+
+/// Random tensor with no ties: a random permutation of evenly spaced values
+/// lo, lo + spacing, ... Any two elements differ by at least `spacing`, so a max (or max-pool)
+/// keeps its argmax under every finite-difference step smaller than spacing / 2.
+inline Tensor random_distinct(const Shape& shape, Rng& rng, float spacing = 0.05f, float lo = -1.f) {
+  Tensor t = Tensor::empty(shape);
+  const std::size_t n = t.size();
+  std::vector<std::size_t> perm(n);
+  for (std::size_t i = 0; i < n; ++i) perm[i] = i;
+  for (std::size_t i = n; i > 1; --i) std::swap(perm[i - 1], perm[rng.below(i)]);
+  for (std::size_t i = 0; i < n; ++i) t.data()[i] = lo + spacing * static_cast<float>(perm[i]);
+  return t;
+}
+
+/// Checks t's shape and values against an independently computed reference (in double):
+/// |t - expected| <= atol + rtol |expected| element by element.
+inline void check_values(const std::string& label, const Tensor& t, const Shape& shape,
+                         const std::vector<double>& expected, double rtol = 1e-5, double atol = 1e-5) {
+  BOOST_TEST_REQUIRE((t.shape() == shape),
+                     label << ": shape " << shape_str(t.shape()) << ", expected " << shape_str(shape));
+  BOOST_TEST_REQUIRE(t.size() == expected.size(), label << ": reference of the wrong size");
+  std::size_t failures = 0;
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    const double got = t.data()[i];
+    const bool ok = std::abs(got - expected[i]) <= atol + rtol * std::abs(expected[i]);
+    if (!ok && ++failures <= 5)  // a few messages, then just the count
+      BOOST_ERROR(label << ": element " << i << " is " << got << ", expected " << expected[i]);
+  }
+  BOOST_TEST(failures == 0u, label << ": " << failures << " of " << expected.size()
+                                   << " elements differ from the reference");
+}
+
+/// Checks that fn() throws E and that what() contains every string of `parts` (the op's name,
+/// the shapes involved).
+template <class E, class F>
+void check_throws(const std::string& label, F&& fn, const std::vector<std::string>& parts = {}) {
+  try {
+    fn();
+  } catch (const E& e) {
+    const std::string what = e.what();
+    for (const std::string& p : parts)
+      BOOST_TEST(what.find(p) != std::string::npos,
+                 label << ": message \"" << what << "\" does not mention \"" << p << "\"");
+    return;
+  } catch (const std::exception& e) {
+    BOOST_ERROR(label << ": threw the wrong exception type: " << e.what());
+    return;
+  }
+  BOOST_ERROR(label << ": did not throw");
 }
 
 namespace detail {
