@@ -1,1 +1,212 @@
+// Tests for the tape in autodiff/tensor.cpp: accumulation, deep graphs, repeated backward, errors,
+// and that training steps neither grow the tape nor the memory in use.
 #include <boost/test/unit_test.hpp>
+#include <csignal>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <stdexcept>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "autodiff/ops.hpp"
+#include "autodiff/storage.hpp"
+#include "support/gradcheck.hpp"
+
+using namespace xtape;
+using xtape::testing::check_throws;
+using xtape::testing::gradcheck;
+using xtape::testing::random_tensor;
+
+BOOST_AUTO_TEST_SUITE(tape)
+
+BOOST_AUTO_TEST_CASE(accumulates_when_a_tensor_is_used_several_times) {
+  Tensor x({3}, {-1.f, 0.5f, 2.f});
+  x.set_requires_grad();
+  Tensor y = sum(x * x + x);
+  y.backward();
+  // d/dx (x^2 + x) = 2x + 1
+  BOOST_TEST((x.grad().to_vector() == std::vector<float>{-1.f, 2.f, 5.f}));
+  BOOST_TEST(tape_size() == 0u);
+
+  // A diamond: a feeds two branches that meet again.
+  Tensor z({2}, {0.3f, -0.7f});
+  z.set_requires_grad();
+  Tensor a = z * 2.f;
+  Tensor b = a * a + a * 3.f;  // 4z^2 + 6z -> 8z + 6
+  sum(b).backward();
+  BOOST_TEST(z.grad().data()[0] == 8.f * 0.3f + 6.f, boost::test_tools::tolerance(1e-6f));
+  BOOST_TEST(z.grad().data()[1] == 8.f * -0.7f + 6.f, boost::test_tools::tolerance(1e-6f));
+
+  Rng rng(3);
+  gradcheck("x*x + x*y + x", [](const std::vector<Tensor>& in) { return in[0] * in[0] + in[0] * in[1] + in[0]; },
+            {random_tensor({4, 3}, rng), random_tensor({4, 3}, rng)});
+  // The same tensor as both operands of one op.
+  gradcheck("x * x * exp(x)", [](const std::vector<Tensor>& in) { return in[0] * in[0] * exp(in[0]); },
+            {random_tensor({5}, rng)});
+}
+
+BOOST_AUTO_TEST_CASE(deep_chain_without_stack_overflow) {
+  constexpr int depth = 100000;
+  Tensor x({2}, {1.f, 2.f});
+  x.set_requires_grad();
+  Tensor y = x;
+  for (int i = 0; i < depth; ++i) y = (i % 2 == 0) ? y + 1e-3f : y * 1.f;
+  BOOST_TEST(tape_size() == static_cast<std::size_t>(depth));
+  sum(y).backward();
+  BOOST_TEST((x.grad().to_vector() == std::vector<float>{1.f, 1.f}));
+  BOOST_TEST(tape_size() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(deep_chain_dropped_without_backward) {
+  // An abandoned graph frees itself (the tape holds records weakly); freeing a 100000-deep chain
+  // of records must not recurse once per record. Run in a child process so that a stack
+  // overflow fails this test case instead of aborting the whole suite. (Small tensors: the
+  // elementwise kernels stay single-threaded, so no OpenMP team is used after fork().)
+  constexpr int depth = 100000;
+  std::cout.flush();
+  std::cerr.flush();
+  std::fflush(nullptr);
+  const pid_t pid = fork();
+  BOOST_TEST_REQUIRE(pid >= 0, "fork failed");
+  if (pid == 0) {
+    // Let a crash kill the child: Boost.Test's handlers would resume the test tree here.
+    std::signal(SIGSEGV, SIG_DFL);
+    std::signal(SIGBUS, SIG_DFL);
+    std::signal(SIGABRT, SIG_DFL);
+    Tensor x({2}, {1.f, 2.f});
+    x.set_requires_grad();
+    {
+      Tensor y = x;
+      for (int i = 0; i < depth; ++i) y = y + 1e-3f;
+      if (tape_size() != static_cast<std::size_t>(depth)) _exit(2);
+    }
+    _exit(tape_size() == 0u ? 0 : 3);
+  }
+  int status = 0;
+  BOOST_TEST_REQUIRE(waitpid(pid, &status, 0) == pid);
+  BOOST_TEST(!WIFSIGNALED(status), "freeing a " << depth << "-deep unconsumed graph killed the process "
+                                                << "with signal " << WTERMSIG(status)
+                                                << " (recursive destruction: stack overflow)");
+  if (WIFEXITED(status))
+    BOOST_TEST(WEXITSTATUS(status) == 0, "child exit code " << WEXITSTATUS(status)
+                                                            << " (2: tape size wrong, 3: tape not emptied)");
+}
+
+BOOST_AUTO_TEST_CASE(abandoned_graph_leaves_the_tape) {
+  Tensor x({4}, 0.5f);
+  x.set_requires_grad();
+  {
+    Tensor y = exp(x) * x;
+    BOOST_TEST(tape_size() == 2u);
+  }
+  BOOST_TEST(tape_size() == 0u);
+  // A new graph still works after the abandoned one.
+  Tensor y = sum(x * 3.f);
+  y.backward();
+  BOOST_TEST(x.grad().to_vector() == std::vector<float>(4, 3.f), boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(leaves_accumulate_across_backward_calls) {
+  Tensor x({3}, {1.f, 2.f, 3.f});
+  x.set_requires_grad();
+  sum(x * x).backward();
+  BOOST_TEST((x.grad().to_vector() == std::vector<float>{2.f, 4.f, 6.f}));
+  sum(x * 5.f).backward();  // a second graph adds into the same gradient
+  BOOST_TEST((x.grad().to_vector() == std::vector<float>{7.f, 9.f, 11.f}));
+  x.zero_grad();
+  sum(x).backward();
+  BOOST_TEST((x.grad().to_vector() == std::vector<float>{1.f, 1.f, 1.f}));
+}
+
+BOOST_AUTO_TEST_CASE(seeded_backward_of_a_non_scalar) {
+  Tensor x({2, 2}, {1.f, 2.f, 3.f, 4.f});
+  x.set_requires_grad();
+  Tensor y = x * x;
+  y.backward(Tensor({2, 2}, {1.f, 0.f, -1.f, 2.f}));
+  BOOST_TEST((x.grad().to_vector() == std::vector<float>{2.f, 0.f, -6.f, 16.f}));
+}
+
+BOOST_AUTO_TEST_CASE(backward_errors) {
+  Tensor x({2, 3}, 1.f);
+  x.set_requires_grad();
+  Tensor y = x * 2.f;
+  check_throws<std::logic_error>("backward() on a non-scalar", [&] { y.backward(); }, {"(2, 3)"});
+  check_throws<std::invalid_argument>("backward with a seed of the wrong shape",
+                                      [&] { y.backward(Tensor({3, 2}, 1.f)); }, {"(3, 2)", "(2, 3)"});
+
+  Tensor loss = sum(y);
+  loss.backward();
+  check_throws<std::logic_error>("backward twice on the same graph", [&] { loss.backward(); });
+  // A graph sharing already-consumed records with the first one cannot go through them again.
+  Tensor loss2 = sum(y * 3.f);
+  check_throws<std::logic_error>("backward through a consumed record", [&] { loss2.backward(); });
+
+  Tensor c({2}, 1.f);
+  check_throws<std::logic_error>("backward on a tensor that needs no gradient",
+                                 [&] { sum(c).backward(); });
+  Tensor z;
+  {
+    NoGrad guard;
+    z = sum(x * x);
+  }
+  check_throws<std::logic_error>("backward on a result computed under NoGrad", [&] { z.backward(); });
+}
+
+BOOST_AUTO_TEST_CASE(training_does_not_grow_tape_or_memory) {
+  // A small classifier: x (32, 10) -> dense 16 + relu -> dense 4 -> softmax -> cross-entropy.
+  Rng rng(11);
+  const std::size_t n = 32, d = 10, h = 16, k = 4;
+  Tensor x = random_tensor({n, d}, rng);
+  Tensor y({n, k}, 0.f);
+  for (std::size_t i = 0; i < n; ++i) y.at({i, rng.below(k)}) = 1.f;
+  Tensor w1 = random_tensor({d, h}, rng, -0.5f, 0.5f).set_requires_grad();
+  Tensor b1 = Tensor::zeros({h}).set_requires_grad();
+  Tensor w2 = random_tensor({h, k}, rng, -0.5f, 0.5f).set_requires_grad();
+  Tensor b2 = Tensor::zeros({k}).set_requires_grad();
+  std::vector<Tensor> params{w1, b1, w2, b2};
+  const float lr = 0.1f;
+
+  auto step = [&] {
+    Tensor hidden = relu(matmul(x, w1) + b1);
+    Tensor probs = softmax(matmul(hidden, w2) + b2);
+    Tensor loss = mean(categorical_crossentropy(y, probs));
+    const float value = loss.item();
+    loss.backward();
+    {
+      NoGrad guard;
+      for (Tensor& p : params) {
+        p.assign(p - p.grad() * lr);
+        p.zero_grad();
+      }
+    }
+    return value;
+  };
+
+  const float first = step();
+  detail::AllocatorStats settled{};
+  float last = first;
+  for (int i = 1; i < 1000; ++i) {
+    last = step();
+    if (tape_size() != 0u) {
+      BOOST_ERROR("step " << i << ": " << tape_size() << " records left on the tape");
+      break;
+    }
+    if (i == 10) settled = detail::allocator_stats();
+    if (i > 10) {
+      const detail::AllocatorStats now = detail::allocator_stats();
+      if (now.live_bytes != settled.live_bytes || now.system_allocations != settled.system_allocations) {
+        BOOST_ERROR("step " << i << ": live bytes " << settled.live_bytes << " -> " << now.live_bytes
+                            << ", system allocations " << settled.system_allocations << " -> "
+                            << now.system_allocations);
+        break;
+      }
+    }
+  }
+  BOOST_TEST(tape_size() == 0u);
+  BOOST_TEST(std::isfinite(last));
+  BOOST_TEST(last < 0.5f * first, "loss " << first << " -> " << last);  // it did learn
+}
+
+BOOST_AUTO_TEST_SUITE_END()
