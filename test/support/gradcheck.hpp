@@ -120,13 +120,18 @@ inline void gradcheck_leaves(const std::string& label, const std::function<Tenso
   }
   y.backward(seed);
 
-  // L(x + delta) for the leaf `which`, in double.
-  auto loss_at = [&](std::size_t which, const std::vector<double>& delta) {
+  // L(x + delta) for the leaf `which`, in double. The leaf holds floats, so the step actually
+  // taken is float(x + delta) - x, not delta; it is stored in `applied` and the comparisons use
+  // it (this matters for large inputs, where float spacing is not small against the step).
+  auto loss_at = [&](std::size_t which, const std::vector<double>& delta, std::vector<double>& applied) {
     NoGrad guard;
     Tensor x = leaves[which];
     const Tensor original = x.clone();
-    for (std::size_t i = 0; i < x.size(); ++i)
+    applied.resize(x.size());
+    for (std::size_t i = 0; i < x.size(); ++i) {
       x.data()[i] = static_cast<float>(static_cast<double>(original.data()[i]) + delta[i]);
+      applied[i] = static_cast<double>(x.data()[i]) - static_cast<double>(original.data()[i]);
+    }
     const double l = detail::projected(forward(), w);
     x.assign(original);
     return l;
@@ -139,15 +144,15 @@ inline void gradcheck_leaves(const std::string& label, const std::function<Tenso
     BOOST_TEST_REQUIRE((g.shape() == x.shape()), label << ": gradient shape " << shape_str(g.shape())
                                                        << " for input shape " << shape_str(x.shape()));
     const std::size_t n = x.size();
-    std::vector<double> delta(n, 0.0);
+    std::vector<double> delta(n, 0.0), applied_up, applied_down;
     if (n <= opt.max_elementwise) {
       for (std::size_t i = 0; i < n; ++i) {
         delta[i] = opt.eps;
-        const double up = loss_at(which, delta);
+        const double up = loss_at(which, delta, applied_up);
         delta[i] = -opt.eps;
-        const double down = loss_at(which, delta);
+        const double down = loss_at(which, delta, applied_down);
         delta[i] = 0.0;
-        const double numeric = (up - down) / (2 * opt.eps);
+        const double numeric = (up - down) / (applied_up[i] - applied_down[i]);
         const double analytic = g.data()[i];
         const double tol = opt.atol + opt.rtol * std::abs(numeric);
         BOOST_TEST(std::abs(numeric - analytic) <= tol,
@@ -163,15 +168,14 @@ inline void gradcheck_leaves(const std::string& label, const std::function<Tenso
           norm += v * v;
         }
         norm = std::sqrt(norm);
+        for (std::size_t i = 0; i < n; ++i) delta[i] = dir[i] / norm * opt.eps;
+        const double up = loss_at(which, delta, applied_up);
+        for (std::size_t i = 0; i < n; ++i) delta[i] = -dir[i] / norm * opt.eps;
+        const double down = loss_at(which, delta, applied_down);
+        // <grad, d> along the step actually taken.
         double analytic = 0.0;
-        for (std::size_t i = 0; i < n; ++i) {
-          dir[i] /= norm;
-          analytic += dir[i] * g.data()[i];
-        }
-        for (std::size_t i = 0; i < n; ++i) delta[i] = dir[i] * opt.eps;
-        const double up = loss_at(which, delta);
-        for (std::size_t i = 0; i < n; ++i) delta[i] = -dir[i] * opt.eps;
-        const double down = loss_at(which, delta);
+        for (std::size_t i = 0; i < n; ++i) analytic += (applied_up[i] - applied_down[i]) * g.data()[i];
+        analytic /= 2 * opt.eps;
         const double numeric = (up - down) / (2 * opt.eps);
         const double tol = opt.atol + opt.rtol * std::abs(numeric);
         BOOST_TEST(std::abs(numeric - analytic) <= tol,
