@@ -3,17 +3,22 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
+#include <limits>
+#include <optional>
 #include <numeric>
 #include <sstream>
 #include <stdexcept>
 
 #include "autodiff/ops.hpp"
+#include "layers/callbacks.hpp"
 #include "layers/core.hpp"
+#include "layers/saving.hpp"
 
 namespace xtape::layers {
 
@@ -278,6 +283,8 @@ History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& o) {
   if (!(o.validation_split >= 0.f && o.validation_split < 1.f))
     throw std::invalid_argument("Sequential::fit: validation_split must be in [0, 1), got " +
                                 std::to_string(o.validation_split));
+  for (const auto& cb : o.callbacks)
+    if (!cb) throw std::invalid_argument("Sequential::fit: null callback");
   const std::size_t n = x.shape()[0];
   // Keras: the validation data is the last fraction of the samples, taken before shuffling.
   const double keep = 1.0 - std::round(double(o.validation_split) * 1e6) / 1e6;
@@ -287,19 +294,30 @@ History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& o) {
   const auto vars = trainable_variables();
   const std::size_t steps = (split + o.batch_size - 1) / o.batch_size;
   History history;
-  std::vector<std::size_t> order = range(0, split);
+  std::vector<std::size_t> order;
   std::vector<std::size_t> rows;
-  for (int epoch = o.initial_epoch; epoch < o.epochs; ++epoch) {
+  const auto& cbs = o.callbacks;
+  stop_training_ = false;
+  for (const auto& cb : cbs) cb->set_model(this);
+  Logs logs;
+  for (const auto& cb : cbs) cb->on_train_begin(logs);
+  for (int epoch = o.initial_epoch; epoch < o.epochs && !stop_training_; ++epoch) {
+    for (const auto& cb : cbs) cb->on_epoch_begin(epoch, {});
     if (o.verbose) std::cout << "Epoch " << epoch + 1 << '/' << o.epochs << '\n';
     const auto t0 = Clock::now();
+    // A fresh permutation every epoch: the order depends on the RNG state alone, which a
+    // checkpoint saves.
+    order = range(0, split);
     if (o.shuffle)
       for (std::size_t i = split; i-- > 1;) std::swap(order[i], order[shuffle_rng_.below(i + 1)]);
     Progbar bar(steps, o.verbose);
     double loss_total = 0;
-    std::size_t seen = 0;
+    std::size_t seen = 0, done = 0;
     std::vector<MetricBatch> totals(metrics_.size());
     std::vector<std::pair<std::string, double>> shown;
+    Logs batch_logs;
     for (std::size_t s = 0; s < steps; ++s) {
+      for (const auto& cb : cbs) cb->on_batch_begin(s, {});
       const std::size_t b0 = s * o.batch_size, b1 = std::min(split, b0 + o.batch_size);
       rows.assign(order.begin() + static_cast<long>(b0), order.begin() + static_cast<long>(b1));
       const Tensor xb = gather_rows(x, rows), yb = gather_rows(y, rows);
@@ -307,18 +325,32 @@ History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& o) {
       Tensor loss = loss_(yb, yp);
       for (auto v : vars) v.value.zero_grad();
       loss.backward();
-      optimizer_->apply(vars);
       const double lv = loss.item();
-      if (!std::isfinite(lv))
-        throw std::runtime_error("Sequential::fit: loss became " + std::to_string(lv) + " at epoch " +
-                                 std::to_string(epoch + 1) + ", step " + std::to_string(s + 1));
+      const bool finite = std::isfinite(lv);
+      // A non-finite loss means non-finite gradients: that update is never applied.
+      if (finite) optimizer_->apply(vars);
       loss_total += lv * double(b1 - b0);
       seen += b1 - b0;
+      done = s + 1;
       for (std::size_t m = 0; m < metrics_.size(); ++m) {
         const MetricBatch mb = metrics_[m].second(yb, yp);
         totals[m].total += mb.total;
         totals[m].count += mb.count;
       }
+      if (!cbs.empty()) {
+        batch_logs["loss"] = loss_total / double(seen);
+        for (std::size_t m = 0; m < metrics_.size(); ++m)
+          batch_logs[metrics_[m].first] = totals[m].total / totals[m].count;
+        for (const auto& cb : cbs) cb->on_batch_end(s, batch_logs);
+      }
+      if (!finite) {
+        const std::string what = "loss became " + std::to_string(lv) + " at epoch " +
+                                 std::to_string(epoch + 1) + ", step " + std::to_string(s + 1);
+        if (!stop_training_) throw std::runtime_error("Sequential::fit: " + what);
+        std::cout << "Sequential::fit: " << what
+                  << "; that update was not applied and training stops\n";
+      }
+      if (stop_training_) break;
       if (o.verbose && (s + 1 < steps)) {
         shown.clear();
         for (std::size_t m = 0; m < metrics_.size(); ++m)
@@ -327,20 +359,23 @@ History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& o) {
         bar.update(s + 1, shown, false);
       }
     }
-    std::vector<std::pair<std::string, double>> logs;
-    logs.emplace_back("loss", loss_total / double(seen));
+    std::vector<std::pair<std::string, double>> epoch_logs;
+    epoch_logs.emplace_back("loss", loss_total / double(seen));
     for (std::size_t m = 0; m < metrics_.size(); ++m)
-      logs.emplace_back(metrics_[m].first, totals[m].total / totals[m].count);
+      epoch_logs.emplace_back(metrics_[m].first, totals[m].total / totals[m].count);
     if (split < n) {
       const auto val = run_eval(x, y, split, n, o.batch_size, 0);
-      logs.emplace_back("val_loss", val.at("loss"));
-      for (const auto& [name, _] : metrics_) logs.emplace_back("val_" + name, val.at(name));
+      epoch_logs.emplace_back("val_loss", val.at("loss"));
+      for (const auto& [name, _] : metrics_) epoch_logs.emplace_back("val_" + name, val.at(name));
     }
     const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-    for (const auto& [k, v] : logs) history.history[k].push_back(v);
+    for (const auto& [k, v] : epoch_logs) history.history[k].push_back(v);
     history.epoch_seconds.push_back(secs);
-    bar.update(steps, logs, true);
+    bar.update(done, epoch_logs, true);
+    logs = Logs(epoch_logs.begin(), epoch_logs.end());
+    for (const auto& cb : cbs) cb->on_epoch_end(epoch, logs);
   }
+  for (const auto& cb : cbs) cb->on_train_end(logs);
   return history;
 }
 
@@ -371,6 +406,285 @@ Tensor Sequential::predict(const Tensor& x, const EvaluateOptions& o) {
     std::memcpy(out.data() + b0 * row, yp.data(), yp.size() * sizeof(float));
   }
   return out;
+}
+
+
+// ---- weights and checkpoints ----
+
+namespace {
+
+constexpr const char* k_weights_format = "xtape.weights";
+constexpr const char* k_checkpoint_format = "xtape.checkpoint";
+constexpr const char* k_optimizer_prefix = "optimizer/";
+constexpr const char* k_layer_rng_prefix = "rng.layer/";
+
+[[noreturn]] void file_error(const char* who, const std::string& path, const std::string& problem) {
+  throw std::runtime_error(std::string(who) + ": '" + path + "': " + problem);
+}
+
+std::string rng_text(const Rng::State& st) {
+  std::string out;
+  char buf[24];
+  for (std::size_t i = 0; i < st.size(); ++i) {
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(st[i]));
+    if (i) out += ' ';
+    out += buf;
+  }
+  return out;
+}
+
+// Exactly four space-separated 16-digit hex words.
+std::optional<Rng::State> parse_rng(const std::string& text) {
+  Rng::State st{};
+  if (text.size() != 4 * 16 + 3) return std::nullopt;
+  for (std::size_t i = 0; i < 4; ++i) {
+    const char* b = text.data() + 17 * i;
+    if (i < 3 && b[16] != ' ') return std::nullopt;
+    const auto [end, ec] = std::from_chars(b, b + 16, st[i], 16);
+    if (ec != std::errc() || end != b + 16) return std::nullopt;
+  }
+  return st;
+}
+
+std::optional<std::int64_t> parse_int(const std::string& text) {
+  std::int64_t v = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size() || text.empty()) return std::nullopt;
+  return v;
+}
+
+std::string float_text(float v) {
+  char buf[32];
+  const auto end = std::to_chars(buf, buf + sizeof buf, v).ptr;
+  return std::string(buf, end);
+}
+
+std::optional<float> parse_float(const std::string& text) {
+  float v = 0.f;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size() || text.empty()) return std::nullopt;
+  return v;
+}
+
+const std::string& meta(const char* who, const SafetensorsFile& f, const std::string& key) {
+  const auto it = f.metadata.find(key);
+  if (it == f.metadata.end()) file_error(who, f.path, "metadata entry '" + key + "' is missing");
+  return it->second;
+}
+
+bool all_finite(const Tensor& t) {
+  const float* p = t.data();
+  for (std::size_t i = 0, n = t.size(); i < n; ++i)
+    if (!std::isfinite(p[i])) return false;
+  return true;
+}
+
+// The model's weights read from `f`, in named_weights() order, after checking names, dtypes,
+// shapes and values. Tensors under "optimizer/" are left to the caller when `allow_optimizer`.
+std::vector<Tensor> checked_weights(const char* who, const SafetensorsFile& f,
+                                    const std::vector<std::pair<std::string, Tensor>>& named,
+                                    bool allow_optimizer) {
+  std::map<std::string, const Tensor*> expected;
+  for (const auto& [name, t] : named) expected[name] = &t;
+  for (const auto& [name, e] : f.tensors) {
+    if (expected.count(name)) continue;
+    if (allow_optimizer && name.rfind(k_optimizer_prefix, 0) == 0) continue;
+    file_error(who, f.path, "unknown tensor '" + name + "' " + shape_str(e.shape) +
+                                ": the model has no such weight");
+  }
+  std::vector<Tensor> values;
+  for (const auto& [name, t] : named) {
+    const auto it = f.tensors.find(name);
+    if (it == f.tensors.end())
+      file_error(who, f.path, "missing tensor '" + name + "' of shape " + shape_str(t.shape()));
+    if (it->second.dtype != "F32")
+      file_error(who, f.path, "tensor '" + name + "': expected dtype F32, got " + it->second.dtype);
+    if (it->second.shape != t.shape())
+      file_error(who, f.path, "tensor '" + name + "': expected shape " + shape_str(t.shape()) +
+                                  ", got " + shape_str(it->second.shape));
+    values.push_back(f.f32(name));  // also refuses NaN and infinities
+  }
+  return values;
+}
+
+std::vector<Dropout*> dropout_layers(const std::vector<std::shared_ptr<Layer>>& layers) {
+  std::vector<Dropout*> out;
+  for (const auto& l : layers)
+    if (auto* d = dynamic_cast<Dropout*>(l.get())) out.push_back(d);
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, Tensor>> Sequential::named_weights() const {
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (const auto& l : layers_)
+    for (const Weight& w : l->weights()) out.emplace_back(l->name() + "/" + w.name, w.value);
+  return out;
+}
+
+std::vector<Tensor> Sequential::get_weights() const {
+  std::vector<Tensor> out;
+  for (const auto& [_, t] : named_weights()) out.push_back(t.clone());
+  return out;
+}
+
+void Sequential::set_weights(const std::vector<Tensor>& values) {
+  const auto named = named_weights();
+  if (values.size() != named.size())
+    throw std::invalid_argument("Sequential::set_weights: model '" + name_ + "' has " +
+                                std::to_string(named.size()) + " weights, got " +
+                                std::to_string(values.size()) + " values");
+  for (std::size_t i = 0; i < named.size(); ++i)
+    if (!values[i].defined() || values[i].shape() != named[i].second.shape())
+      throw std::invalid_argument("Sequential::set_weights: weight '" + named[i].first + "' has shape " +
+                                  shape_str(named[i].second.shape()) + ", got " +
+                                  (values[i].defined() ? shape_str(values[i].shape()) : "undefined"));
+  NoGrad no_grad;
+  for (std::size_t i = 0; i < named.size(); ++i) {
+    Tensor w = named[i].second;
+    w.assign(values[i]);
+  }
+}
+
+void Sequential::save_weights(const std::string& path) const {
+  if (!built_) throw std::logic_error("Sequential::save_weights: model '" + name_ + "' is not built");
+  const auto named = named_weights();
+  for (const auto& [name, t] : named)
+    if (!all_finite(t))
+      file_error("Sequential::save_weights", path, "weight '" + name + "' holds NaN or infinite values");
+  write_safetensors(path, named, {{"format", k_weights_format}});
+}
+
+void Sequential::load_weights(const std::string& path) {
+  const char* who = "Sequential::load_weights";
+  if (!built_)
+    throw std::logic_error(std::string(who) + ": build model '" + name_ +
+                           "' (or call it once) before loading weights into it");
+  const SafetensorsFile f = read_safetensors(path);
+  const auto fmt = f.metadata.find("format");
+  const bool checkpoint = fmt != f.metadata.end() && fmt->second == k_checkpoint_format;
+  const auto named = named_weights();
+  const std::vector<Tensor> values = checked_weights(who, f, named, checkpoint);
+  set_weights(values);
+}
+
+void Sequential::save_checkpoint(const std::string& path, int epoch) const {
+  const char* who = "Sequential::save_checkpoint";
+  if (!built_) throw std::logic_error(std::string(who) + ": model '" + name_ + "' is not built");
+  if (!optimizer_) throw std::logic_error(std::string(who) + ": model '" + name_ + "' is not compiled");
+  if (epoch < 0) throw std::invalid_argument(std::string(who) + ": epoch must be >= 0, got " + std::to_string(epoch));
+  auto tensors = named_weights();
+  for (const auto& [name, t] : tensors)
+    if (!all_finite(t)) file_error(who, path, "weight '" + name + "' holds NaN or infinite values");
+  const auto slot_names = optimizer_->slot_names();
+  const auto& slots = optimizer_->slots();
+  for (const auto& v : trainable_variables()) {
+    const auto it = slots.find(v.name);
+    if (it == slots.end()) continue;
+    for (std::size_t k = 0; k < it->second.size() && k < slot_names.size(); ++k)
+      tensors.emplace_back(k_optimizer_prefix + v.name + "/" + slot_names[k], it->second[k]);
+  }
+  std::map<std::string, std::string> metadata = {
+      {"format", k_checkpoint_format},
+      {"epoch", std::to_string(epoch)},
+      {"optimizer", optimizer_->name()},
+      {"optimizer.iterations", std::to_string(optimizer_->iterations())},
+      {"optimizer.learning_rate", float_text(optimizer_->learning_rate())},
+      {"rng.shuffle", rng_text(shuffle_rng_.state())},
+      {"rng.global", rng_text(global_rng().state())},
+  };
+  for (Dropout* d : dropout_layers(layers_)) metadata[k_layer_rng_prefix + d->name()] = rng_text(d->rng().state());
+  write_safetensors(path, tensors, metadata);
+}
+
+int Sequential::load_checkpoint(const std::string& path) {
+  const char* who = "Sequential::load_checkpoint";
+  if (!built_)
+    throw std::logic_error(std::string(who) + ": build model '" + name_ +
+                           "' (or call it once) before loading a checkpoint into it");
+  if (!optimizer_)
+    throw std::logic_error(std::string(who) + ": compile model '" + name_ +
+                           "' with the checkpoint's optimizer before loading it");
+  const SafetensorsFile f = read_safetensors(path);
+  const std::string& fmt = meta(who, f, "format");
+  if (fmt != k_checkpoint_format)
+    file_error(who, path, "format '" + fmt + "' is not '" + k_checkpoint_format +
+                              "' (a weights file? use load_weights)");
+
+  // Everything is read and checked into these before the model changes.
+  const std::vector<Tensor> values = checked_weights(who, f, named_weights(), true);
+
+  const std::string& opt_name = meta(who, f, "optimizer");
+  if (opt_name != optimizer_->name())
+    file_error(who, path, "optimizer '" + opt_name + "' saved, the model is compiled with '" +
+                              optimizer_->name() + "'");
+  const auto slot_names = optimizer_->slot_names();
+  std::map<std::string, std::vector<Tensor>> slots;
+  for (const auto& v : trainable_variables()) {
+    std::vector<Tensor> s;
+    for (const auto& sn : slot_names) {
+      const std::string key = k_optimizer_prefix + v.name + "/" + sn;
+      if (!f.contains(key)) continue;
+      const SafetensorsEntry& e = f.tensors.at(key);
+      if (e.dtype != "F32") file_error(who, path, "tensor '" + key + "': expected dtype F32, got " + e.dtype);
+      if (e.shape != v.value.shape())
+        file_error(who, path, "tensor '" + key + "': expected shape " + shape_str(v.value.shape()) +
+                                  ", got " + shape_str(e.shape));
+      s.push_back(f.f32(key));
+    }
+    if (!s.empty() && s.size() != slot_names.size())
+      file_error(who, path, "optimizer state of '" + v.name + "' has " + std::to_string(s.size()) +
+                                " of the " + std::to_string(slot_names.size()) + " slots of " + opt_name);
+    if (!s.empty()) slots[v.name] = std::move(s);
+  }
+  for (const auto& [name, e] : f.tensors) {
+    if (name.rfind(k_optimizer_prefix, 0) != 0) continue;
+    const std::string rest = name.substr(std::strlen(k_optimizer_prefix));
+    const auto slash = rest.rfind('/');
+    const bool known = slash != std::string::npos && slots.count(rest.substr(0, slash)) &&
+                       std::find(slot_names.begin(), slot_names.end(), rest.substr(slash + 1)) != slot_names.end();
+    if (!known)
+      file_error(who, path, "unknown optimizer tensor '" + name + "' (no such trainable variable or " + opt_name +
+                                " slot)");
+  }
+
+  const auto iterations = parse_int(meta(who, f, "optimizer.iterations"));
+  if (!iterations || *iterations < 0)
+    file_error(who, path, "metadata optimizer.iterations '" + meta(who, f, "optimizer.iterations") +
+                              "' is not a non-negative integer");
+  const auto lr = parse_float(meta(who, f, "optimizer.learning_rate"));
+  if (!lr || !std::isfinite(*lr) || *lr < 0.f)
+    file_error(who, path, "metadata optimizer.learning_rate '" + meta(who, f, "optimizer.learning_rate") +
+                              "' is not a finite non-negative number");
+  const auto epoch = parse_int(meta(who, f, "epoch"));
+  if (!epoch || *epoch < 0 || *epoch > std::numeric_limits<int>::max())
+    file_error(who, path, "metadata epoch '" + meta(who, f, "epoch") + "' is not a non-negative integer");
+  auto rng_state = [&](const std::string& key) {
+    const auto st = parse_rng(meta(who, f, key));
+    if (!st) file_error(who, path, "metadata " + key + " '" + meta(who, f, key) + "' is not four 16-digit hex words");
+    return *st;
+  };
+  const Rng::State shuffle_state = rng_state("rng.shuffle"), global_state = rng_state("rng.global");
+  const auto dropouts = dropout_layers(layers_);
+  std::vector<Rng::State> dropout_states;
+  for (Dropout* d : dropouts) dropout_states.push_back(rng_state(k_layer_rng_prefix + d->name()));
+  for (const auto& [key, _] : f.metadata) {
+    if (key.rfind(k_layer_rng_prefix, 0) != 0) continue;
+    const std::string layer = key.substr(std::strlen(k_layer_rng_prefix));
+    if (std::none_of(dropouts.begin(), dropouts.end(), [&](Dropout* d) { return d->name() == layer; }))
+      file_error(who, path, "metadata " + key + ": the model has no Dropout layer '" + layer + "'");
+  }
+
+  // Every check passed: change the model.
+  set_weights(values);
+  optimizer_->slots() = std::move(slots);
+  optimizer_->set_iterations(*iterations);
+  optimizer_->set_learning_rate(*lr);
+  shuffle_rng_.set_state(shuffle_state);
+  global_rng().set_state(global_state);
+  for (std::size_t i = 0; i < dropouts.size(); ++i) dropouts[i]->rng().set_state(dropout_states[i]);
+  return static_cast<int>(*epoch);
 }
 
 }  // namespace xtape::layers

@@ -1,0 +1,185 @@
+#pragma once
+/// @file callbacks.hpp
+/// Keras's callbacks for Sequential::fit: a Callback base with hooks at the beginning and end of
+/// training, of every epoch and of every batch, and ModelCheckpoint, EarlyStopping,
+/// TerminateOnNaN, CSVLogger and LearningRateScheduler.
+///
+/// Hooks run in the order the callbacks are given in FitOptions::callbacks. Epochs are 0-based
+/// in hooks (as in Keras); `logs` holds "loss", every compiled metric and, with a validation
+/// split, "val_loss" and "val_<metric>" (epoch end only). Batch logs hold running averages over
+/// the epoch so far. A callback stops training with model().set_stop_training(true).
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "autodiff/tensor.hpp"
+#include "layers/sequential.hpp"
+
+namespace xtape::layers {
+
+/// Metric name -> value, as Keras's logs dict.
+using Logs = std::map<std::string, double>;
+
+/// Base of every callback. Every hook does nothing by default.
+class Callback {
+ public:
+  virtual ~Callback() = default;
+
+  /// Called by fit before on_train_begin.
+  void set_model(Sequential* model) { model_ = model; }
+  /// The model being trained; throws std::logic_error outside fit.
+  Sequential& model() const;
+
+  virtual void on_train_begin(const Logs& /*logs*/) {}
+  virtual void on_train_end(const Logs& /*logs*/) {}
+  /// `epoch` is 0-based.
+  virtual void on_epoch_begin(int /*epoch*/, const Logs& /*logs*/) {}
+  virtual void on_epoch_end(int /*epoch*/, const Logs& /*logs*/) {}
+  /// `batch` counts from 0 within the epoch.
+  virtual void on_batch_begin(std::size_t /*batch*/, const Logs& /*logs*/) {}
+  virtual void on_batch_end(std::size_t /*batch*/, const Logs& /*logs*/) {}
+
+ private:
+  Sequential* model_ = nullptr;
+};
+
+/// "min", "max" or "auto" (max for names containing "acc", else min), as in Keras.
+enum class MonitorMode { auto_, min, max };
+
+/// Options of ModelCheckpoint.
+struct ModelCheckpointOptions {
+  /// Target file. "{epoch}" (or "{epoch:02d}"-style zero padding) is replaced by the 1-based
+  /// epoch, so every epoch may get its own file.
+  std::string filepath;
+  /// Metric compared for save_best_only.
+  std::string monitor = "val_loss";
+  MonitorMode mode = MonitorMode::auto_;
+  /// Save only when the monitored value improves on the best seen so far.
+  bool save_best_only = false;
+  /// true: Sequential::save_weights (weights only); false: Sequential::save_checkpoint
+  /// (weights, optimizer state, epoch and RNG states, enough to resume bitwise).
+  bool save_weights_only = false;
+  /// 1 prints a line per save or skip.
+  int verbose = 0;
+};
+
+/// Saves the model at the end of every epoch (or only the best one). Never saves weights from an
+/// epoch whose loss is not finite, nor weights holding a NaN or an infinity: the previous good
+/// file stays in place (every save is atomic).
+class ModelCheckpoint : public Callback {
+ public:
+  /// Throws std::invalid_argument on an empty filepath.
+  explicit ModelCheckpoint(ModelCheckpointOptions options);
+  void on_train_begin(const Logs& logs) override;
+  void on_epoch_end(int epoch, const Logs& logs) override;
+  /// Best monitored value so far (save_best_only).
+  std::optional<double> best() const { return best_; }
+  /// Number of files written by this callback.
+  int saves() const { return saves_; }
+  /// The filepath with "{epoch...}" replaced by `epoch` (1-based).
+  std::string path_for_epoch(int epoch) const;
+
+ private:
+  ModelCheckpointOptions options_;
+  std::optional<double> best_;
+  int saves_ = 0;
+};
+
+/// Options of EarlyStopping (Keras defaults).
+struct EarlyStoppingOptions {
+  std::string monitor = "val_loss";
+  /// Smallest change that counts as an improvement.
+  double min_delta = 0.0;
+  /// Epochs without improvement before stopping.
+  int patience = 0;
+  MonitorMode mode = MonitorMode::auto_;
+  /// When set, training stops unless the monitored value beats it within `patience` epochs.
+  std::optional<double> baseline = std::nullopt;
+  /// Restore the weights of the best epoch when stopping (and at the end of training).
+  bool restore_best_weights = false;
+  /// Epochs to wait before starting to monitor.
+  int start_from_epoch = 0;
+  int verbose = 0;
+};
+
+/// Stops training when the monitored metric has stopped improving.
+class EarlyStopping : public Callback {
+ public:
+  /// Throws std::invalid_argument on a negative patience or start_from_epoch.
+  explicit EarlyStopping(EarlyStoppingOptions options = {});
+  void on_train_begin(const Logs& logs) override;
+  void on_epoch_end(int epoch, const Logs& logs) override;
+  void on_train_end(const Logs& logs) override;
+  /// 0-based epoch at which training was stopped, or -1.
+  int stopped_epoch() const { return stopped_epoch_; }
+  /// 0-based epoch of the best monitored value, or -1.
+  int best_epoch() const { return best_epoch_; }
+
+ private:
+  EarlyStoppingOptions options_;
+  bool minimise_ = true;
+  double best_ = 0.0;
+  bool have_best_ = false;
+  int wait_ = 0;
+  int stopped_epoch_ = -1;
+  int best_epoch_ = -1;
+  std::vector<Tensor> best_weights_;
+};
+
+/// Stops training as soon as a batch's loss is NaN or infinite (Keras's TerminateOnNaN), printing
+/// "Batch <n>: Invalid loss, terminating training". With it, fit stops and returns instead of
+/// throwing; the update of the bad batch is not applied (see Sequential::fit).
+class TerminateOnNaN : public Callback {
+ public:
+  void on_batch_end(std::size_t batch, const Logs& logs) override;
+  /// True once it stopped a training.
+  bool triggered() const { return triggered_; }
+
+ private:
+  bool triggered_ = false;
+};
+
+/// Options of CSVLogger.
+struct CSVLoggerOptions {
+  std::string filename;
+  char separator = ',';
+  /// Keep the rows of an existing file and add to them.
+  bool append = false;
+};
+
+/// Writes one row per epoch: "epoch" (0-based, as Keras) then every log in name order, under a
+/// header row. The whole file is rewritten atomically after every epoch, so a kill never leaves a
+/// half-written row.
+class CSVLogger : public Callback {
+ public:
+  /// Throws std::invalid_argument on an empty filename.
+  explicit CSVLogger(CSVLoggerOptions options);
+  void on_train_begin(const Logs& logs) override;
+  void on_epoch_end(int epoch, const Logs& logs) override;
+
+ private:
+  CSVLoggerOptions options_;
+  std::string text_;
+  std::vector<std::string> keys_;
+};
+
+/// Sets the optimizer's learning rate at the beginning of every epoch to
+/// schedule(epoch, current learning rate) (epoch 0-based), as Keras's LearningRateScheduler.
+class LearningRateScheduler : public Callback {
+ public:
+  using Schedule = std::function<float(int epoch, float learning_rate)>;
+  /// Throws std::invalid_argument on an empty schedule.
+  explicit LearningRateScheduler(Schedule schedule, int verbose = 0);
+  /// Throws std::invalid_argument when the schedule returns a negative or non-finite rate.
+  void on_epoch_begin(int epoch, const Logs& logs) override;
+
+ private:
+  Schedule schedule_;
+  int verbose_;
+};
+
+}  // namespace xtape::layers
