@@ -56,6 +56,12 @@ struct Node {
   Tensor grad;        ///< gradient w.r.t. the output, accumulated during backward
   Shape out_shape;
   bool consumed = false;
+  Node() = default;
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+  /// Frees the chain of records behind this one iteratively, so dropping a graph of any depth
+  /// without calling backward() cannot overflow the stack.
+  ~Node();
 };
 
 /// Adds g into the gradient slot of `target` (a leaf's grad or a record's output gradient).

@@ -254,6 +254,21 @@ void Tensor::backward(const Tensor& seed) {
 
 namespace detail {
 
+Node::~Node() {
+  // Take over the inputs whose last owner is this record, and their records' inputs in turn:
+  // each is then destroyed with an empty input list, so no destructor recurses.
+  std::vector<std::shared_ptr<TensorImpl>> pending = std::move(inputs);
+  while (!pending.empty()) {
+    std::shared_ptr<TensorImpl> impl = std::move(pending.back());
+    pending.pop_back();
+    if (impl && impl.use_count() == 1 && impl->grad_fn && impl->grad_fn.use_count() == 1) {
+      auto& next = impl->grad_fn->inputs;
+      for (auto& p : next) pending.push_back(std::move(p));
+      next.clear();
+    }
+  }
+}
+
 void accumulate(TensorImpl& target, const Tensor& g, const char* op) {
   if (g.shape() != target.shape)
     throw std::logic_error(std::string("backward of '") + op + "': gradient of shape " +

@@ -5,37 +5,15 @@
 #include "autodiff/ops.hpp"
 #include "layers/conv.hpp"
 #include "optim/optimizers.hpp"
+#include "test/support/founding_model.hpp"
 #include "test/support/layer_harness.hpp"
 
 using namespace xtape;
 using namespace xtape::layers;
 using xtape::testing::check_layer;
 
-namespace {
-
-// The founding example's first custom layer: only convolution_op is overridden.
-class StandardizedConv2D : public Conv2D {
- public:
-  using Conv2D::Conv2D;
-  Tensor convolution_op(const Tensor& inputs, const Tensor& kernel) override {
-    auto [mean, var] = moments(kernel, {0, 1, 2}, true);
-    return conv2d(inputs, (kernel - mean) / sqrt(var + 1e-10f), strides(), Padding::valid);
-  }
-};
-
-// The second: call is overridden; as in Keras this bypasses the layer's activation.
-class StandardizedConv2DCall : public Conv2D {
- public:
-  using Conv2D::Conv2D;
-  Tensor call(const Tensor& inputs, bool) override {
-    auto [mean, var] = moments(kernel(), {0, 1, 2}, true);
-    Tensor result = convolution_op(inputs, (kernel() - mean) / sqrt(var + 1e-10f));
-    if (use_bias()) result = result + bias();
-    return result;
-  }
-};
-
-}  // namespace
+using StandardizedConv2D = xtape::testing::StandardizedConv2DWithOverride;
+using StandardizedConv2DCall = xtape::testing::StandardizedConv2DWithCall;
 
 BOOST_AUTO_TEST_SUITE(layers_conv)
 
@@ -77,7 +55,7 @@ BOOST_AUTO_TEST_CASE(founding_layers_parameter_counts) {
   b.ensure_built({13, 13, 32});
   BOOST_TEST(b.count_params() == 18496u);
   BOOST_TEST((a.kernel().shape() == Shape{3, 3, 1, 32}));
-  BOOST_TEST(a.class_name() == "StandardizedConv2DCall");
+  BOOST_TEST(a.class_name() == "StandardizedConv2DWithCall");
 }
 
 BOOST_AUTO_TEST_CASE(override_convolution_op_gradients_through_the_layer) {

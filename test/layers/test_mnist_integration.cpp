@@ -4,32 +4,13 @@
 #include <cmath>
 #include <filesystem>
 
+#include "test/support/founding_model.hpp"
 #include "xtape.hpp"
 
 using namespace xtape;
 using namespace xtape::layers;
 
 namespace {
-
-class StandardizedConv2DWithOverride : public Conv2D {
- public:
-  using Conv2D::Conv2D;
-  Tensor convolution_op(const Tensor& inputs, const Tensor& kernel) override {
-    auto [mean, var] = moments(kernel, {0, 1, 2}, true);
-    return conv2d(inputs, (kernel - mean) / sqrt(var + 1e-10f), strides(), Padding::valid);
-  }
-};
-
-class StandardizedConv2DWithCall : public Conv2D {
- public:
-  using Conv2D::Conv2D;
-  Tensor call(const Tensor& inputs, bool) override {
-    auto [mean, var] = moments(kernel(), {0, 1, 2}, true);
-    Tensor result = convolution_op(inputs, (kernel() - mean) / sqrt(var + 1e-10f));
-    if (use_bias()) result = result + bias();
-    return result;
-  }
-};
 
 boost::test_tools::assertion_result mnist_available(boost::unit_test::test_unit_id) {
   const std::filesystem::path dir = datasets::mnist::default_dir();
@@ -52,16 +33,7 @@ BOOST_AUTO_TEST_CASE(founding_model_learns_mnist_subset, *boost::unit_test::prec
   Tensor y = slice_rows(datasets::to_categorical(train.second, 10), 0, 2000);
   Tensor xt = slice_rows(reshape(datasets::to_float(test.first, 1.f / 255.f), {-1, 28, 28, 1}), 0, 1000);
   Tensor yt = slice_rows(datasets::to_categorical(test.second, 10), 0, 1000);
-  Sequential model({
-      Input({28, 28, 1}),
-      std::make_shared<StandardizedConv2DWithCall>(ConvOptions{.filters = 32, .kernel_size = {3, 3}, .activation = "relu"}),
-      std::make_shared<MaxPooling2D>(PoolOptions{.pool_size = {2, 2}}),
-      std::make_shared<StandardizedConv2DWithOverride>(ConvOptions{.filters = 64, .kernel_size = {3, 3}, .activation = "relu"}),
-      std::make_shared<MaxPooling2D>(PoolOptions{.pool_size = {2, 2}}),
-      std::make_shared<Flatten>(),
-      std::make_shared<Dropout>(0.5f),
-      std::make_shared<Dense>(DenseOptions{.units = 10, .activation = "softmax"}),
-  });
+  Sequential model = xtape::testing::founding_model();
   model.compile("categorical_crossentropy", "adam", {"accuracy"});
   const auto before = model.evaluate(xt, yt, {.batch_size = 128, .verbose = 0});
   History h = model.fit(x, y, {.batch_size = 128, .epochs = 1, .verbose = 0});
