@@ -127,8 +127,8 @@ Tensor sum_to(const Tensor& x, const Shape& shape) {
       axes.push_back(static_cast<int>(i));
     }
   }
-  Tensor s = detail::sum_values(x, axes);  // keepdims shape
-  return detail::view_as(s, shape);
+  // Through the recorded ops, so sum_to is differentiable like any other op.
+  return reshape(sum(x, axes, true), std::vector<long>(shape.begin(), shape.end()));
 }
 
 Tensor operator+(const Tensor& a, const Tensor& b) {

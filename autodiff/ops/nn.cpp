@@ -46,9 +46,10 @@ void log_softmax_rows(const Tensor& x, float* logy, float* y) {
     const float m = *std::max_element(row, row + cols);
     double s = 0.0;
     for (std::size_t c = 0; c < cols; ++c) s += std::exp(static_cast<double>(row[c] - m));
-    const float lse = m + static_cast<float>(std::log(s));
+    // (x - m) - log(s): rounding m + log(s) to float first would lose the low bits.
+    const float log_s = static_cast<float>(std::log(s));
     for (std::size_t c = 0; c < cols; ++c) {
-      const float l = row[c] - lse;
+      const float l = (row[c] - m) - log_s;
       if (logy) logy[r * cols + c] = l;
       if (y) y[r * cols + c] = std::exp(l);
     }
