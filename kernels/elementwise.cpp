@@ -6,6 +6,8 @@
 #include <cmath>
 #include <xsimd/xsimd.hpp>
 
+#include "kernels/workspace.hpp"
+
 namespace xtape::kernels {
 namespace {
 
@@ -111,6 +113,103 @@ void masked_scale(std::size_t n, const float* mask, const float* g, float scale,
   });
 }
 
+void binary_2d(BinaryOp op, std::size_t rows, std::size_t cols, const float* a, std::size_t a_rs,
+               std::size_t a_cs, const float* b, std::size_t b_rs, std::size_t b_cs, float* out) {
+  auto rows_of = [&](auto f, std::size_t r0, std::size_t r1) {
+    auto load = [](const float* p, std::size_t step, std::size_t j) {
+      return step ? batch::load_unaligned(p + j) : batch(p[0]);
+    };
+    for (std::size_t i = r0; i < r1; ++i) {
+      const float* ar = a + i * a_rs;
+      const float* br = b + i * b_rs;
+      float* o = out + i * cols;
+      std::size_t j = 0;
+      for (; j + W <= cols; j += W) f(load(ar, a_cs, j), load(br, b_cs, j)).store_unaligned(o + j);
+      for (; j < cols; ++j) {
+        alignas(64) float r[W];
+        f(batch(ar[j * a_cs]), batch(br[j * b_cs])).store_aligned(r);
+        o[j] = r[0];
+      }
+    }
+  };
+  auto run = [&](auto f) {
+    if (rows * cols < kParallelMin || rows < 2) return rows_of(f, 0, rows);
+    // Elementwise: any split gives the same bits; blocks of rows keep the calls cheap.
+#pragma omp parallel
+    {
+      const std::size_t nt = static_cast<std::size_t>(omp_get_num_threads());
+      const std::size_t t = static_cast<std::size_t>(omp_get_thread_num());
+      const std::size_t chunk = (rows + nt - 1) / nt;
+      rows_of(f, std::min(rows, t * chunk), std::min(rows, (t + 1) * chunk));
+    }
+  };
+  switch (op) {
+    case BinaryOp::add: return run([](batch x, batch y) { return x + y; });
+    case BinaryOp::sub: return run([](batch x, batch y) { return x - y; });
+    case BinaryOp::mul: return run([](batch x, batch y) { return x * y; });
+    case BinaryOp::div: return run([](batch x, batch y) { return x / y; });
+  }
+}
+
+namespace {
+// murmur3's 32-bit finaliser: a bijection with full avalanche (scalar and 16-lane versions).
+inline std::uint32_t fmix32(std::uint32_t h) {
+  h ^= h >> 16;
+  h *= 0x85ebca6bu;
+  h ^= h >> 13;
+  h *= 0xc2b2ae35u;
+  h ^= h >> 16;
+  return h;
+}
+using ubatch = xsimd::batch<std::uint32_t>;
+static_assert(ubatch::size == W, "float and uint32 batches must have the same width");
+inline ubatch fmix32(ubatch h) {
+  h ^= h >> 16;
+  h *= ubatch(0x85ebca6bu);
+  h ^= h >> 13;
+  h *= ubatch(0xc2b2ae35u);
+  h ^= h >> 16;
+  return h;
+}
+}  // namespace
+
+void dropout_forward(std::size_t n, std::uint64_t key, float rate, float scale, const float* x, float* mask,
+                     float* out) {
+  const std::uint32_t k0 = static_cast<std::uint32_t>(key), k1 = static_cast<std::uint32_t>(key >> 32);
+  // Kept when the top 24 bits of the hash, as a uniform in [0, 1), are >= rate: compare the
+  // integers against ceil(rate * 2^24).
+  const std::uint32_t threshold = static_cast<std::uint32_t>(std::ceil(static_cast<double>(rate) * 16777216.0));
+  // Element i's hash depends only on (key, i).
+  auto run = [&](std::size_t lo, std::size_t hi) {
+    alignas(64) std::uint32_t lane[W];
+    for (std::size_t l = 0; l < W; ++l) lane[l] = static_cast<std::uint32_t>(l);
+    const ubatch iota = ubatch::load_aligned(lane), vk0(k0), vk1(k1);
+    const batch vs(scale), zero(0.f), vt(static_cast<float>(threshold));
+    std::size_t i = lo;
+    for (; i + W <= hi; i += W) {
+      const ubatch h = fmix32(fmix32(ubatch(static_cast<std::uint32_t>(i)) + iota + vk0) ^ vk1);
+      // h >> 8 < 2^24 converts to float exactly.
+      const auto keep = xsimd::to_float(xsimd::bitwise_cast<xsimd::batch<std::int32_t>>(h >> 8)) >= vt;
+      xsimd::select(keep, vs, zero).store_unaligned(mask + i);
+      xsimd::select(keep, batch::load_unaligned(x + i) * vs, zero).store_unaligned(out + i);
+    }
+    for (; i < hi; ++i) {
+      const std::uint32_t h = fmix32(fmix32(static_cast<std::uint32_t>(i) + k0) ^ k1);
+      const bool keep = (h >> 8) >= threshold;
+      mask[i] = keep ? scale : 0.f;
+      out[i] = keep ? x[i] * scale : 0.f;
+    }
+  };
+  if (n < kParallelMin) return run(0, n);
+#pragma omp parallel
+  {
+    const std::size_t nt = static_cast<std::size_t>(omp_get_num_threads());
+    const std::size_t t = static_cast<std::size_t>(omp_get_thread_num());
+    const std::size_t chunk = (n / nt + W - 1) / W * W;
+    run(std::min(n, t * chunk), std::min(n, (t + 1) * chunk));
+  }
+}
+
 float sum(std::size_t n, const float* x) {
   // Four independent accumulators, then a fixed-order horizontal sum.
   batch acc[4] = {batch(0.f), batch(0.f), batch(0.f), batch(0.f)};
@@ -128,25 +227,56 @@ float sum(std::size_t n, const float* x) {
 }
 
 void add_column_sums(std::size_t rows, std::size_t cols, const float* x, float* out) {
-  // Parallel over column blocks only, so each output sums its rows in order.
-  const std::size_t block = 256;
-  const std::size_t nblocks = (cols + block - 1) / block;
-  auto run = [&](std::size_t jb) {
-    const std::size_t j0 = jb * block, j1 = std::min(cols, j0 + block);
-    for (std::size_t i = 0; i < rows; ++i) {
+  // Rows go in blocks of kRowBlock (fixed: never depends on the thread count). Each block sums
+  // its rows in order into a partial row; the partials are added to out in block order.
+  constexpr std::size_t kRowBlock = 256;
+  const std::size_t blocks = (rows + kRowBlock - 1) / kRowBlock;
+  auto add_rows = [&](std::size_t r0, std::size_t r1, std::size_t j0, std::size_t j1, float* dst) {
+    for (std::size_t i = r0; i < r1; ++i) {
       const float* row = x + i * cols;
       std::size_t j = j0;
       for (; j + W <= j1; j += W)
-        (batch::load_unaligned(out + j) + batch::load_unaligned(row + j)).store_unaligned(out + j);
-      for (; j < j1; ++j) out[j] += row[j];
+        (batch::load_unaligned(dst + j) + batch::load_unaligned(row + j)).store_unaligned(dst + j);
+      for (; j < j1; ++j) dst[j] += row[j];
     }
   };
-  if (rows * cols < kParallelMin || nblocks == 1) {
-    for (std::size_t jb = 0; jb < nblocks; ++jb) run(jb);
+  if (blocks <= 1 || rows * cols < kParallelMin) {
+    // Small: the same blocked order, serially, one block at a time into a zeroed partial.
+    if (blocks <= 1) return add_rows(0, rows, 0, cols, out);
+    float* part = scratch(slot_reduce, cols);
+    for (std::size_t blk = 0; blk < blocks; ++blk) {
+      std::fill(part, part + cols, 0.f);
+      add_rows(blk * kRowBlock, std::min(rows, (blk + 1) * kRowBlock), 0, cols, part);
+      std::size_t j = 0;
+      for (; j + W <= cols; j += W)
+        (batch::load_unaligned(out + j) + batch::load_unaligned(part + j)).store_unaligned(out + j);
+      for (; j < cols; ++j) out[j] += part[j];
+    }
     return;
   }
+  float* partial = scratch(slot_reduce, blocks * cols);
 #pragma omp parallel for schedule(static)
-  for (std::size_t jb = 0; jb < nblocks; ++jb) run(jb);
+  for (std::size_t blk = 0; blk < blocks; ++blk) {
+    float* part = partial + blk * cols;
+    std::fill(part, part + cols, 0.f);
+    add_rows(blk * kRowBlock, std::min(rows, (blk + 1) * kRowBlock), 0, cols, part);
+  }
+  // Fixed-order sum of the partials, parallel over column blocks.
+  constexpr std::size_t kColBlock = 256;
+  const std::size_t col_blocks = (cols + kColBlock - 1) / kColBlock;
+  auto combine = [&](std::size_t cb) {
+    const std::size_t j0 = cb * kColBlock, j1 = std::min(cols, j0 + kColBlock);
+    for (std::size_t blk = 0; blk < blocks; ++blk) {
+      const float* part = partial + blk * cols;
+      std::size_t j = j0;
+      for (; j + W <= j1; j += W)
+        (batch::load_unaligned(out + j) + batch::load_unaligned(part + j)).store_unaligned(out + j);
+      for (; j < j1; ++j) out[j] += part[j];
+    }
+  };
+  if (col_blocks == 1) return combine(0);
+#pragma omp parallel for schedule(static)
+  for (std::size_t cb = 0; cb < col_blocks; ++cb) combine(cb);
 }
 
 void row_sums(std::size_t rows, std::size_t cols, const float* x, float* out) {

@@ -27,6 +27,7 @@ enum Slot : int {
   slot_conv_col = 3,      ///< conv: per-thread im2col / dcol buffer
   slot_conv_partial = 4,  ///< conv: shared per-chunk partial kernel gradients
   slot_conv_aux = 5,      ///< conv: misc per-thread temporaries
+  slot_reduce = 6,        ///< elementwise: shared partial sums of a blocked reduction
   slot_user0 = 8,         ///< first slot free for code outside kernels/
   slot_count = 16,
 };

@@ -80,6 +80,10 @@ Tensor broadcast_binary(BinaryOp op, const Tensor& a, const Tensor& b, const cha
     return out;
   }
   const std::size_t inner = ext.back(), m = ext.size();
+  if (m == 2) {  // e.g. a bias over the last axis: one 2-d kernel call (parallel over rows)
+    kernels::binary_2d(op, ext[0], inner, a.data(), csa[0], csa[1], b.data(), csb[0], csb[1], out.data());
+    return out;
+  }
   // Inner steps are 0 or 1 unless the innermost axis has a stride > 1 (cannot happen for the
   // last axis of a contiguous tensor, which always has stride 1 or 0).
   const std::size_t ia = csa.back(), ib = csb.back();

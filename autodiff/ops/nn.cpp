@@ -95,12 +95,12 @@ Tensor dropout(const Tensor& x, float rate, bool training, Rng& rng) {
   if (!(rate >= 0.f && rate < 1.f))
     throw std::invalid_argument("dropout: rate must be in [0, 1), got " + std::to_string(rate));
   if (!training || rate == 0.f) return x;
-  Tensor mask = Tensor::empty(x.shape());
-  float* m = mask.data();
-  for (std::size_t i = 0; i < x.size(); ++i) m[i] = rng.uniform() >= rate ? 1.f : 0.f;
+  // One draw of the caller's generator keys a counter-based hash that decides every element
+  // (vectorised, and the same mask whatever the thread count). mask holds 1/(1-rate) or 0.
   const float scale = 1.f / (1.f - rate);
+  Tensor mask = Tensor::empty(x.shape());
   Tensor out = Tensor::empty(x.shape());
-  kernels::masked_scale(x.size(), m, x.data(), scale, out.data());
+  kernels::dropout_forward(x.size(), rng.next_u64(), rate, scale, x.data(), mask.data(), out.data());
   // d/dx = mask / (1 - rate).
   return record("dropout", out, {x}, [mask, scale](const Tensor& g, Grads& grads) {
     Tensor d = Tensor::empty(g.shape());

@@ -63,13 +63,17 @@ Tensor max_pool2d(const Tensor& x, std::array<int, 2> pool_size, std::array<int,
   Tensor out = Tensor::empty({x.shape()[0], static_cast<std::size_t>(g.out_h),
                               static_cast<std::size_t>(g.out_w), x.shape()[3]});
   const bool track = detail::any_requires_grad({x});
-  auto argmax = track ? std::make_shared<std::vector<std::int32_t>>(out.size()) : nullptr;
-  kernels::max_pool2d_forward(g, x.data(), out.data(), track ? argmax->data() : nullptr);
+  // The int32 argmax indices live in a tensor-sized buffer from the caching allocator (same
+  // byte count as the output), so a training step maps no fresh pages for them.
+  static_assert(sizeof(std::int32_t) == sizeof(float));
+  const Tensor argmax = track ? Tensor::empty(out.shape()) : Tensor();
+  auto indices = [](const Tensor& t) { return reinterpret_cast<std::int32_t*>(const_cast<float*>(t.data())); };
+  kernels::max_pool2d_forward(g, x.data(), out.data(), track ? indices(argmax) : nullptr);
   const Shape xs = x.shape();
   // The gradient goes to the (first) maximal element of each window.
-  return record("max_pool2d", out, {x}, [g, xs, argmax](const Tensor& go, Grads& grads) {
+  return record("max_pool2d", out, {x}, [g, xs, argmax, indices](const Tensor& go, Grads& grads) {
     Tensor gi = Tensor::empty(xs);
-    kernels::max_pool2d_backward(g, go.data(), argmax->data(), gi.data());
+    kernels::max_pool2d_backward(g, go.data(), indices(argmax), gi.data());
     grads.add(0, gi);
   });
 }
