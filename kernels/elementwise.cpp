@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <xsimd/xsimd.hpp>
 
 #include "kernels/workspace.hpp"

@@ -63,9 +63,66 @@ inline void max_window_simd(const Pool2DGeometry& g, const float* img, const Win
 
 }  // namespace
 
+// The 2x2 / stride-2 unpadded pooling of channels in whole SIMD vectors (fast paths below).
+bool is_pool2x2(const Pool2DGeometry& g) {
+  return g.pool_h == 2 && g.pool_w == 2 && g.stride_h == 2 && g.stride_w == 2 && g.pad_top == 0 &&
+         g.pad_left == 0 && g.c % simd_width == 0 && 2 * g.out_h <= g.h && 2 * g.out_w <= g.w;
+}
+
+// 2x2 windows with stride 2, no padding, channels a multiple of the SIMD width (the common
+// case): the four taps are loaded directly and the argmax is picked among four precomputed
+// offsets, with no loop bookkeeping. Same results as the general path (first maximum in
+// row-major window order wins).
+void max_pool2x2_rows(const Pool2DGeometry& g, const float* input, float* output, std::int32_t* argmax,
+                      std::int64_t row0, std::int64_t row1) {
+  using ibatch = xsimd::batch<std::int32_t>;
+  const std::int64_t c = g.c, image = g.h * g.w * c, wc = g.w * c;
+  alignas(64) std::int32_t lane[simd_width];
+  for (std::int64_t i = 0; i < simd_width; ++i) lane[i] = static_cast<std::int32_t>(i);
+  const ibatch vlane = ibatch::load_aligned(lane);
+  const batch off01(static_cast<float>(c)), off10(static_cast<float>(wc)), off11(static_cast<float>(wc + c));
+  for (std::int64_t row = row0; row < row1; ++row) {
+    const std::int64_t b = row / g.out_h, oy = row % g.out_h;
+    const float* top = input + b * image + 2 * oy * wc;
+    float* out = output + row * g.out_w * c;
+    std::int32_t* am = argmax != nullptr ? argmax + row * g.out_w * c : nullptr;
+    for (std::int64_t ox = 0; ox < g.out_w; ++ox) {
+      const float* p = top + 2 * ox * c;
+      const std::int64_t base = b * image + 2 * oy * wc + 2 * ox * c;
+      for (std::int64_t c0 = 0; c0 < c; c0 += simd_width) {
+        const batch v00 = batch::load_unaligned(p + c0), v01 = batch::load_unaligned(p + c + c0);
+        const batch v10 = batch::load_unaligned(p + wc + c0), v11 = batch::load_unaligned(p + wc + c + c0);
+        batch best = v00;
+        const auto g01 = v01 > best;
+        best = xsimd::select(g01, v01, best);
+        const auto g10 = v10 > best;
+        best = xsimd::select(g10, v10, best);
+        const auto g11 = v11 > best;
+        best = xsimd::select(g11, v11, best);
+        best.store_unaligned(out + ox * c + c0);
+        if (am != nullptr) {
+          batch off = xsimd::select(g01, off01, batch(0.f));
+          off = xsimd::select(g10, off10, off);
+          off = xsimd::select(g11, off11, off);
+          const ibatch flat = xsimd::to_int(off) + ibatch(static_cast<std::int32_t>(base + c0)) + vlane;
+          flat.store_unaligned(am + ox * c + c0);
+        }
+      }
+    }
+  }
+}
+
 void max_pool2d_forward(const Pool2DGeometry& g, const float* input, float* output, std::int32_t* argmax) {
   const std::int64_t c = g.c, rows = g.n * g.out_h;
   const std::int64_t image = g.h * g.w * c;
+  if (is_pool2x2(g)) {
+    // Fixed blocks of output rows (the split does not change any result).
+    const std::int64_t block = 8, blocks = (rows + block - 1) / block;
+#pragma omp parallel for schedule(dynamic, 4) if (rows * g.out_w * c >= parallel_pool_work)
+    for (std::int64_t blk = 0; blk < blocks; ++blk)
+      max_pool2x2_rows(g, input, output, argmax, blk * block, std::min(rows, (blk + 1) * block));
+    return;
+  }
 #pragma omp parallel for schedule(static) if (rows * g.out_w * c >= parallel_pool_work)
   for (std::int64_t row = 0; row < rows; ++row) {
     const std::int64_t b = row / g.out_h, oy = row % g.out_h;
@@ -97,9 +154,58 @@ void max_pool2d_forward(const Pool2DGeometry& g, const float* input, float* outp
   }
 }
 
+// Backward of the 2x2 / stride-2 fast path for image b: every input element is written once
+// (its window's gradient where it was the argmax, 0 elsewhere, 0 in the uncovered last row or
+// column of odd extents), with no zero fill and no scatter. Adding +0 reproduces the
+// scatter-add's bits exactly (0 + -0 = +0).
+void max_pool2x2_backward_image(const Pool2DGeometry& g, const float* grad_output, const std::int32_t* argmax,
+                                float* grad_input, std::int64_t b) {
+  using ibatch = xsimd::batch<std::int32_t>;
+  const std::int64_t c = g.c, wc = g.w * c, image = g.h * g.w * c, out_image = g.out_h * g.out_w * c;
+  alignas(64) std::int32_t lane[simd_width];
+  for (std::int64_t i = 0; i < simd_width; ++i) lane[i] = static_cast<std::int32_t>(i);
+  const ibatch vlane = ibatch::load_aligned(lane), izero(0);
+  const batch zero(0.f);
+  float* gi = grad_input + b * image;
+  const float* go = grad_output + b * out_image;
+  const std::int32_t* am = argmax + b * out_image;
+  auto pick = [&](const ibatch& at, const ibatch& flat, const batch& gv) {
+    const ibatch bits = xsimd::select(at == flat, xsimd::bitwise_cast<ibatch>(gv), izero);
+    return xsimd::bitwise_cast<batch>(bits) + zero;
+  };
+  for (std::int64_t oy = 0; oy < g.out_h; ++oy) {
+    float* top = gi + 2 * oy * wc;
+    for (std::int64_t ox = 0; ox < g.out_w; ++ox) {
+      const std::int64_t o = (oy * g.out_w + ox) * c;
+      const std::int32_t base = static_cast<std::int32_t>(b * image + 2 * oy * wc + 2 * ox * c);
+      float* p = top + 2 * ox * c;
+      for (std::int64_t c0 = 0; c0 < c; c0 += simd_width) {
+        const batch gv = batch::load_unaligned(go + o + c0);
+        const ibatch at = ibatch::load_unaligned(am + o + c0);
+        const ibatch f00 = ibatch(base + static_cast<std::int32_t>(c0)) + vlane;
+        pick(at, f00, gv).store_unaligned(p + c0);
+        pick(at, f00 + ibatch(static_cast<std::int32_t>(c)), gv).store_unaligned(p + c + c0);
+        pick(at, f00 + ibatch(static_cast<std::int32_t>(wc)), gv).store_unaligned(p + wc + c0);
+        pick(at, f00 + ibatch(static_cast<std::int32_t>(wc + c)), gv).store_unaligned(p + wc + c + c0);
+      }
+    }
+    if (2 * g.out_w < g.w) {  // uncovered columns of the two rows
+      std::fill(top + 2 * g.out_w * c, top + wc, 0.f);
+      std::fill(top + wc + 2 * g.out_w * c, top + 2 * wc, 0.f);
+    }
+  }
+  std::fill(gi + 2 * g.out_h * wc, gi + image, 0.f);  // uncovered rows
+}
+
+
 void max_pool2d_backward(const Pool2DGeometry& g, const float* grad_output, const std::int32_t* argmax,
                          float* grad_input) {
   const std::int64_t image = g.h * g.w * g.c, out_image = g.out_h * g.out_w * g.c;
+  if (is_pool2x2(g)) {
+#pragma omp parallel for schedule(static) if (g.n > 1 && g.n * out_image >= parallel_pool_work)
+    for (std::int64_t b = 0; b < g.n; ++b) max_pool2x2_backward_image(g, grad_output, argmax, grad_input, b);
+    return;
+  }
   // Windows of one image only point into that image: images are independent scatter targets.
 #pragma omp parallel for schedule(static) if (g.n > 1 && g.n * out_image >= parallel_pool_work)
   for (std::int64_t b = 0; b < g.n; ++b) {

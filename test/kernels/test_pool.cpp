@@ -125,7 +125,10 @@ const Spec specs[] = {
     {1, 4, 4, 1, 2, 2, false},   {2, 26, 26, 32, 2, 2, false},  // the founding model's pool
     {3, 7, 9, 5, 2, 2, false},   {2, 7, 9, 5, 2, 2, true},   {2, 7, 7, 19, 3, 1, true},
     {2, 8, 6, 33, 3, 2, true},   {1, 5, 5, 16, 3, 3, true},  {2, 10, 10, 3, 3, 2, false},
-    {4, 1, 20, 7, 1, 1, false},  {2, 11, 11, 17, 5, 3, true}};
+    {4, 1, 20, 7, 1, 1, false},  {2, 11, 11, 17, 5, 3, true},
+    // 2x2 / stride-2 fast path with odd extents (uncovered last row and column), as the
+    // founding model's second pool, and with an odd width only.
+    {2, 11, 11, 64, 2, 2, false}, {3, 8, 9, 16, 2, 2, false}};
 
 }  // namespace
 
