@@ -58,14 +58,16 @@ std::int64_t chunk_rows(const Conv2DGeometry& g) {
 #define XTAPE_FORCE_INLINE
 #endif
 
-// d[0, n) = s[0, n). Inline for the short runs of thin layers (cin = 1: runs of kw floats),
-// where a memcpy call would cost more than the copy.
+// d[0, n) = s[0, n). Inline for short runs: a kernel row of kw * cin floats (3 for cin = 1,
+// 96 for conv2), where a memcpy call costs about as much as the copy itself.
 XTAPE_FORCE_INLINE inline void copy_floats(float* __restrict d, const float* __restrict s, std::int64_t n) {
-  if (n >= 32) {
+  if (n > 64 * simd_width) {
     std::memcpy(d, s, sizeof(float) * static_cast<std::size_t>(n));
     return;
   }
-  for (std::int64_t i = 0; i < n; ++i) d[i] = s[i];
+  std::int64_t i = 0;
+  for (; i + simd_width <= n; i += simd_width) batch::load_unaligned(s + i).store_unaligned(d + i);
+  for (; i < n; ++i) d[i] = s[i];
 }
 
 XTAPE_FORCE_INLINE inline void zero_floats(float* d, std::int64_t n) {
