@@ -6,15 +6,23 @@
 #   test   runs every Boost.Test suite and ends with "N passed, N failed"
 #   bench  runs the kernel benchmark
 #   setup  only the set-up
+#   sanitize  builds every test with clang's AddressSanitizer + UndefinedBehaviorSanitizer into
+#             build-sanitize/ (also instrumented for libFuzzer) and runs them all
+#   fuzz      builds the libFuzzer targets in build-sanitize/ and runs each for a fixed number of
+#             inputs (XTAPE_FUZZ_RUNS) from its seed corpus in fuzz/corpus/
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="${XTAPE_BUILD_DIR:-$ROOT/build}"
+SAN_BUILD="${XTAPE_SANITIZE_BUILD_DIR:-$ROOT/build-sanitize}"
+FUZZ_RUNS="${XTAPE_FUZZ_RUNS:-150000}"
 DATA_DIR="${XTAPE_DATA_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/xtape}"
 MNIST_DIR="$DATA_DIR/mnist"
 
 PACKAGES=(g++ meson ninja-build pkg-config python3 libxtensor-dev libxsimd-dev xtl-dev
           libboost-test-dev nlohmann-json3-dev zlib1g-dev dataset-fashion-mnist)
+# Only for `sanitize` and `fuzz`: clang with its sanitizer and libFuzzer runtimes and OpenMP.
+SANITIZE_PACKAGES=(clang libclang-rt-14-dev libomp-dev)
 
 declare -A MNIST_SHA=(
   [train-images-idx3-ubyte]=ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db
@@ -32,7 +40,7 @@ as_root() {
 
 install_packages() {
   local missing=()
-  for p in "${PACKAGES[@]}"; do
+  for p in "${PACKAGES[@]}" "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   command -v npm >/dev/null || missing+=(npm)
@@ -91,6 +99,63 @@ setup() {
   build
 }
 
+# The ASan + UBSan configuration (clang, -O1, coverage instrumentation for libFuzzer).
+sanitize_build() {
+  install_packages "${SANITIZE_PACKAGES[@]}"
+  fetch_mnist
+  if [ ! -f "$SAN_BUILD/build.ninja" ]; then
+    CC=clang CXX=clang++ meson setup "$SAN_BUILD" "$ROOT" --buildtype=debugoptimized \
+      -Doptimization=1 -Db_sanitize=address,undefined -Db_lundef=false \
+      -Dcpp_args=-fsanitize=fuzzer-no-link >/dev/null
+  fi
+  ninja -C "$SAN_BUILD" >/dev/null || ninja -C "$SAN_BUILD"
+}
+
+# Any sanitizer report fails the run.
+sanitizer_options() {
+  export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1}"
+  export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
+}
+
+sanitize() {
+  sanitize_build
+  sanitizer_options
+  export XTAPE_DATA_DIR="$DATA_DIR"
+  rm -f "$SAN_BUILD"/test-report-*.xml
+  local status=0
+  # Sanitized code runs a few times slower: longer per-test timeouts.
+  meson test -C "$SAN_BUILD" --print-errorlogs --timeout-multiplier 4 "$@" || status=$?
+  python3 "$ROOT/tools/summarize_tests.py" "$SAN_BUILD" | sed 's/^/[sanitize] /' || status=1
+  if [ $status -eq 0 ]; then log "sanitize: ASan + UBSan clean"; else log "sanitize: FAILED"; fi
+  return $status
+}
+
+# Runs every fuzz target for FUZZ_RUNS inputs; a crash, leak, timeout or out-of-memory fails it.
+fuzz() {
+  sanitize_build
+  sanitizer_options
+  local status=0
+  for target in read_idx safetensors; do
+    local exe="$SAN_BUILD/fuzz/fuzz_$target" work="$SAN_BUILD/fuzz-work/$target"
+    local artifacts="$SAN_BUILD/fuzz-artifacts/$target/"
+    mkdir -p "$work" "$artifacts"
+    local dict=()
+    [ -f "$ROOT/fuzz/$target.dict" ] && dict=(-dict="$ROOT/fuzz/$target.dict")
+    log "fuzz_$target: $FUZZ_RUNS inputs"
+    # New inputs go to the work corpus; the seeds in fuzz/corpus stay as committed.
+    if "$exe" -runs="$FUZZ_RUNS" -seed=1 -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
+        -print_final_stats=1 -artifact_prefix="$artifacts" "${dict[@]}" \
+        "$work" "$ROOT/fuzz/corpus/$target" >"$SAN_BUILD/fuzz-$target.log" 2>&1; then
+      echo "[fuzz] fuzz_$target: $(grep -o 'Done [0-9]* runs in [0-9]* second(s)' "$SAN_BUILD/fuzz-$target.log"), no crash, leak or hang"
+    else
+      status=1
+      tail -n 60 "$SAN_BUILD/fuzz-$target.log"
+      echo "[fuzz] fuzz_$target: FAILED (artifacts in $artifacts)"
+    fi
+  done
+  return $status
+}
+
 cmd="${1:-run}"
 shift || true
 case "$cmd" in
@@ -113,5 +178,7 @@ case "$cmd" in
     setup
     exec "$BUILD/bench/bench_kernels" "$@"
     ;;
-  *) echo "usage: $0 {run|test|bench|setup}" >&2; exit 2 ;;
+  sanitize) sanitize "$@" ;;
+  fuzz) fuzz ;;
+  *) echo "usage: $0 {run|test|bench|setup|sanitize|fuzz}" >&2; exit 2 ;;
 esac
