@@ -9,6 +9,7 @@
 #include <boost/test/unit_test.hpp>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -503,6 +504,25 @@ BOOST_AUTO_TEST_CASE(same_seed_same_weights_and_one_thread_equals_two) {
   BOOST_TEST(bitwise_equal(one, two));
   // And training did change the weights.
   BOOST_TEST(!bitwise_equal(one, conv_model(41).get_weights()));
+}
+
+// The fuzzers start from fuzz/corpus: its files must stay valid for the fuzz model, or the
+// fuzzer would never reach the code after validation.
+BOOST_AUTO_TEST_CASE(fuzz_seed_corpus_loads) {
+  const char* root = std::getenv("XTAPE_SOURCE_ROOT");
+  const fs::path dir = fs::path(root ? root : ".") / "fuzz" / "corpus" / "safetensors";
+  BOOST_REQUIRE_MESSAGE(fs::exists(dir / "checkpoint.safetensors"), "missing " << dir);
+  clear_session();
+  set_random_seed(1);
+  Sequential m({Input({3}), std::make_shared<Dense>(DenseOptions{.units = 4}), std::make_shared<Dropout>(0.5f),
+                std::make_shared<Dense>(DenseOptions{.units = 2})});
+  m.compile("mse", "adam");
+  BOOST_TEST(m.load_checkpoint((dir / "checkpoint.safetensors").string()) == 2);
+  BOOST_TEST(m.optimizer()->iterations() == 6);
+  BOOST_TEST(m.optimizer()->slots().size() == 4u);
+  m.load_weights((dir / "weights.safetensors").string());
+  m.load_weights((dir / "other-writer.safetensors").string());
+  BOOST_TEST(m.layers()[1]->weight("kernel").at({0, 0}) == -0.6f);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
