@@ -60,7 +60,8 @@ void write_input(const std::string& path, const std::uint8_t* data, std::size_t 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   // The parser on memory, then every F32 tensor it accepted.
   try {
-    const SafetensorsFile f = parse_safetensors(std::vector<std::uint8_t>(data, data + size), "input");
+    const SafetensorsFile f =
+        parse_safetensors(std::vector<std::uint8_t>(data, data + size), "input");
     for (const auto& [name, e] : f.tensors) {
       if (e.end > f.bytes.size() - f.data_start) std::abort();  // validated offsets hold
       if (e.dtype == "F32") (void)f.f32(name, false);

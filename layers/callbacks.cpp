@@ -66,7 +66,8 @@ std::string ModelCheckpoint::path_for_epoch(int epoch) const {
   if (spec.size() >= 3 && spec[0] == ':' && spec.back() == 'd') {
     const std::string width = spec.substr(1, spec.size() - 2);
     const int w = width.empty() ? 0 : std::atoi(width.c_str());
-    if (static_cast<int>(digits.size()) < w) digits.insert(0, static_cast<std::size_t>(w) - digits.size(), '0');
+    if (static_cast<int>(digits.size()) < w)
+      digits.insert(0, static_cast<std::size_t>(w) - digits.size(), '0');
   }
   return p.substr(0, open) + digits + p.substr(close + 1);
 }
@@ -115,7 +116,8 @@ void ModelCheckpoint::on_epoch_end(int epoch, const Logs& logs) {
 
 EarlyStopping::EarlyStopping(EarlyStoppingOptions options) : options_(std::move(options)) {
   if (options_.patience < 0)
-    throw std::invalid_argument("EarlyStopping: patience must be >= 0, got " + std::to_string(options_.patience));
+    throw std::invalid_argument("EarlyStopping: patience must be >= 0, got " +
+                                std::to_string(options_.patience));
   if (options_.start_from_epoch < 0)
     throw std::invalid_argument("EarlyStopping: start_from_epoch must be >= 0, got " +
                                 std::to_string(options_.start_from_epoch));
@@ -141,13 +143,15 @@ void EarlyStopping::on_epoch_end(int epoch, const Logs& logs) {
   if (epoch < options_.start_from_epoch) return;
   const double current = it->second;
   ++wait_;
-  if (std::isfinite(current) && (!have_best_ || better(current, best_, minimise_, options_.min_delta))) {
+  if (std::isfinite(current) &&
+      (!have_best_ || better(current, best_, minimise_, options_.min_delta))) {
     best_ = current;
     have_best_ = true;
     best_epoch_ = epoch;
     if (options_.restore_best_weights) best_weights_ = model().get_weights();
     // Keras: the wait restarts only when the baseline is beaten too.
-    if (!options_.baseline || better(current, *options_.baseline, minimise_, options_.min_delta)) wait_ = 0;
+    if (!options_.baseline || better(current, *options_.baseline, minimise_, options_.min_delta))
+      wait_ = 0;
     return;
   }
   if (wait_ >= options_.patience && epoch > 0) {
@@ -161,7 +165,8 @@ void EarlyStopping::on_train_end(const Logs&) {
     std::cout << "Epoch " << stopped_epoch_ + 1 << ": early stopping\n";
   if (options_.restore_best_weights && !best_weights_.empty()) {
     if (options_.verbose)
-      std::cout << "Restoring model weights from the end of the best epoch: " << best_epoch_ + 1 << ".\n";
+      std::cout << "Restoring model weights from the end of the best epoch: " << best_epoch_ + 1
+                << ".\n";
     model().set_weights(best_weights_);
   }
 }
@@ -239,11 +244,13 @@ void LearningRateScheduler::on_epoch_begin(int epoch, const Logs&) {
   if (!opt) throw std::logic_error("LearningRateScheduler: the model is not compiled");
   const float lr = schedule_(epoch, opt->learning_rate());
   if (!std::isfinite(lr) || lr < 0.f)
-    throw std::invalid_argument("LearningRateScheduler: the schedule returned " + std::to_string(lr) +
-                                " at epoch " + std::to_string(epoch) + ", expected a finite rate >= 0");
+    throw std::invalid_argument("LearningRateScheduler: the schedule returned " +
+                                std::to_string(lr) + " at epoch " + std::to_string(epoch) +
+                                ", expected a finite rate >= 0");
   opt->set_learning_rate(lr);
   if (verbose_)
-    std::cout << "\nEpoch " << epoch + 1 << ": LearningRateScheduler setting learning rate to " << lr << ".\n";
+    std::cout << "\nEpoch " << epoch + 1 << ": LearningRateScheduler setting learning rate to "
+              << lr << ".\n";
 }
 
 }  // namespace xtape::layers

@@ -106,9 +106,10 @@ SafetensorsFile parse_safetensors(std::vector<std::uint8_t> bytes, const std::st
   try {
     header = json::parse(hb, hb + header_len, cb, /*allow_exceptions=*/true);
   } catch (const json::exception& e) {
-    fail(path, "header is not valid JSON" +
-                   (current.empty() ? std::string() : " (in the entry of tensor '" + current + "')") +
-                   ": " + e.what());
+    fail(path,
+         "header is not valid JSON" +
+             (current.empty() ? std::string() : " (in the entry of tensor '" + current + "')") +
+             ": " + e.what());
   }
   if (too_deep) fail(path, "header nests deeper than the safetensors format allows");
   if (!repeated.empty()) fail(path, "header repeats the key '" + repeated + "'");
@@ -119,8 +120,8 @@ SafetensorsFile parse_safetensors(std::vector<std::uint8_t> bytes, const std::st
   for (const auto& [name, value] : header.items()) {
     if (name == "__metadata__") {
       if (!value.is_object()) {
-        fail(path, std::string("__metadata__ must be an object of strings, got a ") +
-                       value.type_name());
+        fail(path,
+             std::string("__metadata__ must be an object of strings, got a ") + value.type_name());
       }
       for (const auto& [k, v] : value.items()) {
         if (!v.is_string()) {
@@ -138,8 +139,8 @@ SafetensorsFile parse_safetensors(std::vector<std::uint8_t> bytes, const std::st
     }
     for (const auto& [k, _] : value.items()) {
       if (k != "dtype" && k != "shape" && k != "data_offsets") {
-        fail(path, where + ": unexpected field '" + k +
-                       "' (expected dtype, shape and data_offsets)");
+        fail(path,
+             where + ": unexpected field '" + k + "' (expected dtype, shape and data_offsets)");
       }
     }
     for (const char* k : {"dtype", "shape", "data_offsets"}) {

@@ -10,8 +10,8 @@
 #include <cstring>
 #include <iostream>
 #include <limits>
-#include <optional>
 #include <numeric>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 
@@ -28,7 +28,8 @@ using Clock = std::chrono::steady_clock;
 
 std::string with_commas(std::size_t n) {
   std::string s = std::to_string(n);
-  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<std::size_t>(i), ",");
+  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3)
+    s.insert(static_cast<std::size_t>(i), ",");
   return s;
 }
 
@@ -59,11 +60,13 @@ std::string repeat(const char* s, std::size_t n) {
 // Keras 3's progress bar: " 422/422 ━━━━━━━━━━━━━━━━━━━━ 10s 14ms/step - loss: ... ".
 class Progbar {
  public:
-  Progbar(std::size_t target, int verbose) : target_(target), verbose_(verbose), start_(Clock::now()) {
+  Progbar(std::size_t target, int verbose)
+      : target_(target), verbose_(verbose), start_(Clock::now()) {
     tty_ = isatty(STDOUT_FILENO) != 0;
   }
 
-  void update(std::size_t current, const std::vector<std::pair<std::string, double>>& values, bool final) {
+  void update(std::size_t current, const std::vector<std::pair<std::string, double>>& values,
+              bool final) {
     if (verbose_ == 0) return;
     const auto now = Clock::now();
     if (!final && (!tty_ || verbose_ != 1 || now - last_ < std::chrono::milliseconds(100))) return;
@@ -71,7 +74,8 @@ class Progbar {
     const double elapsed = std::chrono::duration<double>(now - start_).count();
     std::ostringstream line;
     const std::string t = std::to_string(target_), c = std::to_string(current);
-    line << ' ' << std::string(t.size() > c.size() ? t.size() - c.size() : 0, ' ') << c << '/' << t << ' ';
+    line << ' ' << std::string(t.size() > c.size() ? t.size() - c.size() : 0, ' ') << c << '/' << t
+         << ' ';
     const std::size_t filled = target_ ? 20 * current / target_ : 20;
     line << repeat("\u2501", filled) << std::string(20 - filled, ' ') << ' ';
     const double per_step = current ? elapsed / double(current) : 0.0;
@@ -81,9 +85,12 @@ class Progbar {
       line << static_cast<long>(per_step * double(target_ - current)) << "s ";
     }
     char buf[32];
-    if (per_step >= 1.0) std::snprintf(buf, sizeof buf, "%.0fs/step", per_step);
-    else if (per_step >= 1e-3) std::snprintf(buf, sizeof buf, "%.0fms/step", per_step * 1e3);
-    else std::snprintf(buf, sizeof buf, "%.0fus/step", per_step * 1e6);
+    if (per_step >= 1.0)
+      std::snprintf(buf, sizeof buf, "%.0fs/step", per_step);
+    else if (per_step >= 1e-3)
+      std::snprintf(buf, sizeof buf, "%.0fms/step", per_step * 1e3);
+    else
+      std::snprintf(buf, sizeof buf, "%.0fus/step", per_step * 1e6);
     line << buf;
     for (const auto& [k, v] : values) {
       std::snprintf(buf, sizeof buf, "%.4f", v);
@@ -121,7 +128,8 @@ void Sequential::add(std::shared_ptr<Layer> layer) {
   if (!layer) throw std::invalid_argument("Sequential::add: null layer");
   if (auto* in = dynamic_cast<InputLayer*>(layer.get())) {
     if (!layers_.empty())
-      throw std::invalid_argument("Sequential::add: an Input must be the first layer of '" + name_ + "'");
+      throw std::invalid_argument("Sequential::add: an Input must be the first layer of '" + name_ +
+                                  "'");
     layers_.push_back(std::move(layer));
     build(in->shape());
     return;
@@ -156,8 +164,10 @@ void Sequential::summary() const { summary(std::cout); }
 
 void Sequential::summary(std::ostream& os) const {
   const std::size_t w1 = 33, w2 = 27, w3 = 12;
-  auto row = [&](const std::string& a, const std::string& b, const std::string& c, const char* bar) {
-    os << bar << ' ' << fit_cell(a, w1 - 2) << ' ' << bar << ' ' << fit_cell(b, w2 - 2) << ' ' << bar << ' ';
+  auto row = [&](const std::string& a, const std::string& b, const std::string& c,
+                 const char* bar) {
+    os << bar << ' ' << fit_cell(a, w1 - 2) << ' ' << bar << ' ' << fit_cell(b, w2 - 2) << ' '
+       << bar << ' ';
     const std::string cc = c.size() < w3 - 2 ? std::string(w3 - 2 - c.size(), ' ') + c : c;
     os << cc << ' ' << bar << '\n';
   };
@@ -193,9 +203,10 @@ void Sequential::summary(std::ostream& os) const {
     }
   }
   rule("\u2514", "\u2534", "\u2518", "\u2500");
-  os << " Total params: " << with_commas(total) << " (" << readable_bytes(4.0 * double(total)) << ")\n";
-  os << " Trainable params: " << with_commas(trainable) << " (" << readable_bytes(4.0 * double(trainable))
+  os << " Total params: " << with_commas(total) << " (" << readable_bytes(4.0 * double(total))
      << ")\n";
+  os << " Trainable params: " << with_commas(trainable) << " ("
+     << readable_bytes(4.0 * double(trainable)) << ")\n";
   os << " Non-trainable params: " << with_commas(total - trainable) << " ("
      << readable_bytes(4.0 * double(total - trainable)) << ")\n";
 }
@@ -231,8 +242,9 @@ std::size_t Sequential::count_params() const {
 namespace {
 void check_xy(const char* who, const Tensor& x, const Tensor& y) {
   if (x.ndim() == 0 || y.ndim() == 0 || x.shape()[0] != y.shape()[0])
-    throw std::invalid_argument(std::string(who) + ": x of shape " + shape_str(x.shape()) + " and y of shape " +
-                                shape_str(y.shape()) + " must have the same number of samples");
+    throw std::invalid_argument(std::string(who) + ": x of shape " + shape_str(x.shape()) +
+                                " and y of shape " + shape_str(y.shape()) +
+                                " must have the same number of samples");
   if (x.shape()[0] == 0) throw std::invalid_argument(std::string(who) + ": no samples");
 }
 
@@ -243,8 +255,9 @@ std::vector<std::size_t> range(std::size_t begin, std::size_t end) {
 }
 }  // namespace
 
-std::map<std::string, double> Sequential::run_eval(const Tensor& x, const Tensor& y, std::size_t begin,
-                                                   std::size_t end, std::size_t batch_size, int verbose) {
+std::map<std::string, double> Sequential::run_eval(const Tensor& x, const Tensor& y,
+                                                   std::size_t begin, std::size_t end,
+                                                   std::size_t batch_size, int verbose) {
   NoGrad no_grad;
   const std::size_t n = end - begin, steps = (n + batch_size - 1) / batch_size;
   Progbar bar(steps, verbose);
@@ -272,14 +285,16 @@ std::map<std::string, double> Sequential::run_eval(const Tensor& x, const Tensor
   }
   std::map<std::string, double> out;
   out["loss"] = loss_total / double(n);
-  for (std::size_t m = 0; m < metrics_.size(); ++m) out[metrics_[m].first] = totals[m].total / totals[m].count;
+  for (std::size_t m = 0; m < metrics_.size(); ++m)
+    out[metrics_[m].first] = totals[m].total / totals[m].count;
   return out;
 }
 
 History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& o) {
   if (!optimizer_) throw std::invalid_argument("Sequential::fit: call compile() before fit()");
   check_xy("Sequential::fit", x, y);
-  if (o.batch_size == 0) throw std::invalid_argument("Sequential::fit: batch_size must be positive");
+  if (o.batch_size == 0)
+    throw std::invalid_argument("Sequential::fit: batch_size must be positive");
   if (!(o.validation_split >= 0.f && o.validation_split < 1.f))
     throw std::invalid_argument("Sequential::fit: validation_split must be in [0, 1), got " +
                                 std::to_string(o.validation_split));
@@ -288,8 +303,10 @@ History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& o) {
   const std::size_t n = x.shape()[0];
   // Keras: the validation data is the last fraction of the samples, taken before shuffling.
   const double keep = 1.0 - std::round(double(o.validation_split) * 1e6) / 1e6;
-  const std::size_t split = o.validation_split > 0.f ? static_cast<std::size_t>(std::floor(double(n) * keep)) : n;
-  if (split == 0) throw std::invalid_argument("Sequential::fit: validation_split leaves no training samples");
+  const std::size_t split =
+      o.validation_split > 0.f ? static_cast<std::size_t>(std::floor(double(n) * keep)) : n;
+  if (split == 0)
+    throw std::invalid_argument("Sequential::fit: validation_split leaves no training samples");
   if (!built_) build(Shape(x.shape().begin() + 1, x.shape().end()));
   const auto vars = trainable_variables();
   const std::size_t steps = (split + o.batch_size - 1) / o.batch_size;
@@ -379,17 +396,21 @@ History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& o) {
   return history;
 }
 
-std::map<std::string, double> Sequential::evaluate(const Tensor& x, const Tensor& y, const EvaluateOptions& o) {
+std::map<std::string, double> Sequential::evaluate(const Tensor& x, const Tensor& y,
+                                                   const EvaluateOptions& o) {
   if (!loss_) throw std::invalid_argument("Sequential::evaluate: call compile() before evaluate()");
   check_xy("Sequential::evaluate", x, y);
-  if (o.batch_size == 0) throw std::invalid_argument("Sequential::evaluate: batch_size must be positive");
+  if (o.batch_size == 0)
+    throw std::invalid_argument("Sequential::evaluate: batch_size must be positive");
   return run_eval(x, y, 0, x.shape()[0], o.batch_size, o.verbose);
 }
 
 Tensor Sequential::predict(const Tensor& x, const EvaluateOptions& o) {
   if (x.ndim() == 0 || x.shape()[0] == 0)
-    throw std::invalid_argument("Sequential::predict: x of shape " + shape_str(x.shape()) + " has no samples");
-  if (o.batch_size == 0) throw std::invalid_argument("Sequential::predict: batch_size must be positive");
+    throw std::invalid_argument("Sequential::predict: x of shape " + shape_str(x.shape()) +
+                                " has no samples");
+  if (o.batch_size == 0)
+    throw std::invalid_argument("Sequential::predict: batch_size must be positive");
   NoGrad no_grad;
   const std::size_t n = x.shape()[0];
   Tensor out;
@@ -407,7 +428,6 @@ Tensor Sequential::predict(const Tensor& x, const EvaluateOptions& o) {
   }
   return out;
 }
-
 
 // ---- weights and checkpoints ----
 
@@ -489,8 +509,9 @@ std::vector<Tensor> checked_weights(const char* who, const SafetensorsFile& f,
   for (const auto& [name, e] : f.tensors) {
     if (expected.count(name)) continue;
     if (allow_optimizer && name.rfind(k_optimizer_prefix, 0) == 0) continue;
-    file_error(who, f.path, "unknown tensor '" + name + "' " + shape_str(e.shape) +
-                                ": the model has no such weight");
+    file_error(
+        who, f.path,
+        "unknown tensor '" + name + "' " + shape_str(e.shape) + ": the model has no such weight");
   }
   std::vector<Tensor> values;
   for (const auto& [name, t] : named) {
@@ -500,8 +521,9 @@ std::vector<Tensor> checked_weights(const char* who, const SafetensorsFile& f,
     if (it->second.dtype != "F32")
       file_error(who, f.path, "tensor '" + name + "': expected dtype F32, got " + it->second.dtype);
     if (it->second.shape != t.shape())
-      file_error(who, f.path, "tensor '" + name + "': expected shape " + shape_str(t.shape()) +
-                                  ", got " + shape_str(it->second.shape));
+      file_error(who, f.path,
+                 "tensor '" + name + "': expected shape " + shape_str(t.shape()) + ", got " +
+                     shape_str(it->second.shape));
     values.push_back(f.f32(name));  // also refuses NaN and infinities
   }
   return values;
@@ -537,9 +559,10 @@ void Sequential::set_weights(const std::vector<Tensor>& values) {
                                 std::to_string(values.size()) + " values");
   for (std::size_t i = 0; i < named.size(); ++i)
     if (!values[i].defined() || values[i].shape() != named[i].second.shape())
-      throw std::invalid_argument("Sequential::set_weights: weight '" + named[i].first + "' has shape " +
-                                  shape_str(named[i].second.shape()) + ", got " +
-                                  (values[i].defined() ? shape_str(values[i].shape()) : "undefined"));
+      throw std::invalid_argument(
+          "Sequential::set_weights: weight '" + named[i].first + "' has shape " +
+          shape_str(named[i].second.shape()) + ", got " +
+          (values[i].defined() ? shape_str(values[i].shape()) : "undefined"));
   NoGrad no_grad;
   for (std::size_t i = 0; i < named.size(); ++i) {
     Tensor w = named[i].second;
@@ -548,11 +571,13 @@ void Sequential::set_weights(const std::vector<Tensor>& values) {
 }
 
 void Sequential::save_weights(const std::string& path) const {
-  if (!built_) throw std::logic_error("Sequential::save_weights: model '" + name_ + "' is not built");
+  if (!built_)
+    throw std::logic_error("Sequential::save_weights: model '" + name_ + "' is not built");
   const auto named = named_weights();
   for (const auto& [name, t] : named)
     if (!all_finite(t))
-      file_error("Sequential::save_weights", path, "weight '" + name + "' holds NaN or infinite values");
+      file_error("Sequential::save_weights", path,
+                 "weight '" + name + "' holds NaN or infinite values");
   write_safetensors(path, named, {{"format", k_weights_format}});
 }
 
@@ -572,8 +597,11 @@ void Sequential::load_weights(const std::string& path) {
 void Sequential::save_checkpoint(const std::string& path, int epoch) const {
   const char* who = "Sequential::save_checkpoint";
   if (!built_) throw std::logic_error(std::string(who) + ": model '" + name_ + "' is not built");
-  if (!optimizer_) throw std::logic_error(std::string(who) + ": model '" + name_ + "' is not compiled");
-  if (epoch < 0) throw std::invalid_argument(std::string(who) + ": epoch must be >= 0, got " + std::to_string(epoch));
+  if (!optimizer_)
+    throw std::logic_error(std::string(who) + ": model '" + name_ + "' is not compiled");
+  if (epoch < 0)
+    throw std::invalid_argument(std::string(who) + ": epoch must be >= 0, got " +
+                                std::to_string(epoch));
   auto tensors = named_weights();
   for (const auto& [name, t] : tensors)
     if (!all_finite(t)) file_error(who, path, "weight '" + name + "' holds NaN or infinite values");
@@ -594,7 +622,8 @@ void Sequential::save_checkpoint(const std::string& path, int epoch) const {
       {"rng.shuffle", rng_text(shuffle_rng_.state())},
       {"rng.global", rng_text(global_rng().state())},
   };
-  for (Dropout* d : dropout_layers(layers_)) metadata[k_layer_rng_prefix + d->name()] = rng_text(d->rng().state());
+  for (Dropout* d : dropout_layers(layers_))
+    metadata[k_layer_rng_prefix + d->name()] = rng_text(d->rng().state());
   write_safetensors(path, tensors, metadata);
 }
 
@@ -609,16 +638,18 @@ int Sequential::load_checkpoint(const std::string& path) {
   const SafetensorsFile f = read_safetensors(path);
   const std::string& fmt = meta(who, f, "format");
   if (fmt != k_checkpoint_format)
-    file_error(who, path, "format '" + fmt + "' is not '" + k_checkpoint_format +
-                              "' (a weights file? use load_weights)");
+    file_error(who, path,
+               "format '" + fmt + "' is not '" + k_checkpoint_format +
+                   "' (a weights file? use load_weights)");
 
   // Everything is read and checked into these before the model changes.
   const std::vector<Tensor> values = checked_weights(who, f, named_weights(), true);
 
   const std::string& opt_name = meta(who, f, "optimizer");
   if (opt_name != optimizer_->name())
-    file_error(who, path, "optimizer '" + opt_name + "' saved, the model is compiled with '" +
-                              optimizer_->name() + "'");
+    file_error(who, path,
+               "optimizer '" + opt_name + "' saved, the model is compiled with '" +
+                   optimizer_->name() + "'");
   const auto slot_names = optimizer_->slot_names();
   std::map<std::string, std::vector<Tensor>> slots;
   for (const auto& v : trainable_variables()) {
@@ -627,42 +658,52 @@ int Sequential::load_checkpoint(const std::string& path) {
       const std::string key = k_optimizer_prefix + v.name + "/" + sn;
       if (!f.contains(key)) continue;
       const SafetensorsEntry& e = f.tensors.at(key);
-      if (e.dtype != "F32") file_error(who, path, "tensor '" + key + "': expected dtype F32, got " + e.dtype);
+      if (e.dtype != "F32")
+        file_error(who, path, "tensor '" + key + "': expected dtype F32, got " + e.dtype);
       if (e.shape != v.value.shape())
-        file_error(who, path, "tensor '" + key + "': expected shape " + shape_str(v.value.shape()) +
-                                  ", got " + shape_str(e.shape));
+        file_error(who, path,
+                   "tensor '" + key + "': expected shape " + shape_str(v.value.shape()) + ", got " +
+                       shape_str(e.shape));
       s.push_back(f.f32(key));
     }
     if (!s.empty() && s.size() != slot_names.size())
-      file_error(who, path, "optimizer state of '" + v.name + "' has " + std::to_string(s.size()) +
-                                " of the " + std::to_string(slot_names.size()) + " slots of " + opt_name);
+      file_error(who, path,
+                 "optimizer state of '" + v.name + "' has " + std::to_string(s.size()) +
+                     " of the " + std::to_string(slot_names.size()) + " slots of " + opt_name);
     if (!s.empty()) slots[v.name] = std::move(s);
   }
   for (const auto& [name, e] : f.tensors) {
     if (name.rfind(k_optimizer_prefix, 0) != 0) continue;
     const std::string rest = name.substr(std::strlen(k_optimizer_prefix));
     const auto slash = rest.rfind('/');
-    const bool known = slash != std::string::npos && slots.count(rest.substr(0, slash)) &&
-                       std::find(slot_names.begin(), slot_names.end(), rest.substr(slash + 1)) != slot_names.end();
+    const bool known =
+        slash != std::string::npos && slots.count(rest.substr(0, slash)) &&
+        std::find(slot_names.begin(), slot_names.end(), rest.substr(slash + 1)) != slot_names.end();
     if (!known)
-      file_error(who, path, "unknown optimizer tensor '" + name + "' (no such trainable variable or " + opt_name +
-                                " slot)");
+      file_error(who, path,
+                 "unknown optimizer tensor '" + name + "' (no such trainable variable or " +
+                     opt_name + " slot)");
   }
 
   const auto iterations = parse_int(meta(who, f, "optimizer.iterations"));
   if (!iterations || *iterations < 0)
-    file_error(who, path, "metadata optimizer.iterations '" + meta(who, f, "optimizer.iterations") +
-                              "' is not a non-negative integer");
+    file_error(who, path,
+               "metadata optimizer.iterations '" + meta(who, f, "optimizer.iterations") +
+                   "' is not a non-negative integer");
   const auto lr = parse_float(meta(who, f, "optimizer.learning_rate"));
   if (!lr || !std::isfinite(*lr) || *lr < 0.f)
-    file_error(who, path, "metadata optimizer.learning_rate '" + meta(who, f, "optimizer.learning_rate") +
-                              "' is not a finite non-negative number");
+    file_error(who, path,
+               "metadata optimizer.learning_rate '" + meta(who, f, "optimizer.learning_rate") +
+                   "' is not a finite non-negative number");
   const auto epoch = parse_int(meta(who, f, "epoch"));
   if (!epoch || *epoch < 0 || *epoch > std::numeric_limits<int>::max())
-    file_error(who, path, "metadata epoch '" + meta(who, f, "epoch") + "' is not a non-negative integer");
+    file_error(who, path,
+               "metadata epoch '" + meta(who, f, "epoch") + "' is not a non-negative integer");
   auto rng_state = [&](const std::string& key) {
     const auto st = parse_rng(meta(who, f, key));
-    if (!st) file_error(who, path, "metadata " + key + " '" + meta(who, f, key) + "' is not four 16-digit hex words");
+    if (!st)
+      file_error(who, path,
+                 "metadata " + key + " '" + meta(who, f, key) + "' is not four 16-digit hex words");
     return *st;
   };
   const Rng::State shuffle_state = rng_state("rng.shuffle"), global_state = rng_state("rng.global");
@@ -672,7 +713,8 @@ int Sequential::load_checkpoint(const std::string& path) {
   for (const auto& [key, _] : f.metadata) {
     if (key.rfind(k_layer_rng_prefix, 0) != 0) continue;
     const std::string layer = key.substr(std::strlen(k_layer_rng_prefix));
-    if (std::none_of(dropouts.begin(), dropouts.end(), [&](Dropout* d) { return d->name() == layer; }))
+    if (std::none_of(dropouts.begin(), dropouts.end(),
+                     [&](Dropout* d) { return d->name() == layer; }))
       file_error(who, path, "metadata " + key + ": the model has no Dropout layer '" + layer + "'");
   }
 

@@ -87,7 +87,8 @@ class Sequential {
   std::map<std::string, double> evaluate(const Tensor& x, const Tensor& y,
                                          const EvaluateOptions& options = {});
   /// Outputs for x in inference mode, under NoGrad.
-  Tensor predict(const Tensor& x, const EvaluateOptions& options = {.batch_size = 32, .verbose = 0});
+  Tensor predict(const Tensor& x,
+                 const EvaluateOptions& options = {.batch_size = 32, .verbose = 0});
 
   std::vector<optim::Variable> trainable_variables() const;
   std::size_t count_params() const;

@@ -54,8 +54,10 @@ Sequential small_model(std::uint64_t seed, std::shared_ptr<optim::Optimizer> opt
   set_random_seed(seed);
   Sequential m({Input({2}), std::make_shared<Dense>(DenseOptions{.units = 8, .activation = "relu"}),
                 std::make_shared<Dense>(DenseOptions{.units = 3, .activation = "softmax"})});
-  if (opt) m.compile("categorical_crossentropy", opt, {"accuracy"});
-  else m.compile("categorical_crossentropy", "adam", {"accuracy"});
+  if (opt)
+    m.compile("categorical_crossentropy", opt, {"accuracy"});
+  else
+    m.compile("categorical_crossentropy", "adam", {"accuracy"});
   return m;
 }
 
@@ -82,13 +84,17 @@ class Recorder : public Callback {
   std::vector<std::vector<Tensor>> weights;
   void on_train_begin(const Logs&) override { events.push_back("train_begin"); }
   void on_train_end(const Logs&) override { events.push_back("train_end"); }
-  void on_epoch_begin(int e, const Logs&) override { events.push_back("epoch_begin " + std::to_string(e)); }
+  void on_epoch_begin(int e, const Logs&) override {
+    events.push_back("epoch_begin " + std::to_string(e));
+  }
   void on_epoch_end(int e, const Logs& logs) override {
     events.push_back("epoch_end " + std::to_string(e));
     epoch_logs.push_back(logs);
     weights.push_back(model().get_weights());
   }
-  void on_batch_begin(std::size_t b, const Logs&) override { events.push_back("batch_begin " + std::to_string(b)); }
+  void on_batch_begin(std::size_t b, const Logs&) override {
+    events.push_back("batch_begin " + std::to_string(b));
+  }
   void on_batch_end(std::size_t b, const Logs& logs) override {
     events.push_back("batch_end " + std::to_string(b));
     batch_logs.push_back(logs);
@@ -123,13 +129,18 @@ BOOST_AUTO_TEST_CASE(hooks_run_in_order_with_logs) {
   auto [x, y] = blobs(40, 1);
   Sequential m = small_model(1);
   auto rec = std::make_shared<Recorder>();
-  History h = m.fit(x, y, {.batch_size = 16, .epochs = 3, .validation_split = 0.2f, .verbose = 0,
-                           .initial_epoch = 1, .callbacks = {rec}});
+  History h = m.fit(x, y,
+                    {.batch_size = 16,
+                     .epochs = 3,
+                     .validation_split = 0.2f,
+                     .verbose = 0,
+                     .initial_epoch = 1,
+                     .callbacks = {rec}});
   // 32 training rows: 2 batches per epoch; epochs 1 and 2.
   const std::vector<std::string> expected = {
-      "train_begin", "epoch_begin 1", "batch_begin 0", "batch_end 0", "batch_begin 1", "batch_end 1",
-      "epoch_end 1", "epoch_begin 2", "batch_begin 0", "batch_end 0", "batch_begin 1", "batch_end 1",
-      "epoch_end 2", "train_end"};
+      "train_begin",   "epoch_begin 1", "batch_begin 0", "batch_end 0",   "batch_begin 1",
+      "batch_end 1",   "epoch_end 1",   "epoch_begin 2", "batch_begin 0", "batch_end 0",
+      "batch_begin 1", "batch_end 1",   "epoch_end 2",   "train_end"};
   BOOST_TEST(rec->events == expected, boost::test_tools::per_element());
   BOOST_REQUIRE(rec->epoch_logs.size() == 2u);
   for (const char* k : {"loss", "accuracy", "val_loss", "val_accuracy"}) {
@@ -147,14 +158,19 @@ BOOST_AUTO_TEST_CASE(model_checkpoint_every_epoch_and_best_only) {
   auto [x, y] = blobs(80, 2);
   Sequential m = small_model(2);
   auto rec = std::make_shared<Recorder>();
-  auto every = std::make_shared<ModelCheckpoint>(
-      ModelCheckpointOptions{.filepath = dir / "w-{epoch:03d}.safetensors", .save_weights_only = true});
-  auto best = std::make_shared<ModelCheckpoint>(
-      ModelCheckpointOptions{.filepath = dir / "best.safetensors", .monitor = "val_loss", .save_best_only = true});
+  auto every = std::make_shared<ModelCheckpoint>(ModelCheckpointOptions{
+      .filepath = dir / "w-{epoch:03d}.safetensors", .save_weights_only = true});
+  auto best = std::make_shared<ModelCheckpoint>(ModelCheckpointOptions{
+      .filepath = dir / "best.safetensors", .monitor = "val_loss", .save_best_only = true});
   // Epoch 2 is made worse on purpose (huge learning rate), so best-only skips at least once.
-  auto lr = std::make_shared<LearningRateScheduler>([](int e, float) { return e == 2 ? 5.f : 0.05f; });
-  m.fit(x, y, {.batch_size = 16, .epochs = 4, .validation_split = 0.25f, .verbose = 0,
-               .callbacks = {lr, rec, every, best}});
+  auto lr =
+      std::make_shared<LearningRateScheduler>([](int e, float) { return e == 2 ? 5.f : 0.05f; });
+  m.fit(x, y,
+        {.batch_size = 16,
+         .epochs = 4,
+         .validation_split = 0.25f,
+         .verbose = 0,
+         .callbacks = {lr, rec, every, best}});
   BOOST_TEST(every->saves() == 4);
   for (int e = 1; e <= 4; ++e) {
     char name[32];
@@ -193,13 +209,17 @@ BOOST_AUTO_TEST_CASE(terminate_on_nan_stops_and_keeps_the_good_checkpoint) {
   Sequential m = small_model(4);
   auto rec = std::make_shared<Recorder>();
   auto nan = std::make_shared<TerminateOnNaN>();
-  auto ckpt = std::make_shared<ModelCheckpoint>(ModelCheckpointOptions{.filepath = dir / "c.safetensors"});
+  auto ckpt =
+      std::make_shared<ModelCheckpoint>(ModelCheckpointOptions{.filepath = dir / "c.safetensors"});
   auto every = std::make_shared<ModelCheckpoint>(
       ModelCheckpointOptions{.filepath = dir / "e{epoch}.safetensors", .save_weights_only = true});
   // From epoch 2 on, one sample's label is NaN: its batch's loss is NaN.
   Tensor ys = y;
-  auto poison = std::make_shared<AtEpochBegin>(2, [ys]() mutable { ys.data()[3 * 10] = std::numeric_limits<float>::quiet_NaN(); });
-  History h = m.fit(x, y, {.batch_size = 8, .epochs = 6, .verbose = 0, .callbacks = {poison, nan, rec, ckpt, every}});
+  auto poison = std::make_shared<AtEpochBegin>(
+      2, [ys]() mutable { ys.data()[3 * 10] = std::numeric_limits<float>::quiet_NaN(); });
+  History h = m.fit(
+      x, y,
+      {.batch_size = 8, .epochs = 6, .verbose = 0, .callbacks = {poison, nan, rec, ckpt, every}});
   BOOST_TEST(nan->triggered());
   BOOST_TEST(h.history["loss"].size() == 3u);  // epochs 0, 1 and the stopped epoch 2
   BOOST_TEST(!std::isfinite(h.history["loss"][2]));
@@ -215,9 +235,12 @@ BOOST_AUTO_TEST_CASE(terminate_on_nan_stops_and_keeps_the_good_checkpoint) {
 BOOST_AUTO_TEST_CASE(early_stopping_patience_and_restore_best_weights) {
   auto [x, y] = blobs(60, 5);
   // Learning rate 0: the loss never improves after the first epoch.
-  Sequential m = small_model(5, std::make_shared<optim::SGD>(optim::SGDOptions{.learning_rate = 0.f}));
-  auto stop = std::make_shared<EarlyStopping>(EarlyStoppingOptions{.monitor = "loss", .patience = 2});
-  History h = m.fit(x, y, {.batch_size = 16, .epochs = 20, .shuffle = false, .verbose = 0, .callbacks = {stop}});
+  Sequential m =
+      small_model(5, std::make_shared<optim::SGD>(optim::SGDOptions{.learning_rate = 0.f}));
+  auto stop =
+      std::make_shared<EarlyStopping>(EarlyStoppingOptions{.monitor = "loss", .patience = 2});
+  History h = m.fit(
+      x, y, {.batch_size = 16, .epochs = 20, .shuffle = false, .verbose = 0, .callbacks = {stop}});
   BOOST_TEST(h.history["loss"].size() == 3u);  // best at 0, no improvement at 1 and 2
   BOOST_TEST(stop->stopped_epoch() == 2);
   BOOST_TEST(stop->best_epoch() == 0);
@@ -225,11 +248,16 @@ BOOST_AUTO_TEST_CASE(early_stopping_patience_and_restore_best_weights) {
   // Good epochs, then a ruinous learning rate: the weights of the best epoch come back.
   Sequential g = small_model(6);
   auto rec = std::make_shared<Recorder>();
-  auto lr = std::make_shared<LearningRateScheduler>([](int e, float) { return e < 3 ? 0.05f : 5.f; });
+  auto lr =
+      std::make_shared<LearningRateScheduler>([](int e, float) { return e < 3 ? 0.05f : 5.f; });
   auto restore = std::make_shared<EarlyStopping>(
       EarlyStoppingOptions{.monitor = "val_loss", .patience = 2, .restore_best_weights = true});
-  History hg = g.fit(x, y, {.batch_size = 16, .epochs = 30, .validation_split = 0.25f, .verbose = 0,
-                            .callbacks = {lr, std::make_shared<TerminateOnNaN>(), rec, restore}});
+  History hg = g.fit(x, y,
+                     {.batch_size = 16,
+                      .epochs = 30,
+                      .validation_split = 0.25f,
+                      .verbose = 0,
+                      .callbacks = {lr, std::make_shared<TerminateOnNaN>(), rec, restore}});
   BOOST_TEST(hg.history["loss"].size() < 30u);
   const int best = restore->best_epoch();
   BOOST_TEST(best >= 0);
@@ -242,13 +270,23 @@ BOOST_AUTO_TEST_CASE(csv_logger_rows_and_append) {
   auto [x, y] = blobs(40, 6);
   Sequential m = small_model(7);
   const std::string path = dir / "log.csv";
-  m.fit(x, y, {.batch_size = 16, .epochs = 2, .validation_split = 0.2f, .verbose = 0,
-               .callbacks = {std::make_shared<CSVLogger>(CSVLoggerOptions{.filename = path})}});
+  m.fit(x, y,
+        {.batch_size = 16,
+         .epochs = 2,
+         .validation_split = 0.2f,
+         .verbose = 0,
+         .callbacks = {std::make_shared<CSVLogger>(CSVLoggerOptions{.filename = path})}});
   std::string text = read_file(path);
   BOOST_TEST(text.rfind("epoch,accuracy,loss,val_accuracy,val_loss\n0,", 0) == 0u, text);
   BOOST_TEST(std::count(text.begin(), text.end(), '\n') == 3);
-  m.fit(x, y, {.batch_size = 16, .epochs = 3, .validation_split = 0.2f, .verbose = 0, .initial_epoch = 2,
-               .callbacks = {std::make_shared<CSVLogger>(CSVLoggerOptions{.filename = path, .append = true})}});
+  m.fit(x, y,
+        {.batch_size = 16,
+         .epochs = 3,
+         .validation_split = 0.2f,
+         .verbose = 0,
+         .initial_epoch = 2,
+         .callbacks = {
+             std::make_shared<CSVLogger>(CSVLoggerOptions{.filename = path, .append = true})}});
   text = read_file(path);
   BOOST_TEST(std::count(text.begin(), text.end(), '\n') == 4);
   BOOST_TEST(text.find("\n2,") != std::string::npos, text);
@@ -270,8 +308,11 @@ BOOST_AUTO_TEST_CASE(learning_rate_scheduler_sets_the_rate) {
   // A rate of 0 leaves the weights alone.
   Sequential z = small_model(9, std::make_shared<optim::SGD>());
   const auto before = z.get_weights();
-  z.fit(x, y, {.batch_size = 16, .epochs = 2, .verbose = 0,
-               .callbacks = {std::make_shared<LearningRateScheduler>([](int, float) { return 0.f; })}});
+  z.fit(x, y,
+        {.batch_size = 16,
+         .epochs = 2,
+         .verbose = 0,
+         .callbacks = {std::make_shared<LearningRateScheduler>([](int, float) { return 0.f; })}});
   BOOST_TEST(bitwise_equal(z.get_weights(), before));
   auto bad = std::make_shared<LearningRateScheduler>([](int, float) { return -1.f; });
   BOOST_CHECK_THROW(z.fit(x, y, {.verbose = 0, .callbacks = {bad}}), std::invalid_argument);

@@ -55,9 +55,11 @@ Sequential conv_model(std::uint64_t seed) {
   set_random_seed(seed);
   return Sequential({
       Input({8, 8, 1}),
-      std::make_shared<Conv2D>(ConvOptions{.filters = 4, .kernel_size = {3, 3}, .activation = "relu"}),
+      std::make_shared<Conv2D>(
+          ConvOptions{.filters = 4, .kernel_size = {3, 3}, .activation = "relu"}),
       std::make_shared<MaxPooling2D>(PoolOptions{.pool_size = {2, 2}}),
-      std::make_shared<Conv2D>(ConvOptions{.filters = 6, .kernel_size = {2, 2}, .activation = "relu"}),
+      std::make_shared<Conv2D>(
+          ConvOptions{.filters = 6, .kernel_size = {2, 2}, .activation = "relu"}),
       std::make_shared<Flatten>(),
       std::make_shared<Dropout>(0.25f),
       std::make_shared<Dense>(DenseOptions{.units = 3, .activation = "softmax"}),
@@ -71,7 +73,8 @@ std::pair<Tensor, Tensor> images(std::size_t n, std::uint64_t seed) {
   for (std::size_t i = 0; i < n; ++i) {
     const std::size_t c = rng.below(3);
     for (std::size_t p = 0; p < 64; ++p) x.data()[i * 64 + p] = 0.3f * rng.uniform();
-    for (std::size_t r = 0; r < 4; ++r) x.data()[i * 64 + (c * 2 + r / 2) * 8 + (r % 2) + 2 * c] += 1.f;
+    for (std::size_t r = 0; r < 4; ++r)
+      x.data()[i * 64 + (c * 2 + r / 2) * 8 + (r % 2) + 2 * c] += 1.f;
     y.at({i, c}) = 1.f;
   }
   return {x, y};
@@ -120,7 +123,9 @@ std::string error_of(const std::function<void()>& f) {
   return "";
 }
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
 
 }  // namespace
 
@@ -182,9 +187,11 @@ BOOST_AUTO_TEST_CASE(every_bad_file_is_refused_and_the_model_is_unchanged) {
   const auto before = m.get_weights();
   const std::string kernel = f32_bytes({1, 2, 3, 4}), bias = f32_bytes({5, 6});
   auto entry = [](const std::string& dtype, const std::string& shape, const std::string& offsets) {
-    return R"({"dtype":")" + dtype + R"(","shape":)" + shape + R"(,"data_offsets":)" + offsets + "}";
+    return R"({"dtype":")" + dtype + R"(","shape":)" + shape + R"(,"data_offsets":)" + offsets +
+           "}";
   };
-  const std::string good_k = entry("F32", "[2,2]", "[0,16]"), good_b = entry("F32", "[2]", "[16,24]");
+  const std::string good_k = entry("F32", "[2,2]", "[0,16]"),
+                    good_b = entry("F32", "[2]", "[16,24]");
   auto header = [](const std::string& k, const std::string& b, const std::string& extra = "") {
     return "{\"d/kernel\":" + k + ",\"d/bias\":" + b + extra + "}";
   };
@@ -202,43 +209,71 @@ BOOST_AUTO_TEST_CASE(every_bad_file_is_refused_and_the_model_is_unchanged) {
       {"header larger than the file", huge_len, {"larger than the file"}},
       {"not JSON", safetensors_bytes("{\"d/kernel\": [", kernel + bias), {"not valid JSON"}},
       {"not an object", safetensors_bytes("[1,2]   ", ""), {"must be a JSON object"}},
-      {"unknown name", safetensors_bytes(header(good_k, good_b, ",\"d/gamma\":" + entry("F32", "[0]", "[24,24]")), kernel + bias),
+      {"unknown name",
+       safetensors_bytes(header(good_k, good_b, ",\"d/gamma\":" + entry("F32", "[0]", "[24,24]")),
+                         kernel + bias),
        {"unknown tensor 'd/gamma'"}},
-      {"missing name", safetensors_bytes("{\"d/kernel\":" + good_k + "}", kernel), {"missing tensor 'd/bias'"}},
-      {"shape mismatch", safetensors_bytes(header(entry("F32", "[1,4]", "[0,16]"), good_b), kernel + bias),
+      {"missing name",
+       safetensors_bytes("{\"d/kernel\":" + good_k + "}", kernel),
+       {"missing tensor 'd/bias'"}},
+      {"shape mismatch",
+       safetensors_bytes(header(entry("F32", "[1,4]", "[0,16]"), good_b), kernel + bias),
        {"tensor 'd/kernel'", "expected shape (2, 2), got (1, 4)"}},
-      {"dtype mismatch", safetensors_bytes(header(entry("I32", "[2,2]", "[0,16]"), good_b), kernel + bias),
+      {"dtype mismatch",
+       safetensors_bytes(header(entry("I32", "[2,2]", "[0,16]"), good_b), kernel + bias),
        {"tensor 'd/kernel'", "expected dtype F32, got I32"}},
-      {"unknown dtype", safetensors_bytes(header(entry("F31", "[2,2]", "[0,16]"), good_b), kernel + bias),
+      {"unknown dtype",
+       safetensors_bytes(header(entry("F31", "[2,2]", "[0,16]"), good_b), kernel + bias),
        {"tensor 'd/kernel'", "unknown dtype 'F31'"}},
-      {"offsets past the data (truncated)", safetensors_bytes(header(good_k, good_b), kernel + bias.substr(0, 5)),
+      {"offsets past the data (truncated)",
+       safetensors_bytes(header(good_k, good_b), kernel + bias.substr(0, 5)),
        {"tensor 'd/bias'", "run past the data"}},
-      {"overlapping offsets", safetensors_bytes(header(good_k, entry("F32", "[2]", "[8,16]")), kernel + bias),
+      {"overlapping offsets",
+       safetensors_bytes(header(good_k, entry("F32", "[2]", "[8,16]")), kernel + bias),
        {"overlaps"}},
-      {"hole in the data", safetensors_bytes(header(good_k, entry("F32", "[2]", "[20,28]")), kernel + "xxxx" + bias),
+      {"hole in the data",
+       safetensors_bytes(header(good_k, entry("F32", "[2]", "[20,28]")), kernel + "xxxx" + bias),
        {"belong to no tensor"}},
-      {"trailing bytes", safetensors_bytes(header(good_k, good_b), kernel + bias + "zz"), {"trailing bytes"}},
-      {"size disagrees with shape", safetensors_bytes(header(entry("F32", "[2,2]", "[0,12]"), entry("F32", "[2]", "[12,24]")), kernel + bias),
+      {"trailing bytes",
+       safetensors_bytes(header(good_k, good_b), kernel + bias + "zz"),
+       {"trailing bytes"}},
+      {"size disagrees with shape",
+       safetensors_bytes(header(entry("F32", "[2,2]", "[0,12]"), entry("F32", "[2]", "[12,24]")),
+                         kernel + bias),
        {"tensor 'd/", "needs"}},
-      {"negative offset", safetensors_bytes(header(entry("F32", "[2,2]", "[-1,16]"), good_b), kernel + bias),
+      {"negative offset",
+       safetensors_bytes(header(entry("F32", "[2,2]", "[-1,16]"), good_b), kernel + bias),
        {"tensor 'd/kernel'", "non-negative integer"}},
-      {"non-finite header number", safetensors_bytes(header(entry("F32", "[2,1e400]", "[0,16]"), good_b), kernel + bias),
+      {"non-finite header number",
+       safetensors_bytes(header(entry("F32", "[2,1e400]", "[0,16]"), good_b), kernel + bias),
        {"tensor 'd/kernel'"}},
-      {"fractional extent", safetensors_bytes(header(entry("F32", "[2,2.5]", "[0,16]"), good_b), kernel + bias),
+      {"fractional extent",
+       safetensors_bytes(header(entry("F32", "[2,2.5]", "[0,16]"), good_b), kernel + bias),
        {"tensor 'd/kernel'", "non-negative integer"}},
-      {"extent beyond 64 bits", safetensors_bytes(header(entry("F32", "[2,99999999999999999999999]", "[0,16]"), good_b), kernel + bias),
+      {"extent beyond 64 bits",
+       safetensors_bytes(header(entry("F32", "[2,99999999999999999999999]", "[0,16]"), good_b),
+                         kernel + bias),
        {"tensor 'd/kernel'"}},
-      {"shape product overflows", safetensors_bytes(header(entry("F32", "[4294967296,4294967296]", "[0,16]"), good_b), kernel + bias),
+      {"shape product overflows",
+       safetensors_bytes(header(entry("F32", "[4294967296,4294967296]", "[0,16]"), good_b),
+                         kernel + bias),
        {"tensor 'd/kernel'", "overflows"}},
-      {"begin after end", safetensors_bytes(header(entry("F32", "[2,2]", "[16,0]"), good_b), kernel + bias),
+      {"begin after end",
+       safetensors_bytes(header(entry("F32", "[2,2]", "[16,0]"), good_b), kernel + bias),
        {"tensor 'd/kernel'", "end before they begin"}},
-      {"repeated key", safetensors_bytes(header(good_k, good_b, ",\"d/kernel\":" + good_k), kernel + bias),
+      {"repeated key",
+       safetensors_bytes(header(good_k, good_b, ",\"d/kernel\":" + good_k), kernel + bias),
        {"repeats the key 'd/kernel'"}},
-      {"extra field", safetensors_bytes(header(R"({"dtype":"F32","shape":[2,2],"data_offsets":[0,16],"x":1})", good_b), kernel + bias),
+      {"extra field",
+       safetensors_bytes(
+           header(R"({"dtype":"F32","shape":[2,2],"data_offsets":[0,16],"x":1})", good_b),
+           kernel + bias),
        {"tensor 'd/kernel'", "unexpected field 'x'"}},
-      {"metadata not strings", safetensors_bytes(header(good_k, good_b, R"(,"__metadata__":{"a":1})"), kernel + bias),
+      {"metadata not strings",
+       safetensors_bytes(header(good_k, good_b, R"(,"__metadata__":{"a":1})"), kernel + bias),
        {"__metadata__"}},
-      {"NaN weight", safetensors_bytes(header(good_k, good_b), f32_bytes({1, 2, nan, 4}) + bias),
+      {"NaN weight",
+       safetensors_bytes(header(good_k, good_b), f32_bytes({1, 2, nan, 4}) + bias),
        {"tensor 'd/kernel'", "NaN"}},
       {"deep nesting", safetensors_bytes("{\"a\":[[[[[[1]]]]]]}", ""), {"nests deeper"}},
   };
@@ -258,7 +293,8 @@ BOOST_AUTO_TEST_CASE(every_bad_file_is_refused_and_the_model_is_unchanged) {
     BOOST_TEST_CONTEXT(c.what << ": " << msg) {
       BOOST_TEST(!msg.empty());
       BOOST_TEST(contains(msg, path));
-      for (const auto& part : c.message_parts) BOOST_TEST(contains(msg, part), "expected '" << part << "'");
+      for (const auto& part : c.message_parts)
+        BOOST_TEST(contains(msg, part), "expected '" << part << "'");
       BOOST_TEST(bitwise_equal(m.get_weights(), before));
     }
   }
@@ -308,7 +344,8 @@ BOOST_AUTO_TEST_CASE(checkpoint_resumes_bitwise) {
   b.compile("categorical_crossentropy", "adam", {"accuracy"});
   FitOptions first = base;
   first.epochs = 2;
-  first.callbacks = {std::make_shared<ModelCheckpoint>(ModelCheckpointOptions{.filepath = dir / "ckpt-{epoch:02d}.safetensors"})};
+  first.callbacks = {std::make_shared<ModelCheckpoint>(
+      ModelCheckpointOptions{.filepath = dir / "ckpt-{epoch:02d}.safetensors"})};
   b.fit(x, y, first);
   BOOST_TEST(fs::exists(dir / "ckpt-01.safetensors"));
   BOOST_TEST(fs::exists(dir / "ckpt-02.safetensors"));
@@ -344,11 +381,14 @@ BOOST_AUTO_TEST_CASE(checkpoint_errors_leave_model_and_optimizer_unchanged) {
   a.save_weights(dir / "w.safetensors");
 
   Sequential b = conv_model(32);
-  b.compile("categorical_crossentropy", std::make_shared<optim::SGD>(optim::SGDOptions{.momentum = 0.9f}));
+  b.compile("categorical_crossentropy",
+            std::make_shared<optim::SGD>(optim::SGDOptions{.momentum = 0.9f}));
   b.build({8, 8, 1});
   const auto before = b.get_weights();
-  BOOST_TEST(contains(error_of([&] { b.load_checkpoint(dir / "c.safetensors"); }), "optimizer 'adam' saved"));
-  BOOST_TEST(contains(error_of([&] { b.load_checkpoint(dir / "w.safetensors"); }), "use load_weights"));
+  BOOST_TEST(contains(error_of([&] { b.load_checkpoint(dir / "c.safetensors"); }),
+                      "optimizer 'adam' saved"));
+  BOOST_TEST(
+      contains(error_of([&] { b.load_checkpoint(dir / "w.safetensors"); }), "use load_weights"));
   BOOST_TEST(bitwise_equal(b.get_weights(), before));
 
   // A checkpoint missing one slot, or with a damaged RNG state, is refused as a whole.
@@ -361,7 +401,8 @@ BOOST_AUTO_TEST_CASE(checkpoint_errors_leave_model_and_optimizer_unchanged) {
   c.compile("categorical_crossentropy", "adam");
   c.build({8, 8, 1});
   const auto c_before = c.get_weights();
-  BOOST_TEST(contains(error_of([&] { c.load_checkpoint(dir / "c2.safetensors"); }), "'dense/kernel' has 1 of the 2 slots"));
+  BOOST_TEST(contains(error_of([&] { c.load_checkpoint(dir / "c2.safetensors"); }),
+                      "'dense/kernel' has 1 of the 2 slots"));
   auto meta = f.metadata;
   meta["rng.shuffle"] = "12";
   tensors.clear();
@@ -385,25 +426,35 @@ BOOST_AUTO_TEST_CASE(sigkill_while_checkpointing, *boost::unit_test::timeout(120
   Rng data_rng(5);
   Tensor x = Tensor::empty({96, 32}), y(Shape{96, 4}, 0.f);
   for (std::size_t i = 0; i < x.size(); ++i) x.data()[i] = data_rng.normal();
-  for (std::size_t i = 0; i < 96; ++i) y.at({i, static_cast<std::size_t>(x.data()[i * 32] > 0) * 2 + (x.data()[i * 32 + 1] > 0)}) = 1.f;
+  for (std::size_t i = 0; i < 96; ++i)
+    y.at({i, static_cast<std::size_t>(x.data()[i * 32] > 0) * 2 + (x.data()[i * 32 + 1] > 0)}) =
+        1.f;
   auto make = [] {
     clear_session();
     set_random_seed(77);
-    Sequential m({Input({32}), std::make_shared<Dense>(DenseOptions{.units = 384, .activation = "relu"}),
-                  std::make_shared<Dropout>(0.3f), std::make_shared<Dense>(DenseOptions{.units = 4, .activation = "softmax"})});
+    Sequential m({Input({32}),
+                  std::make_shared<Dense>(DenseOptions{.units = 384, .activation = "relu"}),
+                  std::make_shared<Dropout>(0.3f),
+                  std::make_shared<Dense>(DenseOptions{.units = 4, .activation = "softmax"})});
     m.compile("categorical_crossentropy", "adam");
     m.build({32});
     return m;
   };
   const std::string ckpt = dir / "job.safetensors", final_path = dir / "final.safetensors";
   auto job = [&](int start_epoch, Sequential& m) {
-    m.fit(x, y, {.batch_size = 16, .epochs = epochs, .verbose = 0, .initial_epoch = start_epoch,
-                 .callbacks = {std::make_shared<ModelCheckpoint>(ModelCheckpointOptions{.filepath = ckpt})}});
+    m.fit(x, y,
+          {.batch_size = 16,
+           .epochs = epochs,
+           .verbose = 0,
+           .initial_epoch = start_epoch,
+           .callbacks = {
+               std::make_shared<ModelCheckpoint>(ModelCheckpointOptions{.filepath = ckpt})}});
   };
   Sequential ref = make();
   const auto t0 = std::chrono::steady_clock::now();
   job(0, ref);
-  const double run_us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+  const double run_us =
+      std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
   const auto reference = ref.get_weights();
   fs::remove(ckpt);
 
@@ -514,7 +565,8 @@ BOOST_AUTO_TEST_CASE(fuzz_seed_corpus_loads) {
   BOOST_REQUIRE_MESSAGE(fs::exists(dir / "checkpoint.safetensors"), "missing " << dir);
   clear_session();
   set_random_seed(1);
-  Sequential m({Input({3}), std::make_shared<Dense>(DenseOptions{.units = 4}), std::make_shared<Dropout>(0.5f),
+  Sequential m({Input({3}), std::make_shared<Dense>(DenseOptions{.units = 4}),
+                std::make_shared<Dropout>(0.5f),
                 std::make_shared<Dense>(DenseOptions{.units = 2})});
   m.compile("mse", "adam");
   BOOST_TEST(m.load_checkpoint((dir / "checkpoint.safetensors").string()) == 2);
