@@ -17,6 +17,19 @@ constexpr std::size_t W = batch::size;
 // Below this many elements a parallel region costs more than it saves.
 constexpr std::size_t kParallelMin = std::size_t{1} << 16;
 
+// Runs run(lo, hi) over [0, n): inline when small, else one batch-aligned slice per thread.
+template <class Run>
+void split_range(std::size_t n, const Run& run) {
+  if (n < kParallelMin) return run(0, n);
+#pragma omp parallel
+  {
+    const std::size_t nt = static_cast<std::size_t>(omp_get_num_threads());
+    const std::size_t t = static_cast<std::size_t>(omp_get_thread_num());
+    const std::size_t chunk = (n / nt + W - 1) / W * W;
+    run(std::min(n, t * chunk), std::min(n, (t + 1) * chunk));
+  }
+}
+
 // Applies f to batches of x over [0, n); the tail goes through a padded batch so one function
 // serves the whole range.
 template <class F>
@@ -31,14 +44,7 @@ void map1(std::size_t n, const float* x, float* out, F f) {
       std::copy(buf, buf + (hi - i), out + i);
     }
   };
-  if (n < kParallelMin) return run(0, n);
-#pragma omp parallel
-  {
-    const std::size_t nt = static_cast<std::size_t>(omp_get_num_threads());
-    const std::size_t t = static_cast<std::size_t>(omp_get_thread_num());
-    const std::size_t chunk = (n / nt + W - 1) / W * W;
-    run(std::min(n, t * chunk), std::min(n, (t + 1) * chunk));
-  }
+  split_range(n, run);
 }
 
 template <class F>
@@ -56,14 +62,7 @@ void map2(std::size_t n, const float* a, std::size_t sa, const float* b, std::si
       out[i] = r[0];
     }
   };
-  if (n < kParallelMin) return run(0, n);
-#pragma omp parallel
-  {
-    const std::size_t nt = static_cast<std::size_t>(omp_get_num_threads());
-    const std::size_t t = static_cast<std::size_t>(omp_get_thread_num());
-    const std::size_t chunk = (n / nt + W - 1) / W * W;
-    run(std::min(n, t * chunk), std::min(n, (t + 1) * chunk));
-  }
+  split_range(n, run);
 }
 
 }  // namespace
@@ -201,14 +200,7 @@ void dropout_forward(std::size_t n, std::uint64_t key, float rate, float scale, 
       out[i] = keep ? x[i] * scale : 0.f;
     }
   };
-  if (n < kParallelMin) return run(0, n);
-#pragma omp parallel
-  {
-    const std::size_t nt = static_cast<std::size_t>(omp_get_num_threads());
-    const std::size_t t = static_cast<std::size_t>(omp_get_thread_num());
-    const std::size_t chunk = (n / nt + W - 1) / W * W;
-    run(std::min(n, t * chunk), std::min(n, (t + 1) * chunk));
-  }
+  split_range(n, run);
 }
 
 float sum(std::size_t n, const float* x) {
