@@ -14,6 +14,7 @@
 #include "layers/core.hpp"
 #include "layers/saving.hpp"
 #include "layers/sequential.hpp"
+#include "test/support/synthetic.hpp"
 
 using namespace xtape;
 using namespace xtape::layers;
@@ -35,19 +36,7 @@ struct TempDir {
   std::string operator/(const std::string& name) const { return (path / name).string(); }
 };
 
-// Three Gaussian blobs in 2-d, one-hot labels.
-std::pair<Tensor, Tensor> blobs(std::size_t n, std::uint64_t seed) {
-  Rng rng(seed);
-  Tensor x = Tensor::empty({n, 2}), y(Shape{n, 3}, 0.f);
-  const float cx[3] = {-2.f, 2.f, 0.f}, cy[3] = {-1.f, -1.f, 2.f};
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::size_t c = rng.below(3);
-    x.at({i, 0}) = cx[c] + 0.6f * rng.normal();
-    x.at({i, 1}) = cy[c] + 0.6f * rng.normal();
-    y.at({i, c}) = 1.f;
-  }
-  return {x, y};
-}
+using xtape::testing::blobs;
 
 Sequential small_model(std::uint64_t seed, std::shared_ptr<optim::Optimizer> opt = nullptr) {
   clear_session();

@@ -8,6 +8,7 @@
 #include "layers/core.hpp"
 #include "layers/pooling.hpp"
 #include "layers/sequential.hpp"
+#include "test/support/synthetic.hpp"
 #include "test/support/founding_model.hpp"
 
 using namespace xtape;
@@ -16,19 +17,7 @@ using xtape::testing::founding_model;
 
 namespace {
 
-// Three Gaussian blobs in 2-d, one-hot labels.
-std::pair<Tensor, Tensor> blobs(std::size_t n, std::uint64_t seed) {
-  Rng rng(seed);
-  Tensor x = Tensor::empty({n, 2}), y(Shape{n, 3}, 0.f);
-  const float cx[3] = {-2.f, 2.f, 0.f}, cy[3] = {-1.f, -1.f, 2.f};
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::size_t c = rng.below(3);
-    x.at({i, 0}) = cx[c] + 0.6f * rng.normal();
-    x.at({i, 1}) = cy[c] + 0.6f * rng.normal();
-    y.at({i, c}) = 1.f;
-  }
-  return {x, y};
-}
+using xtape::testing::blobs;
 
 }  // namespace
 
