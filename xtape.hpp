@@ -2,6 +2,7 @@
 /// @file xtape.hpp
 /// Everything a user of xtape needs: tensors and ops, layers, optimizers, datasets.
 #include "autodiff/ops.hpp"
+#include "autodiff/profiler.hpp"
 #include "autodiff/random.hpp"
 #include "autodiff/tensor.hpp"
 #include "datasets/mnist.hpp"

@@ -74,6 +74,21 @@ Tensor record(const char* op, Tensor out, const std::vector<Tensor>& inputs, Bac
 /// True when recording is on and any of the tensors requires a gradient.
 bool any_requires_grad(const std::vector<Tensor>& inputs);
 
+/// A tensor of `shape` whose values `producer` computes on first access; `reads` are the
+/// tensors the producer reads (a later write to one of them computes it first).
+Tensor make_deferred(const Shape& shape, std::shared_ptr<const Producer> producer, const std::vector<Tensor>& reads);
+
+/// The pending producer behind `t` when its values are deferred and not yet computed.
+inline const Producer* pending_producer(const Tensor& t) {
+  return t.defined() ? t.impl()->storage->producer() : nullptr;
+}
+
+/// Fusions into a deferred conv2d (autodiff/ops/conv.cpp): the conv with `bias` (broadcast
+/// over the channel axis) or relu applied in its epilogue. Undefined when `a` is not such a
+/// pending result or the epilogue cannot take the op.
+Tensor fuse_conv_bias(const Tensor& a, const Tensor& bias);
+Tensor fuse_conv_relu(const Tensor& a);
+
 /// A handle for saving a tensor inside a backward rule: same data, no history (so a rule never
 /// keeps its own output's record alive through a cycle).
 inline Tensor saved(const Tensor& t) { return t.detach(); }

@@ -76,12 +76,43 @@ Cache& cache() {
 
 }  // namespace
 
+namespace {
+std::size_t block_bytes(std::size_t size) { return round_bytes(std::max<std::size_t>(size, 1) * sizeof(float)); }
+}  // namespace
+
 Storage::Storage(std::size_t size) : size_(size) {
-  data_ = static_cast<float*>(cache().take(round_bytes(std::max<std::size_t>(size, 1) * sizeof(float))));
+  data_ = static_cast<float*>(cache().take(block_bytes(size)));
 }
 
+Storage::Storage(std::size_t size, std::shared_ptr<const Producer> producer)
+    : size_(size), producer_(std::move(producer)) {}
+
 Storage::~Storage() {
-  cache().give(data_, round_bytes(std::max<std::size_t>(size_, 1) * sizeof(float)));
+  if (data_) cache().give(data_, block_bytes(size_));
+}
+
+void Storage::materialize() const {
+  if (!data_) data_ = static_cast<float*>(cache().take(block_bytes(size_)));
+  // Released before running: the producer's inputs are no longer held once computed.
+  const std::shared_ptr<const Producer> p = std::move(producer_);
+  producer_.reset();
+  p->run(data_);
+}
+
+void Storage::flush_readers() {
+  const std::vector<std::weak_ptr<Storage>> readers = std::move(readers_);
+  readers_.clear();
+  for (const auto& w : readers)
+    if (auto r = w.lock(); r && r->producer_) r->materialize();
+}
+
+void Storage::add_reader(const std::shared_ptr<Storage>& reader) {
+  if (readers_.size() >= 16)  // drop readers already computed or freed (long-lived weights)
+    std::erase_if(readers_, [](const std::weak_ptr<Storage>& w) {
+      auto r = w.lock();
+      return !r || !r->producer_;
+    });
+  readers_.push_back(reader);
 }
 
 AllocatorStats allocator_stats() {

@@ -5,23 +5,60 @@
 /// instead of going back to the system (which would map and unmap pages every step).
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <vector>
 
 namespace xtape::detail {
 
+/// The deferred contents of a Storage: computed once, into the buffer, on its first access.
+/// Ops use this to fuse what follows them (conv2d + bias + relu is one pass when the
+/// intermediate results are never read).
+class Producer {
+ public:
+  virtual ~Producer() = default;
+  /// Fills `out` (the storage's `size` floats). Must read its inputs through const access.
+  virtual void run(float* out) const = 0;
+};
+
 /// A 64-byte aligned buffer of `size` floats. Not copyable; tensors share it by shared_ptr.
+///
+/// A storage may be deferred: it holds a Producer instead of values, and is allocated and
+/// filled on the first data() call. A deferred storage registers itself as a reader of the
+/// storages its producer reads; writable access (non-const data()) to one of those first
+/// computes every deferred reader still pending, so deferral never observes a later write.
 class Storage {
  public:
   explicit Storage(std::size_t size);
+  /// A deferred buffer whose values `producer` computes on first access.
+  Storage(std::size_t size, std::shared_ptr<const Producer> producer);
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
-  float* data() { return data_; }
-  const float* data() const { return data_; }
+  float* data() {
+    if (producer_) [[unlikely]]
+      materialize();
+    else if (!readers_.empty()) [[unlikely]]
+      flush_readers();
+    return data_;
+  }
+  const float* data() const {
+    if (producer_) [[unlikely]]
+      materialize();
+    return data_;
+  }
   std::size_t size() const { return size_; }
+  /// The producer of a deferred storage not yet computed, else nullptr.
+  const Producer* producer() const { return producer_.get(); }
+  /// Registers a deferred storage whose producer reads this one (see the class comment).
+  void add_reader(const std::shared_ptr<Storage>& reader);
 
  private:
-  float* data_;
+  void materialize() const;
+  void flush_readers();
+  mutable float* data_ = nullptr;
   std::size_t size_;
+  mutable std::shared_ptr<const Producer> producer_;
+  std::vector<std::weak_ptr<Storage>> readers_;
 };
 
 /// Counters of the caching allocator (for tests and the benchmark).

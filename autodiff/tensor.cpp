@@ -6,13 +6,17 @@
 // topological order, so backward walks the tape from the root's record towards the start with no
 // recursion and no graph sort, running each record that received a gradient.
 #include <algorithm>
+#include <chrono>
 #include <cstring>
+#include <map>
 #include <ostream>
 #include <sstream>
 #include <stdexcept>
+#include <utility>
 
 #include "autodiff/detail.hpp"
 #include "autodiff/ops.hpp"
+#include "autodiff/profiler.hpp"
 
 namespace xtape {
 
@@ -37,6 +41,27 @@ std::string shape_str(const Shape& shape) {
 namespace {
 
 thread_local bool t_grad_enabled = true;
+
+// ---------------------------------------------------------------- profiler
+
+using prof_clock = std::chrono::steady_clock;
+
+struct Profile {
+  bool on = false;
+  prof_clock::time_point last;
+  std::map<std::string, OpTime> ops;
+  OpTime& at(const char* op) {
+    OpTime& t = ops[op];
+    if (t.op.empty()) t.op = op;
+    return t;
+  }
+};
+
+thread_local Profile t_profile;
+
+double ms_between(prof_clock::time_point a, prof_clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
 
 struct Tape {
   std::vector<std::weak_ptr<Node>> entries;
@@ -73,6 +98,16 @@ std::shared_ptr<TensorImpl> make_impl(const Shape& shape) {
 }
 
 }  // namespace
+
+Tensor detail::make_deferred(const Shape& shape, std::shared_ptr<const Producer> producer,
+                             const std::vector<Tensor>& reads) {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->shape = shape;
+  impl->storage = std::make_shared<Storage>(shape_size(shape), std::move(producer));
+  for (const Tensor& t : reads)
+    if (t.defined()) t.impl()->storage->add_reader(impl->storage);
+  return Tensor(impl);
+}
 
 // ---------------------------------------------------------------- construction and access
 
@@ -119,7 +154,7 @@ float* Tensor::data() {
 }
 const float* Tensor::data() const {
   checked();
-  return impl_->storage->data();
+  return std::as_const(*impl_->storage).data();
 }
 
 std::vector<float> Tensor::to_vector() const { return std::vector<float>(data(), data() + size()); }
@@ -239,7 +274,16 @@ void Tensor::backward(const Tensor& seed) {
     std::shared_ptr<Node> node = std::move(live[i]);
     if (!node->grad.defined()) continue;  // not on a path from the root
     detail::Grads grads(node->inputs, node->op);
-    node->backward(node->grad, grads);
+    if (t_profile.on) {
+      const auto t0 = prof_clock::now();
+      node->backward(node->grad, grads);
+      const auto t1 = prof_clock::now();
+      OpTime& t = t_profile.at(node->op);
+      t.backward_ms += ms_between(t0, t1);
+      ++t.backward_calls;
+    } else {
+      node->backward(node->grad, grads);
+    }
     // Free what the record held: saved tensors, inputs and the gradient.
     node->backward = nullptr;
     node->inputs.clear();
@@ -248,6 +292,7 @@ void Tensor::backward(const Tensor& seed) {
   }
   live.clear();
   t.compact();
+  if (t_profile.on) t_profile.last = prof_clock::now();
 }
 
 // ---------------------------------------------------------------- recording
@@ -305,6 +350,13 @@ Tensor record(const char* op, Tensor out, const std::vector<Tensor>& inputs, Bac
   out.impl()->grad_fn = node;
   out.impl()->requires_grad = true;
   tape().append(node);
+  if (t_profile.on) {
+    const auto now = prof_clock::now();
+    OpTime& t = t_profile.at(op);
+    t.forward_ms += ms_between(t_profile.last, now);
+    ++t.forward_calls;
+    t_profile.last = now;
+  }
   return out;
 }
 
@@ -317,6 +369,25 @@ std::size_t tape_size() {
     if (node && !node->consumed) ++n;
   }
   return n;
+}
+
+void profiler_start() {
+  t_profile.ops.clear();
+  t_profile.on = true;
+  t_profile.last = prof_clock::now();
+}
+
+void profiler_mark() { t_profile.last = prof_clock::now(); }
+
+std::vector<OpTime> profiler_stop() {
+  std::vector<OpTime> out;
+  for (auto& [name, t] : t_profile.ops) out.push_back(t);
+  t_profile.ops.clear();
+  t_profile.on = false;
+  std::sort(out.begin(), out.end(), [](const OpTime& a, const OpTime& b) {
+    return a.forward_ms + a.backward_ms > b.forward_ms + b.backward_ms;
+  });
+  return out;
 }
 
 bool grad_enabled() { return t_grad_enabled; }

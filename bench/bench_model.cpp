@@ -12,7 +12,9 @@
 // Data: MNIST from the usual cache directory when present, synthetic otherwise (--synthetic
 // forces it). The last lines ("RESULT key value") are read by bench/compare.sh.
 //
-// Usage: bench_model [--steps N] [--threads 1,2] [--epoch] [--synthetic] [--seed S]
+// --profile adds a per-op table of the training step (the tape profiler, autodiff/profiler.hpp).
+//
+// Usage: bench_model [--steps N] [--threads 1,2] [--epoch] [--profile] [--synthetic] [--seed S]
 #include <omp.h>
 #include <sys/resource.h>
 
@@ -131,7 +133,7 @@ struct Figures {
   double sys_allocs_per_step = 0, cache_hits_per_step = 0;
 };
 
-Figures run(const Data& data, int threads, int steps, bool epoch, std::uint64_t seed) {
+Figures run(const Data& data, int threads, int steps, bool epoch, bool profile, std::uint64_t seed) {
   omp_set_num_threads(threads);
   Figures f;
   f.threads = threads;
@@ -169,6 +171,23 @@ Figures run(const Data& data, int threads, int steps, bool epoch, std::uint64_t 
   f.step_ms = median(t) * 1e3;
   f.sys_allocs_per_step = double(s1.system_allocations - s0.system_allocations) / steps;
   f.cache_hits_per_step = double(s1.cache_hits - s0.cache_hits) / steps;
+
+  if (profile) {  // per-op breakdown of the same step (tape profiler), in ms per step
+    profiler_start();
+    for (int i = 0; i < steps; ++i) {
+      profiler_mark();
+      step();
+    }
+    const auto ops = profiler_stop();
+    double fwd = 0, bwd = 0;
+    for (const auto& o : ops) fwd += o.forward_ms, bwd += o.backward_ms;
+    std::printf("\nper-op time, %d thread(s), ms per step (forward = time since the previous op)\n", threads);
+    std::printf("%-24s %10s %10s %10s\n", "op", "forward", "backward", "total");
+    for (const auto& o : ops)
+      std::printf("%-24s %10.3f %10.3f %10.3f\n", o.op.c_str(), o.forward_ms / steps, o.backward_ms / steps,
+                  (o.forward_ms + o.backward_ms) / steps);
+    std::printf("%-24s %10.3f %10.3f %10.3f\n\n", "all recorded ops", fwd / steps, bwd / steps, (fwd + bwd) / steps);
+  }
 
   // Inference: forward + loss under NoGrad on a batch of 128 (what evaluate does per batch).
   {
@@ -209,7 +228,7 @@ Figures run(const Data& data, int threads, int steps, bool epoch, std::uint64_t 
 
 int main(int argc, char** argv) {
   int steps = 60;
-  bool epoch = false, synthetic = false;
+  bool epoch = false, synthetic = false, profile = false;
   std::uint64_t seed = 1337;
   std::vector<int> thread_counts = {1, 2};
   for (int i = 1; i < argc; ++i) {
@@ -223,6 +242,7 @@ int main(int argc, char** argv) {
     };
     if (a == "--steps") steps = std::max(1, std::atoi(next().c_str()));
     else if (a == "--epoch") epoch = true;
+    else if (a == "--profile") profile = true;
     else if (a == "--synthetic") synthetic = true;
     else if (a == "--seed") seed = std::strtoull(next().c_str(), nullptr, 10);
     else if (a == "--threads") {
@@ -234,7 +254,7 @@ int main(int argc, char** argv) {
         p = q == std::string::npos ? list.size() : q + 1;
       }
     } else {
-      std::cerr << "usage: " << argv[0] << " [--steps N] [--threads 1,2] [--epoch] [--synthetic] [--seed S]\n";
+      std::cerr << "usage: " << argv[0] << " [--steps N] [--threads 1,2] [--epoch] [--profile] [--synthetic] [--seed S]\n";
       return 2;
     }
   }
@@ -245,14 +265,14 @@ int main(int argc, char** argv) {
   std::printf("RSS after loading data: %.0f MB\n\n", rss_data);
 
   std::vector<Figures> all;
-  for (int t : thread_counts) all.push_back(run(data, t, steps, false, seed));
+  for (int t : thread_counts) all.push_back(run(data, t, steps, false, profile, seed));
   // Peak RSS of the step, inference and evaluate measurements, before any --epoch run (whose
   // 54,000-sample slice of the data is a copy made by this benchmark, not by training).
   const double rss_steps = peak_rss_mb();
   if (epoch)
     for (Figures& f : all) {
       std::fprintf(stderr, "timing one fit epoch on %d thread(s)...\n", f.threads);
-      f.epoch_s = run(data, f.threads, 1, true, seed).epoch_s;
+      f.epoch_s = run(data, f.threads, 1, true, false, seed).epoch_s;
     }
 
   const double per_epoch_steps = 422;

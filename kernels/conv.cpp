@@ -269,7 +269,7 @@ void small_patch_outer(const Conv2DGeometry& g, const float* input, std::int64_t
 // KT > 0 fixes K at compile time (clean register allocation for the common 3x3x1).
 template <int KT>
 void small_patch_forward(const Conv2DGeometry& g, const float* input, const float* kernel, std::int64_t r0,
-                         std::int64_t r1, float* output) {
+                         std::int64_t r1, float* output, const ConvEpilogue& ep) {
   constexpr int KMAX = KT > 0 ? KT : static_cast<int>(small_patch), RB = 4;
   const std::int64_t K = KT > 0 ? KT : patch_size(g), N = g.cout;
   PatchWalker walk(g, input, r0, RB);
@@ -307,6 +307,16 @@ void small_patch_forward(const Conv2DGeometry& g, const float* input, const floa
             }
           }
         }
+        if (ep.bias) {
+          const batch b0 = batch::load_unaligned(ep.bias + c0);
+          const batch b1 = two ? batch::load_unaligned(ep.bias + c0 + simd_width) : batch(0.f);
+#pragma GCC unroll 4
+          for (int i = 0; i < RB; ++i) acc[i][0] += b0, acc[i][1] += b1;
+        }
+        if (ep.relu) {
+#pragma GCC unroll 4
+          for (int i = 0; i < RB; ++i) acc[i][0] = xsimd::max(acc[i][0], batch(0.f)), acc[i][1] = xsimd::max(acc[i][1], batch(0.f));
+        }
         for (std::int64_t i = 0; i < rows; ++i) {
           acc[i][0].store_unaligned(o + i * N);
           if (two) acc[i][1].store_unaligned(o + i * N + simd_width);
@@ -316,6 +326,8 @@ void small_patch_forward(const Conv2DGeometry& g, const float* input, const floa
           for (std::int64_t j = 0; j < width; ++j) {
             float sum = 0.f;
             for (std::int64_t q = 0; q < K; ++q) sum = std::fma(a[i][offset[q]], kernel[q * N + c0 + j], sum);
+            if (ep.bias) sum += ep.bias[c0 + j];
+            if (ep.relu) sum = std::max(sum, 0.f);
             o[i * N + j] = sum;
           }
       }
@@ -324,13 +336,45 @@ void small_patch_forward(const Conv2DGeometry& g, const float* input, const floa
   }
 }
 
+// out[r, c] = act(out[r, c] + bias[c]) for rows [0, rows) of width N (the epilogue of a GEMM
+// chunk, applied while the chunk is still in cache).
+void apply_epilogue(float* out, std::int64_t rows, std::int64_t N, const ConvEpilogue& ep) {
+  if (!ep.bias && !ep.relu) return;
+  const batch zero(0.f);
+  for (std::int64_t r = 0; r < rows; ++r) {
+    float* o = out + r * N;
+    std::int64_t c = 0;
+    for (; c + simd_width <= N; c += simd_width) {
+      batch v = batch::load_unaligned(o + c);
+      if (ep.bias) v += batch::load_unaligned(ep.bias + c);
+      if (ep.relu) v = xsimd::max(v, zero);
+      v.store_unaligned(o + c);
+    }
+    for (; c < N; ++c) {
+      float v = o[c];
+      if (ep.bias) v += ep.bias[c];
+      if (ep.relu) v = std::max(v, 0.f);
+      o[c] = v;
+    }
+  }
+}
+
 }  // namespace
 
-void conv2d_forward(const Conv2DGeometry& g, const float* input, const float* kernel, float* output) {
+void conv2d_forward(const Conv2DGeometry& g, const float* input, const float* kernel, float* output,
+                    const ConvEpilogue& ep) {
   const std::int64_t M = total_rows(g), K = patch_size(g), N = g.cout;
   if (M == 0 || N == 0) return;
   if (is_pointwise(g)) {
     sgemm(false, false, M, N, K, 1.f, input, K, kernel, N, 0.f, output, N);
+    if (ep.bias || ep.relu) {
+      const std::int64_t blocks = ceil_div(M, 256);
+#pragma omp parallel for schedule(static) if (blocks > 1)
+      for (std::int64_t b = 0; b < blocks; ++b) {
+        const std::int64_t r0 = b * 256;
+        apply_epilogue(output + r0 * N, std::min<std::int64_t>(256, M - r0), N, ep);
+      }
+    }
     return;
   }
   const std::int64_t R = chunk_rows(g), chunks = ceil_div(M, R);
@@ -339,16 +383,17 @@ void conv2d_forward(const Conv2DGeometry& g, const float* input, const float* ke
   for (std::int64_t ch = 0; ch < chunks; ++ch) {
     const std::int64_t r0 = ch * R, r1 = std::min(M, r0 + R);
     if (K == 9) {
-      small_patch_forward<9>(g, input, kernel, r0, r1, output);
+      small_patch_forward<9>(g, input, kernel, r0, r1, output, ep);
       continue;
     }
     if (K <= small_patch) {
-      small_patch_forward<0>(g, input, kernel, r0, r1, output);
+      small_patch_forward<0>(g, input, kernel, r0, r1, output, ep);
       continue;
     }
     float* col = scratch(slot_conv_col, static_cast<std::size_t>(R * K));
     im2col_rows(g, input, r0, r1, col);
     sgemm(false, false, r1 - r0, N, K, 1.f, col, K, kernel, N, 0.f, output + r0 * N, N);
+    apply_epilogue(output + r0 * N, r1 - r0, N, ep);
   }
 }
 

@@ -19,7 +19,15 @@ struct Conv2DGeometry {
 };
 
 /// output = conv(input, kernel). Overwrites output.
-void conv2d_forward(const Conv2DGeometry& g, const float* input, const float* kernel, float* output);
+/// What conv2d_forward applies to each output value before storing it: + bias[channel], then
+/// max(., 0) when `relu` (the same roundings as separate add and relu passes).
+struct ConvEpilogue {
+  const float* bias = nullptr;
+  bool relu = false;
+};
+
+void conv2d_forward(const Conv2DGeometry& g, const float* input, const float* kernel, float* output,
+                    const ConvEpilogue& epilogue = {});
 
 /// grad_input = d(loss)/d(input) given grad_output. Overwrites grad_input.
 void conv2d_backward_input(const Conv2DGeometry& g, const float* grad_output, const float* kernel,

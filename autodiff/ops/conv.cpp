@@ -38,6 +38,59 @@ std::pair<std::size_t, std::size_t> conv_axis(std::size_t in, std::size_t window
   return {out, pad_total / 2};
 }
 
+namespace {
+
+// A conv2d forward not yet run, with the epilogue ops fused into it so far. conv2d returns
+// its result deferred; `+ bias` and relu on a result nobody has read extend the epilogue
+// instead of making a pass over memory each, and the first read runs the whole chain once.
+// Each fused op still records its own tape entry, so backward is unchanged; an intermediate
+// result that is read after all computes on its own from the same inputs.
+struct PendingConv final : Producer {
+  kernels::Conv2DGeometry g;
+  Tensor input, kernel, bias;  // detached handles: values only
+  bool relu = false;
+  void run(float* out) const override {
+    kernels::conv2d_forward(g, input.data(), kernel.data(), out,
+                            {bias.defined() ? bias.data() : nullptr, relu});
+  }
+  std::size_t out_size() const { return static_cast<std::size_t>(g.n * g.out_h * g.out_w * g.cout); }
+};
+
+const PendingConv* pending_conv(const Tensor& t) {
+  const auto* p = dynamic_cast<const PendingConv*>(pending_producer(t));
+  return p && t.size() == p->out_size() && !t.shape().empty() && t.shape().back() == static_cast<std::size_t>(p->g.cout)
+             ? p
+             : nullptr;
+}
+
+Tensor defer(const Shape& shape, std::shared_ptr<PendingConv> p) {
+  std::vector<Tensor> reads{p->input, p->kernel, p->bias};
+  return make_deferred(shape, std::move(p), reads);
+}
+
+}  // namespace
+
+Tensor fuse_conv_bias(const Tensor& a, const Tensor& bias) {
+  const PendingConv* p = pending_conv(a);
+  if (!p || p->bias.defined() || p->relu || !bias.defined()) return Tensor();
+  // bias must broadcast over every axis but the channel axis, into a's shape.
+  const Shape& bs = bias.shape();
+  if (bs.empty() || bs.size() > a.shape().size() || bs.back() != static_cast<std::size_t>(p->g.cout)) return Tensor();
+  for (std::size_t i = 0; i + 1 < bs.size(); ++i)
+    if (bs[i] != 1) return Tensor();
+  auto fused = std::make_shared<PendingConv>(*p);
+  fused->bias = saved(bias);
+  return defer(a.shape(), std::move(fused));
+}
+
+Tensor fuse_conv_relu(const Tensor& a) {
+  const PendingConv* p = pending_conv(a);
+  if (!p || p->relu) return Tensor();
+  auto fused = std::make_shared<PendingConv>(*p);
+  fused->relu = true;
+  return defer(a.shape(), std::move(fused));
+}
+
 }  // namespace detail
 
 Tensor conv2d(const Tensor& input, const Tensor& kernel, std::array<int, 2> strides, Padding padding,
@@ -84,9 +137,12 @@ Tensor conv2d(const Tensor& input, const Tensor& kernel, std::array<int, 2> stri
   g.pad_left = static_cast<std::int64_t>(pl);
   g.out_h = static_cast<std::int64_t>(oh);
   g.out_w = static_cast<std::int64_t>(ow);
-  Tensor out = Tensor::empty({is[0], oh, ow, ks[3]});
-  kernels::conv2d_forward(g, input.data(), kernel.data(), out.data());
   const Tensor vi = detail::saved(input), vk = detail::saved(kernel);
+  auto pending = std::make_shared<detail::PendingConv>();
+  pending->g = g;
+  pending->input = vi;
+  pending->kernel = vk;
+  Tensor out = detail::defer({is[0], oh, ow, ks[3]}, std::move(pending));
   // d/d input: transposed convolution of g with the kernel; d/d kernel: correlation of the
   // input with g (both in kernels/conv.cpp).
   return record("conv2d", out, {input, kernel}, [vi, vk, g](const Tensor& go, Grads& grads) {

@@ -136,7 +136,10 @@ Tensor sum_to(const Tensor& x, const Shape& shape) {
 }
 
 Tensor operator+(const Tensor& a, const Tensor& b) {
-  Tensor out = broadcast_binary(BinaryOp::add, a, b, "add");
+  // conv2d(...) + bias fuses into the convolution when its result was not read yet.
+  Tensor out = detail::fuse_conv_bias(a, b);
+  if (!out.defined()) out = detail::fuse_conv_bias(b, a);
+  if (!out.defined()) out = broadcast_binary(BinaryOp::add, a, b, "add");
   const Shape sa = a.shape(), sb = b.shape();
   // d(a+b)/da = 1, d(a+b)/db = 1, summed over broadcast axes.
   return record("add", out, {a, b}, [sa, sb](const Tensor& g, Grads& grads) {
@@ -243,11 +246,15 @@ Tensor square(const Tensor& x) {
 }
 
 Tensor relu(const Tensor& x) {
-  const Tensor vx = saved(x);
-  // d relu(x)/dx = [x > 0].
-  return record("relu", unary_values(UnaryOp::relu, x), {x}, [vx](const Tensor& g, Grads& grads) {
-    Tensor d = Tensor::empty(vx.shape());
-    kernels::relu_backward(vx.size(), vx.data(), g.data(), d.data());
+  // A conv2d result not read yet takes the relu into its epilogue.
+  Tensor out = detail::fuse_conv_relu(x);
+  if (!out.defined()) out = unary_values(UnaryOp::relu, x);
+  // d relu(x)/dx = [x > 0] = [relu(x) > 0]: saving the output leaves x unread (and unfused
+  // intermediate results never computed).
+  const Tensor vy = saved(out);
+  return record("relu", out, {x}, [vy](const Tensor& g, Grads& grads) {
+    Tensor d = Tensor::empty(vy.shape());
+    kernels::relu_backward(vy.size(), vy.data(), g.data(), d.data());
     grads.add(0, d);
   });
 }

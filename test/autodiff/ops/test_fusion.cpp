@@ -1,0 +1,149 @@
+// Tests for the deferred conv2d and the ops it fuses (autodiff/ops/conv.cpp): `conv2d(...) + bias`
+// and relu run in the convolution's epilogue when the intermediate results are not read. The
+// fused values and gradients must be bitwise those of the separate ops, intermediate results
+// must stay readable, and a write to an input after the call must not change the result.
+#include <boost/test/unit_test.hpp>
+
+#include <cstring>
+
+#include "autodiff/detail.hpp"
+#include "autodiff/ops.hpp"
+#include "support/gradcheck.hpp"
+
+using namespace xtape;
+using xtape::testing::gradcheck;
+using xtape::testing::random_tensor;
+
+namespace {
+
+using In = const std::vector<Tensor>&;
+
+// The separate ops: reading the conv output first computes it, so nothing fuses after it.
+Tensor computed(Tensor t) {
+  (void)t.data();
+  return t;
+}
+
+bool same_bits(const Tensor& a, const Tensor& b) {
+  return a.shape() == b.shape() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+struct FusionCase {
+  const char* name;
+  Shape input, kernel;
+  Padding padding;
+};
+
+// cin = 1 takes the small-patch kernel, cin = 5 the im2col + GEMM path, 1x1 the pointwise GEMM.
+const FusionCase kCases[] = {
+    {"3x3 cin 1", {3, 9, 8, 1}, {3, 3, 1, 32}, Padding::valid},
+    {"3x3 cin 1 odd filters", {2, 7, 7, 1}, {3, 3, 1, 21}, Padding::same},
+    {"3x3 cin 5", {2, 8, 9, 5}, {3, 3, 5, 19}, Padding::same},
+    {"1x1 cin 6", {2, 5, 5, 6}, {1, 1, 6, 17}, Padding::valid},
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(fusion)
+
+BOOST_AUTO_TEST_CASE(conv_bias_relu_values_equal_separate_ops_bitwise) {
+  Rng rng(11);
+  for (const FusionCase& c : kCases) {
+    BOOST_TEST_CONTEXT(c.name) {
+      const Tensor x = random_tensor(c.input, rng), k = random_tensor(c.kernel, rng);
+      const Tensor b = random_tensor({c.kernel[3]}, rng);
+      const Tensor b4 = reshape(b, {1, 1, 1, static_cast<long>(c.kernel[3])});
+      const Tensor y = conv2d(x, k, {1, 1}, c.padding);
+      BOOST_TEST(detail::pending_producer(y) != nullptr);  // deferred until read
+      const Tensor plain = computed(conv2d(x, k, {1, 1}, c.padding));
+      BOOST_TEST(same_bits(y, plain));
+      BOOST_TEST(same_bits(relu(conv2d(x, k, {1, 1}, c.padding) + b), relu(plain + b)));
+      BOOST_TEST(same_bits(conv2d(x, k, {1, 1}, c.padding) + b4, plain + b4));
+      BOOST_TEST(same_bits(b + conv2d(x, k, {1, 1}, c.padding), b + plain));
+      BOOST_TEST(same_bits(relu(conv2d(x, k, {1, 1}, c.padding)), relu(plain)));
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(only_a_per_channel_bias_fuses) {
+  Rng rng(12);
+  const Tensor x = random_tensor({2, 6, 6, 3}, rng), k = random_tensor({3, 3, 3, 4}, rng);
+  const Tensor plain = computed(conv2d(x, k));
+  const Tensor full = random_tensor(plain.shape(), rng), per_row = random_tensor({4, 1}, rng);
+  const Tensor spatial = random_tensor({4, 4, 1}, rng);
+  BOOST_TEST(same_bits(conv2d(x, k) + full, plain + full));
+  BOOST_TEST(same_bits(conv2d(x, k) + spatial, plain + spatial));
+  BOOST_TEST(same_bits(conv2d(x, k) + 0.5f, plain + 0.5f));
+  BOOST_TEST(same_bits(conv2d(x, k) + per_row + per_row, plain + per_row + per_row));
+  // A second bias add, or a bias after the relu, is a separate op on the computed values.
+  const Tensor b = random_tensor({4}, rng);
+  BOOST_TEST(same_bits(conv2d(x, k) + b + b, plain + b + b));
+  BOOST_TEST(same_bits(relu(conv2d(x, k)) + b, relu(plain) + b));
+}
+
+BOOST_AUTO_TEST_CASE(intermediate_results_stay_readable) {
+  Rng rng(13);
+  const Tensor x = random_tensor({2, 7, 7, 1}, rng), k = random_tensor({3, 3, 1, 8}, rng);
+  const Tensor b = random_tensor({8}, rng);
+  const Tensor plain = computed(conv2d(x, k));
+  const Tensor c = conv2d(x, k);
+  const Tensor cb = c + b;
+  const Tensor y = relu(cb);
+  BOOST_TEST(same_bits(y, relu(plain + b)));
+  BOOST_TEST(detail::pending_producer(c) != nullptr);  // reading y did not compute c or cb
+  BOOST_TEST(detail::pending_producer(cb) != nullptr);
+  BOOST_TEST(same_bits(cb, plain + b));
+  BOOST_TEST(same_bits(c, plain));
+}
+
+BOOST_AUTO_TEST_CASE(writes_after_the_call_do_not_reach_a_deferred_result) {
+  Rng rng(14);
+  Tensor x = random_tensor({2, 6, 6, 2}, rng), k = random_tensor({3, 3, 2, 5}, rng);
+  Tensor b = random_tensor({5}, rng);
+  const Tensor expected = relu(computed(conv2d(x, k)) + b);
+  const Tensor y = relu(conv2d(x, k) + b);
+  // In-place writes to every input, as an optimizer step or a refilled batch buffer does.
+  k.data()[0] += 1.f;
+  b.data()[1] -= 2.f;
+  x.data()[3] *= -4.f;
+  BOOST_TEST(same_bits(y, expected));
+  // assign() writes too.
+  const Tensor y2 = conv2d(x, k) + b;
+  const Tensor expected2 = computed(conv2d(x, k)) + b;
+  x.assign(Tensor::zeros(x.shape()));
+  BOOST_TEST(same_bits(y2, expected2));
+}
+
+BOOST_AUTO_TEST_CASE(fused_gradients_equal_separate_ops_bitwise) {
+  Rng rng(15);
+  for (const FusionCase& c : kCases) {
+    BOOST_TEST_CONTEXT(c.name) {
+      Tensor x = random_tensor(c.input, rng).set_requires_grad(), k = random_tensor(c.kernel, rng).set_requires_grad();
+      Tensor b = random_tensor({c.kernel[3]}, rng).set_requires_grad();
+      const Tensor w = random_tensor(conv2d(x, k, {1, 1}, c.padding).shape(), rng);
+      auto grads = [&](bool fuse) {
+        for (Tensor* t : {&x, &k, &b}) t->zero_grad();
+        Tensor conv = conv2d(x, k, {1, 1}, c.padding);
+        if (!fuse) conv = computed(conv);
+        sum(relu(conv + b) * w).backward();
+        return std::vector<Tensor>{x.grad().clone(), k.grad().clone(), b.grad().clone()};
+      };
+      const auto fused = grads(true), separate = grads(false);
+      for (std::size_t i = 0; i < 3; ++i) BOOST_TEST(same_bits(fused[i], separate[i]));
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(conv_bias_gradients_against_finite_differences) {
+  Rng rng(16);
+  gradcheck("conv2d + bias (fused)", [](In in) { return conv2d(in[0], in[1], {1, 1}, Padding::same) + in[2]; },
+            {random_tensor({2, 5, 5, 1}, rng), random_tensor({3, 3, 1, 6}, rng), random_tensor({6}, rng)});
+  gradcheck("conv2d + bias (fused, im2col path)",
+            [](In in) { return in[2] + conv2d(in[0], in[1], {2, 1}, Padding::valid); },
+            {random_tensor({2, 7, 6, 3}, rng), random_tensor({3, 2, 3, 4}, rng), random_tensor({1, 1, 1, 4}, rng)});
+  gradcheck("conv1d + bias (fused through the reshape)",
+            [](In in) { return conv1d(in[0], in[1], 1, Padding::valid) + in[2]; },
+            {random_tensor({2, 9, 2}, rng), random_tensor({3, 2, 5}, rng), random_tensor({5}, rng)});
+}
+
+BOOST_AUTO_TEST_SUITE_END()
