@@ -11,6 +11,10 @@
 #include "autodiff/storage.hpp"
 #include "autodiff/tensor.hpp"
 
+namespace xtape::kernels {
+struct Pool2DGeometry;
+}
+
 namespace xtape::detail {
 
 /// The shared state behind a Tensor handle.
@@ -88,6 +92,10 @@ inline const Producer* pending_producer(const Tensor& t) {
 /// pending result or the epilogue cannot take the op.
 Tensor fuse_conv_bias(const Tensor& a, const Tensor& bias);
 Tensor fuse_conv_relu(const Tensor& a);
+/// Max pooling of a pending conv2d result that nothing else holds: runs the convolution and the
+/// pooling together per image, writes `out` and `argmax`, and returns true; `x` stays pending
+/// (computed again only if read). False when `x` is not such a result.
+bool fuse_conv_max_pool(const Tensor& x, const kernels::Pool2DGeometry& pool, float* out, std::int32_t* argmax);
 
 /// A handle for saving a tensor inside a backward rule: same data, no history (so a rule never
 /// keeps its own output's record alive through a cycle).

@@ -167,6 +167,28 @@ int main() {
     row("conv1 forward", conv1.flops(),
         median_time([&] { xtape::kernels::conv2d_forward(conv1.g, conv1.x.data(), conv1.k.data(), conv1.y.data()); }, reps),
         conv1_bytes);
+    {
+      // conv1 + bias, then 2x2 max pool (argmax kept for backward): as two passes over the
+      // 11 MB activation, and fused per image (the activation never leaves the cache).
+      xtape::kernels::Pool2DGeometry pg;
+      pg.n = conv1.g.n, pg.h = conv1.g.out_h, pg.w = conv1.g.out_w, pg.c = conv1.g.cout;
+      pg.pool_h = pg.pool_w = pg.stride_h = pg.stride_w = 2;
+      pg.out_h = pg.h / 2, pg.out_w = pg.w / 2;
+      std::vector<float> pooled(static_cast<std::size_t>(pg.n * pg.out_h * pg.out_w * pg.c));
+      std::vector<std::int32_t> argmax(pooled.size());
+      const auto bias = random_vector(static_cast<std::size_t>(conv1.g.cout));
+      const xtape::kernels::ConvEpilogue ep{bias.data(), false};
+      // Compulsory traffic when fused: x in, pooled values and argmax out.
+      const double fused_bytes = (static_cast<double>(conv1.x.size()) + 2.0 * static_cast<double>(pooled.size())) * 4.0;
+      row("conv1+bias, pool (2 passes)", conv1.flops(), median_time([&] {
+            xtape::kernels::conv2d_forward(conv1.g, conv1.x.data(), conv1.k.data(), conv1.y.data(), ep);
+            xtape::kernels::max_pool2d_forward(pg, conv1.y.data(), pooled.data(), argmax.data());
+          }, reps), fused_bytes);
+      row("conv1+bias+pool fused", conv1.flops(), median_time([&] {
+            xtape::kernels::conv2d_max_pool2d_forward(conv1.g, conv1.x.data(), conv1.k.data(), ep, pg, pooled.data(),
+                                                      argmax.data());
+          }, reps), fused_bytes);
+    }
     row("conv1 backward_kernel", conv1.flops(), median_time([&] {
           xtape::kernels::conv2d_backward_kernel(conv1.g, conv1.x.data(), conv1.y.data(), conv1.gk.data());
         }, reps), conv1_bytes);

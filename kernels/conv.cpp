@@ -359,6 +359,24 @@ void apply_epilogue(float* out, std::int64_t rows, std::int64_t N, const ConvEpi
   }
 }
 
+// Output rows [r0, r1) (at most chunk_rows) of a non-pointwise convolution.
+void forward_rows(const Conv2DGeometry& g, const float* input, const float* kernel, std::int64_t r0, std::int64_t r1,
+                  float* output, const ConvEpilogue& ep) {
+  const std::int64_t K = patch_size(g), N = g.cout;
+  if (K == 9) {
+    small_patch_forward<9>(g, input, kernel, r0, r1, output, ep);
+    return;
+  }
+  if (K <= small_patch) {
+    small_patch_forward<0>(g, input, kernel, r0, r1, output, ep);
+    return;
+  }
+  float* col = scratch(slot_conv_col, static_cast<std::size_t>((r1 - r0) * K));
+  im2col_rows(g, input, r0, r1, col);
+  sgemm(false, false, r1 - r0, N, K, 1.f, col, K, kernel, N, 0.f, output + r0 * N, N);
+  apply_epilogue(output + r0 * N, r1 - r0, N, ep);
+}
+
 }  // namespace
 
 void conv2d_forward(const Conv2DGeometry& g, const float* input, const float* kernel, float* output,
@@ -381,19 +399,42 @@ void conv2d_forward(const Conv2DGeometry& g, const float* input, const float* ke
   // One chunk: a single parallel GEMM. Several: chunks in parallel, each GEMM single-threaded.
 #pragma omp parallel for schedule(dynamic, 1) if (chunks > 1)
   for (std::int64_t ch = 0; ch < chunks; ++ch) {
-    const std::int64_t r0 = ch * R, r1 = std::min(M, r0 + R);
-    if (K == 9) {
-      small_patch_forward<9>(g, input, kernel, r0, r1, output, ep);
-      continue;
+    const std::int64_t r0 = ch * R;
+    forward_rows(g, input, kernel, r0, std::min(M, r0 + R), output, ep);
+  }
+}
+
+void conv2d_max_pool2d_forward(const Conv2DGeometry& g, const float* input, const float* kernel,
+                               const ConvEpilogue& ep, const Pool2DGeometry& pool, float* output,
+                               std::int32_t* argmax) {
+  const std::int64_t conv_image = g.out_h * g.out_w * g.cout, in_image = g.h * g.w * g.cin;
+  const std::int64_t pool_image = pool.out_h * pool.out_w * pool.c;
+  Conv2DGeometry g1 = g;
+  g1.n = 1;
+  Pool2DGeometry p1 = pool;
+  p1.n = 1;
+  const std::int64_t rows = g.out_h * g.out_w, R = chunk_rows(g);
+  // One image per task, on the thread that runs it (no nested parallel regions).
+#pragma omp parallel for schedule(dynamic, 1) if (g.n > 1)
+  for (std::int64_t b = 0; b < g.n; ++b) {
+    float* conv_out = scratch(slot_conv_fused, static_cast<std::size_t>(conv_image));
+    const float* in = input + b * in_image;
+    if (is_pointwise(g))
+      for (std::int64_t r0 = 0; r0 < rows; r0 += R) {
+        const std::int64_t r1 = std::min(rows, r0 + R);
+        sgemm(false, false, r1 - r0, g.cout, g.cin, 1.f, in + r0 * g.cin, g.cin, kernel, g.cout, 0.f,
+              conv_out + r0 * g.cout, g.cout);
+        apply_epilogue(conv_out + r0 * g.cout, r1 - r0, g.cout, ep);
+      }
+    else
+      for (std::int64_t r0 = 0; r0 < rows; r0 += R) forward_rows(g1, in, kernel, r0, std::min(rows, r0 + R), conv_out, ep);
+    std::int32_t* am = argmax != nullptr ? argmax + b * pool_image : nullptr;
+    max_pool2d_forward_rows(p1, conv_out, output + b * pool_image, am, 0, pool.out_h);
+    if (am != nullptr) {  // indices into image 0 -> into image b of the full output
+      const auto shift = static_cast<std::int32_t>(b * conv_image);
+      for (std::int64_t i = 0; i < pool_image; ++i)
+        if (am[i] >= 0) am[i] += shift;
     }
-    if (K <= small_patch) {
-      small_patch_forward<0>(g, input, kernel, r0, r1, output, ep);
-      continue;
-    }
-    float* col = scratch(slot_conv_col, static_cast<std::size_t>(R * K));
-    im2col_rows(g, input, r0, r1, col);
-    sgemm(false, false, r1 - r0, N, K, 1.f, col, K, kernel, N, 0.f, output + r0 * N, N);
-    apply_epilogue(output + r0 * N, r1 - r0, N, ep);
   }
 }
 

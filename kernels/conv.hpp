@@ -3,6 +3,8 @@
 /// 2-d convolution kernels on raw NHWC buffers (OpenMP + xsimd). conv1d is the h == 1 case.
 #include <cstdint>
 
+#include "kernels/pool.hpp"
+
 namespace xtape::kernels {
 
 /// Geometry of a 2-d convolution (cross-correlation, as in TensorFlow/Keras).
@@ -30,6 +32,13 @@ void conv2d_forward(const Conv2DGeometry& g, const float* input, const float* ke
                     const ConvEpilogue& epilogue = {});
 
 /// grad_input = d(loss)/d(input) given grad_output. Overwrites grad_input.
+/// max_pool2d_forward(pool, conv2d_forward(g, input, kernel, epilogue)) without writing the
+/// convolution's output to memory: each image's output is pooled while in cache. pool.n, h, w
+/// and c must match g's output. Same values and argmax as the two calls.
+void conv2d_max_pool2d_forward(const Conv2DGeometry& g, const float* input, const float* kernel,
+                               const ConvEpilogue& epilogue, const Pool2DGeometry& pool, float* output,
+                               std::int32_t* argmax);
+
 void conv2d_backward_input(const Conv2DGeometry& g, const float* grad_output, const float* kernel,
                            float* grad_input);
 

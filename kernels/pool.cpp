@@ -112,19 +112,14 @@ void max_pool2x2_rows(const Pool2DGeometry& g, const float* input, float* output
   }
 }
 
-void max_pool2d_forward(const Pool2DGeometry& g, const float* input, float* output, std::int32_t* argmax) {
-  const std::int64_t c = g.c, rows = g.n * g.out_h;
-  const std::int64_t image = g.h * g.w * c;
+void max_pool2d_forward_rows(const Pool2DGeometry& g, const float* input, float* output, std::int32_t* argmax,
+                             std::int64_t row0, std::int64_t row1) {
   if (is_pool2x2(g)) {
-    // Fixed blocks of output rows (the split does not change any result).
-    const std::int64_t block = 8, blocks = (rows + block - 1) / block;
-#pragma omp parallel for schedule(dynamic, 4) if (rows * g.out_w * c >= parallel_pool_work)
-    for (std::int64_t blk = 0; blk < blocks; ++blk)
-      max_pool2x2_rows(g, input, output, argmax, blk * block, std::min(rows, (blk + 1) * block));
+    max_pool2x2_rows(g, input, output, argmax, row0, row1);
     return;
   }
-#pragma omp parallel for schedule(static) if (rows * g.out_w * c >= parallel_pool_work)
-  for (std::int64_t row = 0; row < rows; ++row) {
+  const std::int64_t c = g.c, image = g.h * g.w * c;
+  for (std::int64_t row = row0; row < row1; ++row) {
     const std::int64_t b = row / g.out_h, oy = row % g.out_h;
     const float* img = input + b * image;
     for (std::int64_t ox = 0; ox < g.out_w; ++ox) {
@@ -152,6 +147,15 @@ void max_pool2d_forward(const Pool2DGeometry& g, const float* input, float* outp
       }
     }
   }
+}
+
+void max_pool2d_forward(const Pool2DGeometry& g, const float* input, float* output, std::int32_t* argmax) {
+  const std::int64_t rows = g.n * g.out_h;
+  // Fixed blocks of output rows (the split does not change any result).
+  const std::int64_t block = 8, blocks = (rows + block - 1) / block;
+#pragma omp parallel for schedule(dynamic, 4) if (rows * g.out_w * g.c >= parallel_pool_work)
+  for (std::int64_t blk = 0; blk < blocks; ++blk)
+    max_pool2d_forward_rows(g, input, output, argmax, blk * block, std::min(rows, (blk + 1) * block));
 }
 
 // Backward of the 2x2 / stride-2 fast path for image b: every input element is written once

@@ -21,6 +21,10 @@ struct Pool2DGeometry {
 void max_pool2d_forward(const Pool2DGeometry& g, const float* input, float* output,
                         std::int32_t* argmax);
 
+/// max_pool2d_forward for output rows [row0, row1) of the flat (n * out_h) row index, on the
+/// calling thread only (for kernels that fuse pooling into their own parallel loop).
+void max_pool2d_forward_rows(const Pool2DGeometry& g, const float* input, float* output, std::int32_t* argmax,
+                             std::int64_t row0, std::int64_t row1);
 /// grad_input = scatter-add of grad_output at argmax. Overwrites grad_input.
 void max_pool2d_backward(const Pool2DGeometry& g, const float* grad_output,
                          const std::int32_t* argmax, float* grad_input);

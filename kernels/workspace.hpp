@@ -28,6 +28,7 @@ enum Slot : int {
   slot_conv_partial = 4,  ///< conv: shared per-chunk partial kernel gradients
   slot_conv_aux = 5,      ///< conv: misc per-thread temporaries
   slot_reduce = 6,        ///< elementwise: shared partial sums of a blocked reduction
+  slot_conv_fused = 7,    ///< conv: per-thread output of one image in a fused conv + pool
   slot_user0 = 8,         ///< first slot free for code outside kernels/
   slot_count = 16,
 };

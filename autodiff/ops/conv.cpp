@@ -91,6 +91,18 @@ Tensor fuse_conv_relu(const Tensor& a) {
   return defer(a.shape(), std::move(fused));
 }
 
+bool fuse_conv_max_pool(const Tensor& x, const kernels::Pool2DGeometry& pool, float* out, std::int32_t* argmax) {
+  const PendingConv* p = pending_conv(x);
+  // Only when no other handle shares the storage (a saved copy for a backward rule, as relu
+  // keeps, would read it later and compute the convolution a second time).
+  if (!p || x.impl()->storage.use_count() != 1) return false;
+  const kernels::Conv2DGeometry& g = p->g;
+  if (pool.n != g.n || pool.h != g.out_h || pool.w != g.out_w || pool.c != g.cout) return false;
+  kernels::conv2d_max_pool2d_forward(g, p->input.data(), p->kernel.data(),
+                                     {p->bias.defined() ? p->bias.data() : nullptr, p->relu}, pool, out, argmax);
+  return true;
+}
+
 }  // namespace detail
 
 Tensor conv2d(const Tensor& input, const Tensor& kernel, std::array<int, 2> strides, Padding padding,

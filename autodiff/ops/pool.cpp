@@ -68,7 +68,9 @@ Tensor max_pool2d(const Tensor& x, std::array<int, 2> pool_size, std::array<int,
   static_assert(sizeof(std::int32_t) == sizeof(float));
   const Tensor argmax = track ? Tensor::empty(out.shape()) : Tensor();
   auto indices = [](const Tensor& t) { return reinterpret_cast<std::int32_t*>(const_cast<float*>(t.data())); };
-  kernels::max_pool2d_forward(g, x.data(), out.data(), track ? indices(argmax) : nullptr);
+  // A pending convolution (conv2d [+ bias] [relu]) pools image by image as it is computed.
+  if (!detail::fuse_conv_max_pool(x, g, out.data(), track ? indices(argmax) : nullptr))
+    kernels::max_pool2d_forward(g, x.data(), out.data(), track ? indices(argmax) : nullptr);
   const Shape xs = x.shape();
   // The gradient goes to the (first) maximal element of each window.
   return record("max_pool2d", out, {x}, [g, xs, argmax, indices](const Tensor& go, Grads& grads) {

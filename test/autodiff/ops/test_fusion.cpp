@@ -4,7 +4,9 @@
 // must stay readable, and a write to an input after the call must not change the result.
 #include <boost/test/unit_test.hpp>
 
+#include <array>
 #include <cstring>
+#include <tuple>
 
 #include "autodiff/detail.hpp"
 #include "autodiff/ops.hpp"
@@ -144,6 +146,61 @@ BOOST_AUTO_TEST_CASE(conv_bias_gradients_against_finite_differences) {
   gradcheck("conv1d + bias (fused through the reshape)",
             [](In in) { return conv1d(in[0], in[1], 1, Padding::valid) + in[2]; },
             {random_tensor({2, 9, 2}, rng), random_tensor({3, 2, 5}, rng), random_tensor({5}, rng)});
+}
+
+BOOST_AUTO_TEST_CASE(max_pool_of_a_pending_conv_pools_per_image_bitwise) {
+  Rng rng(17);
+  struct PoolCase {
+    std::array<int, 2> size, strides;
+    Padding padding;
+  };
+  const PoolCase pools[] = {{{2, 2}, {2, 2}, Padding::valid}, {{3, 3}, {2, 2}, Padding::same}, {{2, 3}, {1, 2}, Padding::valid}};
+  for (const FusionCase& c : kCases)
+    for (const PoolCase& pc : pools) {
+      BOOST_TEST_CONTEXT(c.name << ", pool " << pc.size[0] << "x" << pc.size[1]) {
+        Tensor x = random_tensor(c.input, rng).set_requires_grad(), k = random_tensor(c.kernel, rng).set_requires_grad();
+        Tensor b = random_tensor({c.kernel[3]}, rng).set_requires_grad();
+        const Tensor w = random_tensor(
+            max_pool2d(computed(conv2d(x, k, {1, 1}, c.padding)), pc.size, pc.strides, pc.padding).shape(), rng);
+        auto run = [&](bool fuse, bool with_relu) {
+          for (Tensor* t : {&x, &k, &b}) t->zero_grad();
+          Tensor conv = conv2d(x, k, {1, 1}, c.padding);
+          if (!fuse) conv = computed(conv);
+          Tensor pre = conv + b;
+          if (with_relu) pre = relu(pre);
+          const Tensor pooled = max_pool2d(pre, pc.size, pc.strides, pc.padding);
+          const bool deferred = detail::pending_producer(pre) != nullptr;
+          sum(pooled * w).backward();
+          return std::make_tuple(pooled.clone(), x.grad().clone(), k.grad().clone(), b.grad().clone(), deferred);
+        };
+        for (bool with_relu : {false, true}) {
+          const auto fused = run(true, with_relu), separate = run(false, with_relu);
+          BOOST_TEST(same_bits(std::get<0>(fused), std::get<0>(separate)));
+          BOOST_TEST(same_bits(std::get<1>(fused), std::get<1>(separate)));
+          BOOST_TEST(same_bits(std::get<2>(fused), std::get<2>(separate)));
+          BOOST_TEST(same_bits(std::get<3>(fused), std::get<3>(separate)));
+          // Without relu nothing keeps the pre-pool values, so they are never computed; relu
+          // keeps its output for backward, so the pool reads the computed values instead.
+          BOOST_TEST(std::get<4>(fused) == !with_relu);
+        }
+      }
+    }
+  // Under NoGrad (inference) the same fusion, without argmax.
+  NoGrad no_grad;
+  const Tensor x = random_tensor({3, 10, 10, 1}, rng), k = random_tensor({3, 3, 1, 16}, rng), b = random_tensor({16}, rng);
+  BOOST_TEST(same_bits(max_pool2d(conv2d(x, k) + b, {2, 2}), max_pool2d(computed(conv2d(x, k)) + b, {2, 2})));
+}
+
+BOOST_AUTO_TEST_CASE(a_held_pending_conv_is_not_pooled_in_place_of_its_values) {
+  // A second handle to the same storage (as a saved copy) means the values will be read later:
+  // the pool then computes them once and reads them.
+  Rng rng(18);
+  const Tensor x = random_tensor({2, 8, 8, 1}, rng), k = random_tensor({3, 3, 1, 4}, rng);
+  const Tensor c = conv2d(x, k);
+  const Tensor alias = c.detach();
+  const Tensor pooled = max_pool2d(c, {2, 2});
+  BOOST_TEST(detail::pending_producer(c) == nullptr);
+  BOOST_TEST(same_bits(pooled, max_pool2d(computed(conv2d(x, k)), {2, 2})));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
