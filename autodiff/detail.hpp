@@ -97,6 +97,18 @@ Tensor fuse_conv_relu(const Tensor& a);
 /// (computed again only if read). False when `x` is not such a result.
 bool fuse_conv_max_pool(const Tensor& x, const kernels::Pool2DGeometry& pool, float* out, std::int32_t* argmax);
 
+/// Gradients from max_pool2d's backward are deferred scatters of the pooled gradient
+/// (autodiff/ops/pool.cpp), computed when read. relu's backward masks such a gradient in
+/// pooled form (`values` = relu's output), a quarter of the memory traffic for 2x2 windows: the
+/// result is again a deferred scatter. Undefined when `g` is not a pending scatter of
+/// `values`' shape.
+Tensor mask_pool_scatter(const Tensor& g, const Tensor& values);
+/// The deferred input gradient of max_pool2d (pool geometry `g`, pooled gradient `go`).
+Tensor defer_pool_scatter(const kernels::Pool2DGeometry& g, const Shape& input_shape, const Tensor& go,
+                          const Tensor& argmax);
+/// The int32 view of an argmax tensor (int32 indices stored in a float buffer).
+std::int32_t* int_view(const Tensor& t);
+
 /// A handle for saving a tensor inside a backward rule: same data, no history (so a rule never
 /// keeps its own output's record alive through a cycle).
 inline Tensor saved(const Tensor& t) { return t.detach(); }

@@ -222,6 +222,28 @@ void max_pool2d_backward(const Pool2DGeometry& g, const float* grad_output, cons
   }
 }
 
+void max_pool2d_mask_positive(std::int64_t count, const float* grad_output, const std::int32_t* argmax,
+                              const float* values, float* masked) {
+  // Vector gathers, no branches (the sign of values[argmax] is a coin flip for a branch).
+  using ibatch = xsimd::batch<std::int32_t>;
+  const std::int64_t vec_end = count / simd_width * simd_width;
+  const ibatch izero(0);
+  const batch zero(0.f);
+#pragma omp parallel for schedule(static) if (count >= parallel_pool_work)
+  for (std::int64_t i = 0; i < vec_end; i += simd_width) {
+    const ibatch at = ibatch::load_unaligned(argmax + i);
+    const auto valid = at >= izero;
+    const batch v = batch::gather(values, xsimd::select(valid, at, izero));
+    const batch kept = xsimd::select(v > zero, batch::load_unaligned(grad_output + i), zero);
+    const ibatch bits = xsimd::select(valid, xsimd::bitwise_cast<ibatch>(kept), izero);
+    xsimd::bitwise_cast<batch>(bits).store_unaligned(masked + i);
+  }
+  for (std::int64_t i = vec_end; i < count; ++i) {
+    const std::int32_t at = argmax[i];
+    masked[i] = at >= 0 && values[at] > 0.f ? grad_output[i] : 0.f;
+  }
+}
+
 void avg_pool2d_forward(const Pool2DGeometry& g, const float* input, float* output) {
   const std::int64_t c = g.c, rows = g.n * g.out_h;
   const std::int64_t image = g.h * g.w * c;

@@ -29,6 +29,12 @@ void max_pool2d_forward_rows(const Pool2DGeometry& g, const float* input, float*
 void max_pool2d_backward(const Pool2DGeometry& g, const float* grad_output,
                          const std::int32_t* argmax, float* grad_input);
 
+/// masked[i] = grad_output[i] where argmax[i] is valid and values[argmax[i]] > 0, else 0: the
+/// pooled form of relu's backward (values = relu's output, the pool's input) applied after
+/// max_pool2d_backward. `count` is the pooled element count.
+void max_pool2d_mask_positive(std::int64_t count, const float* grad_output, const std::int32_t* argmax,
+                              const float* values, float* masked);
+
 /// output = mean over the valid (in-bounds) positions of each window.
 void avg_pool2d_forward(const Pool2DGeometry& g, const float* input, float* output);
 

@@ -253,6 +253,7 @@ Tensor relu(const Tensor& x) {
   // intermediate results never computed).
   const Tensor vy = saved(out);
   return record("relu", out, {x}, [vy](const Tensor& g, Grads& grads) {
+    if (Tensor masked = detail::mask_pool_scatter(g, vy); masked.defined()) return grads.add(0, masked);
     Tensor d = Tensor::empty(vy.shape());
     kernels::relu_backward(vy.size(), vy.data(), g.data(), d.data());
     grads.add(0, d);

@@ -57,6 +57,47 @@ kernels::Pool2DGeometry pool_geometry(const char* op, const Tensor& x, std::arra
 
 }  // namespace
 
+namespace detail {
+
+std::int32_t* int_view(const Tensor& t) { return reinterpret_cast<std::int32_t*>(const_cast<float*>(t.data())); }
+
+namespace {
+
+// The input gradient of max_pool2d, not yet scattered: grad_input = scatter of `go` at argmax.
+struct PoolScatter final : Producer {
+  kernels::Pool2DGeometry g;
+  Tensor go, argmax;
+  void run(float* out) const override { kernels::max_pool2d_backward(g, go.data(), int_view(argmax), out); }
+};
+
+const PoolScatter* pending_scatter(const Tensor& t) {
+  const auto* p = dynamic_cast<const PoolScatter*>(pending_producer(t));
+  return p && t.shape().size() == 4 ? p : nullptr;
+}
+
+}  // namespace
+
+Tensor defer_pool_scatter(const kernels::Pool2DGeometry& g, const Shape& input_shape, const Tensor& go,
+                          const Tensor& argmax) {
+  auto p = std::make_shared<PoolScatter>();
+  p->g = g;
+  p->go = saved(go);
+  p->argmax = argmax;
+  std::vector<Tensor> reads{p->go, p->argmax};
+  return make_deferred(input_shape, std::move(p), reads);
+}
+
+Tensor mask_pool_scatter(const Tensor& g, const Tensor& values) {
+  const PoolScatter* p = pending_scatter(g);
+  if (!p || !values.defined() || values.shape() != g.shape()) return Tensor();
+  Tensor masked = Tensor::empty(p->go.shape());
+  kernels::max_pool2d_mask_positive(static_cast<std::int64_t>(masked.size()), p->go.data(), int_view(p->argmax),
+                                    values.data(), masked.data());
+  return defer_pool_scatter(p->g, g.shape(), masked, p->argmax);
+}
+
+}  // namespace detail
+
 Tensor max_pool2d(const Tensor& x, std::array<int, 2> pool_size, std::array<int, 2> strides,
                   Padding padding) {
   const auto g = pool_geometry("max_pool2d", x, pool_size, strides, padding);
@@ -67,16 +108,14 @@ Tensor max_pool2d(const Tensor& x, std::array<int, 2> pool_size, std::array<int,
   // byte count as the output), so a training step maps no fresh pages for them.
   static_assert(sizeof(std::int32_t) == sizeof(float));
   const Tensor argmax = track ? Tensor::empty(out.shape()) : Tensor();
-  auto indices = [](const Tensor& t) { return reinterpret_cast<std::int32_t*>(const_cast<float*>(t.data())); };
+  std::int32_t* indices = track ? detail::int_view(argmax) : nullptr;
   // A pending convolution (conv2d [+ bias] [relu]) pools image by image as it is computed.
-  if (!detail::fuse_conv_max_pool(x, g, out.data(), track ? indices(argmax) : nullptr))
-    kernels::max_pool2d_forward(g, x.data(), out.data(), track ? indices(argmax) : nullptr);
+  if (!detail::fuse_conv_max_pool(x, g, out.data(), indices)) kernels::max_pool2d_forward(g, x.data(), out.data(), indices);
   const Shape xs = x.shape();
-  // The gradient goes to the (first) maximal element of each window.
-  return record("max_pool2d", out, {x}, [g, xs, argmax, indices](const Tensor& go, Grads& grads) {
-    Tensor gi = Tensor::empty(xs);
-    kernels::max_pool2d_backward(g, go.data(), indices(argmax), gi.data());
-    grads.add(0, gi);
+  // The gradient goes to the (first) maximal element of each window. It is deferred: relu's
+  // backward masks it in pooled form, and whatever reads it computes it.
+  return record("max_pool2d", out, {x}, [g, xs, argmax](const Tensor& go, Grads& grads) {
+    grads.add(0, detail::defer_pool_scatter(g, xs, go, argmax));
   });
 }
 

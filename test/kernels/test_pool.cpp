@@ -3,9 +3,11 @@
 #include <boost/test/unit_test.hpp>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <random>
 #include <vector>
 
+#include "kernels/elementwise.hpp"
 #include "kernels/pool.hpp"
 
 namespace {
@@ -147,6 +149,38 @@ BOOST_AUTO_TEST_CASE(avg_pool_matches_reference) {
 BOOST_AUTO_TEST_CASE(max_pool_large_batch_parallel) {
   check_max({64, 26, 26, 32, 2, 2, false}, 200);
   check_avg({64, 26, 26, 32, 2, 2, true}, 201);
+}
+
+// The pooled relu mask, scattered, gives exactly the bits of relu_backward on the scattered
+// gradient, on gradients with signed zeros.
+BOOST_AUTO_TEST_CASE(pooled_relu_mask_matches_relu_backward_bitwise) {
+  const Spec mask_specs[] = {
+      {64, 26, 26, 32, 2, 2, false},  // parallel
+      {2, 11, 11, 64, 2, 2, false},   // odd extents
+      {2, 7, 9, 5, 2, 2, false},      // channels not a multiple of the SIMD width
+      {2, 7, 7, 19, 3, 1, true}};     // overlapping windows: scatter-add of several gradients
+  std::uint32_t seed = 300;
+  for (const Spec& s : mask_specs) {
+    const Pool2DGeometry g = geometry(s);
+    const auto x = pool_input(g, seed++);
+    const std::size_t out_size = static_cast<std::size_t>(g.n * g.out_h * g.out_w * g.c);
+    std::vector<float> y(out_size);
+    std::vector<std::int32_t> arg(out_size);
+    xtape::kernels::max_pool2d_forward(g, x.data(), y.data(), arg.data());
+    std::mt19937 gen(seed);
+    std::uniform_real_distribution<float> dist(-1.f, 1.f);
+    std::vector<float> go(out_size);
+    for (float& v : go) v = dist(gen) * 1e-3f;
+    for (std::size_t i = 0; i < out_size; i += 37) go[i] = -0.f;
+    std::vector<float> gx(x.size(), NAN), relu_ref(x.size()), masked(out_size), relu_fused(x.size(), NAN);
+    xtape::kernels::max_pool2d_backward(g, go.data(), arg.data(), gx.data());
+    // The pool input plays relu's output (about half of it positive).
+    xtape::kernels::relu_backward(x.size(), x.data(), gx.data(), relu_ref.data());
+    xtape::kernels::max_pool2d_mask_positive(static_cast<std::int64_t>(out_size), go.data(), arg.data(), x.data(),
+                                             masked.data());
+    xtape::kernels::max_pool2d_backward(g, masked.data(), arg.data(), relu_fused.data());
+    BOOST_TEST(std::memcmp(relu_fused.data(), relu_ref.data(), x.size() * sizeof(float)) == 0, "relu " << describe(s));
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -191,6 +191,33 @@ BOOST_AUTO_TEST_CASE(max_pool_of_a_pending_conv_pools_per_image_bitwise) {
   BOOST_TEST(same_bits(max_pool2d(conv2d(x, k) + b, {2, 2}), max_pool2d(computed(conv2d(x, k)) + b, {2, 2})));
 }
 
+BOOST_AUTO_TEST_CASE(deferred_pool_gradients_equal_dense_gradients_bitwise) {
+  // Backward through max_pool2d hands relu and the bias add a deferred scatter (masked and
+  // summed in pooled form). Multiplying by 1 after the relu makes its backward read the
+  // gradient densely instead: the same bits must come out.
+  Rng rng(19);
+  for (const FusionCase& c : kCases)
+    for (bool with_relu : {false, true}) {
+      BOOST_TEST_CONTEXT(c.name << (with_relu ? ", relu" : "")) {
+        Tensor x = random_tensor(c.input, rng).set_requires_grad(), k = random_tensor(c.kernel, rng).set_requires_grad();
+        Tensor b = random_tensor({c.kernel[3]}, rng).set_requires_grad();
+        Tensor w;
+        auto run = [&](bool dense) {
+          for (Tensor* t : {&x, &k, &b}) t->zero_grad();
+          Tensor pre = conv2d(x, k, {1, 1}, c.padding) + b;
+          if (with_relu) pre = relu(pre);
+          if (dense) pre = pre * 1.f;
+          const Tensor pooled = max_pool2d(pre, {2, 2});
+          if (!w.defined()) w = random_tensor(pooled.shape(), rng);
+          sum(pooled * w).backward();
+          return std::vector<Tensor>{x.grad().clone(), k.grad().clone(), b.grad().clone()};
+        };
+        const auto deferred = run(false), dense = run(true);
+        for (std::size_t i = 0; i < 3; ++i) BOOST_TEST(same_bits(deferred[i], dense[i]));
+      }
+    }
+}
+
 BOOST_AUTO_TEST_CASE(a_held_pending_conv_is_not_pooled_in_place_of_its_values) {
   // A second handle to the same storage (as a saved copy) means the values will be read later:
   // the pool then computes them once and reads them.
