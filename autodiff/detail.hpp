@@ -103,6 +103,13 @@ bool fuse_conv_max_pool(const Tensor& x, const kernels::Pool2DGeometry& pool, fl
 /// result is again a deferred scatter. Undefined when `g` is not a pending scatter of
 /// `values`' shape.
 Tensor mask_pool_scatter(const Tensor& g, const Tensor& values);
+/// When `t` is a pending scatter (not yet computed): its pool geometry, pooled gradient and
+/// argmax, for kernels that read it in pooled form. False otherwise.
+bool pending_pool_grad(const Tensor& t, kernels::Pool2DGeometry& pool, const float*& grad_pooled,
+                       const std::int32_t*& argmax);
+/// sum_to(x, shape) for a pending pool scatter x and a per-channel `shape` (a bias gradient),
+/// summed in pooled form with the bits of the dense sum. Undefined when not applicable.
+Tensor pool_scatter_channel_sums(const Tensor& x, const Shape& shape);
 /// The deferred input gradient of max_pool2d (pool geometry `g`, pooled gradient `go`).
 Tensor defer_pool_scatter(const kernels::Pool2DGeometry& g, const Shape& input_shape, const Tensor& go,
                           const Tensor& argmax);

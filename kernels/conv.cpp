@@ -20,6 +20,7 @@
 #include <xsimd/xsimd.hpp>
 
 #include "kernels/gemm.hpp"
+#include "kernels/pooled_grad.hpp"
 #include "kernels/workspace.hpp"
 
 namespace xtape::kernels {
@@ -211,9 +212,24 @@ class PatchWalker {
 // out (K, N) (+)= patches^T (K, rows) x go (rows, N) over output rows [r0, r1), for
 // K <= small_patch, without an im2col buffer: the K x 2 vector accumulators of one column
 // block stay in registers; rows are summed in increasing order. KT > 0 fixes K at compile time.
-template <int KT>
+// Rows of a dense grad_output, as a cursor (PooledGradRows is the other kind).
+class DenseGradRows {
+ public:
+  DenseGradRows(const float* grad_output, std::int64_t n) : go_(grad_output), n_(n) {}
+  void seek(std::int64_t r) { p_ = go_ + r * n_; }
+  batch load(std::int64_t c0) const { return batch::load_unaligned(p_ + c0); }
+  float at(std::int64_t c) const { return p_[c]; }
+  void advance() { p_ += n_; }
+
+ private:
+  const float* go_;
+  std::int64_t n_;
+  const float* p_ = nullptr;
+};
+
+template <int KT, class GradRows>
 void small_patch_outer(const Conv2DGeometry& g, const float* input, std::int64_t r0, std::int64_t r1,
-                       const float* grad_output, bool accumulate, float* out) {
+                       GradRows grad_rows, bool accumulate, float* out) {
   constexpr int KMAX = KT > 0 ? KT : static_cast<int>(small_patch);
   const std::int64_t K = KT > 0 ? KT : patch_size(g), N = g.cout;
   PatchWalker walk(g, input, r0, 1);
@@ -225,9 +241,9 @@ void small_patch_outer(const Conv2DGeometry& g, const float* input, std::int64_t
 #pragma GCC unroll 14
     for (int q = 0; q < KMAX; ++q) acc[q][0] = acc[q][1] = batch(0.f);
     walk.seek(r0);
-    for (std::int64_t r = r0; r < r1; ++r) {
-      const float* gr = grad_output + r * N + c0;
-      const batch g0 = batch::load_unaligned(gr), g1 = two ? batch::load_unaligned(gr + simd_width) : batch(0.f);
+    grad_rows.seek(r0);
+    for (std::int64_t r = r0; r < r1; ++r, grad_rows.advance()) {
+      const batch g0 = grad_rows.load(c0), g1 = two ? grad_rows.load(c0 + simd_width) : batch(0.f);
       const float* a = walk.next(0);
 #pragma GCC unroll 14
       for (int q = 0; q < KMAX; ++q) {
@@ -253,9 +269,10 @@ void small_patch_outer(const Conv2DGeometry& g, const float* input, std::int64_t
     for (; c0 < N; ++c0) {
       std::fill(sums, sums + K, 0.f);
       walk.seek(r0);
-      for (std::int64_t r = r0; r < r1; ++r) {
+      grad_rows.seek(r0);
+      for (std::int64_t r = r0; r < r1; ++r, grad_rows.advance()) {
         const float* a = walk.next(0);
-        const float gv = grad_output[r * N + c0];
+        const float gv = grad_rows.at(c0);
         for (std::int64_t q = 0; q < K; ++q) sums[q] = std::fma(a[offset[q]], gv, sums[q]);
       }
       for (std::int64_t q = 0; q < K; ++q) out[q * N + c0] = accumulate ? out[q * N + c0] + sums[q] : sums[q];
@@ -474,8 +491,13 @@ void conv2d_backward_input(const Conv2DGeometry& g, const float* grad_output, co
   }
 }
 
-void conv2d_backward_kernel(const Conv2DGeometry& g, const float* input, const float* grad_output,
-                            float* grad_kernel) {
+namespace {
+
+// conv2d_backward_kernel with the gradient rows from `make_rows(r)` in the small-patch path
+// (the only one a pooled gradient takes) and from grad_output (dense) in the GEMM paths.
+template <class MakeRows>
+void backward_kernel_impl(const Conv2DGeometry& g, const float* input, const float* grad_output,
+                          const MakeRows& make_rows, float* grad_kernel) {
   const std::int64_t M = total_rows(g), K = patch_size(g), N = g.cout;
   const std::int64_t kn = K * N;
   if (kn == 0) return;
@@ -499,9 +521,9 @@ void conv2d_backward_kernel(const Conv2DGeometry& g, const float* input, const f
     float* out = partial + (parts == 1 ? 0 : part * kn);
     if (K <= small_patch && !pointwise) {  // no im2col: patches read in place, whole range at once
       if (K == 9)
-        small_patch_outer<9>(g, input, p0, p1, grad_output, false, out);
+        small_patch_outer<9>(g, input, p0, p1, make_rows(), false, out);
       else
-        small_patch_outer<0>(g, input, p0, p1, grad_output, false, out);
+        small_patch_outer<0>(g, input, p0, p1, make_rows(), false, out);
       continue;
     }
     float* col = pointwise ? nullptr : scratch(slot_conv_col, static_cast<std::size_t>(R * K));
@@ -521,6 +543,23 @@ void conv2d_backward_kernel(const Conv2DGeometry& g, const float* input, const f
     std::copy(partial + e0, partial + e1, grad_kernel + e0);
     for (std::int64_t part = 1; part < parts; ++part) add_to(grad_kernel + e0, partial + part * kn + e0, e1 - e0);
   }
+}
+
+}  // namespace
+
+void conv2d_backward_kernel(const Conv2DGeometry& g, const float* input, const float* grad_output,
+                            float* grad_kernel) {
+  backward_kernel_impl(g, input, grad_output, [&] { return DenseGradRows(grad_output, g.cout); }, grad_kernel);
+}
+
+bool conv2d_backward_kernel_pooled_supported(const Conv2DGeometry& g, const Pool2DGeometry& pool) {
+  return patch_size(g) <= small_patch && !is_pointwise(g) && pooled_grad_rows_supported(pool) && pool.n == g.n &&
+         pool.h == g.out_h && pool.w == g.out_w && pool.c == g.cout;
+}
+
+void conv2d_backward_kernel_pooled(const Conv2DGeometry& g, const float* input, const Pool2DGeometry& pool,
+                                   const float* grad_pooled, const std::int32_t* argmax, float* grad_kernel) {
+  backward_kernel_impl(g, input, nullptr, [&] { return PooledGradRows(pool, grad_pooled, argmax); }, grad_kernel);
 }
 
 }  // namespace xtape::kernels

@@ -47,4 +47,12 @@ void conv2d_backward_input(const Conv2DGeometry& g, const float* grad_output, co
 void conv2d_backward_kernel(const Conv2DGeometry& g, const float* input, const float* grad_output,
                             float* grad_kernel);
 
+/// conv2d_backward_kernel with grad_output = max_pool2d_backward(pool, grad_pooled, argmax),
+/// read in pooled form (never written out): the same bits. Only when
+/// conv2d_backward_kernel_pooled_supported: a thin kernel (kh * kw * cin <= 14, as a first
+/// layer's) under a 2x2 / stride-2 pool.
+bool conv2d_backward_kernel_pooled_supported(const Conv2DGeometry& g, const Pool2DGeometry& pool);
+void conv2d_backward_kernel_pooled(const Conv2DGeometry& g, const float* input, const Pool2DGeometry& pool,
+                                   const float* grad_pooled, const std::int32_t* argmax, float* grad_kernel);
+
 }  // namespace xtape::kernels

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <xsimd/xsimd.hpp>
 
+#include "kernels/column_sums.hpp"
 #include "kernels/workspace.hpp"
 
 namespace xtape::kernels {
@@ -219,78 +220,8 @@ float sum(std::size_t n, const float* x) {
   return s;
 }
 
-namespace {
-
-// dst[j] += sum of rows [r0, r1) of x, in row order. Narrow rows (up to 4 vectors, the usual
-// bias width) keep the running sums in registers: the same additions in the same order as
-// through memory, without a store-to-load dependency per row.
-template <std::size_t NV>
-void add_rows_in_registers(const float* x, std::size_t cols, std::size_t r0, std::size_t r1, float* dst) {
-  batch acc[NV];
-  for (std::size_t k = 0; k < NV; ++k) acc[k] = batch::load_unaligned(dst + k * W);
-  for (std::size_t i = r0; i < r1; ++i)
-    for (std::size_t k = 0; k < NV; ++k) acc[k] += batch::load_unaligned(x + i * cols + k * W);
-  for (std::size_t k = 0; k < NV; ++k) acc[k].store_unaligned(dst + k * W);
-}
-
-void add_rows(const float* x, std::size_t cols, std::size_t r0, std::size_t r1, float* dst) {
-  if (cols % W == 0) switch (cols / W) {
-      case 1: return add_rows_in_registers<1>(x, cols, r0, r1, dst);
-      case 2: return add_rows_in_registers<2>(x, cols, r0, r1, dst);
-      case 3: return add_rows_in_registers<3>(x, cols, r0, r1, dst);
-      case 4: return add_rows_in_registers<4>(x, cols, r0, r1, dst);
-      default: break;
-    }
-  for (std::size_t i = r0; i < r1; ++i) {
-    const float* row = x + i * cols;
-    std::size_t j = 0;
-    for (; j + W <= cols; j += W)
-      (batch::load_unaligned(dst + j) + batch::load_unaligned(row + j)).store_unaligned(dst + j);
-    for (; j < cols; ++j) dst[j] += row[j];
-  }
-}
-
-void add_into(float* dst, const float* part, std::size_t j0, std::size_t j1) {
-  std::size_t j = j0;
-  for (; j + W <= j1; j += W)
-    (batch::load_unaligned(dst + j) + batch::load_unaligned(part + j)).store_unaligned(dst + j);
-  for (; j < j1; ++j) dst[j] += part[j];
-}
-
-}  // namespace
-
 void add_column_sums(std::size_t rows, std::size_t cols, const float* x, float* out) {
-  // Rows go in blocks of kRowBlock (fixed: never depends on the thread count). Each block sums
-  // its rows in order into a zeroed partial; the partials are added to out in block order.
-  constexpr std::size_t kRowBlock = 256;
-  const std::size_t blocks = (rows + kRowBlock - 1) / kRowBlock;
-  if (blocks <= 1) return add_rows(x, cols, 0, rows, out);
-  if (rows * cols < kParallelMin) {  // the same blocked order, serially
-    float* part = scratch(slot_reduce, cols);
-    for (std::size_t blk = 0; blk < blocks; ++blk) {
-      std::fill(part, part + cols, 0.f);
-      add_rows(x, cols, blk * kRowBlock, std::min(rows, (blk + 1) * kRowBlock), part);
-      add_into(out, part, 0, cols);
-    }
-    return;
-  }
-  float* partial = scratch(slot_reduce, blocks * cols);
-#pragma omp parallel for schedule(static)
-  for (std::size_t blk = 0; blk < blocks; ++blk) {
-    float* part = partial + blk * cols;
-    std::fill(part, part + cols, 0.f);
-    add_rows(x, cols, blk * kRowBlock, std::min(rows, (blk + 1) * kRowBlock), part);
-  }
-  // Fixed-order sum of the partials, parallel over column blocks.
-  constexpr std::size_t kColBlock = 256;
-  const std::size_t col_blocks = (cols + kColBlock - 1) / kColBlock;
-  auto combine = [&](std::size_t cb) {
-    const std::size_t j0 = cb * kColBlock, j1 = std::min(cols, j0 + kColBlock);
-    for (std::size_t blk = 0; blk < blocks; ++blk) add_into(out, partial + blk * cols, j0, j1);
-  };
-  if (col_blocks == 1) return combine(0);
-#pragma omp parallel for schedule(static)
-  for (std::size_t cb = 0; cb < col_blocks; ++cb) combine(cb);
+  detail::blocked_column_sums(rows, cols, [x, cols](std::size_t r0) { return detail::DenseRows(x, cols, r0); }, out);
 }
 
 void row_sums(std::size_t rows, std::size_t cols, const float* x, float* out) {

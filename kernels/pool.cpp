@@ -9,6 +9,9 @@
 #include <algorithm>
 #include <xsimd/xsimd.hpp>
 
+#include "kernels/column_sums.hpp"
+#include "kernels/pooled_grad.hpp"
+
 namespace xtape::kernels {
 
 namespace {
@@ -220,6 +223,19 @@ void max_pool2d_backward(const Pool2DGeometry& g, const float* grad_output, cons
     for (std::int64_t i = 0; i < out_image; ++i)
       if (am[i] >= 0) grad_input[am[i]] += go[i];
   }
+}
+
+bool pooled_grad_rows_supported(const Pool2DGeometry& g) { return is_pool2x2(g); }
+
+void add_column_sums_pooled(const Pool2DGeometry& g, const float* grad_output, const std::int32_t* argmax,
+                            float* column_sums) {
+  auto make = [&](std::size_t r0) {
+    PooledGradRows rows(g, grad_output, argmax);
+    rows.seek(static_cast<std::int64_t>(r0));
+    return rows;
+  };
+  detail::blocked_column_sums(static_cast<std::size_t>(g.n * g.h * g.w), static_cast<std::size_t>(g.c), make,
+                              column_sums);
 }
 
 void max_pool2d_mask_positive(std::int64_t count, const float* grad_output, const std::int32_t* argmax,

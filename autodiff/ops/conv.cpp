@@ -165,7 +165,14 @@ Tensor conv2d(const Tensor& input, const Tensor& kernel, std::array<int, 2> stri
     }
     if (grads.needs(1)) {
       Tensor gk = Tensor::empty(vk.shape());
-      kernels::conv2d_backward_kernel(g, vi.data(), go.data(), gk.data());
+      // Under a max pool, a thin layer's gradient is read in pooled form (never written out).
+      kernels::Pool2DGeometry pool;
+      const float* pooled = nullptr;
+      const std::int32_t* argmax = nullptr;
+      if (detail::pending_pool_grad(go, pool, pooled, argmax) && kernels::conv2d_backward_kernel_pooled_supported(g, pool))
+        kernels::conv2d_backward_kernel_pooled(g, vi.data(), pool, pooled, argmax, gk.data());
+      else
+        kernels::conv2d_backward_kernel(g, vi.data(), go.data(), gk.data());
       grads.add(1, gk);
     }
   });

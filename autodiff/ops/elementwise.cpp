@@ -116,6 +116,9 @@ Tensor unary_values(UnaryOp op, const Tensor& x) {
 
 Tensor sum_to(const Tensor& x, const Shape& shape) {
   if (x.shape() == shape) return x;
+  // A bias gradient from a pooling's deferred input gradient: summed in pooled form.
+  if (!x.requires_grad() || !grad_enabled())
+    if (Tensor sums = detail::pool_scatter_channel_sums(x, shape); sums.defined()) return sums;
   const Shape& xs = x.shape();
   if (shape.size() > xs.size())
     throw std::invalid_argument("sum_to: cannot reduce shape " + shape_str(xs) + " to " + shape_str(shape));

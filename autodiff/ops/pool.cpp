@@ -96,6 +96,28 @@ Tensor mask_pool_scatter(const Tensor& g, const Tensor& values) {
   return defer_pool_scatter(p->g, g.shape(), masked, p->argmax);
 }
 
+bool pending_pool_grad(const Tensor& t, kernels::Pool2DGeometry& pool, const float*& grad_pooled,
+                       const std::int32_t*& argmax) {
+  const PoolScatter* p = pending_scatter(t);
+  if (!p) return false;
+  pool = p->g;
+  grad_pooled = p->go.data();
+  argmax = int_view(p->argmax);
+  return true;
+}
+
+Tensor pool_scatter_channel_sums(const Tensor& x, const Shape& shape) {
+  const PoolScatter* p = pending_scatter(x);
+  if (!p || !kernels::pooled_grad_rows_supported(p->g) || shape.empty() || shape.size() > 4 ||
+      shape.back() != x.shape()[3])
+    return Tensor();
+  for (std::size_t i = 0; i + 1 < shape.size(); ++i)
+    if (shape[i] != 1) return Tensor();
+  Tensor sums = Tensor::zeros(shape);
+  kernels::add_column_sums_pooled(p->g, p->go.data(), int_view(p->argmax), sums.data());
+  return sums;
+}
+
 }  // namespace detail
 
 Tensor max_pool2d(const Tensor& x, std::array<int, 2> pool_size, std::array<int, 2> strides,

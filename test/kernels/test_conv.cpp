@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "kernels/conv.hpp"
+#include "kernels/elementwise.hpp"
+#include "kernels/pool.hpp"
 
 namespace {
 
@@ -189,6 +191,54 @@ BOOST_AUTO_TEST_CASE(bitwise_identical_for_1_and_2_threads) {
                "conv2d_backward_input differs between 1 and 2 threads for n=" << s.n << " cin=" << s.cin);
   }
   omp_set_num_threads(saved);
+}
+
+// The pooled-gradient paths (a thin layer under a 2x2 max pool) and the fused forward with an
+// epilogue and a pool give exactly the bits of the separate kernels, for 1 and 2 threads.
+BOOST_AUTO_TEST_CASE(pooled_paths_match_separate_kernels_bitwise) {
+  const int saved = omp_get_max_threads();
+  for (const Spec& s : {Spec{50, 28, 28, 1, 3, 3, 32, 1, 1, false}, Spec{3, 9, 11, 1, 3, 3, 16, 1, 1, true},
+                        Spec{4, 12, 12, 1, 2, 3, 48, 1, 1, false}, Spec{2, 10, 10, 2, 2, 2, 64, 1, 1, false}}) {
+    const Conv2DGeometry g = geometry(s);
+    xtape::kernels::Pool2DGeometry pool;
+    pool.n = g.n, pool.h = g.out_h, pool.w = g.out_w, pool.c = g.cout;
+    pool.pool_h = pool.pool_w = pool.stride_h = pool.stride_w = 2;
+    pool.out_h = g.out_h / 2, pool.out_w = g.out_w / 2;
+    BOOST_TEST_REQUIRE(xtape::kernels::conv2d_backward_kernel_pooled_supported(g, pool));
+    const auto x = random_vector(static_cast<std::size_t>(g.n * g.h * g.w * g.cin), 70);
+    const auto k = random_vector(static_cast<std::size_t>(g.kh * g.kw * g.cin * g.cout), 71);
+    const auto bias = random_vector(static_cast<std::size_t>(g.cout), 72);
+    const std::size_t conv_size = static_cast<std::size_t>(g.n * g.out_h * g.out_w * g.cout);
+    const std::size_t pooled_size = static_cast<std::size_t>(pool.n * pool.out_h * pool.out_w * pool.c);
+    for (bool relu : {false, true}) {
+      const xtape::kernels::ConvEpilogue ep{bias.data(), relu};
+      std::vector<float> y(conv_size), pooled(pooled_size), pooled_fused(pooled_size);
+      std::vector<std::int32_t> argmax(pooled_size), argmax_fused(pooled_size);
+      xtape::kernels::conv2d_forward(g, x.data(), k.data(), y.data(), ep);
+      xtape::kernels::max_pool2d_forward(pool, y.data(), pooled.data(), argmax.data());
+      xtape::kernels::conv2d_max_pool2d_forward(g, x.data(), k.data(), ep, pool, pooled_fused.data(),
+                                                argmax_fused.data());
+      BOOST_TEST(std::memcmp(pooled.data(), pooled_fused.data(), pooled_size * sizeof(float)) == 0);
+      BOOST_TEST(argmax == argmax_fused);
+      auto go = random_vector(pooled_size, 73);
+      for (std::size_t i = 0; i < pooled_size; i += 29) go[i] = -0.f;
+      std::vector<float> dense(conv_size), k_dense(k.size()), sums_dense(bias.size(), 0.f);
+      xtape::kernels::max_pool2d_backward(pool, go.data(), argmax.data(), dense.data());
+      xtape::kernels::conv2d_backward_kernel(g, x.data(), dense.data(), k_dense.data());
+      xtape::kernels::add_column_sums(conv_size / bias.size(), bias.size(), dense.data(), sums_dense.data());
+      for (int threads : {1, 2}) {
+        omp_set_num_threads(threads);
+        std::vector<float> k_pooled(k.size()), sums_pooled(bias.size(), 0.f);
+        xtape::kernels::conv2d_backward_kernel_pooled(g, x.data(), pool, go.data(), argmax.data(), k_pooled.data());
+        xtape::kernels::add_column_sums_pooled(pool, go.data(), argmax.data(), sums_pooled.data());
+        BOOST_TEST(std::memcmp(k_pooled.data(), k_dense.data(), k.size() * sizeof(float)) == 0,
+                   "backward_kernel n=" << s.n << " cout=" << s.cout << " threads=" << threads);
+        BOOST_TEST(std::memcmp(sums_pooled.data(), sums_dense.data(), bias.size() * sizeof(float)) == 0,
+                   "column sums n=" << s.n << " cout=" << s.cout << " threads=" << threads);
+      }
+      omp_set_num_threads(saved);
+    }
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

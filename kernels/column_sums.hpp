@@ -1,0 +1,97 @@
+#pragma once
+/// @file column_sums.hpp
+/// The blocked, thread-count-independent column sum behind add_column_sums, over any source of
+/// rows, so that a gradient read in pooled form (pooled_grad.hpp) sums to exactly the bits
+/// add_column_sums gives on the written-out gradient. Internal to kernels/ (OpenMP, xsimd).
+#include <algorithm>
+#include <cstddef>
+#include <xsimd/xsimd.hpp>
+
+#include "kernels/workspace.hpp"
+
+namespace xtape::kernels::detail {
+
+/// Rows of a plain row-major matrix, as a cursor for blocked_column_sums.
+class DenseRows {
+ public:
+  using batch = xsimd::batch<float>;
+  DenseRows(const float* x, std::size_t cols, std::size_t r0) : p_(x + r0 * cols), cols_(cols) {}
+  batch load(std::size_t j) const { return batch::load_unaligned(p_ + j); }
+  float at(std::size_t j) const { return p_[j]; }
+  void advance() { p_ += cols_; }
+
+ private:
+  const float* p_;
+  std::size_t cols_;
+};
+
+/// out[j] += sum over rows of column j. make(r0) returns a cursor on row r0 (load(j): the
+/// vector at column j, at(j): one value, advance(): next row). Rows go in blocks of 256 (fixed:
+/// never depends on the thread count); each block is summed in row order into a zeroed partial
+/// and the partials are added to out in block order (a single block goes straight into out).
+template <class MakeRows>
+void blocked_column_sums(std::size_t rows, std::size_t cols, const MakeRows& make, float* out) {
+  using batch = xsimd::batch<float>;
+  constexpr std::size_t W = batch::size, row_block = 256, parallel_min = std::size_t{1} << 16;
+  // Narrow rows (up to 4 vectors, the usual bias width) keep the running sums in registers:
+  // the same additions in the same order as through memory.
+  auto add_rows_reg = [&]<std::size_t NV>(std::size_t r0, std::size_t r1, float* dst) {
+    batch acc[NV];
+    for (std::size_t k = 0; k < NV; ++k) acc[k] = batch::load_unaligned(dst + k * W);
+    auto cur = make(r0);
+    for (std::size_t i = r0; i < r1; ++i, cur.advance())
+      for (std::size_t k = 0; k < NV; ++k) acc[k] += cur.load(k * W);
+    for (std::size_t k = 0; k < NV; ++k) acc[k].store_unaligned(dst + k * W);
+  };
+  auto add_rows = [&](std::size_t r0, std::size_t r1, float* dst) {
+    if (cols % W == 0) switch (cols / W) {
+        case 1: return add_rows_reg.template operator()<1>(r0, r1, dst);
+        case 2: return add_rows_reg.template operator()<2>(r0, r1, dst);
+        case 3: return add_rows_reg.template operator()<3>(r0, r1, dst);
+        case 4: return add_rows_reg.template operator()<4>(r0, r1, dst);
+        default: break;
+      }
+    auto cur = make(r0);
+    for (std::size_t i = r0; i < r1; ++i, cur.advance()) {
+      std::size_t j = 0;
+      for (; j + W <= cols; j += W) (batch::load_unaligned(dst + j) + cur.load(j)).store_unaligned(dst + j);
+      for (; j < cols; ++j) dst[j] += cur.at(j);
+    }
+  };
+  auto add_into = [](float* dst, const float* part, std::size_t j0, std::size_t j1) {
+    std::size_t j = j0;
+    for (; j + W <= j1; j += W)
+      (batch::load_unaligned(dst + j) + batch::load_unaligned(part + j)).store_unaligned(dst + j);
+    for (; j < j1; ++j) dst[j] += part[j];
+  };
+  const std::size_t blocks = (rows + row_block - 1) / row_block;
+  if (blocks <= 1) return add_rows(0, rows, out);
+  if (rows * cols < parallel_min) {  // the same blocked order, serially
+    float* part = scratch(slot_reduce, cols);
+    for (std::size_t blk = 0; blk < blocks; ++blk) {
+      std::fill(part, part + cols, 0.f);
+      add_rows(blk * row_block, std::min(rows, (blk + 1) * row_block), part);
+      add_into(out, part, 0, cols);
+    }
+    return;
+  }
+  float* partial = scratch(slot_reduce, blocks * cols);
+#pragma omp parallel for schedule(static)
+  for (std::size_t blk = 0; blk < blocks; ++blk) {
+    float* part = partial + blk * cols;
+    std::fill(part, part + cols, 0.f);
+    add_rows(blk * row_block, std::min(rows, (blk + 1) * row_block), part);
+  }
+  // Fixed-order sum of the partials, parallel over column blocks.
+  constexpr std::size_t col_block = 256;
+  const std::size_t col_blocks = (cols + col_block - 1) / col_block;
+  auto combine = [&](std::size_t cb) {
+    const std::size_t j0 = cb * col_block, j1 = std::min(cols, j0 + col_block);
+    for (std::size_t blk = 0; blk < blocks; ++blk) add_into(out, partial + blk * cols, j0, j1);
+  };
+  if (col_blocks == 1) return combine(0);
+#pragma omp parallel for schedule(static)
+  for (std::size_t cb = 0; cb < col_blocks; ++cb) combine(cb);
+}
+
+}  // namespace xtape::kernels::detail

@@ -1,0 +1,68 @@
+#pragma once
+/// @file pooled_grad.hpp
+/// The input gradient of a 2x2 / stride-2 max pooling read in pooled form: the pooled
+/// gradient and argmax stand for the (four times larger) scattered gradient, whose rows are
+/// produced on the fly, with exactly the bits max_pool2d_backward would write. Kernels that
+/// consume that gradient row by row (a bias gradient, a thin convolution's kernel gradient)
+/// use this instead of reading it from memory. Internal to kernels/ (includes xsimd).
+#include <cstdint>
+#include <xsimd/xsimd.hpp>
+
+#include "kernels/pool.hpp"
+
+namespace xtape::kernels {
+
+/// A cursor over the rows (pixels b, y, x of the pool's input, row r = (b * h + y) * w + x) of
+/// the scattered gradient.
+class PooledGradRows {
+ public:
+  using batch = xsimd::batch<float>;
+  using ibatch = xsimd::batch<std::int32_t>;
+  static constexpr std::int64_t W = static_cast<std::int64_t>(batch::size);
+
+  PooledGradRows(const Pool2DGeometry& g, const float* grad_output, const std::int32_t* argmax)
+      : g_(g), go_(grad_output), argmax_(argmax) {
+    alignas(64) std::int32_t lane[W];
+    for (std::int64_t i = 0; i < W; ++i) lane[i] = static_cast<std::int32_t>(i);
+    lane_ = ibatch::load_aligned(lane);
+  }
+
+  void seek(std::int64_t r) {
+    const std::int64_t pixels = g_.h * g_.w;
+    r_ = r, b_ = r / pixels, y_ = (r % pixels) / g_.w, x_ = r % g_.w;
+  }
+
+  /// Channels [c0, c0 + W) of the current row (c0 a multiple of W, c0 + W <= c).
+  batch load(std::int64_t c0) const {
+    if (y_ >= 2 * g_.out_h || x_ >= 2 * g_.out_w) return batch(0.f);  // not in any window
+    const std::int64_t o = ((b_ * g_.out_h + y_ / 2) * g_.out_w + x_ / 2) * g_.c + c0;
+    const ibatch flat = ibatch(static_cast<std::int32_t>(r_ * g_.c + c0)) + lane_;
+    const ibatch at = ibatch::load_unaligned(argmax_ + o);
+    const ibatch bits = xsimd::select(at == flat, xsimd::bitwise_cast<ibatch>(batch::load_unaligned(go_ + o)), ibatch(0));
+    return xsimd::bitwise_cast<batch>(bits) + batch(0.f);  // + 0 as the scatter-add: -0 -> +0
+  }
+
+  /// Channel c of the current row.
+  float at(std::int64_t c) const {
+    if (y_ >= 2 * g_.out_h || x_ >= 2 * g_.out_w) return 0.f;
+    const std::int64_t o = ((b_ * g_.out_h + y_ / 2) * g_.out_w + x_ / 2) * g_.c + c;
+    return argmax_[o] == static_cast<std::int32_t>(r_ * g_.c + c) ? go_[o] + 0.f : 0.f;
+  }
+
+  void advance() {
+    ++r_;
+    if (++x_ == g_.w) {
+      x_ = 0;
+      if (++y_ == g_.h) y_ = 0, ++b_;
+    }
+  }
+
+ private:
+  const Pool2DGeometry& g_;
+  const float* go_;
+  const std::int32_t* argmax_;
+  ibatch lane_;
+  std::int64_t r_ = 0, b_ = 0, y_ = 0, x_ = 0;
+};
+
+}  // namespace xtape::kernels
