@@ -25,20 +25,26 @@ namespace detail {
 using batch = xsimd::batch<float>;
 constexpr int simd_width = static_cast<int>(batch::size);
 
-// Register blocking. AVX-512 has 32 vector registers: 14 rows x 2 vectors = 28 accumulators,
-// plus 2 for the B row and 1 for the broadcast A value. With 16 registers (AVX2/SSE/NEON)
-// 6 x 2 = 12 accumulators.
-constexpr int gemm_mr = simd_width >= 16 ? 14 : 6;
-constexpr int gemm_nv = 2;
-constexpr int gemm_nr = gemm_nv * simd_width;
+// Register blocking, two tile shapes. AVX-512 has 32 vector registers: 14 rows x 2 vectors = 28
+// accumulators plus 2 for the B row and 1 for the broadcast A value; or 6 rows x 4 vectors = 24
+// accumulators plus 4 B vectors, half the A broadcasts per multiply-add (measured faster when
+// n is a multiple of 64). With 16 registers (AVX2/SSE/NEON) 6 x 2 = 12 accumulators. Every
+// shape computes each element of C with the same operations in the same order (see
+// micro_kernel), so the choice never changes a result.
+template <int MR_, int NV_>
+struct Tile {
+  static constexpr int MR = MR_, NV = NV_, NR = NV_ * simd_width;
+};
+using NarrowTile = Tile<simd_width >= 16 ? 14 : 6, 2>;
+using WideTile = Tile<6, 4>;
 
 // Cache blocking (measured on Zen 5: 48 KiB L1, 1 MiB L2). KC = 384 keeps the conv shapes
 // (k = 288) in one k slice, so C is written once; a KC x NR micro-panel of B (48 KiB) is
 // streamed from L1/L2 while the MC x KC block of A (336 x 384 floats, ~500 KiB) stays in L2;
 // the packed KC x NC slice of B lives in L2/L3.
 constexpr std::int64_t gemm_kc = 384;
-constexpr std::int64_t gemm_mc = gemm_mr * 24;
-constexpr std::int64_t gemm_nc = gemm_nr * 64;
+constexpr std::int64_t gemm_mc_rows = 336;  // rounded down to a multiple of MR
+constexpr std::int64_t gemm_nc_panels = 64;
 
 // Below this many multiply-adds the packing and threading overhead dominates.
 constexpr std::int64_t small_gemm_work = 32 * 1024;
@@ -55,19 +61,22 @@ inline std::int64_t even_block(std::int64_t total, std::int64_t max_block, std::
 
 // Packs rows [i0, i0 + mc) x columns [p0, p0 + kc) of op(A) into MR-row micro-panels:
 // panel r holds, for each p, the MR values op(A)(i0 + r*MR + i, p0 + p); rows past m are 0.
+template <class T>
 void pack_a(bool trans_a, const float* a, std::int64_t lda, std::int64_t m, std::int64_t i0,
             std::int64_t mc, std::int64_t p0, std::int64_t kc, float* dst) {
-  constexpr int mr = gemm_mr;
+  constexpr int mr = T::MR;
+  // A vector copy of a piece spills (W - 1) / MR slots past p; those are rewritten later.
+  constexpr std::int64_t spill = (simd_width - 1) / mr;
   const std::int64_t full_rows = std::max<std::int64_t>(0, std::min(mc, m - i0));  // rows that exist
   if (trans_a) {
     // op(A)(i, p) = a[p * lda + i]: walk each source row once (streaming) and drop MR-wide
     // pieces into the panels. A full piece is one vector copy when W >= MR: the extra lanes land
-    // in the next p slot, which is written next; the last p takes the scalar path so nothing
-    // spills into the next panel. A vector read stays within the existing rows.
+    // in the next p slots, which are written next; the last p slots take the scalar path so
+    // nothing spills into the next panel. A vector read stays within the existing rows.
     for (std::int64_t p = 0; p < kc; ++p) {
       const float* src = a + (p0 + p) * lda + i0;
       std::int64_t r = 0;
-      if (simd_width >= mr && p + 1 < kc)
+      if (simd_width >= mr && p + spill < kc)
         for (; r + simd_width <= full_rows; r += mr)
           batch::load_unaligned(src + r).store_unaligned(dst + r * kc + p * mr);
       for (; r < mc; r += mr) {
@@ -95,9 +104,10 @@ void pack_a(bool trans_a, const float* a, std::int64_t lda, std::int64_t m, std:
 
 // Packs NR-column micro-panel number `panel` of op(B) rows [p0, p0 + kc), columns from j0:
 // for each p, NR contiguous values op(B)(p0 + p, j0 + panel*NR + j); columns past n are 0.
+template <class T>
 void pack_b_panel(bool trans_b, const float* b, std::int64_t ldb, std::int64_t n, std::int64_t j0,
                   std::int64_t panel, std::int64_t p0, std::int64_t kc, float* dst) {
-  constexpr int nr = gemm_nr;
+  constexpr int nr = T::NR;
   const std::int64_t jb = j0 + panel * nr;
   const std::int64_t cols = std::min<std::int64_t>(nr, n - jb);
   float* out = dst + panel * nr * kc;
@@ -106,7 +116,7 @@ void pack_b_panel(bool trans_b, const float* b, std::int64_t ldb, std::int64_t n
       const float* src = b + (p0 + p) * ldb + jb;
       float* d = out + p * nr;
       if (cols == nr) {
-        for (int v = 0; v < gemm_nv; ++v)
+        for (int v = 0; v < T::NV; ++v)
           batch::load_unaligned(src + v * simd_width).store_aligned(d + v * simd_width);
       } else {
         std::int64_t j = 0;
@@ -133,11 +143,11 @@ void pack_b_panel(bool trans_b, const float* b, std::int64_t ldb, std::int64_t n
 // same rounding steps as the vector path.
 enum class AMode { packed, rows, cols };
 
-template <AMode Mode>
+template <class T, AMode Mode>
 void micro_kernel(std::int64_t kc, const float* __restrict ap, std::int64_t a_rs, const float* __restrict bp,
                   float* c, std::int64_t ldc, std::int64_t mr, std::int64_t nr, float alpha,
                   float beta_eff, bool overwrite) {
-  constexpr int MR = gemm_mr, NV = gemm_nv, W = simd_width, NR = gemm_nr;
+  constexpr int MR = T::MR, NV = T::NV, W = simd_width, NR = T::NR;
   batch acc[MR][NV];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i)
@@ -215,9 +225,12 @@ void small_gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std:
 
 // Single-threaded blocked product on one rectangle of C. The k slicing depends on k only, so
 // an element of C gets the same bits whichever rectangle (thread) computes it.
+template <class T>
 void blocked_gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k,
                   float alpha, const float* a, std::int64_t lda, const float* b, std::int64_t ldb,
                   float beta, float* c, std::int64_t ldc) {
+  constexpr std::int64_t gemm_mr = T::MR, gemm_nr = T::NR;
+  constexpr std::int64_t gemm_mc = gemm_mc_rows / gemm_mr * gemm_mr, gemm_nc = gemm_nr * gemm_nc_panels;
   const std::int64_t kc_max = even_block(k, gemm_kc, 1);
   const std::int64_t nc_max = even_block(n, gemm_nc, gemm_nr);
   const std::int64_t mc_max = even_block(m, gemm_mc, gemm_mr);
@@ -236,26 +249,26 @@ void blocked_gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, st
       const bool first = pc == 0;
       const bool overwrite = first && beta == 0.f;
       const float beta_eff = first ? beta : 1.f;
-      for (std::int64_t jp = 0; jp < n_panels; ++jp) pack_b_panel(trans_b, b, ldb, n, jc, jp, pc, kc, bpack);
+      for (std::int64_t jp = 0; jp < n_panels; ++jp) pack_b_panel<T>(trans_b, b, ldb, n, jc, jp, pc, kc, bpack);
       for (std::int64_t ic = 0; ic < m; ic += mc_max) {
         const std::int64_t mc = std::min(mc_max, m - ic);
         const std::int64_t mc_full = direct || direct_t ? mc / gemm_mr * gemm_mr : 0;
         if (mc_full < mc)  // direct mode packs only the tail panel
-          pack_a(trans_a, a, lda, m, ic + mc_full, ceil_div(mc - mc_full, gemm_mr) * gemm_mr, pc, kc, apack);
+          pack_a<T>(trans_a, a, lda, m, ic + mc_full, ceil_div(mc - mc_full, gemm_mr) * gemm_mr, pc, kc, apack);
         for (std::int64_t jp = 0; jp < n_panels; ++jp) {
           const std::int64_t j0 = jc + jp * gemm_nr, ncur = std::min<std::int64_t>(gemm_nr, n - j0);
           const float* bp = bpack + jp * gemm_nr * kc;
           for (std::int64_t ir = 0; ir < mc_full; ir += gemm_mr) {
             float* ct = c + (ic + ir) * ldc + j0;
             if (direct)
-              micro_kernel<AMode::rows>(kc, a + (ic + ir) * lda + pc, lda, bp, ct, ldc, gemm_mr, ncur, alpha,
+              micro_kernel<T, AMode::rows>(kc, a + (ic + ir) * lda + pc, lda, bp, ct, ldc, gemm_mr, ncur, alpha,
                                         beta_eff, overwrite);
             else
-              micro_kernel<AMode::cols>(kc, a + pc * lda + ic + ir, lda, bp, ct, ldc, gemm_mr, ncur, alpha,
+              micro_kernel<T, AMode::cols>(kc, a + pc * lda + ic + ir, lda, bp, ct, ldc, gemm_mr, ncur, alpha,
                                         beta_eff, overwrite);
           }
           for (std::int64_t ir = mc_full; ir < mc; ir += gemm_mr)
-            micro_kernel<AMode::packed>(kc, apack + (ir - mc_full) * kc, 0, bp, c + (ic + ir) * ldc + j0, ldc,
+            micro_kernel<T, AMode::packed>(kc, apack + (ir - mc_full) * kc, 0, bp, c + (ic + ir) * ldc + j0, ldc,
                                 std::min<std::int64_t>(gemm_mr, mc - ir), ncur, alpha, beta_eff, overwrite);
         }
       }
@@ -265,9 +278,11 @@ void blocked_gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, st
 
 // Splits C into a tm x tn grid of rectangles (in whole micro-tiles), one per thread, each
 // computed independently (own packed copies, no barriers: robust when a core is busy).
+template <class T>
 void parallel_gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k,
                    float alpha, const float* a, std::int64_t lda, const float* b, std::int64_t ldb,
                    float beta, float* c, std::int64_t ldc, int threads) {
+  constexpr std::int64_t gemm_mr = T::MR, gemm_nr = T::NR;
   const std::int64_t m_tiles = ceil_div(m, gemm_mr), n_tiles = ceil_div(n, gemm_nr);
   // Pick the grid with the smallest per-thread cost: its tiles (MR*NR multiply-adds per k)
   // plus the rows of A and columns of B it packs (a copied element costs about as much as 8
@@ -293,8 +308,8 @@ void parallel_gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, s
     if (r1 > r0 && c1 > c0) {
       const float* as = trans_a ? a + r0 : a + r0 * lda;
       const float* bs = trans_b ? b + c0 * ldb : b + c0;
-      blocked_gemm(trans_a, trans_b, r1 - r0, c1 - c0, k, alpha, as, lda, bs, ldb, beta,
-                   c + r0 * ldc + c0, ldc);
+      blocked_gemm<T>(trans_a, trans_b, r1 - r0, c1 - c0, k, alpha, as, lda, bs, ldb, beta,
+                      c + r0 * ldc + c0, ldc);
     }
   }
 }
@@ -315,10 +330,17 @@ void sgemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int6
     return;
   }
   const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
-  if (threads > 1 && work >= detail::parallel_gemm_work)
-    detail::parallel_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
+  auto run = [&]<class T>(T) {
+    if (threads > 1 && work >= detail::parallel_gemm_work)
+      detail::parallel_gemm<T>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
+    else
+      detail::blocked_gemm<T>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  };
+  // The wide tile where it fills: n a multiple of its 4 vectors (64 columns with AVX-512).
+  if (detail::simd_width >= 16 && n % detail::WideTile::NR == 0)
+    run(detail::WideTile{});
   else
-    detail::blocked_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    run(detail::NarrowTile{});
 }
 
 }  // namespace xtape::kernels

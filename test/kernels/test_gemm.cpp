@@ -128,6 +128,42 @@ BOOST_AUTO_TEST_CASE(packed_and_in_place_a_paths) {
     }
 }
 
+BOOST_AUTO_TEST_CASE(wide_tile_shapes) {
+  // n a multiple of 64 takes the 6 x 64 tile (AVX-512): tails in m, packed and in-place A,
+  // both transposes, a k split into several slices.
+  std::uint32_t seed = 700;
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) {
+      check_case({ta, tb, 29, 128, 300, 1.f, 0.f}, seed++);
+      check_case({ta, tb, 100, 640, 70, 1.f, 0.5f}, seed++);  // n > 512: A packed
+      check_case({ta, tb, 67, 576, 37, -0.5f, 1.f}, seed++);
+      check_case({ta, tb, 13, 64, 800, 1.f, 0.f}, seed++);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(tile_shape_never_changes_a_result) {
+  // Column j of C depends on column j of B only: C = A B for n = 128 (wide tile) must equal,
+  // bit for bit, the first 128 columns of A [B | b] for n = 129 (narrow tile), at any k slicing.
+  std::uint32_t seed = 800;
+  for (bool ta : {false, true})
+    for (std::int64_t k : {7, 300, 900}) {
+      const std::int64_t m = 45, n = 128;
+      const auto a = random_vector(static_cast<std::size_t>(m * k), seed++);
+      const auto b = random_vector(static_cast<std::size_t>(k * (n + 1)), seed++);
+      std::vector<float> bn(static_cast<std::size_t>(k * n)), c1(static_cast<std::size_t>(m * n)),
+          c2(static_cast<std::size_t>(m * (n + 1)));
+      for (std::int64_t p = 0; p < k; ++p)
+        std::copy(b.begin() + p * (n + 1), b.begin() + p * (n + 1) + n, bn.begin() + p * n);
+      const std::int64_t lda = ta ? m : k;
+      sgemm(ta, false, m, n, k, 1.f, a.data(), lda, bn.data(), n, 0.f, c1.data(), n);
+      sgemm(ta, false, m, n + 1, k, 1.f, a.data(), lda, b.data(), n + 1, 0.f, c2.data(), n + 1);
+      bool same = true;
+      for (std::int64_t i = 0; i < m; ++i)
+        same = same && std::memcmp(c1.data() + i * n, c2.data() + i * (n + 1), n * sizeof(float)) == 0;
+      BOOST_TEST(same, "ta=" << ta << " k=" << k);
+    }
+}
+
 BOOST_AUTO_TEST_CASE(degenerate_shapes) {
   std::vector<float> c(12, std::numeric_limits<float>::quiet_NaN());
   const float a = 1.f, b = 1.f;
