@@ -337,10 +337,18 @@ void sgemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int6
       detail::blocked_gemm<T>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   };
   // The wide tile where it fills: n a multiple of its 4 vectors (64 columns with AVX-512).
-  if (detail::simd_width >= 16 && n % detail::WideTile::NR == 0)
-    run(detail::WideTile{});
-  else
-    run(detail::NarrowTile{});
+  // Otherwise the columns it fills take it and the rest the narrow tile (columns of C are
+  // independent, so the split changes no result).
+  constexpr std::int64_t wide = detail::WideTile::NR;
+  if (detail::simd_width >= 16 && n % wide == 0) return run(detail::WideTile{});
+  if (detail::simd_width >= 16 && n > 2 * wide) {
+    const std::int64_t n_wide = n / wide * wide;
+    sgemm(trans_a, trans_b, m, n_wide, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    sgemm(trans_a, trans_b, m, n - n_wide, k, alpha, a, lda, trans_b ? b + n_wide * ldb : b + n_wide, ldb, beta,
+          c + n_wide, ldc);
+    return;
+  }
+  run(detail::NarrowTile{});
 }
 
 }  // namespace xtape::kernels

@@ -142,26 +142,34 @@ BOOST_AUTO_TEST_CASE(wide_tile_shapes) {
 }
 
 BOOST_AUTO_TEST_CASE(tile_shape_never_changes_a_result) {
-  // Column j of C depends on column j of B only: C = A B for n = 128 (wide tile) must equal,
-  // bit for bit, the first 128 columns of A [B | b] for n = 129 (narrow tile), at any k slicing.
+  // Column j of C depends on column j of B only. n = 64 takes the wide tile, n = 100 the narrow
+  // one, n = 300 both (256 wide columns, 44 narrow): the columns they share must be bitwise
+  // equal, at any k slicing.
   std::uint32_t seed = 800;
   for (bool ta : {false, true})
-    for (std::int64_t k : {7, 300, 900}) {
-      const std::int64_t m = 45, n = 128;
-      const auto a = random_vector(static_cast<std::size_t>(m * k), seed++);
-      const auto b = random_vector(static_cast<std::size_t>(k * (n + 1)), seed++);
-      std::vector<float> bn(static_cast<std::size_t>(k * n)), c1(static_cast<std::size_t>(m * n)),
-          c2(static_cast<std::size_t>(m * (n + 1)));
-      for (std::int64_t p = 0; p < k; ++p)
-        std::copy(b.begin() + p * (n + 1), b.begin() + p * (n + 1) + n, bn.begin() + p * n);
-      const std::int64_t lda = ta ? m : k;
-      sgemm(ta, false, m, n, k, 1.f, a.data(), lda, bn.data(), n, 0.f, c1.data(), n);
-      sgemm(ta, false, m, n + 1, k, 1.f, a.data(), lda, b.data(), n + 1, 0.f, c2.data(), n + 1);
-      bool same = true;
-      for (std::int64_t i = 0; i < m; ++i)
-        same = same && std::memcmp(c1.data() + i * n, c2.data() + i * (n + 1), n * sizeof(float)) == 0;
-      BOOST_TEST(same, "ta=" << ta << " k=" << k);
-    }
+    for (bool tb : {false, true})
+      for (std::int64_t k : {7, 300, 900}) {
+        const std::int64_t m = 45, nmax = 300;
+        const auto a = random_vector(static_cast<std::size_t>(m * k), seed++);
+        const auto b = random_vector(static_cast<std::size_t>(k * nmax), seed++);
+        const std::int64_t lda = ta ? m : k;
+        auto product = [&](std::int64_t n) {
+          // The first n columns of B, as a matrix of its own.
+          std::vector<float> bn(static_cast<std::size_t>(k * n)), c(static_cast<std::size_t>(m * n));
+          for (std::int64_t p = 0; p < k; ++p)
+            for (std::int64_t j = 0; j < n; ++j)
+              bn[static_cast<std::size_t>(tb ? j * k + p : p * n + j)] = b[static_cast<std::size_t>(p * nmax + j)];
+          sgemm(ta, tb, m, n, k, 1.f, a.data(), lda, bn.data(), tb ? k : n, 0.f, c.data(), n);
+          return c;
+        };
+        const auto c64 = product(64), c100 = product(100), c300 = product(300);
+        bool same = true;
+        for (std::int64_t i = 0; i < m; ++i) {
+          same = same && std::memcmp(c64.data() + i * 64, c100.data() + i * 100, 64 * sizeof(float)) == 0;
+          same = same && std::memcmp(c100.data() + i * 100, c300.data() + i * 300, 100 * sizeof(float)) == 0;
+        }
+        BOOST_TEST(same, "ta=" << ta << " tb=" << tb << " k=" << k);
+      }
 }
 
 BOOST_AUTO_TEST_CASE(degenerate_shapes) {
