@@ -376,10 +376,104 @@ void apply_epilogue(float* out, std::int64_t rows, std::int64_t N, const ConvEpi
   }
 }
 
+// A 3x3 kernel on one input channel with unit stride and dilation and no padding (a first
+// layer's 'valid' convolution, as MNIST's): every patch lies inside the image, three runs of
+// three floats on consecutive input rows, so pixels are walked with plain pointers. Same
+// operations, in the same order, as small_patch_forward<9>. Needs cout % W == 0.
+bool is_3x3_c1_valid(const Conv2DGeometry& g) {
+  return g.kh == 3 && g.kw == 3 && g.cin == 1 && g.stride_h == 1 && g.stride_w == 1 && g.dil_h == 1 &&
+         g.dil_w == 1 && g.pad_top == 0 && g.pad_left == 0 && g.out_h + 2 <= g.h && g.out_w + 2 <= g.w &&
+         g.cout % simd_width == 0;
+}
+
+void conv3x3_c1_forward(const Conv2DGeometry& g, const float* input, const float* kernel, std::int64_t r0,
+                        std::int64_t r1, float* output, const ConvEpilogue& ep) {
+  // One channel vector at a time: its 9 kernel vectors and RB pixel accumulators stay in
+  // registers (RB independent FMA chains).
+  constexpr int RB = 8;
+  const std::int64_t N = g.cout, pix = g.out_h * g.out_w;
+  const batch zero(0.f);
+  for (std::int64_t c0 = 0; c0 < N; c0 += simd_width) {
+    batch kv[9];
+    for (int q = 0; q < 9; ++q) kv[q] = batch::load_unaligned(kernel + q * N + c0);
+    const batch bias = ep.bias ? batch::load_unaligned(ep.bias + c0) : zero;
+    auto store = [&](batch v, float* o) {
+      if (ep.bias) v += bias;
+      if (ep.relu) v = xsimd::max(v, zero);
+      v.store_unaligned(o);
+    };
+    for (std::int64_t r = r0; r < r1;) {
+      const std::int64_t b = r / pix, oy = (r % pix) / g.out_w, ox0 = r % g.out_w;
+      const std::int64_t end = std::min(r1, r + (g.out_w - ox0));  // the rest of this output row
+      const float* top = input + (b * g.h + oy) * g.w + ox0;
+      const std::int64_t w = g.w;
+      for (; r + RB <= end; r += RB, top += RB) {
+        batch acc[RB];
+#pragma GCC unroll 8
+        for (int i = 0; i < RB; ++i) acc[i] = zero;
+#pragma GCC unroll 3
+        for (int ky = 0; ky < 3; ++ky)
+#pragma GCC unroll 3
+          for (int kx = 0; kx < 3; ++kx)
+#pragma GCC unroll 8
+            for (int i = 0; i < RB; ++i) acc[i] = xsimd::fma(batch(top[ky * w + kx + i]), kv[ky * 3 + kx], acc[i]);
+        for (int i = 0; i < RB; ++i) store(acc[i], output + (r + i) * N + c0);
+      }
+      for (; r < end; ++r, ++top) {
+        batch acc = zero;
+        for (int ky = 0; ky < 3; ++ky)
+          for (int kx = 0; kx < 3; ++kx) acc = xsimd::fma(batch(top[ky * w + kx]), kv[ky * 3 + kx], acc);
+        store(acc, output + r * N + c0);
+      }
+    }
+  }
+}
+
+// out (9, N) = patches^T x go over output rows [r0, r1) for is_3x3_c1_valid geometries: the
+// patch of pixel (b, oy, ox) is read straight from three input rows. Same operations, in the
+// same order, as small_patch_outer<9> (rows summed in increasing order per element).
+template <class GradRows>
+void conv3x3_c1_outer(const Conv2DGeometry& g, const float* input, std::int64_t r0, std::int64_t r1,
+                      GradRows grad_rows, float* out) {
+  const std::int64_t N = g.cout, pix = g.out_h * g.out_w, w = g.w;
+  const batch zero(0.f);
+  for (std::int64_t c0 = 0; c0 < N;) {
+    const bool two = c0 + 2 * simd_width <= N;
+    batch acc[9][2];
+    for (int q = 0; q < 9; ++q) acc[q][0] = acc[q][1] = zero;
+    grad_rows.seek(r0);
+    for (std::int64_t r = r0; r < r1;) {
+      const std::int64_t b = r / pix, oy = (r % pix) / g.out_w, ox0 = r % g.out_w;
+      const std::int64_t end = std::min(r1, r + (g.out_w - ox0));  // the rest of this output row
+      const float* top = input + (b * g.h + oy) * w + ox0;
+      for (; r < end; ++r, ++top, grad_rows.advance()) {
+        const batch g0 = grad_rows.load(c0), g1 = two ? grad_rows.load(c0 + simd_width) : zero;
+#pragma GCC unroll 3
+        for (int ky = 0; ky < 3; ++ky)
+#pragma GCC unroll 3
+          for (int kx = 0; kx < 3; ++kx) {
+            const batch av(top[ky * w + kx]);
+            acc[ky * 3 + kx][0] = xsimd::fma(av, g0, acc[ky * 3 + kx][0]);
+            if (two) acc[ky * 3 + kx][1] = xsimd::fma(av, g1, acc[ky * 3 + kx][1]);
+          }
+      }
+    }
+    for (int q = 0; q < 9; ++q) {
+      acc[q][0].store_unaligned(out + q * N + c0);
+      if (two) acc[q][1].store_unaligned(out + q * N + c0 + simd_width);
+    }
+    c0 += two ? 2 * simd_width : simd_width;
+  }
+}
+
 // Output rows [r0, r1) (at most chunk_rows) of a non-pointwise convolution.
 void forward_rows(const Conv2DGeometry& g, const float* input, const float* kernel, std::int64_t r0, std::int64_t r1,
                   float* output, const ConvEpilogue& ep) {
   const std::int64_t K = patch_size(g), N = g.cout;
+  if (is_3x3_c1_valid(g)) {
+    conv3x3_c1_forward(g, input, kernel, r0, r1, output, ep);
+    return;
+  }
   if (K == 9) {
     small_patch_forward<9>(g, input, kernel, r0, r1, output, ep);
     return;
@@ -520,7 +614,9 @@ void backward_kernel_impl(const Conv2DGeometry& g, const float* input, const flo
     const std::int64_t p0 = part * range, p1 = std::min(M, p0 + range);
     float* out = partial + (parts == 1 ? 0 : part * kn);
     if (K <= small_patch && !pointwise) {  // no im2col: patches read in place, whole range at once
-      if (K == 9)
+      if (is_3x3_c1_valid(g))
+        conv3x3_c1_outer(g, input, p0, p1, make_rows(), out);
+      else if (K == 9)
         small_patch_outer<9>(g, input, p0, p1, make_rows(), false, out);
       else
         small_patch_outer<0>(g, input, p0, p1, make_rows(), false, out);
