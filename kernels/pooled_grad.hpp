@@ -29,31 +29,36 @@ class PooledGradRows {
 
   void seek(std::int64_t r) {
     const std::int64_t pixels = g_.h * g_.w;
-    r_ = r, b_ = r / pixels, y_ = (r % pixels) / g_.w, x_ = r % g_.w;
+    b_ = r / pixels, y_ = (r % pixels) / g_.w, x_ = r % g_.w;
+    flat_ = ibatch(static_cast<std::int32_t>(r * g_.c)) + lane_;
+    locate();
   }
 
   /// Channels [c0, c0 + W) of the current row (c0 a multiple of W, c0 + W <= c).
   batch load(std::int64_t c0) const {
-    if (y_ >= 2 * g_.out_h || x_ >= 2 * g_.out_w) return batch(0.f);  // not in any window
-    const std::int64_t o = ((b_ * g_.out_h + y_ / 2) * g_.out_w + x_ / 2) * g_.c + c0;
-    const ibatch flat = ibatch(static_cast<std::int32_t>(r_ * g_.c + c0)) + lane_;
-    const ibatch at = ibatch::load_unaligned(argmax_ + o);
-    const ibatch bits = xsimd::select(at == flat, xsimd::bitwise_cast<ibatch>(batch::load_unaligned(go_ + o)), ibatch(0));
+    if (o_ < 0) return batch(0.f);  // not in any window
+    const ibatch at = ibatch::load_unaligned(argmax_ + o_ + c0);
+    const ibatch want = flat_ + ibatch(static_cast<std::int32_t>(c0));
+    const ibatch bits = xsimd::select(at == want, xsimd::bitwise_cast<ibatch>(batch::load_unaligned(go_ + o_ + c0)),
+                                      ibatch(0));
     return xsimd::bitwise_cast<batch>(bits) + batch(0.f);  // + 0 as the scatter-add: -0 -> +0
   }
 
   /// Channel c of the current row.
   float at(std::int64_t c) const {
-    if (y_ >= 2 * g_.out_h || x_ >= 2 * g_.out_w) return 0.f;
-    const std::int64_t o = ((b_ * g_.out_h + y_ / 2) * g_.out_w + x_ / 2) * g_.c + c;
-    return argmax_[o] == static_cast<std::int32_t>(r_ * g_.c + c) ? go_[o] + 0.f : 0.f;
+    if (o_ < 0) return 0.f;
+    const std::int32_t want = static_cast<std::int32_t>((y_ * g_.w + x_ + b_ * g_.h * g_.w) * g_.c + c);
+    return argmax_[o_ + c] == want ? go_[o_ + c] + 0.f : 0.f;
   }
 
   void advance() {
-    ++r_;
+    flat_ += ibatch(static_cast<std::int32_t>(g_.c));
     if (++x_ == g_.w) {
       x_ = 0;
       if (++y_ == g_.h) y_ = 0, ++b_;
+      locate();
+    } else if (o_ >= 0 && x_ % 2 == 0) {
+      o_ = x_ < 2 * g_.out_w ? o_ + g_.c : -1;
     }
   }
 
@@ -61,8 +66,13 @@ class PooledGradRows {
   const Pool2DGeometry& g_;
   const float* go_;
   const std::int32_t* argmax_;
-  ibatch lane_;
-  std::int64_t r_ = 0, b_ = 0, y_ = 0, x_ = 0;
+  // Offset of the current row's window in the pooled arrays, or -1 outside every window.
+  void locate() {
+    o_ = y_ < 2 * g_.out_h && x_ < 2 * g_.out_w ? ((b_ * g_.out_h + y_ / 2) * g_.out_w + x_ / 2) * g_.c : -1;
+  }
+
+  ibatch lane_, flat_;
+  std::int64_t b_ = 0, y_ = 0, x_ = 0, o_ = -1;
 };
 
 }  // namespace xtape::kernels
