@@ -338,7 +338,7 @@ void sgemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int6
   };
   // The wide tile where it fills: n a multiple of its 4 vectors (64 columns with AVX-512).
   // Otherwise the columns it fills take it and the rest the narrow tile (columns of C are
-  // independent, so the split changes no result).
+  // independent, so the split changes no result while both pieces stay on the blocked path).
   constexpr std::int64_t wide = detail::WideTile::NR;
   if (detail::simd_width >= 16 && n % wide == 0) return run(detail::WideTile{});
   if (detail::simd_width >= 16 && n > 2 * wide) {

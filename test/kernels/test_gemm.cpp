@@ -144,11 +144,12 @@ BOOST_AUTO_TEST_CASE(wide_tile_shapes) {
 BOOST_AUTO_TEST_CASE(tile_shape_never_changes_a_result) {
   // Column j of C depends on column j of B only. n = 64 takes the wide tile, n = 100 the narrow
   // one, n = 300 both (256 wide columns, 44 narrow): the columns they share must be bitwise
-  // equal, at any k slicing.
+  // equal, at any k slicing. (k >= 17 keeps every piece on the blocked path: the tiny-problem
+  // path is a plain loop whose roundings need not match, e.g. with clang.)
   std::uint32_t seed = 800;
   for (bool ta : {false, true})
     for (bool tb : {false, true})
-      for (std::int64_t k : {7, 300, 900}) {
+      for (std::int64_t k : {17, 300, 900}) {
         const std::int64_t m = 45, nmax = 300;
         const auto a = random_vector(static_cast<std::size_t>(m * k), seed++);
         const auto b = random_vector(static_cast<std::size_t>(k * nmax), seed++);
