@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "autodiff/ops.hpp"
+#include "autodiff/profiler.hpp"
 #include "autodiff/storage.hpp"
 #include "support/gradcheck.hpp"
 
@@ -207,6 +208,40 @@ BOOST_AUTO_TEST_CASE(training_does_not_grow_tape_or_memory) {
   BOOST_TEST(tape_size() == 0u);
   BOOST_TEST(std::isfinite(last));
   BOOST_TEST(last < 0.5f * first, "loss " << first << " -> " << last);  // it did learn
+}
+
+BOOST_AUTO_TEST_CASE(profiler_counts_ops_and_their_backward_rules) {
+  Tensor w = Tensor::full({64, 64}, 0.01f).set_requires_grad();
+  const Tensor x = Tensor::full({32, 64}, 1.f);
+  profiler_start();
+  for (int step = 0; step < 3; ++step) {
+    profiler_mark();
+    Tensor y = relu(matmul(x, w));
+    sum(y * y).backward();
+  }
+  // Not recorded: no input requires a gradient.
+  (void)(x + x);
+  const auto ops = profiler_stop();
+  auto find = [&](const std::string& name) -> const OpTime* {
+    for (const auto& o : ops)
+      if (o.op == name) return &o;
+    return nullptr;
+  };
+  for (const char* name : {"matmul", "relu", "multiply", "sum"}) {
+    const OpTime* t = find(name);
+    BOOST_TEST_REQUIRE(t != nullptr, name);
+    BOOST_TEST(t->forward_calls == 3u, name);
+    BOOST_TEST(t->backward_calls == 3u, name);
+    BOOST_TEST(t->forward_ms >= 0.0);
+    BOOST_TEST(t->backward_ms >= 0.0);
+  }
+  BOOST_TEST(find("add") == nullptr);
+  for (std::size_t i = 1; i < ops.size(); ++i)  // largest total first
+    BOOST_TEST(ops[i - 1].forward_ms + ops[i - 1].backward_ms >= ops[i].forward_ms + ops[i].backward_ms);
+  // Stopped: nothing more is collected, and a restart starts from zero.
+  sum(relu(matmul(x, w))).backward();
+  profiler_start();
+  BOOST_TEST(profiler_stop().empty());
 }
 
 BOOST_AUTO_TEST_SUITE_END()
