@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 #include <xsimd/xsimd.hpp>
 
 #include "kernels/gemm.hpp"
@@ -466,6 +467,25 @@ void conv3x3_c1_outer(const Conv2DGeometry& g, const float* input, std::int64_t 
   }
 }
 
+// Pointers to the first input element of the patch of each output pixel in [r0, r1), in a
+// per-thread table, or nullptr when a patch reaches outside the image (padding).
+const float* const* patch_pointers(const Conv2DGeometry& g, const float* input, std::int64_t r0, std::int64_t r1) {
+  thread_local std::vector<const float*> table;
+  if (table.size() < static_cast<std::size_t>(r1 - r0)) table.resize(static_cast<std::size_t>(r1 - r0));
+  const std::int64_t pix = g.out_h * g.out_w, span_y = (g.kh - 1) * g.dil_h, span_x = (g.kw - 1) * g.dil_w;
+  std::int64_t b = r0 / pix, oy = (r0 % pix) / g.out_w, ox = r0 % g.out_w;
+  for (std::int64_t r = r0; r < r1; ++r) {
+    const std::int64_t iy = oy * g.stride_h - g.pad_top, ix = ox * g.stride_w - g.pad_left;
+    if (iy < 0 || ix < 0 || iy + span_y >= g.h || ix + span_x >= g.w) return nullptr;
+    table[static_cast<std::size_t>(r - r0)] = input + ((b * g.h + iy) * g.w + ix) * g.cin;
+    if (++ox == g.out_w) {
+      ox = 0;
+      if (++oy == g.out_h) oy = 0, ++b;
+    }
+  }
+  return table.data();
+}
+
 // Output rows [r0, r1) (at most chunk_rows) of a non-pointwise convolution.
 void forward_rows(const Conv2DGeometry& g, const float* input, const float* kernel, std::int64_t r0, std::int64_t r1,
                   float* output, const ConvEpilogue& ep) {
@@ -625,9 +645,19 @@ void backward_kernel_impl(const Conv2DGeometry& g, const float* input, const flo
     float* col = pointwise ? nullptr : scratch(slot_conv_col, static_cast<std::size_t>(R * K));
     for (std::int64_t r0 = p0; r0 < p1; r0 += R) {
       const std::int64_t r1 = std::min(p1, r0 + R);
+      const float beta = r0 == p0 ? 0.f : 1.f;
+      // Patches read in place when every one lies inside the image (no im2col copy).
+      if (!pointwise && g.dil_w == 1 && sgemm_gathered_supported(K, N, r1 - r0, g.kw * g.cin)) {
+        const float* const* columns = patch_pointers(g, input, r0, r1);
+        if (columns) {
+          sgemm_gathered_at(K, N, r1 - r0, 1.f, columns, g.kw * g.cin, g.dil_h * g.w * g.cin, grad_output + r0 * N, N,
+                            beta, out, N);
+          continue;
+        }
+      }
       const float* a = pointwise ? input + r0 * K : col;
       if (!pointwise) im2col_rows(g, input, r0, r1, col);
-      sgemm(true, false, K, N, r1 - r0, 1.f, a, K, grad_output + r0 * N, N, r0 == p0 ? 0.f : 1.f, out, N);
+      sgemm(true, false, K, N, r1 - r0, 1.f, a, K, grad_output + r0 * N, N, beta, out, N);
     }
   }
   if (parts == 1) return;

@@ -141,12 +141,13 @@ void pack_b_panel(bool trans_b, const float* b, std::int64_t ldb, std::int64_t n
 // AMode::cols, element (i, p) at ap[p * a_rs + i] (transposed A). Rows/columns beyond
 // (mr, nr) are computed on zero padding and dropped; the scalar edge path applies exactly the
 // same rounding steps as the vector path.
-enum class AMode { packed, rows, cols };
+// AMode::gathered: element (i, p) at a_cols[p][a_rs + i] (a_rs: the panel's offset).
+enum class AMode { packed, rows, cols, gathered };
 
 template <class T, AMode Mode>
 void micro_kernel(std::int64_t kc, const float* __restrict ap, std::int64_t a_rs, const float* __restrict bp,
                   float* c, std::int64_t ldc, std::int64_t mr, std::int64_t nr, float alpha,
-                  float beta_eff, bool overwrite) {
+                  float beta_eff, bool overwrite, const float* const* a_cols = nullptr) {
   constexpr int MR = T::MR, NV = T::NV, W = simd_width, NR = T::NR;
   batch acc[MR][NV];
 #pragma GCC unroll 16
@@ -157,11 +158,13 @@ void micro_kernel(std::int64_t kc, const float* __restrict ap, std::int64_t a_rs
     batch bv[NV];
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) bv[v] = batch::load_aligned(bp + p * NR + v * W);
+    const float* col = Mode == AMode::gathered ? a_cols[p] + a_rs : nullptr;
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
-      const batch av(Mode == AMode::rows   ? ap[i * a_rs + p]
-                     : Mode == AMode::cols ? ap[p * a_rs + i]
-                                           : ap[p * MR + i]);
+      const batch av(Mode == AMode::rows       ? ap[i * a_rs + p]
+                     : Mode == AMode::cols     ? ap[p * a_rs + i]
+                     : Mode == AMode::gathered ? col[i]
+                                               : ap[p * MR + i]);
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) acc[i][v] = xsimd::fma(av, bv[v], acc[i][v]);
     }
@@ -349,6 +352,43 @@ void sgemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int6
     return;
   }
   run(detail::NarrowTile{});
+}
+
+bool sgemm_gathered_supported(std::int64_t m, std::int64_t n, std::int64_t k, std::int64_t run) {
+  using T = detail::WideTile;
+  return detail::simd_width >= 16 && m > 0 && n > 0 && k > 0 && m * n * k >= detail::small_gemm_work &&
+         n % T::NR == 0 && n <= T::NR * detail::gemm_nc_panels && m % T::MR == 0 && run % T::MR == 0;
+}
+
+void sgemm_gathered_at(std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* const* columns,
+                       std::int64_t run, std::int64_t pitch, const float* b, std::int64_t ldb, float beta, float* c,
+                       std::int64_t ldc) {
+  // The loop nest of blocked_gemm<WideTile> for trans_a with A in place (every MR-row panel of
+  // op(A) lies within one kernel row, so it is MR contiguous floats of each column).
+  using T = detail::WideTile;
+  using detail::AMode;
+  if (k <= 0 || alpha == 0.f) {
+    detail::scale_c(m, n, beta, c, ldc);
+    return;
+  }
+  const std::int64_t kc_max = detail::even_block(k, detail::gemm_kc, 1);
+  const std::int64_t n_panels = detail::ceil_div(n, T::NR);
+  float* bpack = scratch(slot_gemm_pack_b, static_cast<std::size_t>(kc_max * n));
+  for (std::int64_t pc = 0; pc < k; pc += kc_max) {
+    const std::int64_t kc = std::min(kc_max, k - pc);
+    const bool first = pc == 0;
+    const bool overwrite = first && beta == 0.f;
+    const float beta_eff = first ? beta : 1.f;
+    for (std::int64_t jp = 0; jp < n_panels; ++jp) detail::pack_b_panel<T>(false, b, ldb, n, 0, jp, pc, kc, bpack);
+    for (std::int64_t jp = 0; jp < n_panels; ++jp) {
+      const float* bp = bpack + jp * T::NR * kc;
+      for (std::int64_t ir = 0; ir < m; ir += T::MR) {
+        const std::int64_t offset = (ir / run) * pitch + ir % run;
+        detail::micro_kernel<T, AMode::gathered>(kc, nullptr, offset, bp, c + ir * ldc + jp * T::NR, ldc, T::MR, T::NR,
+                                                 alpha, beta_eff, overwrite, columns + pc);
+      }
+    }
+  }
 }
 
 }  // namespace xtape::kernels

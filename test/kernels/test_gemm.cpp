@@ -173,6 +173,37 @@ BOOST_AUTO_TEST_CASE(tile_shape_never_changes_a_result) {
       }
 }
 
+BOOST_AUTO_TEST_CASE(gathered_a_matches_sgemm_on_the_gathered_matrix_bitwise) {
+  // A convolution's patches read in place (kernel rows of `run` floats, `pitch` apart) against
+  // sgemm(true, false, ...) on the same patches copied into a matrix, as im2col would.
+  struct Shape3 {
+    std::int64_t m, n, k, run, pitch;
+  };
+  std::uint32_t seed = 1000;
+  for (const Shape3& t : {Shape3{288, 64, 224, 96, 13 * 32}, Shape3{288, 64, 500, 96, 13 * 32},
+                          Shape3{48, 128, 100, 24, 50}, Shape3{36, 64, 1000, 12, 40}}) {
+    BOOST_TEST_REQUIRE(xtape::kernels::sgemm_gathered_supported(t.m, t.n, t.k, t.run));
+    const std::int64_t rows = t.m / t.run;  // kernel rows
+    const auto image = random_vector(static_cast<std::size_t>(t.k * 7 + rows * t.pitch + t.run), seed++);
+    const auto b = random_vector(static_cast<std::size_t>(t.k * t.n), seed++);
+    std::vector<const float*> columns(static_cast<std::size_t>(t.k));
+    std::vector<float> a(static_cast<std::size_t>(t.k * t.m));  // op(A)^T: row p is column p's patch
+    for (std::int64_t p = 0; p < t.k; ++p) {
+      columns[static_cast<std::size_t>(p)] = image.data() + p * 7;
+      for (std::int64_t i = 0; i < t.m; ++i)
+        a[static_cast<std::size_t>(p * t.m + i)] = columns[static_cast<std::size_t>(p)][(i / t.run) * t.pitch + i % t.run];
+    }
+    for (float beta : {0.f, 1.f}) {
+      auto c1 = random_vector(static_cast<std::size_t>(t.m * t.n), seed), c2 = c1;
+      xtape::kernels::sgemm_gathered_at(t.m, t.n, t.k, 1.f, columns.data(), t.run, t.pitch, b.data(), t.n, beta,
+                                        c1.data(), t.n);
+      sgemm(true, false, t.m, t.n, t.k, 1.f, a.data(), t.m, b.data(), t.n, beta, c2.data(), t.n);
+      BOOST_TEST(std::memcmp(c1.data(), c2.data(), c1.size() * sizeof(float)) == 0,
+                 "m=" << t.m << " n=" << t.n << " k=" << t.k << " beta=" << beta);
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(degenerate_shapes) {
   std::vector<float> c(12, std::numeric_limits<float>::quiet_NaN());
   const float a = 1.f, b = 1.f;
