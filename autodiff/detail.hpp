@@ -83,7 +83,7 @@ bool any_requires_grad(const std::vector<Tensor>& inputs);
 Tensor make_deferred(const Shape& shape, std::shared_ptr<const Producer> producer, const std::vector<Tensor>& reads);
 
 /// The pending producer behind `t` when its values are deferred and not yet computed.
-inline const Producer* pending_producer(const Tensor& t) {
+inline std::shared_ptr<const Producer> pending_producer(const Tensor& t) {
   return t.defined() ? t.impl()->storage->producer() : nullptr;
 }
 
@@ -104,9 +104,10 @@ bool fuse_conv_max_pool(const Tensor& x, const kernels::Pool2DGeometry& pool, fl
 /// `values`' shape.
 Tensor mask_pool_scatter(const Tensor& g, const Tensor& values);
 /// When `t` is a pending scatter (not yet computed): its pool geometry, pooled gradient and
-/// argmax, for kernels that read it in pooled form. False otherwise.
-bool pending_pool_grad(const Tensor& t, kernels::Pool2DGeometry& pool, const float*& grad_pooled,
-                       const std::int32_t*& argmax);
+/// argmax, for kernels that read it in pooled form, and a handle that keeps them alive while
+/// used. Null otherwise.
+std::shared_ptr<const Producer> pending_pool_grad(const Tensor& t, kernels::Pool2DGeometry& pool,
+                                                  const float*& grad_pooled, const std::int32_t*& argmax);
 /// sum_to(x, shape) for a pending pool scatter x and a per-channel `shape` (a bias gradient),
 /// summed in pooled form with the bits of the dense sum. Undefined when not applicable.
 Tensor pool_scatter_channel_sums(const Tensor& x, const Shape& shape);

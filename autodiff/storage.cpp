@@ -4,6 +4,7 @@
 #include <mutex>
 #include <new>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace xtape::detail {
@@ -85,34 +86,49 @@ Storage::Storage(std::size_t size) : size_(size) {
 }
 
 Storage::Storage(std::size_t size, std::shared_ptr<const Producer> producer)
-    : size_(size), producer_(std::move(producer)) {}
+    : size_(size), producer_(std::move(producer)), pending_(producer_ != nullptr) {}
 
 Storage::~Storage() {
   if (data_) cache().give(data_, block_bytes(size_));
 }
 
+std::shared_ptr<const Producer> Storage::producer() const {
+  if (!pending_.load(std::memory_order_acquire)) return nullptr;
+  std::lock_guard<std::mutex> lock(mutex_);
+  return producer_;
+}
+
 void Storage::materialize() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!pending_.load(std::memory_order_relaxed)) return;  // another thread computed it
   if (!data_) data_ = static_cast<float*>(cache().take(block_bytes(size_)));
-  // Released before running: the producer's inputs are no longer held once computed.
+  // Released once run: the producer's inputs are no longer held once computed.
   const std::shared_ptr<const Producer> p = std::move(producer_);
   producer_.reset();
   p->run(data_);
+  pending_.store(false, std::memory_order_release);
 }
 
 void Storage::flush_readers() {
-  const std::vector<std::weak_ptr<Storage>> readers = std::move(readers_);
-  readers_.clear();
+  std::vector<std::weak_ptr<Storage>> readers;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    readers.swap(readers_);
+    has_readers_.store(false, std::memory_order_release);
+  }
   for (const auto& w : readers)
-    if (auto r = w.lock(); r && r->producer_) r->materialize();
+    if (auto r = w.lock()) (void)std::as_const(*r).data();  // computes it if still pending
 }
 
 void Storage::add_reader(const std::shared_ptr<Storage>& reader) {
+  std::lock_guard<std::mutex> lock(mutex_);
   if (readers_.size() >= 16)  // drop readers already computed or freed (long-lived weights)
     std::erase_if(readers_, [](const std::weak_ptr<Storage>& w) {
       auto r = w.lock();
-      return !r || !r->producer_;
+      return !r || !r->pending_.load(std::memory_order_acquire);
     });
   readers_.push_back(reader);
+  has_readers_.store(true, std::memory_order_release);
 }
 
 AllocatorStats allocator_stats() {

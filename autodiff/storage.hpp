@@ -3,9 +3,11 @@
 /// Aligned float buffers from a caching allocator: a training step frees and re-allocates the
 /// same sizes every iteration, so freed blocks are kept in per-size free lists and reused
 /// instead of going back to the system (which would map and unmap pages every step).
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 namespace xtape::detail {
@@ -35,29 +37,35 @@ class Storage {
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
   float* data() {
-    if (producer_) [[unlikely]]
+    if (pending_.load(std::memory_order_acquire)) [[unlikely]]
       materialize();
-    else if (!readers_.empty()) [[unlikely]]
+    else if (has_readers_.load(std::memory_order_acquire)) [[unlikely]]
       flush_readers();
     return data_;
   }
   const float* data() const {
-    if (producer_) [[unlikely]]
+    if (pending_.load(std::memory_order_acquire)) [[unlikely]]
       materialize();
     return data_;
   }
   std::size_t size() const { return size_; }
-  /// The producer of a deferred storage not yet computed, else nullptr.
-  const Producer* producer() const { return producer_.get(); }
+  /// The producer of a deferred storage not yet computed, else null.
+  std::shared_ptr<const Producer> producer() const;
   /// Registers a deferred storage whose producer reads this one (see the class comment).
   void add_reader(const std::shared_ptr<Storage>& reader);
 
  private:
+  // Thread safety: a storage may be read from several threads (shared weights, a tensor
+  // handed to worker threads); computing a deferred one and the reader list are guarded by
+  // mutex_, and the fast paths only load the two flags.
   void materialize() const;
   void flush_readers();
   mutable float* data_ = nullptr;
   std::size_t size_;
+  mutable std::mutex mutex_;
   mutable std::shared_ptr<const Producer> producer_;
+  mutable std::atomic<bool> pending_{false};
+  std::atomic<bool> has_readers_{false};
   std::vector<std::weak_ptr<Storage>> readers_;
 };
 

@@ -56,8 +56,8 @@ struct PendingConv final : Producer {
   std::size_t out_size() const { return static_cast<std::size_t>(g.n * g.out_h * g.out_w * g.cout); }
 };
 
-const PendingConv* pending_conv(const Tensor& t) {
-  const auto* p = dynamic_cast<const PendingConv*>(pending_producer(t));
+std::shared_ptr<const PendingConv> pending_conv(const Tensor& t) {
+  auto p = std::dynamic_pointer_cast<const PendingConv>(pending_producer(t));
   return p && t.size() == p->out_size() && !t.shape().empty() && t.shape().back() == static_cast<std::size_t>(p->g.cout)
              ? p
              : nullptr;
@@ -71,7 +71,7 @@ Tensor defer(const Shape& shape, std::shared_ptr<PendingConv> p) {
 }  // namespace
 
 Tensor fuse_conv_bias(const Tensor& a, const Tensor& bias) {
-  const PendingConv* p = pending_conv(a);
+  const auto p = pending_conv(a);
   if (!p || p->bias.defined() || p->relu || !bias.defined()) return Tensor();
   // bias must broadcast over every axis but the channel axis, into a's shape.
   const Shape& bs = bias.shape();
@@ -84,7 +84,7 @@ Tensor fuse_conv_bias(const Tensor& a, const Tensor& bias) {
 }
 
 Tensor fuse_conv_relu(const Tensor& a) {
-  const PendingConv* p = pending_conv(a);
+  const auto p = pending_conv(a);
   if (!p || p->relu) return Tensor();
   auto fused = std::make_shared<PendingConv>(*p);
   fused->relu = true;
@@ -92,7 +92,7 @@ Tensor fuse_conv_relu(const Tensor& a) {
 }
 
 bool fuse_conv_max_pool(const Tensor& x, const kernels::Pool2DGeometry& pool, float* out, std::int32_t* argmax) {
-  const PendingConv* p = pending_conv(x);
+  const auto p = pending_conv(x);
   // Only when no other handle shares the storage (a saved copy for a backward rule, as relu
   // keeps, would read it later and compute the convolution a second time).
   if (!p || x.impl()->storage.use_count() != 1) return false;
@@ -169,7 +169,8 @@ Tensor conv2d(const Tensor& input, const Tensor& kernel, std::array<int, 2> stri
       kernels::Pool2DGeometry pool;
       const float* pooled = nullptr;
       const std::int32_t* argmax = nullptr;
-      if (detail::pending_pool_grad(go, pool, pooled, argmax) && kernels::conv2d_backward_kernel_pooled_supported(g, pool))
+      const auto keep = detail::pending_pool_grad(go, pool, pooled, argmax);
+      if (keep && kernels::conv2d_backward_kernel_pooled_supported(g, pool))
         kernels::conv2d_backward_kernel_pooled(g, vi.data(), pool, pooled, argmax, gk.data());
       else
         kernels::conv2d_backward_kernel(g, vi.data(), go.data(), gk.data());

@@ -70,8 +70,8 @@ struct PoolScatter final : Producer {
   void run(float* out) const override { kernels::max_pool2d_backward(g, go.data(), int_view(argmax), out); }
 };
 
-const PoolScatter* pending_scatter(const Tensor& t) {
-  const auto* p = dynamic_cast<const PoolScatter*>(pending_producer(t));
+std::shared_ptr<const PoolScatter> pending_scatter(const Tensor& t) {
+  auto p = std::dynamic_pointer_cast<const PoolScatter>(pending_producer(t));
   return p && t.shape().size() == 4 ? p : nullptr;
 }
 
@@ -88,7 +88,7 @@ Tensor defer_pool_scatter(const kernels::Pool2DGeometry& g, const Shape& input_s
 }
 
 Tensor mask_pool_scatter(const Tensor& g, const Tensor& values) {
-  const PoolScatter* p = pending_scatter(g);
+  const auto p = pending_scatter(g);
   if (!p || !values.defined() || values.shape() != g.shape()) return Tensor();
   Tensor masked = Tensor::empty(p->go.shape());
   kernels::max_pool2d_mask_positive(static_cast<std::int64_t>(masked.size()), p->go.data(), int_view(p->argmax),
@@ -96,18 +96,18 @@ Tensor mask_pool_scatter(const Tensor& g, const Tensor& values) {
   return defer_pool_scatter(p->g, g.shape(), masked, p->argmax);
 }
 
-bool pending_pool_grad(const Tensor& t, kernels::Pool2DGeometry& pool, const float*& grad_pooled,
-                       const std::int32_t*& argmax) {
-  const PoolScatter* p = pending_scatter(t);
-  if (!p) return false;
+std::shared_ptr<const Producer> pending_pool_grad(const Tensor& t, kernels::Pool2DGeometry& pool,
+                                                  const float*& grad_pooled, const std::int32_t*& argmax) {
+  auto p = pending_scatter(t);
+  if (!p) return nullptr;
   pool = p->g;
   grad_pooled = p->go.data();
   argmax = int_view(p->argmax);
-  return true;
+  return p;
 }
 
 Tensor pool_scatter_channel_sums(const Tensor& x, const Shape& shape) {
-  const PoolScatter* p = pending_scatter(x);
+  const auto p = pending_scatter(x);
   if (!p || !kernels::pooled_grad_rows_supported(p->g) || shape.empty() || shape.size() > 4 ||
       shape.back() != x.shape()[3])
     return Tensor();

@@ -5,8 +5,11 @@
 #include <boost/test/unit_test.hpp>
 
 #include <array>
+#include <atomic>
 #include <cstring>
+#include <thread>
 #include <tuple>
+#include <vector>
 
 #include "autodiff/detail.hpp"
 #include "autodiff/ops.hpp"
@@ -228,6 +231,43 @@ BOOST_AUTO_TEST_CASE(a_held_pending_conv_is_not_pooled_in_place_of_its_values) {
   const Tensor pooled = max_pool2d(c, {2, 2});
   BOOST_TEST(detail::pending_producer(c) == nullptr);
   BOOST_TEST(same_bits(pooled, max_pool2d(computed(conv2d(x, k)), {2, 2})));
+}
+
+BOOST_AUTO_TEST_CASE(threads_share_weights_and_pending_results) {
+  // Weights shared by threads (each deferred conv registers itself as a reader of them), and one
+  // pending result read by several threads at once: computed once, the same bits everywhere.
+  Rng rng(20);
+  const Tensor k = random_tensor({3, 3, 1, 16}, rng), b = random_tensor({16}, rng);
+  const int threads = 4, iterations = 60;
+  std::vector<Tensor> inputs, expected;
+  for (int t = 0; t < threads; ++t) {
+    inputs.push_back(random_tensor({2, 9, 9, 1}, rng));
+    expected.push_back(max_pool2d(relu(computed(conv2d(inputs.back(), k)) + b), {2, 2}));
+  }
+  std::atomic<int> mismatches{0};
+  {
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t)
+      pool.emplace_back([&, t] {
+        for (int i = 0; i < iterations; ++i) {
+          const Tensor y = max_pool2d(relu(conv2d(inputs[static_cast<std::size_t>(t)], k) + b), {2, 2});
+          if (!same_bits(y, expected[static_cast<std::size_t>(t)])) ++mismatches;
+        }
+      });
+    for (auto& th : pool) th.join();
+  }
+  BOOST_TEST(mismatches.load() == 0);
+  const Tensor reference = computed(conv2d(inputs[0], k)) + b;
+  for (int round = 0; round < 20; ++round) {
+    const Tensor shared = conv2d(inputs[0], k) + b;  // pending
+    std::vector<std::thread> readers;
+    for (int t = 0; t < threads; ++t)
+      readers.emplace_back([&] {
+        if (!same_bits(shared, reference)) ++mismatches;
+      });
+    for (auto& th : readers) th.join();
+  }
+  BOOST_TEST(mismatches.load() == 0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
