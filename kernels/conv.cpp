@@ -502,6 +502,15 @@ void forward_rows(const Conv2DGeometry& g, const float* input, const float* kern
     small_patch_forward<0>(g, input, kernel, r0, r1, output, ep);
     return;
   }
+  // Patches read in place when every one lies inside the image, on a thread of a parallel loop
+  // (a lone chunk keeps sgemm's own threading).
+  if (g.dil_w == 1 && (omp_in_parallel() || omp_get_max_threads() == 1) && sgemm_gathered_rows_supported(r1 - r0, N, K))
+    if (const float* const* rows = patch_pointers(g, input, r0, r1)) {
+      sgemm_gathered_rows(r1 - r0, N, K, 1.f, rows, g.kw * g.cin, g.dil_h * g.w * g.cin, kernel, N, 0.f,
+                          output + r0 * N, N);
+      apply_epilogue(output + r0 * N, r1 - r0, N, ep);
+      return;
+    }
   float* col = scratch(slot_conv_col, static_cast<std::size_t>((r1 - r0) * K));
   im2col_rows(g, input, r0, r1, col);
   sgemm(false, false, r1 - r0, N, K, 1.f, col, K, kernel, N, 0.f, output + r0 * N, N);

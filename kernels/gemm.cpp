@@ -142,18 +142,40 @@ void pack_b_panel(bool trans_b, const float* b, std::int64_t ldb, std::int64_t n
 // (mr, nr) are computed on zero padding and dropped; the scalar edge path applies exactly the
 // same rounding steps as the vector path.
 // AMode::gathered: element (i, p) at a_cols[p][a_rs + i] (a_rs: the panel's offset).
-enum class AMode { packed, rows, cols, gathered };
+// AMode::gathered_rows: element (i, p) at a_cols[i][off(p)], off starting at a_rs with
+// g_left floats left in its run, then skipping g_jump floats every g_run (a patch's kernel rows).
+enum class AMode { packed, rows, cols, gathered, gathered_rows };
 
 template <class T, AMode Mode>
 void micro_kernel(std::int64_t kc, const float* __restrict ap, std::int64_t a_rs, const float* __restrict bp,
                   float* c, std::int64_t ldc, std::int64_t mr, std::int64_t nr, float alpha,
-                  float beta_eff, bool overwrite, const float* const* a_cols = nullptr) {
+                  float beta_eff, bool overwrite, const float* const* a_cols = nullptr, std::int64_t g_run = 0,
+                  std::int64_t g_jump = 0, std::int64_t g_left = 0) {
   constexpr int MR = T::MR, NV = T::NV, W = simd_width, NR = T::NR;
   batch acc[MR][NV];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) acc[i][v] = batch(0.f);
+  if constexpr (Mode == AMode::gathered_rows) {
+    const float* rows[MR];
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) rows[i] = a_cols[i];
+    std::int64_t off = a_rs, left = g_left;
+    for (std::int64_t p = 0; p < kc; ++p) {
+      batch bv[NV];
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) bv[v] = batch::load_aligned(bp + p * NR + v * W);
+#pragma GCC unroll 16
+      for (int i = 0; i < MR; ++i) {
+        const batch av(rows[i][off]);
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) acc[i][v] = xsimd::fma(av, bv[v], acc[i][v]);
+      }
+      ++off;
+      if (--left == 0) off += g_jump, left = g_run;
+    }
+  } else
   for (std::int64_t p = 0; p < kc; ++p) {
     batch bv[NV];
 #pragma GCC unroll 4
@@ -352,6 +374,46 @@ void sgemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int6
     return;
   }
   run(detail::NarrowTile{});
+}
+
+bool sgemm_gathered_rows_supported(std::int64_t m, std::int64_t n, std::int64_t k) {
+  using T = detail::WideTile;
+  return detail::simd_width >= 16 && m > 0 && n > 0 && k > 0 && m * n * k >= detail::small_gemm_work &&
+         n % T::NR == 0 && n <= T::NR * detail::gemm_nc_panels;
+}
+
+void sgemm_gathered_rows(std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* const* rows,
+                         std::int64_t run, std::int64_t pitch, const float* b, std::int64_t ldb, float beta, float* c,
+                         std::int64_t ldc) {
+  // The loop nest of blocked_gemm<WideTile> for untransposed A read in place; a short last
+  // panel repeats its last row (computed, not stored), as the packed tail's zero rows are.
+  using T = detail::WideTile;
+  using detail::AMode;
+  if (k <= 0 || alpha == 0.f) {
+    detail::scale_c(m, n, beta, c, ldc);
+    return;
+  }
+  const std::int64_t kc_max = detail::even_block(k, detail::gemm_kc, 1);
+  const std::int64_t n_panels = detail::ceil_div(n, T::NR);
+  float* bpack = scratch(slot_gemm_pack_b, static_cast<std::size_t>(kc_max * n));
+  for (std::int64_t pc = 0; pc < k; pc += kc_max) {
+    const std::int64_t kc = std::min(kc_max, k - pc);
+    const bool first = pc == 0;
+    const bool overwrite = first && beta == 0.f;
+    const float beta_eff = first ? beta : 1.f;
+    const std::int64_t off = (pc / run) * pitch + pc % run, left = run - pc % run;
+    for (std::int64_t jp = 0; jp < n_panels; ++jp) detail::pack_b_panel<T>(false, b, ldb, n, 0, jp, pc, kc, bpack);
+    for (std::int64_t jp = 0; jp < n_panels; ++jp) {
+      const float* bp = bpack + jp * T::NR * kc;
+      for (std::int64_t ir = 0; ir < m; ir += T::MR) {
+        const std::int64_t mr = std::min<std::int64_t>(T::MR, m - ir);
+        const float* panel[T::MR];
+        for (std::int64_t i = 0; i < T::MR; ++i) panel[i] = rows[ir + std::min(i, mr - 1)];
+        detail::micro_kernel<T, AMode::gathered_rows>(kc, nullptr, off, bp, c + ir * ldc + jp * T::NR, ldc, mr, T::NR,
+                                                      alpha, beta_eff, overwrite, panel, run, pitch - run, left);
+      }
+    }
+  }
 }
 
 bool sgemm_gathered_supported(std::int64_t m, std::int64_t n, std::int64_t k, std::int64_t run) {

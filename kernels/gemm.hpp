@@ -26,4 +26,13 @@ void sgemm_gathered_at(std::int64_t m, std::int64_t n, std::int64_t k, float alp
                        std::int64_t run, std::int64_t pitch, const float* b, std::int64_t ldb, float beta, float* c,
                        std::int64_t ldc);
 
+/// sgemm(false, false, m, n, k, alpha, A, k, b, ldb, beta, c, ldc) with A never formed: element
+/// (i, p) of A is rows[i][(p / run) * pitch + p % run] (row i a convolution's patch read in
+/// place). Bitwise the same as sgemm on the gathered matrix. Single-threaded; only when
+/// sgemm_gathered_rows_supported(m, n, k).
+bool sgemm_gathered_rows_supported(std::int64_t m, std::int64_t n, std::int64_t k);
+void sgemm_gathered_rows(std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* const* rows,
+                         std::int64_t run, std::int64_t pitch, const float* b, std::int64_t ldb, float beta, float* c,
+                         std::int64_t ldc);
+
 }  // namespace xtape::kernels

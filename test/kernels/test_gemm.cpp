@@ -204,6 +204,37 @@ BOOST_AUTO_TEST_CASE(gathered_a_matches_sgemm_on_the_gathered_matrix_bitwise) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(gathered_rows_match_sgemm_on_the_gathered_matrix_bitwise) {
+  // Patches read in place as the rows of A (a convolution's forward) against sgemm on the same
+  // patches copied into a matrix: tails in m, k split into slices that start inside a run.
+  struct Shape3 {
+    std::int64_t m, n, k, run, pitch;
+  };
+  std::uint32_t seed = 1100;
+  for (const Shape3& t : {Shape3{224, 64, 288, 96, 13 * 32}, Shape3{121, 64, 288, 96, 13 * 32},
+                          Shape3{37, 128, 576, 192, 15 * 64}, Shape3{50, 64, 900, 96, 130}}) {
+    BOOST_TEST_REQUIRE(xtape::kernels::sgemm_gathered_rows_supported(t.m, t.n, t.k));
+    const std::int64_t kernel_rows = (t.k + t.run - 1) / t.run;
+    const auto image = random_vector(static_cast<std::size_t>(t.m * 5 + kernel_rows * t.pitch + t.run), seed++);
+    const auto b = random_vector(static_cast<std::size_t>(t.k * t.n), seed++);
+    std::vector<const float*> rows(static_cast<std::size_t>(t.m));
+    std::vector<float> a(static_cast<std::size_t>(t.m * t.k));
+    for (std::int64_t i = 0; i < t.m; ++i) {
+      rows[static_cast<std::size_t>(i)] = image.data() + i * 5;
+      for (std::int64_t p = 0; p < t.k; ++p)
+        a[static_cast<std::size_t>(i * t.k + p)] = rows[static_cast<std::size_t>(i)][(p / t.run) * t.pitch + p % t.run];
+    }
+    for (float beta : {0.f, 1.f}) {
+      auto c1 = random_vector(static_cast<std::size_t>(t.m * t.n), seed), c2 = c1;
+      xtape::kernels::sgemm_gathered_rows(t.m, t.n, t.k, 1.f, rows.data(), t.run, t.pitch, b.data(), t.n, beta,
+                                          c1.data(), t.n);
+      sgemm(false, false, t.m, t.n, t.k, 1.f, a.data(), t.k, b.data(), t.n, beta, c2.data(), t.n);
+      BOOST_TEST(std::memcmp(c1.data(), c2.data(), c1.size() * sizeof(float)) == 0,
+                 "m=" << t.m << " n=" << t.n << " k=" << t.k << " beta=" << beta);
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(degenerate_shapes) {
   std::vector<float> c(12, std::numeric_limits<float>::quiet_NaN());
   const float a = 1.f, b = 1.f;
