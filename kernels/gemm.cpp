@@ -376,81 +376,81 @@ void sgemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int6
   run(detail::NarrowTile{});
 }
 
+namespace detail {
+
+// The loop nest of blocked_gemm<WideTile> with A read in place through `tile(pc, kc, ir, bp,
+// c_tile, beta_eff, overwrite)`, which runs the micro-kernel for rows [ir, ir + MR) of k slice
+// [pc, pc + kc) against packed B panel bp. Same k slices, so the same bits as blocked_gemm.
+template <class TileFn>
+void gathered_gemm(std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* b, std::int64_t ldb,
+                   float beta, float* c, std::int64_t ldc, const TileFn& tile) {
+  using T = WideTile;
+  if (k <= 0 || alpha == 0.f) {
+    scale_c(m, n, beta, c, ldc);
+    return;
+  }
+  const std::int64_t kc_max = even_block(k, gemm_kc, 1);
+  const std::int64_t n_panels = ceil_div(n, T::NR);
+  float* bpack = scratch(slot_gemm_pack_b, static_cast<std::size_t>(kc_max * n));
+  for (std::int64_t pc = 0; pc < k; pc += kc_max) {
+    const std::int64_t kc = std::min(kc_max, k - pc);
+    const bool overwrite = pc == 0 && beta == 0.f;
+    const float beta_eff = pc == 0 ? beta : 1.f;
+    for (std::int64_t jp = 0; jp < n_panels; ++jp) pack_b_panel<T>(false, b, ldb, n, 0, jp, pc, kc, bpack);
+    for (std::int64_t jp = 0; jp < n_panels; ++jp)
+      for (std::int64_t ir = 0; ir < m; ir += T::MR)
+        tile(pc, kc, ir, bpack + jp * T::NR * kc, c + ir * ldc + jp * T::NR, beta_eff, overwrite);
+  }
+}
+
+bool gathered_supported(std::int64_t m, std::int64_t n, std::int64_t k) {
+  return simd_width >= 16 && m > 0 && n > 0 && k > 0 && m * n * k >= small_gemm_work && n % WideTile::NR == 0 &&
+         n <= WideTile::NR * gemm_nc_panels;
+}
+
+}  // namespace detail
+
 bool sgemm_gathered_rows_supported(std::int64_t m, std::int64_t n, std::int64_t k) {
-  using T = detail::WideTile;
-  return detail::simd_width >= 16 && m > 0 && n > 0 && k > 0 && m * n * k >= detail::small_gemm_work &&
-         n % T::NR == 0 && n <= T::NR * detail::gemm_nc_panels;
+  return detail::gathered_supported(m, n, k);
 }
 
 void sgemm_gathered_rows(std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* const* rows,
                          std::int64_t run, std::int64_t pitch, const float* b, std::int64_t ldb, float beta, float* c,
                          std::int64_t ldc) {
-  // The loop nest of blocked_gemm<WideTile> for untransposed A read in place; a short last
-  // panel repeats its last row (computed, not stored), as the packed tail's zero rows are.
+  // Untransposed A: a short last panel repeats its last row (computed, not stored), as the
+  // packed tail's zero rows are.
   using T = detail::WideTile;
-  using detail::AMode;
-  if (k <= 0 || alpha == 0.f) {
-    detail::scale_c(m, n, beta, c, ldc);
-    return;
-  }
-  const std::int64_t kc_max = detail::even_block(k, detail::gemm_kc, 1);
-  const std::int64_t n_panels = detail::ceil_div(n, T::NR);
-  float* bpack = scratch(slot_gemm_pack_b, static_cast<std::size_t>(kc_max * n));
-  for (std::int64_t pc = 0; pc < k; pc += kc_max) {
-    const std::int64_t kc = std::min(kc_max, k - pc);
-    const bool first = pc == 0;
-    const bool overwrite = first && beta == 0.f;
-    const float beta_eff = first ? beta : 1.f;
-    const std::int64_t off = (pc / run) * pitch + pc % run, left = run - pc % run;
-    for (std::int64_t jp = 0; jp < n_panels; ++jp) detail::pack_b_panel<T>(false, b, ldb, n, 0, jp, pc, kc, bpack);
-    for (std::int64_t jp = 0; jp < n_panels; ++jp) {
-      const float* bp = bpack + jp * T::NR * kc;
-      for (std::int64_t ir = 0; ir < m; ir += T::MR) {
-        const std::int64_t mr = std::min<std::int64_t>(T::MR, m - ir);
-        const float* panel[T::MR];
-        for (std::int64_t i = 0; i < T::MR; ++i) panel[i] = rows[ir + std::min(i, mr - 1)];
-        detail::micro_kernel<T, AMode::gathered_rows>(kc, nullptr, off, bp, c + ir * ldc + jp * T::NR, ldc, mr, T::NR,
-                                                      alpha, beta_eff, overwrite, panel, run, pitch - run, left);
-      }
-    }
-  }
+  detail::gathered_gemm(m, n, k, alpha, b, ldb, beta, c, ldc,
+                        [&](std::int64_t pc, std::int64_t kc, std::int64_t ir, const float* bp, float* ct,
+                            float beta_eff, bool overwrite) {
+                          const std::int64_t mr = std::min<std::int64_t>(T::MR, m - ir);
+                          const float* panel[T::MR];
+                          for (std::int64_t i = 0; i < T::MR; ++i) panel[i] = rows[ir + std::min(i, mr - 1)];
+                          const std::int64_t off = (pc / run) * pitch + pc % run, left = run - pc % run;
+                          detail::micro_kernel<T, detail::AMode::gathered_rows>(kc, nullptr, off, bp, ct, ldc, mr,
+                                                                                T::NR, alpha, beta_eff, overwrite,
+                                                                                panel, run, pitch - run, left);
+                        });
 }
 
 bool sgemm_gathered_supported(std::int64_t m, std::int64_t n, std::int64_t k, std::int64_t run) {
-  using T = detail::WideTile;
-  return detail::simd_width >= 16 && m > 0 && n > 0 && k > 0 && m * n * k >= detail::small_gemm_work &&
-         n % T::NR == 0 && n <= T::NR * detail::gemm_nc_panels && m % T::MR == 0 && run % T::MR == 0;
+  return detail::gathered_supported(m, n, k) && m % detail::WideTile::MR == 0 && run % detail::WideTile::MR == 0;
 }
 
 void sgemm_gathered_at(std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* const* columns,
                        std::int64_t run, std::int64_t pitch, const float* b, std::int64_t ldb, float beta, float* c,
                        std::int64_t ldc) {
-  // The loop nest of blocked_gemm<WideTile> for trans_a with A in place (every MR-row panel of
-  // op(A) lies within one kernel row, so it is MR contiguous floats of each column).
+  // Transposed A: every MR-row panel of op(A) lies within one kernel row, so it is MR
+  // contiguous floats of each column.
   using T = detail::WideTile;
-  using detail::AMode;
-  if (k <= 0 || alpha == 0.f) {
-    detail::scale_c(m, n, beta, c, ldc);
-    return;
-  }
-  const std::int64_t kc_max = detail::even_block(k, detail::gemm_kc, 1);
-  const std::int64_t n_panels = detail::ceil_div(n, T::NR);
-  float* bpack = scratch(slot_gemm_pack_b, static_cast<std::size_t>(kc_max * n));
-  for (std::int64_t pc = 0; pc < k; pc += kc_max) {
-    const std::int64_t kc = std::min(kc_max, k - pc);
-    const bool first = pc == 0;
-    const bool overwrite = first && beta == 0.f;
-    const float beta_eff = first ? beta : 1.f;
-    for (std::int64_t jp = 0; jp < n_panels; ++jp) detail::pack_b_panel<T>(false, b, ldb, n, 0, jp, pc, kc, bpack);
-    for (std::int64_t jp = 0; jp < n_panels; ++jp) {
-      const float* bp = bpack + jp * T::NR * kc;
-      for (std::int64_t ir = 0; ir < m; ir += T::MR) {
-        const std::int64_t offset = (ir / run) * pitch + ir % run;
-        detail::micro_kernel<T, AMode::gathered>(kc, nullptr, offset, bp, c + ir * ldc + jp * T::NR, ldc, T::MR, T::NR,
-                                                 alpha, beta_eff, overwrite, columns + pc);
-      }
-    }
-  }
+  detail::gathered_gemm(m, n, k, alpha, b, ldb, beta, c, ldc,
+                        [&](std::int64_t pc, std::int64_t kc, std::int64_t ir, const float* bp, float* ct,
+                            float beta_eff, bool overwrite) {
+                          const std::int64_t offset = (ir / run) * pitch + ir % run;
+                          detail::micro_kernel<T, detail::AMode::gathered>(kc, nullptr, offset, bp, ct, ldc, T::MR,
+                                                                           T::NR, alpha, beta_eff, overwrite,
+                                                                           columns + pc);
+                        });
 }
 
 }  // namespace xtape::kernels
