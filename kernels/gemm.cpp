@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <xsimd/xsimd.hpp>
 
 #include "kernels/workspace.hpp"
@@ -37,6 +38,8 @@ struct Tile {
 };
 using NarrowTile = Tile<simd_width >= 16 ? 14 : 6, 2>;
 using WideTile = Tile<6, 4>;
+// The tile of the gathered-A products (convolution patches read in place): 6 rows either way.
+using GatherTile = std::conditional_t<(simd_width >= 16), WideTile, NarrowTile>;
 
 // Cache blocking (measured on Zen 5: 48 KiB L1, 1 MiB L2). KC = 384 keeps the conv shapes
 // (k = 288) in one k slice, so C is written once; a KC x NR micro-panel of B (48 KiB) is
@@ -378,13 +381,13 @@ void sgemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int6
 
 namespace detail {
 
-// The loop nest of blocked_gemm<WideTile> with A read in place through `tile(pc, kc, ir, bp,
+// The loop nest of blocked_gemm<GatherTile> with A read in place through `tile(pc, kc, ir, bp,
 // c_tile, beta_eff, overwrite)`, which runs the micro-kernel for rows [ir, ir + MR) of k slice
 // [pc, pc + kc) against packed B panel bp. Same k slices, so the same bits as blocked_gemm.
 template <class TileFn>
 void gathered_gemm(std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* b, std::int64_t ldb,
                    float beta, float* c, std::int64_t ldc, const TileFn& tile) {
-  using T = WideTile;
+  using T = GatherTile;
   if (k <= 0 || alpha == 0.f) {
     scale_c(m, n, beta, c, ldc);
     return;
@@ -404,8 +407,8 @@ void gathered_gemm(std::int64_t m, std::int64_t n, std::int64_t k, float alpha, 
 }
 
 bool gathered_supported(std::int64_t m, std::int64_t n, std::int64_t k) {
-  return simd_width >= 16 && m > 0 && n > 0 && k > 0 && m * n * k >= small_gemm_work && n % WideTile::NR == 0 &&
-         n <= WideTile::NR * gemm_nc_panels;
+  return m > 0 && n > 0 && k > 0 && m * n * k >= small_gemm_work && n % GatherTile::NR == 0 &&
+         n <= GatherTile::NR * gemm_nc_panels && (simd_width < 16 || n % WideTile::NR == 0);
 }
 
 }  // namespace detail
@@ -419,7 +422,7 @@ void sgemm_gathered_rows(std::int64_t m, std::int64_t n, std::int64_t k, float a
                          std::int64_t ldc) {
   // Untransposed A: a short last panel repeats its last row (computed, not stored), as the
   // packed tail's zero rows are.
-  using T = detail::WideTile;
+  using T = detail::GatherTile;
   detail::gathered_gemm(m, n, k, alpha, b, ldb, beta, c, ldc,
                         [&](std::int64_t pc, std::int64_t kc, std::int64_t ir, const float* bp, float* ct,
                             float beta_eff, bool overwrite) {
@@ -434,7 +437,7 @@ void sgemm_gathered_rows(std::int64_t m, std::int64_t n, std::int64_t k, float a
 }
 
 bool sgemm_gathered_supported(std::int64_t m, std::int64_t n, std::int64_t k, std::int64_t run) {
-  return detail::gathered_supported(m, n, k) && m % detail::WideTile::MR == 0 && run % detail::WideTile::MR == 0;
+  return detail::gathered_supported(m, n, k) && m % detail::GatherTile::MR == 0 && run % detail::GatherTile::MR == 0;
 }
 
 void sgemm_gathered_at(std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* const* columns,
@@ -442,7 +445,7 @@ void sgemm_gathered_at(std::int64_t m, std::int64_t n, std::int64_t k, float alp
                        std::int64_t ldc) {
   // Transposed A: every MR-row panel of op(A) lies within one kernel row, so it is MR
   // contiguous floats of each column.
-  using T = detail::WideTile;
+  using T = detail::GatherTile;
   detail::gathered_gemm(m, n, k, alpha, b, ldb, beta, c, ldc,
                         [&](std::int64_t pc, std::int64_t kc, std::int64_t ir, const float* bp, float* ct,
                             float beta_eff, bool overwrite) {

@@ -20,7 +20,7 @@ void sgemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int6
 /// contiguous floats of one kernel row, `pitch` the stride between kernel rows). Bitwise the
 /// same as sgemm on the gathered matrix. Single-threaded (call it from a parallel loop); only
 /// when sgemm_gathered_supported(m, n, k, run) (shapes where sgemm takes its blocked path with
-/// the 6 x 64 tile, and every tile's rows lie within one kernel row).
+/// a 6-row tile, and every tile's rows lie within one kernel row).
 bool sgemm_gathered_supported(std::int64_t m, std::int64_t n, std::int64_t k, std::int64_t run);
 void sgemm_gathered_at(std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* const* columns,
                        std::int64_t run, std::int64_t pitch, const float* b, std::int64_t ldb, float beta, float* c,
