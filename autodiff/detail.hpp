@@ -111,11 +111,15 @@ std::shared_ptr<const Producer> pending_pool_grad(const Tensor& t, kernels::Pool
 /// sum_to(x, shape) for a pending pool scatter x and a per-channel `shape` (a bias gradient),
 /// summed in pooled form with the bits of the dense sum. Undefined when not applicable.
 Tensor pool_scatter_channel_sums(const Tensor& x, const Shape& shape);
-/// The deferred input gradient of max_pool2d (pool geometry `g`, pooled gradient `go`).
-Tensor defer_pool_scatter(const kernels::Pool2DGeometry& g, const Shape& input_shape, const Tensor& go,
-                          const Tensor& argmax);
-/// The int32 view of an argmax tensor (int32 indices stored in a float buffer).
-std::int32_t* int_view(const Tensor& t);
+
+/// True when `bias` broadcasts over every axis of a rank-`rank` tensor but its last, of extent
+/// `channels` (shape (channels), (1, channels), ...): a per-channel bias or its gradient.
+inline bool is_channel_vector(const Shape& bias, std::size_t rank, std::size_t channels) {
+  if (bias.empty() || bias.size() > rank || bias.back() != channels) return false;
+  for (std::size_t i = 0; i + 1 < bias.size(); ++i)
+    if (bias[i] != 1) return false;
+  return true;
+}
 
 /// A handle for saving a tensor inside a backward rule: same data, no history (so a rule never
 /// keeps its own output's record alive through a cycle).

@@ -1,46 +1,38 @@
 #pragma once
 /// @file column_sums.hpp
 /// The blocked, thread-count-independent column sum behind add_column_sums, over any source of
-/// rows, so that a gradient read in pooled form (pooled_grad.hpp) sums to exactly the bits
+/// rows (row_cursors.hpp), so that a gradient read in pooled form sums to exactly the bits
 /// add_column_sums gives on the written-out gradient. Internal to kernels/ (OpenMP, xsimd).
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <xsimd/xsimd.hpp>
 
 #include "kernels/workspace.hpp"
 
 namespace xtape::kernels::detail {
 
-/// Rows of a plain row-major matrix, as a cursor for blocked_column_sums.
-class DenseRows {
- public:
-  using batch = xsimd::batch<float>;
-  DenseRows(const float* x, std::size_t cols, std::size_t r0) : p_(x + r0 * cols), cols_(cols) {}
-  batch load(std::size_t j) const { return batch::load_unaligned(p_ + j); }
-  float at(std::size_t j) const { return p_[j]; }
-  void advance() { p_ += cols_; }
-
- private:
-  const float* p_;
-  std::size_t cols_;
-};
-
-/// out[j] += sum over rows of column j. make(r0) returns a cursor on row r0 (load(j): the
-/// vector at column j, at(j): one value, advance(): next row). Rows go in blocks of 256 (fixed:
-/// never depends on the thread count); each block is summed in row order into a zeroed partial
-/// and the partials are added to out in block order (a single block goes straight into out).
-template <class MakeRows>
-void blocked_column_sums(std::size_t rows, std::size_t cols, const MakeRows& make, float* out) {
+/// out[j] += sum over rows of column j, the rows read through copies of the cursor `rows`
+/// (row_cursors.hpp), one per block. Rows go in blocks of 256 (fixed: never depends on the
+/// thread count); each block is summed in row order into a zeroed partial and the partials are
+/// added to out in block order (a single block goes straight into out).
+template <class Rows>
+void blocked_column_sums(std::size_t rows, std::size_t cols, const Rows& cursor, float* out) {
   using batch = xsimd::batch<float>;
   constexpr std::size_t W = batch::size, row_block = 256, parallel_min = std::size_t{1} << 16;
   // Narrow rows (up to 4 vectors, the usual bias width) keep the running sums in registers:
   // the same additions in the same order as through memory.
+  auto start = [&](std::size_t r0) {
+    Rows cur = cursor;
+    cur.seek(static_cast<std::int64_t>(r0));
+    return cur;
+  };
   auto add_rows_reg = [&]<std::size_t NV>(std::size_t r0, std::size_t r1, float* dst) {
     batch acc[NV];
     for (std::size_t k = 0; k < NV; ++k) acc[k] = batch::load_unaligned(dst + k * W);
-    auto cur = make(r0);
+    Rows cur = start(r0);
     for (std::size_t i = r0; i < r1; ++i, cur.advance())
-      for (std::size_t k = 0; k < NV; ++k) acc[k] += cur.load(k * W);
+      for (std::size_t k = 0; k < NV; ++k) acc[k] += cur.load(static_cast<std::int64_t>(k * W));
     for (std::size_t k = 0; k < NV; ++k) acc[k].store_unaligned(dst + k * W);
   };
   auto add_rows = [&](std::size_t r0, std::size_t r1, float* dst) {
@@ -51,11 +43,12 @@ void blocked_column_sums(std::size_t rows, std::size_t cols, const MakeRows& mak
         case 4: return add_rows_reg.template operator()<4>(r0, r1, dst);
         default: break;
       }
-    auto cur = make(r0);
+    Rows cur = start(r0);
     for (std::size_t i = r0; i < r1; ++i, cur.advance()) {
       std::size_t j = 0;
-      for (; j + W <= cols; j += W) (batch::load_unaligned(dst + j) + cur.load(j)).store_unaligned(dst + j);
-      for (; j < cols; ++j) dst[j] += cur.at(j);
+      for (; j + W <= cols; j += W)
+        (batch::load_unaligned(dst + j) + cur.load(static_cast<std::int64_t>(j))).store_unaligned(dst + j);
+      for (; j < cols; ++j) dst[j] += cur.at(static_cast<std::int64_t>(j));
     }
   };
   auto add_into = [](float* dst, const float* part, std::size_t j0, std::size_t j1) {

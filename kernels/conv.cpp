@@ -21,7 +21,7 @@
 #include <xsimd/xsimd.hpp>
 
 #include "kernels/gemm.hpp"
-#include "kernels/pooled_grad.hpp"
+#include "kernels/row_cursors.hpp"
 #include "kernels/workspace.hpp"
 
 namespace xtape::kernels {
@@ -210,27 +210,12 @@ class PatchWalker {
   float* border_;
 };
 
-// out (K, N) (+)= patches^T (K, rows) x go (rows, N) over output rows [r0, r1), for
+// out (K, N) = patches^T (K, rows) x go (rows, N) over output rows [r0, r1), for
 // K <= small_patch, without an im2col buffer: the K x 2 vector accumulators of one column
 // block stay in registers; rows are summed in increasing order. KT > 0 fixes K at compile time.
-// Rows of a dense grad_output, as a cursor (PooledGradRows is the other kind).
-class DenseGradRows {
- public:
-  DenseGradRows(const float* grad_output, std::int64_t n) : go_(grad_output), n_(n) {}
-  void seek(std::int64_t r) { p_ = go_ + r * n_; }
-  batch load(std::int64_t c0) const { return batch::load_unaligned(p_ + c0); }
-  float at(std::int64_t c) const { return p_[c]; }
-  void advance() { p_ += n_; }
-
- private:
-  const float* go_;
-  std::int64_t n_;
-  const float* p_ = nullptr;
-};
-
 template <int KT, class GradRows>
 void small_patch_outer(const Conv2DGeometry& g, const float* input, std::int64_t r0, std::int64_t r1,
-                       GradRows grad_rows, bool accumulate, float* out) {
+                       GradRows grad_rows, float* out) {
   constexpr int KMAX = KT > 0 ? KT : static_cast<int>(small_patch);
   const std::int64_t K = KT > 0 ? KT : patch_size(g), N = g.cout;
   PatchWalker walk(g, input, r0, 1);
@@ -256,12 +241,7 @@ void small_patch_outer(const Conv2DGeometry& g, const float* input, std::int64_t
       }
     }
     for (std::int64_t q = 0; q < K; ++q) {
-      for (int v = 0; v < (two ? 2 : 1); ++v) {
-        float* o = out + q * N + c0 + v * simd_width;
-        batch x = acc[q][v];
-        if (accumulate) x += batch::load_unaligned(o);
-        x.store_unaligned(o);
-      }
+      for (int v = 0; v < (two ? 2 : 1); ++v) acc[q][v].store_unaligned(out + q * N + c0 + v * simd_width);
     }
     c0 += two ? 2 * simd_width : simd_width;
   }
@@ -276,7 +256,7 @@ void small_patch_outer(const Conv2DGeometry& g, const float* input, std::int64_t
         const float gv = grad_rows.at(c0);
         for (std::int64_t q = 0; q < K; ++q) sums[q] = std::fma(a[offset[q]], gv, sums[q]);
       }
-      for (std::int64_t q = 0; q < K; ++q) out[q * N + c0] = accumulate ? out[q * N + c0] + sums[q] : sums[q];
+      for (std::int64_t q = 0; q < K; ++q) out[q * N + c0] = sums[q];
     }
   }
 }
@@ -646,9 +626,9 @@ void backward_kernel_impl(const Conv2DGeometry& g, const float* input, const flo
       if (is_3x3_c1_valid(g))
         conv3x3_c1_outer(g, input, p0, p1, make_rows(), out);
       else if (K == 9)
-        small_patch_outer<9>(g, input, p0, p1, make_rows(), false, out);
+        small_patch_outer<9>(g, input, p0, p1, make_rows(), out);
       else
-        small_patch_outer<0>(g, input, p0, p1, make_rows(), false, out);
+        small_patch_outer<0>(g, input, p0, p1, make_rows(), out);
       continue;
     }
     float* col = pointwise ? nullptr : scratch(slot_conv_col, static_cast<std::size_t>(R * K));
@@ -684,7 +664,7 @@ void backward_kernel_impl(const Conv2DGeometry& g, const float* input, const flo
 
 void conv2d_backward_kernel(const Conv2DGeometry& g, const float* input, const float* grad_output,
                             float* grad_kernel) {
-  backward_kernel_impl(g, input, grad_output, [&] { return DenseGradRows(grad_output, g.cout); }, grad_kernel);
+  backward_kernel_impl(g, input, grad_output, [&] { return DenseRows(grad_output, g.cout); }, grad_kernel);
 }
 
 bool conv2d_backward_kernel_pooled_supported(const Conv2DGeometry& g, const Pool2DGeometry& pool) {

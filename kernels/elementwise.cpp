@@ -8,6 +8,7 @@
 #include <xsimd/xsimd.hpp>
 
 #include "kernels/column_sums.hpp"
+#include "kernels/row_cursors.hpp"
 #include "kernels/workspace.hpp"
 
 namespace xtape::kernels {
@@ -221,7 +222,7 @@ float sum(std::size_t n, const float* x) {
 }
 
 void add_column_sums(std::size_t rows, std::size_t cols, const float* x, float* out) {
-  detail::blocked_column_sums(rows, cols, [x, cols](std::size_t r0) { return detail::DenseRows(x, cols, r0); }, out);
+  detail::blocked_column_sums(rows, cols, DenseRows(x, static_cast<std::int64_t>(cols)), out);
 }
 
 void row_sums(std::size_t rows, std::size_t cols, const float* x, float* out) {

@@ -10,7 +10,7 @@
 #include <xsimd/xsimd.hpp>
 
 #include "kernels/column_sums.hpp"
-#include "kernels/pooled_grad.hpp"
+#include "kernels/row_cursors.hpp"
 
 namespace xtape::kernels {
 
@@ -229,13 +229,8 @@ bool pooled_grad_rows_supported(const Pool2DGeometry& g) { return is_pool2x2(g);
 
 void add_column_sums_pooled(const Pool2DGeometry& g, const float* grad_output, const std::int32_t* argmax,
                             float* column_sums) {
-  auto make = [&](std::size_t r0) {
-    PooledGradRows rows(g, grad_output, argmax);
-    rows.seek(static_cast<std::int64_t>(r0));
-    return rows;
-  };
-  detail::blocked_column_sums(static_cast<std::size_t>(g.n * g.h * g.w), static_cast<std::size_t>(g.c), make,
-                              column_sums);
+  detail::blocked_column_sums(static_cast<std::size_t>(g.n * g.h * g.w), static_cast<std::size_t>(g.c),
+                              PooledGradRows(g, grad_output, argmax), column_sums);
 }
 
 void max_pool2d_mask_positive(std::int64_t count, const float* grad_output, const std::int32_t* argmax,

@@ -35,7 +35,7 @@ void max_pool2d_backward(const Pool2DGeometry& g, const float* grad_output,
 bool pooled_grad_rows_supported(const Pool2DGeometry& g);
 /// add_column_sums(n * h * w, c, G, column_sums) for G = max_pool2d_backward(g, grad_output,
 /// argmax) (a bias gradient before the pooling), without writing G: the same bits. Only when
-/// pooled_grad_rows_supported(g) (kernels/pooled_grad.hpp): 2x2 windows, stride 2.
+/// pooled_grad_rows_supported(g) (kernels/row_cursors.hpp): 2x2 windows, stride 2.
 void add_column_sums_pooled(const Pool2DGeometry& g, const float* grad_output, const std::int32_t* argmax,
                             float* column_sums);
 /// masked[i] = grad_output[i] where argmax[i] is valid and values[argmax[i]] > 0, else 0: the

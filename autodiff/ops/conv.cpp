@@ -72,12 +72,9 @@ Tensor defer(const Shape& shape, std::shared_ptr<PendingConv> p) {
 
 Tensor fuse_conv_bias(const Tensor& a, const Tensor& bias) {
   const auto p = pending_conv(a);
-  if (!p || p->bias.defined() || p->relu || !bias.defined()) return Tensor();
-  // bias must broadcast over every axis but the channel axis, into a's shape.
-  const Shape& bs = bias.shape();
-  if (bs.empty() || bs.size() > a.shape().size() || bs.back() != static_cast<std::size_t>(p->g.cout)) return Tensor();
-  for (std::size_t i = 0; i + 1 < bs.size(); ++i)
-    if (bs[i] != 1) return Tensor();
+  if (!p || p->bias.defined() || p->relu || !bias.defined() ||
+      !is_channel_vector(bias.shape(), a.shape().size(), static_cast<std::size_t>(p->g.cout)))
+    return Tensor();
   auto fused = std::make_shared<PendingConv>(*p);
   fused->bias = saved(bias);
   return defer(a.shape(), std::move(fused));

@@ -58,10 +58,10 @@ kernels::Pool2DGeometry pool_geometry(const char* op, const Tensor& x, std::arra
 }  // namespace
 
 namespace detail {
-
-std::int32_t* int_view(const Tensor& t) { return reinterpret_cast<std::int32_t*>(const_cast<float*>(t.data())); }
-
 namespace {
+
+// The int32 view of an argmax tensor (int32 indices stored in a float buffer).
+std::int32_t* int_view(const Tensor& t) { return reinterpret_cast<std::int32_t*>(const_cast<float*>(t.data())); }
 
 // The input gradient of max_pool2d, not yet scattered: grad_input = scatter of `go` at argmax.
 struct PoolScatter final : Producer {
@@ -75,8 +75,7 @@ std::shared_ptr<const PoolScatter> pending_scatter(const Tensor& t) {
   return p && t.shape().size() == 4 ? p : nullptr;
 }
 
-}  // namespace
-
+// The deferred input gradient of max_pool2d (pool geometry `g`, pooled gradient `go`).
 Tensor defer_pool_scatter(const kernels::Pool2DGeometry& g, const Shape& input_shape, const Tensor& go,
                           const Tensor& argmax) {
   auto p = std::make_shared<PoolScatter>();
@@ -86,6 +85,8 @@ Tensor defer_pool_scatter(const kernels::Pool2DGeometry& g, const Shape& input_s
   std::vector<Tensor> reads{p->go, p->argmax};
   return make_deferred(input_shape, std::move(p), reads);
 }
+
+}  // namespace
 
 Tensor mask_pool_scatter(const Tensor& g, const Tensor& values) {
   const auto p = pending_scatter(g);
@@ -108,11 +109,7 @@ std::shared_ptr<const Producer> pending_pool_grad(const Tensor& t, kernels::Pool
 
 Tensor pool_scatter_channel_sums(const Tensor& x, const Shape& shape) {
   const auto p = pending_scatter(x);
-  if (!p || !kernels::pooled_grad_rows_supported(p->g) || shape.empty() || shape.size() > 4 ||
-      shape.back() != x.shape()[3])
-    return Tensor();
-  for (std::size_t i = 0; i + 1 < shape.size(); ++i)
-    if (shape[i] != 1) return Tensor();
+  if (!p || !kernels::pooled_grad_rows_supported(p->g) || !is_channel_vector(shape, 4, x.shape()[3])) return Tensor();
   Tensor sums = Tensor::zeros(shape);
   kernels::add_column_sums_pooled(p->g, p->go.data(), int_view(p->argmax), sums.data());
   return sums;

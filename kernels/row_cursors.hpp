@@ -1,16 +1,34 @@
 #pragma once
-/// @file pooled_grad.hpp
-/// The input gradient of a 2x2 / stride-2 max pooling read in pooled form: the pooled
-/// gradient and argmax stand for the (four times larger) scattered gradient, whose rows are
-/// produced on the fly, with exactly the bits max_pool2d_backward would write. Kernels that
-/// consume that gradient row by row (a bias gradient, a thin convolution's kernel gradient)
-/// use this instead of reading it from memory. Internal to kernels/ (includes xsimd).
+/// @file row_cursors.hpp
+/// Cursors over the rows of a row-major (rows x c) matrix for kernels that consume a gradient
+/// row by row (a bias gradient, a thin convolution's kernel gradient), so one kernel serves
+/// both kinds: seek(r), load(c0) (the vector at columns [c0, c0 + W)), at(c), advance().
+///   - DenseRows: the matrix in memory.
+///   - PooledGradRows: the input gradient of a 2x2 / stride-2 max pooling in pooled form. The
+///     pooled gradient and argmax stand for the (four times larger) scattered gradient, whose
+///     rows are produced on the fly with exactly the bits max_pool2d_backward would write.
+/// Internal to kernels/ (includes xsimd).
 #include <cstdint>
 #include <xsimd/xsimd.hpp>
 
 #include "kernels/pool.hpp"
 
 namespace xtape::kernels {
+
+class DenseRows {
+ public:
+  using batch = xsimd::batch<float>;
+  DenseRows(const float* x, std::int64_t cols) : x_(x), cols_(cols) {}
+  void seek(std::int64_t r) { p_ = x_ + r * cols_; }
+  batch load(std::int64_t c0) const { return batch::load_unaligned(p_ + c0); }
+  float at(std::int64_t c) const { return p_[c]; }
+  void advance() { p_ += cols_; }
+
+ private:
+  const float* x_;
+  std::int64_t cols_;
+  const float* p_ = nullptr;
+};
 
 /// A cursor over the rows (pixels b, y, x of the pool's input, row r = (b * h + y) * w + x) of
 /// the scattered gradient.
