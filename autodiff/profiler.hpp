@@ -24,8 +24,9 @@ struct OpTime {
   double backward_ms = 0;
 };
 
-/// Starts (or restarts, clearing the figures) profiling on this thread.
-void profiler_start();
+/// Starts (or restarts, clearing the figures) profiling on this thread. With `by_shape`, each
+/// op is split by its output shape ("conv2d(128, 26, 26, 32)"), telling layers apart.
+void profiler_start(bool by_shape = false);
 /// Restarts the forward clock: the time since the last recorded op is charged to nothing.
 void profiler_mark();
 /// Stops profiling on this thread and returns the figures, largest total first.

@@ -48,11 +48,13 @@ using prof_clock = std::chrono::steady_clock;
 
 struct Profile {
   bool on = false;
+  bool by_shape = false;
   prof_clock::time_point last;
   std::map<std::string, OpTime> ops;
-  OpTime& at(const char* op) {
-    OpTime& t = ops[op];
-    if (t.op.empty()) t.op = op;
+  OpTime& at(const char* op, const Shape& shape) {
+    const std::string key = by_shape ? op + shape_str(shape) : std::string(op);
+    OpTime& t = ops[key];
+    if (t.op.empty()) t.op = key;
     return t;
   }
 };
@@ -278,7 +280,7 @@ void Tensor::backward(const Tensor& seed) {
       const auto t0 = prof_clock::now();
       node->backward(node->grad, grads);
       const auto t1 = prof_clock::now();
-      OpTime& t = t_profile.at(node->op);
+      OpTime& t = t_profile.at(node->op, node->out_shape);
       t.backward_ms += ms_between(t0, t1);
       ++t.backward_calls;
     } else {
@@ -352,7 +354,7 @@ Tensor record(const char* op, Tensor out, const std::vector<Tensor>& inputs, Bac
   tape().append(node);
   if (t_profile.on) {
     const auto now = prof_clock::now();
-    OpTime& t = t_profile.at(op);
+    OpTime& t = t_profile.at(op, out.shape());
     t.forward_ms += ms_between(t_profile.last, now);
     ++t.forward_calls;
     t_profile.last = now;
@@ -371,9 +373,10 @@ std::size_t tape_size() {
   return n;
 }
 
-void profiler_start() {
+void profiler_start(bool by_shape) {
   t_profile.ops.clear();
   t_profile.on = true;
+  t_profile.by_shape = by_shape;
   t_profile.last = prof_clock::now();
 }
 

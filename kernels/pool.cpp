@@ -255,6 +255,17 @@ void max_pool2d_mask_positive(std::int64_t count, const float* grad_output, cons
   }
 }
 
+void max_pool2d_mask_positive_pooled(std::int64_t count, const float* grad_output, const float* pooled,
+                                     float* masked) {
+  const std::int64_t vec_end = count / simd_width * simd_width;
+  const batch zero(0.f);
+#pragma omp parallel for schedule(static) if (count >= 8 * parallel_pool_work)
+  for (std::int64_t i = 0; i < vec_end; i += simd_width)
+    xsimd::select(batch::load_unaligned(pooled + i) > zero, batch::load_unaligned(grad_output + i), zero)
+        .store_unaligned(masked + i);
+  for (std::int64_t i = vec_end; i < count; ++i) masked[i] = pooled[i] > 0.f ? grad_output[i] : 0.f;
+}
+
 void avg_pool2d_forward(const Pool2DGeometry& g, const float* input, float* output) {
   const std::int64_t c = g.c, rows = g.n * g.out_h;
   const std::int64_t image = g.h * g.w * c;

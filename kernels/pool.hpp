@@ -43,6 +43,10 @@ void add_column_sums_pooled(const Pool2DGeometry& g, const float* grad_output, c
 /// max_pool2d_backward. `count` is the pooled element count.
 void max_pool2d_mask_positive(std::int64_t count, const float* grad_output, const std::int32_t* argmax,
                               const float* values, float* masked);
+/// The same mask from the pooled values (max_pool2d's output, which holds values[argmax[i]],
+/// or 0 for an empty window): masked[i] = pooled[i] > 0 ? grad_output[i] : 0, with no gathers.
+void max_pool2d_mask_positive_pooled(std::int64_t count, const float* grad_output, const float* pooled,
+                                     float* masked);
 
 /// output = mean over the valid (in-bounds) positions of each window.
 void avg_pool2d_forward(const Pool2DGeometry& g, const float* input, float* output);

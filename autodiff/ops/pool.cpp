@@ -67,6 +67,10 @@ std::int32_t* int_view(const Tensor& t) { return reinterpret_cast<std::int32_t*>
 struct PoolScatter final : Producer {
   kernels::Pool2DGeometry g;
   Tensor go, argmax;
+  // The pooling's output and input (when known): relu's backward masks by the pooled values
+  // (out[i] == input[argmax[i]]) instead of gathering from its input.
+  Tensor pooled;
+  std::weak_ptr<const Storage> source;
   void run(float* out) const override { kernels::max_pool2d_backward(g, go.data(), int_view(argmax), out); }
 };
 
@@ -77,11 +81,14 @@ std::shared_ptr<const PoolScatter> pending_scatter(const Tensor& t) {
 
 // The deferred input gradient of max_pool2d (pool geometry `g`, pooled gradient `go`).
 Tensor defer_pool_scatter(const kernels::Pool2DGeometry& g, const Shape& input_shape, const Tensor& go,
-                          const Tensor& argmax) {
+                          const Tensor& argmax, const Tensor& pooled = Tensor(),
+                          std::weak_ptr<const Storage> source = {}) {
   auto p = std::make_shared<PoolScatter>();
   p->g = g;
   p->go = saved(go);
   p->argmax = argmax;
+  p->pooled = pooled;
+  p->source = std::move(source);
   std::vector<Tensor> reads{p->go, p->argmax};
   return make_deferred(input_shape, std::move(p), reads);
 }
@@ -92,8 +99,11 @@ Tensor mask_pool_scatter(const Tensor& g, const Tensor& values) {
   const auto p = pending_scatter(g);
   if (!p || !values.defined() || values.shape() != g.shape()) return Tensor();
   Tensor masked = Tensor::empty(p->go.shape());
-  kernels::max_pool2d_mask_positive(static_cast<std::int64_t>(masked.size()), p->go.data(), int_view(p->argmax),
-                                    values.data(), masked.data());
+  const auto count = static_cast<std::int64_t>(masked.size());
+  if (p->pooled.defined() && p->source.lock() == values.impl()->storage)  // the pooled values are relu's
+    kernels::max_pool2d_mask_positive_pooled(count, p->go.data(), p->pooled.data(), masked.data());
+  else
+    kernels::max_pool2d_mask_positive(count, p->go.data(), int_view(p->argmax), values.data(), masked.data());
   return defer_pool_scatter(p->g, g.shape(), masked, p->argmax);
 }
 
@@ -133,8 +143,10 @@ Tensor max_pool2d(const Tensor& x, std::array<int, 2> pool_size, std::array<int,
   const Shape xs = x.shape();
   // The gradient goes to the (first) maximal element of each window. It is deferred: relu's
   // backward masks it in pooled form, and whatever reads it computes it.
-  return record("max_pool2d", out, {x}, [g, xs, argmax](const Tensor& go, Grads& grads) {
-    grads.add(0, detail::defer_pool_scatter(g, xs, go, argmax));
+  const Tensor pooled = detail::saved(out);
+  std::weak_ptr<const detail::Storage> source = x.impl()->storage;
+  return record("max_pool2d", out, {x}, [g, xs, argmax, pooled, source](const Tensor& go, Grads& grads) {
+    grads.add(0, detail::defer_pool_scatter(g, xs, go, argmax, pooled, source));
   });
 }
 

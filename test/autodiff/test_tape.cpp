@@ -1,6 +1,7 @@
 // Tests for the tape in autodiff/tensor.cpp: accumulation, deep graphs, repeated backward, errors,
 // and that training steps neither grow the tape nor the memory in use.
 #include <boost/test/unit_test.hpp>
+#include <algorithm>
 #include <csignal>
 #include <cmath>
 #include <cstdio>
@@ -242,6 +243,15 @@ BOOST_AUTO_TEST_CASE(profiler_counts_ops_and_their_backward_rules) {
   sum(relu(matmul(x, w))).backward();
   profiler_start();
   BOOST_TEST(profiler_stop().empty());
+  // By shape: the same op at two output shapes is two rows, named with the shape.
+  profiler_start(/*by_shape=*/true);
+  (sum(relu(matmul(x, w))) + sum(relu(matmul(Tensor::full({8, 64}, 1.f), w)))).backward();
+  const auto shaped = profiler_stop();
+  std::vector<std::string> relus;
+  for (const auto& o : shaped)
+    if (o.op.rfind("relu", 0) == 0) relus.push_back(o.op);
+  std::sort(relus.begin(), relus.end());
+  BOOST_TEST(relus == (std::vector<std::string>{"relu(32, 64)", "relu(8, 64)"}), boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -180,6 +180,13 @@ BOOST_AUTO_TEST_CASE(pooled_relu_mask_matches_relu_backward_bitwise) {
                                              masked.data());
     xtape::kernels::max_pool2d_backward(g, masked.data(), arg.data(), relu_fused.data());
     BOOST_TEST(std::memcmp(relu_fused.data(), relu_ref.data(), x.size() * sizeof(float)) == 0, "relu " << describe(s));
+    // The same mask from the pooled values (no gathers from the pool's input).
+    std::vector<float> masked_pooled(out_size, NAN), relu_pooled(x.size(), NAN);
+    xtape::kernels::max_pool2d_mask_positive_pooled(static_cast<std::int64_t>(out_size), go.data(), y.data(),
+                                                    masked_pooled.data());
+    xtape::kernels::max_pool2d_backward(g, masked_pooled.data(), arg.data(), relu_pooled.data());
+    BOOST_TEST(std::memcmp(relu_pooled.data(), relu_ref.data(), x.size() * sizeof(float)) == 0,
+               "relu from pooled values " << describe(s));
   }
 }
 
