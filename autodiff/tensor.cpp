@@ -17,6 +17,7 @@
 #include "autodiff/detail.hpp"
 #include "autodiff/ops.hpp"
 #include "autodiff/profiler.hpp"
+#include "kernels/fp_mode.hpp"
 
 namespace xtape {
 
@@ -392,6 +393,16 @@ std::vector<OpTime> profiler_stop() {
   });
   return out;
 }
+
+bool set_flush_denormal(bool on) { return kernels::set_team_flush_denormals(on); }
+bool flush_denormal() { return kernels::thread_flushes_denormals(); }
+
+// Applied to the whole team even when the calling thread is already in the mode (its workers
+// may not be): a parallel region on entry and one on exit, per fit, not per op.
+FlushDenormal::FlushDenormal(bool on) : previous_(kernels::thread_flushes_denormals()) {
+  kernels::set_team_flush_denormals(on);
+}
+FlushDenormal::~FlushDenormal() { kernels::set_team_flush_denormals(previous_); }
 
 bool grad_enabled() { return t_grad_enabled; }
 NoGrad::NoGrad() : previous_(t_grad_enabled) { t_grad_enabled = false; }

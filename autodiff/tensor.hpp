@@ -124,6 +124,30 @@ class NoGrad {
   bool previous_;
 };
 
+/// Flushes denormal (subnormal) floats to zero, or stops flushing them, on the calling thread
+/// and on the OpenMP threads that run the kernels (PyTorch's torch.set_flush_denormal).
+/// Denormals are below 1.2e-38 in magnitude; with flushing on they read and compute as 0, and
+/// arithmetic on them costs no microcode assist (about a hundred cycles per instruction on
+/// x86). Sequential's fit, evaluate and predict always run with flushing on, as TensorFlow
+/// runs its ops. Returns false, changing nothing, where the CPU has no such mode.
+bool set_flush_denormal(bool on);
+
+/// Whether the calling thread flushes denormals.
+bool flush_denormal();
+
+/// RAII guard that sets denormal flushing (on by default) in its scope, as set_flush_denormal
+/// does, and restores the previous mode of the calling thread on exit (to every thread).
+class FlushDenormal {
+ public:
+  explicit FlushDenormal(bool on = true);
+  ~FlushDenormal();
+  FlushDenormal(const FlushDenormal&) = delete;
+  FlushDenormal& operator=(const FlushDenormal&) = delete;
+
+ private:
+  bool previous_;
+};
+
 /// Number of live records on this thread's tape (for tests of memory growth).
 std::size_t tape_size();
 

@@ -2,7 +2,8 @@
 //
 // For 1 and 2 threads it measures, at batch 128:
 //   - the median training step (gather the batch, forward in training mode, loss, zero_grad,
-//     backward, Adam apply, loss.item(), accuracy: the work of one step of Sequential::fit),
+//     backward, Adam apply, loss.item(), accuracy: the work of one step of Sequential::fit, in
+//     fit's floating-point mode, denormals flushed),
 //     and the projected epoch (422 steps = 54,000 samples);
 //   - optionally (--epoch) the wall time of one real Sequential::fit epoch over 54,000 samples;
 //   - inference per sample under NoGrad (forward + loss, as evaluate) against training per
@@ -135,6 +136,7 @@ struct Figures {
 
 Figures run(const Data& data, int threads, int steps, bool epoch, bool profile, std::uint64_t seed) {
   omp_set_num_threads(threads);
+  const FlushDenormal flush;  // as Sequential::fit runs
   Figures f;
   f.threads = threads;
   set_random_seed(seed);

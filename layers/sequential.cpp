@@ -259,6 +259,7 @@ std::map<std::string, double> Sequential::run_eval(const Tensor& x, const Tensor
                                                    std::size_t begin, std::size_t end,
                                                    std::size_t batch_size, int verbose) {
   NoGrad no_grad;
+  const FlushDenormal flush;
   const std::size_t n = end - begin, steps = (n + batch_size - 1) / batch_size;
   Progbar bar(steps, verbose);
   double loss_total = 0;
@@ -308,6 +309,8 @@ History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& o) {
   if (split == 0)
     throw std::invalid_argument("Sequential::fit: validation_split leaves no training samples");
   if (!built_) build(Shape(x.shape().begin() + 1, x.shape().end()));
+  // As TensorFlow does for its ops: denormals computed as zero (see set_flush_denormal).
+  const FlushDenormal flush;
   const auto vars = trainable_variables();
   const std::size_t steps = (split + o.batch_size - 1) / o.batch_size;
   History history;
@@ -412,6 +415,7 @@ Tensor Sequential::predict(const Tensor& x, const EvaluateOptions& o) {
   if (o.batch_size == 0)
     throw std::invalid_argument("Sequential::predict: batch_size must be positive");
   NoGrad no_grad;
+  const FlushDenormal flush;
   const std::size_t n = x.shape()[0];
   Tensor out;
   std::size_t row = 0;

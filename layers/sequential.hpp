@@ -82,6 +82,8 @@ class Sequential {
   /// epoch-end hooks, with a message, and fit returns normally; otherwise fit throws
   /// std::runtime_error naming the epoch and step, as before callbacks existed.
   /// Throws std::invalid_argument when the model is not compiled or x and y disagree in length.
+  /// fit, evaluate and predict flush denormals to zero while they run, as TensorFlow does
+  /// (FlushDenormal, autodiff/tensor.hpp), and restore the caller's mode when they return.
   History fit(const Tensor& x, const Tensor& y, const FitOptions& options = {});
   /// Loss and metrics on (x, y), under NoGrad: {"loss": ..., "accuracy": ...}.
   std::map<std::string, double> evaluate(const Tensor& x, const Tensor& y,

@@ -1,5 +1,5 @@
 // Tests for autodiff/tensor.hpp: construction, access, detach/clone, xtensor interop,
-// requires_grad propagation and NoGrad.
+// requires_grad propagation, NoGrad and FlushDenormal.
 #include <boost/test/unit_test.hpp>
 #include <sstream>
 #include <stdexcept>
@@ -193,6 +193,29 @@ BOOST_AUTO_TEST_CASE(no_grad_disables_recording) {
   Tensor y = x * x;
   BOOST_TEST(y.requires_grad());
   BOOST_TEST(tape_size() == before + 1);
+}
+
+BOOST_AUTO_TEST_CASE(flush_denormal_guard_nests_and_restores) {
+  // 1e-20 * 1e-20 is a denormal: computed as such without flushing, as 0 with it.
+  Tensor a({2}, {1e-20f, 2.f}), b({2}, {1e-20f, 0.5f});
+  const auto product = [&] { return a * b; };
+  const bool initial = flush_denormal();
+  if (!set_flush_denormal(false)) return;  // NOTE: no such mode on this CPU
+  BOOST_TEST(product().data()[0] > 0.f);
+  {
+    FlushDenormal guard;
+    BOOST_TEST(flush_denormal());
+    BOOST_TEST(product().data()[0] == 0.f);
+    BOOST_TEST(product().data()[1] == 1.f);
+    {
+      FlushDenormal off(false);
+      BOOST_TEST(!flush_denormal());
+      BOOST_TEST(product().data()[0] > 0.f);
+    }
+    BOOST_TEST(flush_denormal());  // the inner guard restores the outer mode
+  }
+  BOOST_TEST(!flush_denormal());
+  set_flush_denormal(initial);
 }
 
 BOOST_AUTO_TEST_CASE(grad_of_a_leaf) {

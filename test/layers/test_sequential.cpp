@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "autodiff/ops.hpp"
+#include "layers/callbacks.hpp"
 #include "layers/conv.hpp"
 #include "layers/core.hpp"
 #include "layers/pooling.hpp"
@@ -122,6 +123,34 @@ BOOST_AUTO_TEST_CASE(sparse_labels_and_mse) {
   reg.compile("mse", "adam");
   History r = reg.fit(x, y, {.batch_size = 16, .epochs = 10, .verbose = 0});
   BOOST_TEST(r.history["loss"].back() < r.history["loss"].front());
+}
+
+BOOST_AUTO_TEST_CASE(fit_flushes_denormals_and_restores_the_mode) {
+  // TensorFlow's semantics: ops run with denormals flushed to zero during fit (and evaluate,
+  // predict); the caller's mode is back when they return.
+  struct Probe : Callback {
+    int batches = 0, flushed = 0;
+    void on_batch_end(std::size_t, const Logs&) override {
+      ++batches;
+      if (flush_denormal()) ++flushed;
+    }
+  };
+  clear_session();
+  set_random_seed(6);
+  auto [x, y] = blobs(64, 3);
+  Sequential model({Input({2}), std::make_shared<Dense>(DenseOptions{.units = 3, .activation = "softmax"})});
+  model.compile("categorical_crossentropy", "adam", {"accuracy"});
+  const bool initial = flush_denormal();
+  if (!set_flush_denormal(false)) return;  // NOTE: no such mode on this CPU
+  auto probe = std::make_shared<Probe>();
+  model.fit(x, y, {.batch_size = 16, .epochs = 2, .verbose = 0, .callbacks = {probe}});
+  BOOST_TEST(probe->batches == 8);
+  BOOST_TEST(probe->flushed == probe->batches);
+  BOOST_TEST(!flush_denormal());
+  model.evaluate(x, y, {.verbose = 0});
+  model.predict(x);
+  BOOST_TEST(!flush_denormal());
+  set_flush_denormal(initial);
 }
 
 BOOST_AUTO_TEST_CASE(fit_errors) {
