@@ -22,6 +22,7 @@
 
 #include "kernels/gemm.hpp"
 #include "kernels/row_cursors.hpp"
+#include "kernels/winograd.hpp"
 #include "kernels/workspace.hpp"
 
 namespace xtape::kernels {
@@ -515,6 +516,13 @@ void conv2d_forward(const Conv2DGeometry& g, const float* input, const float* ke
     }
     return;
   }
+  if (winograd::supported(g)) {  // one image per task, as the fused conv + pool computes it
+    float* u = scratch(slot_winograd_u, static_cast<std::size_t>(winograd::kernel_size(g)));
+    winograd::transform_kernel(g, kernel, u);
+#pragma omp parallel for schedule(dynamic, 1) if (g.n > 1)
+    for (std::int64_t b = 0; b < g.n; ++b) winograd::forward_images(g, input, u, b, b + 1, 1, output, ep);
+    return;
+  }
   const std::int64_t R = chunk_rows(g), chunks = ceil_div(M, R);
   // One chunk: a single parallel GEMM. Several: chunks in parallel, each GEMM single-threaded.
 #pragma omp parallel for schedule(dynamic, 1) if (chunks > 1)
@@ -534,12 +542,17 @@ void conv2d_max_pool2d_forward(const Conv2DGeometry& g, const float* input, cons
   Pool2DGeometry p1 = pool;
   p1.n = 1;
   const std::int64_t rows = g.out_h * g.out_w, R = chunk_rows(g);
+  const bool wino = winograd::supported(g);
+  float* u = wino ? scratch(slot_winograd_u, static_cast<std::size_t>(winograd::kernel_size(g))) : nullptr;
+  if (wino) winograd::transform_kernel(g, kernel, u);
   // One image per task, on the thread that runs it (no nested parallel regions).
 #pragma omp parallel for schedule(dynamic, 1) if (g.n > 1)
   for (std::int64_t b = 0; b < g.n; ++b) {
     float* conv_out = scratch(slot_conv_fused, static_cast<std::size_t>(conv_image));
     const float* in = input + b * in_image;
-    if (is_pointwise(g))
+    if (wino)
+      winograd::forward_images(g1, in, u, 0, 1, 1, conv_out, ep);
+    else if (is_pointwise(g))
       for (std::int64_t r0 = 0; r0 < rows; r0 += R) {
         const std::int64_t r1 = std::min(rows, r0 + R);
         sgemm(false, false, r1 - r0, g.cout, g.cin, 1.f, in + r0 * g.cin, g.cin, kernel, g.cout, 0.f,
@@ -570,6 +583,18 @@ void conv2d_backward_input(const Conv2DGeometry& g, const float* grad_output, co
   // dcol = grad_output (M, cout) x kernel^T (cout, K); grad_input = col2im(dcol).
   if (is_pointwise(g)) {
     sgemm(false, true, M, K, N, 1.f, grad_output, N, kernel, N, 0.f, grad_input, K);
+    return;
+  }
+  // A 3x3 unit-stride kernel: the input gradient is a Winograd convolution of grad_output with
+  // the flipped kernel (no dcol matrix, no scatter), two images per set of GEMMs.
+  const Conv2DGeometry gi = winograd::input_grad_geometry(g);
+  if (g.pad_top <= 2 && g.pad_left <= 2 && winograd::supported(gi)) {
+    float* u = scratch(slot_winograd_u, static_cast<std::size_t>(winograd::kernel_size(gi)));
+    winograd::transform_kernel_for_input_grad(g, kernel, u);
+    const std::int64_t group = 2, tasks = ceil_div(g.n, group);
+#pragma omp parallel for schedule(dynamic, 1) if (tasks > 1)
+    for (std::int64_t t = 0; t < tasks; ++t)
+      winograd::forward_images(gi, grad_output, u, t * group, std::min(g.n, (t + 1) * group), group, grad_input, {});
     return;
   }
   // kernel^T (cout, K) once, so the GEMM packs B with plain row copies.

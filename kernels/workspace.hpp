@@ -29,7 +29,11 @@ enum Slot : int {
   slot_conv_aux = 5,      ///< conv: misc per-thread temporaries
   slot_reduce = 6,        ///< elementwise: shared partial sums of a blocked reduction
   slot_conv_fused = 7,    ///< conv: per-thread output of one image in a fused conv + pool
-  slot_user0 = 8,         ///< first slot free for code outside kernels/
+  slot_winograd_u = 8,    ///< winograd: shared transformed kernel (owned by the calling thread)
+  slot_winograd_v = 9,    ///< winograd: per-thread transformed input tiles
+  slot_winograd_m = 10,   ///< winograd: per-thread products before the output transform
+  slot_winograd_tmp = 11, ///< winograd: the flipped kernel of an input gradient
+  slot_user0 = 12,        ///< first slot free for code outside kernels/
   slot_count = 16,
 };
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/conv.hpp"
+#include "kernels/winograd.hpp"
 #include "kernels/elementwise.hpp"
 #include "kernels/pool.hpp"
 
@@ -162,6 +163,58 @@ BOOST_AUTO_TEST_CASE(large_batch_many_chunks) {
   // Enough rows for several im2col chunks and backward_kernel partial sums.
   check_spec({24, 13, 13, 32, 3, 3, 64, 1, 1, false}, 50);
   check_spec({40, 28, 28, 1, 3, 3, 32, 1, 1, false}, 51);
+}
+
+BOOST_AUTO_TEST_CASE(winograd_shapes) {
+  // 3x3 unit-stride kernels with channel counts of whole vectors take Winograd F(2x2, 3x3) in
+  // forward and backward_input: odd and even outputs (tiles overhanging the output), 'same'
+  // padding (tiles overhanging the input), rectangular images, more inputs than outputs.
+  std::uint32_t seed = 80;
+  for (const Spec& s : {Spec{2, 13, 13, 32, 3, 3, 64, 1, 1, false}, Spec{3, 16, 16, 16, 3, 3, 32, 1, 1, true},
+                        Spec{2, 12, 10, 32, 3, 3, 48, 1, 1, true}, Spec{1, 15, 11, 48, 3, 3, 32, 1, 1, false},
+                        Spec{2, 13, 13, 32, 3, 3, 32, 1, 1, true}}) {
+    const Conv2DGeometry g = geometry(s);
+    BOOST_TEST_REQUIRE(xtape::kernels::winograd::supported(g));
+    BOOST_TEST_REQUIRE(xtape::kernels::winograd::supported(xtape::kernels::winograd::input_grad_geometry(g)));
+    check_spec(s, seed++);
+  }
+  // Not eligible: strided, dilated, or channels that are not whole vectors.
+  BOOST_TEST(!xtape::kernels::winograd::supported(geometry({2, 13, 13, 32, 3, 3, 64, 2, 1, false})));
+  BOOST_TEST(!xtape::kernels::winograd::supported(geometry({2, 13, 13, 32, 3, 3, 64, 1, 2, false})));
+  BOOST_TEST(!xtape::kernels::winograd::supported(geometry({2, 13, 13, 33, 3, 3, 64, 1, 1, false})));
+  BOOST_TEST(!xtape::kernels::winograd::supported(geometry({2, 13, 13, 32, 5, 5, 64, 1, 1, false})));
+}
+
+BOOST_AUTO_TEST_CASE(winograd_fused_pool_matches_separate_kernels_bitwise) {
+  // The fused conv + bias + relu + pool computes each image as conv2d_forward does.
+  const int saved = omp_get_max_threads();
+  for (const Spec& s : {Spec{3, 13, 13, 32, 3, 3, 64, 1, 1, false}, Spec{2, 12, 10, 32, 3, 3, 48, 1, 1, true}}) {
+    const Conv2DGeometry g = geometry(s);
+    BOOST_TEST_REQUIRE(xtape::kernels::winograd::supported(g));
+    xtape::kernels::Pool2DGeometry pool;
+    pool.n = g.n, pool.h = g.out_h, pool.w = g.out_w, pool.c = g.cout;
+    pool.pool_h = pool.pool_w = pool.stride_h = pool.stride_w = 2;
+    pool.out_h = g.out_h / 2, pool.out_w = g.out_w / 2;
+    const auto x = random_vector(static_cast<std::size_t>(g.n * g.h * g.w * g.cin), 90);
+    const auto k = random_vector(static_cast<std::size_t>(g.kh * g.kw * g.cin * g.cout), 91);
+    const auto bias = random_vector(static_cast<std::size_t>(g.cout), 92);
+    const std::size_t conv_size = static_cast<std::size_t>(g.n * g.out_h * g.out_w * g.cout);
+    const std::size_t pooled_size = static_cast<std::size_t>(pool.n * pool.out_h * pool.out_w * pool.c);
+    for (int threads : {1, 2}) {
+      omp_set_num_threads(threads);
+      const xtape::kernels::ConvEpilogue ep{bias.data(), true};
+      std::vector<float> y(conv_size), pooled(pooled_size), pooled_fused(pooled_size);
+      std::vector<std::int32_t> argmax(pooled_size), argmax_fused(pooled_size);
+      xtape::kernels::conv2d_forward(g, x.data(), k.data(), y.data(), ep);
+      xtape::kernels::max_pool2d_forward(pool, y.data(), pooled.data(), argmax.data());
+      xtape::kernels::conv2d_max_pool2d_forward(g, x.data(), k.data(), ep, pool, pooled_fused.data(),
+                                                argmax_fused.data());
+      BOOST_TEST(std::memcmp(pooled.data(), pooled_fused.data(), pooled_size * sizeof(float)) == 0,
+                 "fused forward n=" << s.n << " threads=" << threads);
+      BOOST_TEST(argmax == argmax_fused);
+    }
+    omp_set_num_threads(saved);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(bitwise_identical_for_1_and_2_threads) {

@@ -1,0 +1,185 @@
+// Winograd F(2x2, 3x3) (see winograd.hpp). With d a 4x4 input tile, g a 3x3 kernel and
+//   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1],
+//   A^T = [1 1 1 0; 0 1 -1 -1],
+// the 2x2 output tile is y = A^T [(G g G^T) .* (B^T d B)] A. Summed over input channels, the
+// elementwise product becomes, for each of the 16 positions xi, a GEMM
+//   M[xi] (tiles, cout) = V[xi] (tiles, cin) x U[xi] (cin, cout).
+// Every transform is vectorised over channels (NHWC: contiguous), so channel counts are
+// multiples of the SIMD width. Tiles overhanging the input read zeros; those overhanging the
+// output are computed and dropped.
+#include "kernels/winograd.hpp"
+
+#include <algorithm>
+#include <xsimd/xsimd.hpp>
+
+#include "kernels/gemm.hpp"
+#include "kernels/workspace.hpp"
+
+namespace xtape::kernels::winograd {
+
+namespace {
+
+using batch = xsimd::batch<float>;
+constexpr std::int64_t simd_width = static_cast<std::int64_t>(batch::size);
+
+std::int64_t tiles_h(const Conv2DGeometry& g) { return (g.out_h + 1) / 2; }
+std::int64_t tiles_w(const Conv2DGeometry& g) { return (g.out_w + 1) / 2; }
+
+// u (16, cin, cout) from k (3, 3, cin, cout): t = G g (4x3), then t G^T (4x4).
+void transform(std::int64_t cin, std::int64_t cout, const float* k, float* u) {
+  const batch half(0.5f);
+  const std::int64_t plane = cin * cout;
+  for (std::int64_t ci = 0; ci < cin; ++ci)
+    for (std::int64_t co = 0; co < cout; co += simd_width) {
+      batch g[3][3];
+      for (int ky = 0; ky < 3; ++ky)
+        for (int kx = 0; kx < 3; ++kx)
+          g[ky][kx] = batch::load_unaligned(k + (ky * 3 + kx) * plane + ci * cout + co);
+      batch t[4][3];
+      for (int kx = 0; kx < 3; ++kx) {
+        t[0][kx] = g[0][kx];
+        t[1][kx] = half * (g[0][kx] + g[1][kx] + g[2][kx]);
+        t[2][kx] = half * (g[0][kx] - g[1][kx] + g[2][kx]);
+        t[3][kx] = g[2][kx];
+      }
+      float* dst = u + ci * cout + co;
+      for (int i = 0; i < 4; ++i) {
+        t[i][0].store_unaligned(dst + (i * 4 + 0) * plane);
+        (half * (t[i][0] + t[i][1] + t[i][2])).store_unaligned(dst + (i * 4 + 1) * plane);
+        (half * (t[i][0] - t[i][1] + t[i][2])).store_unaligned(dst + (i * 4 + 2) * plane);
+        t[i][2].store_unaligned(dst + (i * 4 + 3) * plane);
+      }
+    }
+}
+
+// V = B^T d B for the tile whose top-left input pixel is (iy0, ix0) of image `img`, written to
+// dst[xi * stride + c] for every channel c.
+void input_tile(const Conv2DGeometry& g, const float* img, std::int64_t iy0, std::int64_t ix0,
+                float* dst, std::int64_t stride) {
+  const std::int64_t C = g.cin;
+  const float* rows[4];
+  bool col_ok[4];
+  for (int i = 0; i < 4; ++i) {
+    const std::int64_t iy = iy0 + i;
+    rows[i] = iy >= 0 && iy < g.h ? img + iy * g.w * C : nullptr;
+    col_ok[i] = ix0 + i >= 0 && ix0 + i < g.w;
+  }
+  const batch zero(0.f);
+  for (std::int64_t c = 0; c < C; c += simd_width) {
+    batch d[4][4];
+    for (int i = 0; i < 4; ++i)
+      for (int j = 0; j < 4; ++j)
+        d[i][j] = rows[i] != nullptr && col_ok[j]
+                      ? batch::load_unaligned(rows[i] + (ix0 + j) * C + c)
+                      : zero;
+    batch e[4][4];  // B^T d
+    for (int j = 0; j < 4; ++j) {
+      e[0][j] = d[0][j] - d[2][j];
+      e[1][j] = d[1][j] + d[2][j];
+      e[2][j] = d[2][j] - d[1][j];
+      e[3][j] = d[1][j] - d[3][j];
+    }
+    float* o = dst + c;
+    for (int i = 0; i < 4; ++i) {  // (B^T d) B
+      (e[i][0] - e[i][2]).store_unaligned(o + (i * 4 + 0) * stride);
+      (e[i][1] + e[i][2]).store_unaligned(o + (i * 4 + 1) * stride);
+      (e[i][2] - e[i][1]).store_unaligned(o + (i * 4 + 2) * stride);
+      (e[i][1] - e[i][3]).store_unaligned(o + (i * 4 + 3) * stride);
+    }
+  }
+}
+
+// y = A^T M A for the tile at output (oy0, ox0) of image `img`, from m[xi * stride + k]; the
+// epilogue (+ bias, relu) as conv.cpp applies it; pixels past the output are dropped.
+void output_tile(const Conv2DGeometry& g, const float* m, std::int64_t stride, float* img,
+                 std::int64_t oy0, std::int64_t ox0, const ConvEpilogue& ep) {
+  const std::int64_t K = g.cout;
+  const bool row2 = oy0 + 1 < g.out_h, col2 = ox0 + 1 < g.out_w;
+  float* o00 = img + (oy0 * g.out_w + ox0) * K;
+  float* o10 = o00 + g.out_w * K;
+  const batch zero(0.f);
+  for (std::int64_t k = 0; k < K; k += simd_width) {
+    batch q[16];
+    for (int xi = 0; xi < 16; ++xi) q[xi] = batch::load_unaligned(m + xi * stride + k);
+    batch s0[4], s1[4];  // A^T M
+    for (int j = 0; j < 4; ++j) {
+      s0[j] = q[j] + q[4 + j] + q[8 + j];
+      s1[j] = q[4 + j] - q[8 + j] - q[12 + j];
+    }
+    batch y[4] = {s0[0] + s0[1] + s0[2], s0[1] - s0[2] - s0[3], s1[0] + s1[1] + s1[2],
+                  s1[1] - s1[2] - s1[3]};
+    if (ep.bias) {
+      const batch b = batch::load_unaligned(ep.bias + k);
+      for (auto& v : y) v += b;
+    }
+    if (ep.relu)
+      for (auto& v : y) v = xsimd::max(v, zero);
+    y[0].store_unaligned(o00 + k);
+    if (col2) y[1].store_unaligned(o00 + K + k);
+    if (row2) y[2].store_unaligned(o10 + k);
+    if (row2 && col2) y[3].store_unaligned(o10 + K + k);
+  }
+}
+
+}  // namespace
+
+bool supported(const Conv2DGeometry& g) {
+  return g.kh == 3 && g.kw == 3 && g.stride_h == 1 && g.stride_w == 1 && g.dil_h == 1 &&
+         g.dil_w == 1 && g.pad_top >= 0 && g.pad_left >= 0 && g.cin >= 16 && g.cout >= 16 &&
+         g.cin % simd_width == 0 && g.cout % simd_width == 0 && g.out_h >= 2 && g.out_w >= 2 &&
+         g.h >= 1 && g.w >= 1 && tiles_h(g) * tiles_w(g) * g.cin * g.cout >= sgemm_small_work;
+}
+
+std::int64_t kernel_size(const Conv2DGeometry& g) { return 16 * g.cin * g.cout; }
+
+void transform_kernel(const Conv2DGeometry& g, const float* kernel, float* u) {
+  transform(g.cin, g.cout, kernel, u);
+}
+
+void transform_kernel_for_input_grad(const Conv2DGeometry& g, const float* kernel, float* u) {
+  const std::int64_t cin = g.cin, cout = g.cout, plane = cin * cout;
+  float* flipped = scratch(slot_winograd_tmp, static_cast<std::size_t>(9 * plane));
+  for (int ky = 0; ky < 3; ++ky)
+    for (int kx = 0; kx < 3; ++kx) {
+      const float* src = kernel + ((2 - ky) * 3 + (2 - kx)) * plane;
+      float* dst = flipped + (ky * 3 + kx) * plane;
+      for (std::int64_t ci = 0; ci < cin; ++ci)
+        for (std::int64_t co = 0; co < cout; ++co) dst[co * cin + ci] = src[ci * cout + co];
+    }
+  transform(cout, cin, flipped, u);
+}
+
+Conv2DGeometry input_grad_geometry(const Conv2DGeometry& g) {
+  Conv2DGeometry r = g;
+  r.h = g.out_h, r.w = g.out_w, r.cin = g.cout;
+  r.out_h = g.h, r.out_w = g.w, r.cout = g.cin;
+  r.pad_top = g.kh - 1 - g.pad_top, r.pad_left = g.kw - 1 - g.pad_left;
+  return r;
+}
+
+void forward_images(const Conv2DGeometry& g, const float* input, const float* u, std::int64_t b0,
+                    std::int64_t b1, std::int64_t group, float* output, const ConvEpilogue& ep) {
+  const std::int64_t th = tiles_h(g), tw = tiles_w(g), per_image = th * tw, C = g.cin, K = g.cout;
+  const std::int64_t in_image = g.h * g.w * C, out_image = g.out_h * g.out_w * K;
+  for (std::int64_t bs = b0; bs < b1; bs += group) {
+    const std::int64_t be = std::min(b1, bs + group), T = (be - bs) * per_image;
+    float* v = scratch(slot_winograd_v, static_cast<std::size_t>(16 * T * C));
+    float* m = scratch(slot_winograd_m, static_cast<std::size_t>(16 * T * K));
+    std::int64_t t = 0;
+    for (std::int64_t b = bs; b < be; ++b)
+      for (std::int64_t ty = 0; ty < th; ++ty)
+        for (std::int64_t tx = 0; tx < tw; ++tx, ++t)
+          input_tile(g, input + b * in_image, 2 * ty - g.pad_top, 2 * tx - g.pad_left, v + t * C,
+                     T * C);
+    for (int xi = 0; xi < 16; ++xi)
+      sgemm(false, false, T, K, C, 1.f, v + xi * T * C, C, u + xi * C * K, K, 0.f, m + xi * T * K,
+            K);
+    t = 0;
+    for (std::int64_t b = bs; b < be; ++b)
+      for (std::int64_t ty = 0; ty < th; ++ty)
+        for (std::int64_t tx = 0; tx < tw; ++tx, ++t)
+          output_tile(g, m + t * K, T * K, output + b * out_image, 2 * ty, 2 * tx, ep);
+  }
+}
+
+}  // namespace xtape::kernels::winograd

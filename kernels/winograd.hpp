@@ -1,0 +1,38 @@
+#pragma once
+/// @file winograd.hpp
+/// Winograd F(2x2, 3x3) convolution (Lavin and Gray, "Fast Algorithms for Convolutional Neural
+/// Networks", 2015) for conv.cpp: a 3x3, unit-stride convolution computed on 2x2 output tiles
+/// with 16 multiplies per tile and channel pair instead of 36 (2.25x fewer; 1.9x on an 11x11
+/// output, whose tiles overhang it). Each of the 16 tile positions is one GEMM over channels.
+/// Internal to kernels/: the convolution entry points of conv.hpp choose it.
+#include <cstdint>
+
+#include "kernels/conv.hpp"
+
+namespace xtape::kernels::winograd {
+
+/// True when `g` can take the Winograd path: 3x3 kernel, unit stride and dilation, channel
+/// counts that are multiples of the SIMD width, and per-image GEMMs large enough for the
+/// blocked GEMM (so the result does not depend on how images are grouped).
+bool supported(const Conv2DGeometry& g);
+
+/// Floats of the transformed kernel: 16 * cin * cout.
+std::int64_t kernel_size(const Conv2DGeometry& g);
+
+/// u (16, cin, cout) = G k G^T per channel pair, from k (3, 3, cin, cout).
+void transform_kernel(const Conv2DGeometry& g, const float* kernel, float* u);
+
+/// The transformed kernel of the input-gradient convolution: that of k'(ky, kx, co, ci) =
+/// k(2 - ky, 2 - kx, ci, co) (flipped and with its channel axes swapped), (16, cout, cin).
+void transform_kernel_for_input_grad(const Conv2DGeometry& g, const float* kernel, float* u);
+
+/// output images [b0, b1) of conv(input, kernel) + epilogue, u from transform_kernel. Runs on
+/// the calling thread; `group` images share one set of GEMMs (the result does not depend on it).
+void forward_images(const Conv2DGeometry& g, const float* input, const float* u, std::int64_t b0,
+                    std::int64_t b1, std::int64_t group, float* output, const ConvEpilogue& ep);
+
+/// The geometry of the input gradient as a forward convolution of grad_output: a 3x3 unit-
+/// stride convolution of (n, out_h, out_w, cout) into (n, h, w, cin) with padding 2 - pad.
+Conv2DGeometry input_grad_geometry(const Conv2DGeometry& g);
+
+}  // namespace xtape::kernels::winograd
