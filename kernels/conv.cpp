@@ -520,7 +520,7 @@ void conv2d_forward(const Conv2DGeometry& g, const float* input, const float* ke
     float* u = scratch(slot_winograd_u, static_cast<std::size_t>(winograd::kernel_size(g)));
     winograd::transform_kernel(g, kernel, u);
 #pragma omp parallel for schedule(dynamic, 1) if (g.n > 1)
-    for (std::int64_t b = 0; b < g.n; ++b) winograd::forward_images(g, input, u, b, b + 1, 1, output, ep);
+    for (std::int64_t b = 0; b < g.n; ++b) winograd::forward_images(g, input, u, b, b + 1, output, ep);
     return;
   }
   const std::int64_t R = chunk_rows(g), chunks = ceil_div(M, R);
@@ -551,7 +551,7 @@ void conv2d_max_pool2d_forward(const Conv2DGeometry& g, const float* input, cons
     float* conv_out = scratch(slot_conv_fused, static_cast<std::size_t>(conv_image));
     const float* in = input + b * in_image;
     if (wino)
-      winograd::forward_images(g1, in, u, 0, 1, 1, conv_out, ep);
+      winograd::forward_images(g1, in, u, 0, 1, conv_out, ep);
     else if (is_pointwise(g))
       for (std::int64_t r0 = 0; r0 < rows; r0 += R) {
         const std::int64_t r1 = std::min(rows, r0 + R);
@@ -586,7 +586,7 @@ void conv2d_backward_input(const Conv2DGeometry& g, const float* grad_output, co
     return;
   }
   // A 3x3 unit-stride kernel: the input gradient is a Winograd convolution of grad_output with
-  // the flipped kernel (no dcol matrix, no scatter), two images per set of GEMMs.
+  // the flipped kernel (no dcol matrix, no scatter), two images per task.
   const Conv2DGeometry gi = winograd::input_grad_geometry(g);
   if (g.pad_top <= 2 && g.pad_left <= 2 && winograd::supported(gi)) {
     float* u = scratch(slot_winograd_u, static_cast<std::size_t>(winograd::kernel_size(gi)));
@@ -594,7 +594,7 @@ void conv2d_backward_input(const Conv2DGeometry& g, const float* grad_output, co
     const std::int64_t group = 2, tasks = ceil_div(g.n, group);
 #pragma omp parallel for schedule(dynamic, 1) if (tasks > 1)
     for (std::int64_t t = 0; t < tasks; ++t)
-      winograd::forward_images(gi, grad_output, u, t * group, std::min(g.n, (t + 1) * group), group, grad_input, {});
+      winograd::forward_images(gi, grad_output, u, t * group, std::min(g.n, (t + 1) * group), grad_input, {});
     return;
   }
   // kernel^T (cout, K) once, so the GEMM packs B with plain row copies.

@@ -379,6 +379,21 @@ void sgemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int6
   run(detail::NarrowTile{});
 }
 
+SgemmTile sgemm_tile_for(std::int64_t n) {
+  if (detail::simd_width >= 16 && n % detail::WideTile::NR == 0) return {detail::WideTile::MR, detail::WideTile::NR};
+  return {detail::NarrowTile::MR, detail::NarrowTile::NR};
+}
+
+void sgemm_tile_product(SgemmTile tile, std::int64_t k, const float* a, std::int64_t lda, const float* b, float* c,
+                        std::int64_t ldc, std::int64_t mr) {
+  using W = detail::WideTile;
+  using N = detail::NarrowTile;
+  if (detail::simd_width >= 16 && tile.rows == W::MR && tile.cols == W::NR)
+    detail::micro_kernel<W, detail::AMode::rows>(k, a, lda, b, c, ldc, mr, W::NR, 1.f, 0.f, true);
+  else
+    detail::micro_kernel<N, detail::AMode::rows>(k, a, lda, b, c, ldc, mr, N::NR, 1.f, 0.f, true);
+}
+
 namespace detail {
 
 // The loop nest of blocked_gemm<GatherTile> with A read in place through `tile(pc, kc, ir, bp,

@@ -26,17 +26,33 @@ void sgemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int6
 /// when sgemm_gathered_supported(m, n, k, run) (shapes where sgemm takes its blocked path with
 /// a 6-row tile, and every tile's rows lie within one kernel row).
 bool sgemm_gathered_supported(std::int64_t m, std::int64_t n, std::int64_t k, std::int64_t run);
-void sgemm_gathered_at(std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* const* columns,
-                       std::int64_t run, std::int64_t pitch, const float* b, std::int64_t ldb, float beta, float* c,
-                       std::int64_t ldc);
+void sgemm_gathered_at(std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
+                       const float* const* columns, std::int64_t run, std::int64_t pitch,
+                       const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc);
 
 /// sgemm(false, false, m, n, k, alpha, A, k, b, ldb, beta, c, ldc) with A never formed: element
 /// (i, p) of A is rows[i][(p / run) * pitch + p % run] (row i a convolution's patch read in
 /// place). Bitwise the same as sgemm on the gathered matrix. Single-threaded; only when
 /// sgemm_gathered_rows_supported(m, n, k).
 bool sgemm_gathered_rows_supported(std::int64_t m, std::int64_t n, std::int64_t k);
-void sgemm_gathered_rows(std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* const* rows,
-                         std::int64_t run, std::int64_t pitch, const float* b, std::int64_t ldb, float beta, float* c,
-                         std::int64_t ldc);
+void sgemm_gathered_rows(std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
+                         const float* const* rows, std::int64_t run, std::int64_t pitch,
+                         const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc);
+
+/// A register tile of sgemm's micro-kernel: `rows` rows of A against `cols` columns of B.
+struct SgemmTile {
+  std::int64_t rows = 0, cols = 0;
+};
+
+/// The tile sgemm computes a product n columns wide with (when n is a multiple of its cols).
+SgemmTile sgemm_tile_for(std::int64_t n);
+
+/// One register tile for kernels that lay out their own operands: rows [0, mr) and columns
+/// [0, tile.cols) of C = A B, where A holds tile.rows rows (element (i, p) at a[i * lda + p];
+/// rows mr.. are read, computed and dropped, so they must be readable) and B is k x tile.cols
+/// with row stride tile.cols, 64-byte aligned (the layout of a packed panel). Overwrites C.
+/// The same operations, in the same order, as sgemm's micro-kernel. tile from sgemm_tile_for.
+void sgemm_tile_product(SgemmTile tile, std::int64_t k, const float* a, std::int64_t lda,
+                        const float* b, float* c, std::int64_t ldc, std::int64_t mr);
 
 }  // namespace xtape::kernels

@@ -10,6 +10,7 @@
 #include "kernels/winograd.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <xsimd/xsimd.hpp>
 
 #include "kernels/gemm.hpp"
@@ -25,10 +26,11 @@ constexpr std::int64_t simd_width = static_cast<std::int64_t>(batch::size);
 std::int64_t tiles_h(const Conv2DGeometry& g) { return (g.out_h + 1) / 2; }
 std::int64_t tiles_w(const Conv2DGeometry& g) { return (g.out_w + 1) / 2; }
 
-// u (16, cin, cout) from k (3, 3, cin, cout): t = G g (4x3), then t G^T (4x4).
+// u from k (3, 3, cin, cout): t = G g (4x3), then t G^T (4x4). Each position's (cin, cout)
+// matrix is stored as the GEMM tile's column panels: (cout / NR, cin, NR).
 void transform(std::int64_t cin, std::int64_t cout, const float* k, float* u) {
   const batch half(0.5f);
-  const std::int64_t plane = cin * cout;
+  const std::int64_t plane = cin * cout, nr = sgemm_tile_for(cout).cols;
   for (std::int64_t ci = 0; ci < cin; ++ci)
     for (std::int64_t co = 0; co < cout; co += simd_width) {
       batch g[3][3];
@@ -42,7 +44,7 @@ void transform(std::int64_t cin, std::int64_t cout, const float* k, float* u) {
         t[2][kx] = half * (g[0][kx] - g[1][kx] + g[2][kx]);
         t[3][kx] = g[2][kx];
       }
-      float* dst = u + ci * cout + co;
+      float* dst = u + (co / nr) * cin * nr + ci * nr + co % nr;
       for (int i = 0; i < 4; ++i) {
         t[i][0].store_unaligned(dst + (i * 4 + 0) * plane);
         (half * (t[i][0] + t[i][1] + t[i][2])).store_unaligned(dst + (i * 4 + 1) * plane);
@@ -126,8 +128,8 @@ void output_tile(const Conv2DGeometry& g, const float* m, std::int64_t stride, f
 bool supported(const Conv2DGeometry& g) {
   return g.kh == 3 && g.kw == 3 && g.stride_h == 1 && g.stride_w == 1 && g.dil_h == 1 &&
          g.dil_w == 1 && g.pad_top >= 0 && g.pad_left >= 0 && g.cin >= 16 && g.cout >= 16 &&
-         g.cin % simd_width == 0 && g.cout % simd_width == 0 && g.out_h >= 2 && g.out_w >= 2 &&
-         g.h >= 1 && g.w >= 1 && tiles_h(g) * tiles_w(g) * g.cin * g.cout >= sgemm_small_work;
+         g.cin % simd_width == 0 && g.cout % sgemm_tile_for(g.cout).cols == 0 && g.out_h >= 2 &&
+         g.out_w >= 2 && g.h >= 1 && g.w >= 1;
 }
 
 std::int64_t kernel_size(const Conv2DGeometry& g) { return 16 * g.cin * g.cout; }
@@ -158,27 +160,33 @@ Conv2DGeometry input_grad_geometry(const Conv2DGeometry& g) {
 }
 
 void forward_images(const Conv2DGeometry& g, const float* input, const float* u, std::int64_t b0,
-                    std::int64_t b1, std::int64_t group, float* output, const ConvEpilogue& ep) {
-  const std::int64_t th = tiles_h(g), tw = tiles_w(g), per_image = th * tw, C = g.cin, K = g.cout;
+                    std::int64_t b1, float* output, const ConvEpilogue& ep) {
+  const std::int64_t tw = tiles_w(g), per_image = tiles_h(g) * tw, C = g.cin, K = g.cout;
   const std::int64_t in_image = g.h * g.w * C, out_image = g.out_h * g.out_w * K;
-  for (std::int64_t bs = b0; bs < b1; bs += group) {
-    const std::int64_t be = std::min(b1, bs + group), T = (be - bs) * per_image;
-    float* v = scratch(slot_winograd_v, static_cast<std::size_t>(16 * T * C));
-    float* m = scratch(slot_winograd_m, static_cast<std::size_t>(16 * T * K));
-    std::int64_t t = 0;
-    for (std::int64_t b = bs; b < be; ++b)
-      for (std::int64_t ty = 0; ty < th; ++ty)
-        for (std::int64_t tx = 0; tx < tw; ++tx, ++t)
-          input_tile(g, input + b * in_image, 2 * ty - g.pad_top, 2 * tx - g.pad_left, v + t * C,
-                     T * C);
+  // One GEMM row panel of tiles at a time: its transformed input (16, MR, C) and products
+  // (16, MR, K) stay in L1/L2 between the transforms and the register-tile products.
+  const SgemmTile tile = sgemm_tile_for(K);
+  const std::int64_t MR = tile.rows, NR = tile.cols, panels = K / NR;
+  float* v = scratch(slot_winograd_v, static_cast<std::size_t>(16 * MR * C));
+  float* m = scratch(slot_winograd_m, static_cast<std::size_t>(16 * MR * K));
+  const std::int64_t T = (b1 - b0) * per_image;
+  for (std::int64_t t0 = 0; t0 < T; t0 += MR) {
+    const std::int64_t mr = std::min(MR, T - t0);
+    for (std::int64_t i = 0; i < mr; ++i) {
+      const std::int64_t t = t0 + i, b = b0 + t / per_image, ty = t % per_image / tw, tx = t % tw;
+      input_tile(g, input + b * in_image, 2 * ty - g.pad_top, 2 * tx - g.pad_left, v + i * C,
+                 MR * C);
+    }
+    if (mr < MR)  // rows past the last tile are computed and dropped: keep them finite
+      for (int xi = 0; xi < 16; ++xi) std::fill(v + (xi * MR + mr) * C, v + (xi + 1) * MR * C, 0.f);
     for (int xi = 0; xi < 16; ++xi)
-      sgemm(false, false, T, K, C, 1.f, v + xi * T * C, C, u + xi * C * K, K, 0.f, m + xi * T * K,
-            K);
-    t = 0;
-    for (std::int64_t b = bs; b < be; ++b)
-      for (std::int64_t ty = 0; ty < th; ++ty)
-        for (std::int64_t tx = 0; tx < tw; ++tx, ++t)
-          output_tile(g, m + t * K, T * K, output + b * out_image, 2 * ty, 2 * tx, ep);
+      for (std::int64_t jp = 0; jp < panels; ++jp)
+        sgemm_tile_product(tile, C, v + xi * MR * C, C, u + (xi * panels + jp) * C * NR,
+                           m + xi * MR * K + jp * NR, K, mr);
+    for (std::int64_t i = 0; i < mr; ++i) {
+      const std::int64_t t = t0 + i, b = b0 + t / per_image, ty = t % per_image / tw, tx = t % tw;
+      output_tile(g, m + i * K, MR * K, output + b * out_image, 2 * ty, 2 * tx, ep);
+    }
   }
 }
 

@@ -11,15 +11,16 @@
 
 namespace xtape::kernels::winograd {
 
-/// True when `g` can take the Winograd path: 3x3 kernel, unit stride and dilation, channel
-/// counts that are multiples of the SIMD width, and per-image GEMMs large enough for the
-/// blocked GEMM (so the result does not depend on how images are grouped).
+/// True when `g` can take the Winograd path: 3x3 kernel, unit stride and dilation, input
+/// channels a multiple of the SIMD width and output channels of the GEMM register tile's
+/// width (sgemm_tile_for(cout).cols: 32 or 64 with AVX-512).
 bool supported(const Conv2DGeometry& g);
 
 /// Floats of the transformed kernel: 16 * cin * cout.
 std::int64_t kernel_size(const Conv2DGeometry& g);
 
-/// u (16, cin, cout) = G k G^T per channel pair, from k (3, 3, cin, cout).
+/// u = G k G^T per channel pair, from k (3, 3, cin, cout): 16 (cin, cout) matrices, each stored
+/// as the GEMM register tile's column panels.
 void transform_kernel(const Conv2DGeometry& g, const float* kernel, float* u);
 
 /// The transformed kernel of the input-gradient convolution: that of k'(ky, kx, co, ci) =
@@ -27,9 +28,9 @@ void transform_kernel(const Conv2DGeometry& g, const float* kernel, float* u);
 void transform_kernel_for_input_grad(const Conv2DGeometry& g, const float* kernel, float* u);
 
 /// output images [b0, b1) of conv(input, kernel) + epilogue, u from transform_kernel. Runs on
-/// the calling thread; `group` images share one set of GEMMs (the result does not depend on it).
+/// the calling thread. Each output value is computed the same way whatever b0 and b1.
 void forward_images(const Conv2DGeometry& g, const float* input, const float* u, std::int64_t b0,
-                    std::int64_t b1, std::int64_t group, float* output, const ConvEpilogue& ep);
+                    std::int64_t b1, float* output, const ConvEpilogue& ep);
 
 /// The geometry of the input gradient as a forward convolution of grad_output: a 3x3 unit-
 /// stride convolution of (n, out_h, out_w, cout) into (n, h, w, cin) with padding 2 - pad.

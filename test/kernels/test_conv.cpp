@@ -170,25 +170,31 @@ BOOST_AUTO_TEST_CASE(winograd_shapes) {
   // forward and backward_input: odd and even outputs (tiles overhanging the output), 'same'
   // padding (tiles overhanging the input), rectangular images, more inputs than outputs.
   std::uint32_t seed = 80;
-  for (const Spec& s : {Spec{2, 13, 13, 32, 3, 3, 64, 1, 1, false}, Spec{3, 16, 16, 16, 3, 3, 32, 1, 1, true},
-                        Spec{2, 12, 10, 32, 3, 3, 48, 1, 1, true}, Spec{1, 15, 11, 48, 3, 3, 32, 1, 1, false},
-                        Spec{2, 13, 13, 32, 3, 3, 32, 1, 1, true}}) {
+  for (const Spec& s : {Spec{2, 13, 13, 32, 3, 3, 64, 1, 1, false}, Spec{3, 16, 16, 32, 3, 3, 32, 1, 1, true},
+                        Spec{2, 12, 10, 32, 3, 3, 96, 1, 1, true}, Spec{1, 15, 11, 64, 3, 3, 32, 1, 1, false},
+                        Spec{2, 13, 13, 32, 3, 3, 32, 1, 1, true}, Spec{7, 5, 6, 32, 3, 3, 64, 1, 1, true}}) {
     const Conv2DGeometry g = geometry(s);
     BOOST_TEST_REQUIRE(xtape::kernels::winograd::supported(g));
     BOOST_TEST_REQUIRE(xtape::kernels::winograd::supported(xtape::kernels::winograd::input_grad_geometry(g)));
     check_spec(s, seed++);
   }
+  // Forward only: 16 input channels are a whole vector, but not a whole GEMM tile of outputs
+  // for the input gradient.
+  const Spec forward_only{3, 16, 16, 16, 3, 3, 32, 1, 1, true};
+  BOOST_TEST_REQUIRE(xtape::kernels::winograd::supported(geometry(forward_only)));
+  check_spec(forward_only, seed++);
   // Not eligible: strided, dilated, or channels that are not whole vectors.
   BOOST_TEST(!xtape::kernels::winograd::supported(geometry({2, 13, 13, 32, 3, 3, 64, 2, 1, false})));
   BOOST_TEST(!xtape::kernels::winograd::supported(geometry({2, 13, 13, 32, 3, 3, 64, 1, 2, false})));
   BOOST_TEST(!xtape::kernels::winograd::supported(geometry({2, 13, 13, 33, 3, 3, 64, 1, 1, false})));
   BOOST_TEST(!xtape::kernels::winograd::supported(geometry({2, 13, 13, 32, 5, 5, 64, 1, 1, false})));
+  BOOST_TEST(!xtape::kernels::winograd::supported(geometry({2, 13, 13, 32, 3, 3, 48, 1, 1, false})));
 }
 
 BOOST_AUTO_TEST_CASE(winograd_fused_pool_matches_separate_kernels_bitwise) {
   // The fused conv + bias + relu + pool computes each image as conv2d_forward does.
   const int saved = omp_get_max_threads();
-  for (const Spec& s : {Spec{3, 13, 13, 32, 3, 3, 64, 1, 1, false}, Spec{2, 12, 10, 32, 3, 3, 48, 1, 1, true}}) {
+  for (const Spec& s : {Spec{3, 13, 13, 32, 3, 3, 64, 1, 1, false}, Spec{2, 12, 10, 32, 3, 3, 96, 1, 1, true}}) {
     const Conv2DGeometry g = geometry(s);
     BOOST_TEST_REQUIRE(xtape::kernels::winograd::supported(g));
     xtape::kernels::Pool2DGeometry pool;
