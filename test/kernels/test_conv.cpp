@@ -116,6 +116,34 @@ void check_spec(const Spec& s, std::uint32_t seed) {
   expect_close(gk, gk_ref, gk_mag, g.n * g.out_h * g.out_w, "backward_kernel", s);
 }
 
+// The 2x2 / stride-2 max pool over the output of g.
+xtape::kernels::Pool2DGeometry pool_2x2(const Conv2DGeometry& g) {
+  xtape::kernels::Pool2DGeometry pool;
+  pool.n = g.n, pool.h = g.out_h, pool.w = g.out_w, pool.c = g.cout;
+  pool.pool_h = pool.pool_w = pool.stride_h = pool.stride_w = 2;
+  pool.out_h = g.out_h / 2, pool.out_w = g.out_w / 2;
+  return pool;
+}
+
+// The fused conv + epilogue + pool against conv2d_forward then max_pool2d_forward: the same
+// bits and argmax. Returns the separate path's argmax.
+std::vector<std::int32_t> check_fused_forward(const Conv2DGeometry& g, const xtape::kernels::Pool2DGeometry& pool,
+                                              const std::vector<float>& x, const std::vector<float>& k,
+                                              const xtape::kernels::ConvEpilogue& ep, int threads) {
+  const std::size_t conv_size = static_cast<std::size_t>(g.n * g.out_h * g.out_w * g.cout);
+  const std::size_t pooled_size = static_cast<std::size_t>(pool.n * pool.out_h * pool.out_w * pool.c);
+  std::vector<float> y(conv_size), pooled(pooled_size), pooled_fused(pooled_size);
+  std::vector<std::int32_t> argmax(pooled_size), argmax_fused(pooled_size);
+  xtape::kernels::conv2d_forward(g, x.data(), k.data(), y.data(), ep);
+  xtape::kernels::max_pool2d_forward(pool, y.data(), pooled.data(), argmax.data());
+  xtape::kernels::conv2d_max_pool2d_forward(g, x.data(), k.data(), ep, pool, pooled_fused.data(), argmax_fused.data());
+  BOOST_TEST(std::memcmp(pooled.data(), pooled_fused.data(), pooled_size * sizeof(float)) == 0,
+             "fused forward n=" << g.n << " cin=" << g.cin << " cout=" << g.cout << " relu=" << ep.relu
+                                << " threads=" << threads);
+  BOOST_TEST(argmax == argmax_fused);
+  return argmax;
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(kernels_conv)
@@ -197,27 +225,12 @@ BOOST_AUTO_TEST_CASE(winograd_fused_pool_matches_separate_kernels_bitwise) {
   for (const Spec& s : {Spec{3, 13, 13, 32, 3, 3, 64, 1, 1, false}, Spec{2, 12, 10, 32, 3, 3, 96, 1, 1, true}}) {
     const Conv2DGeometry g = geometry(s);
     BOOST_TEST_REQUIRE(xtape::kernels::winograd::supported(g));
-    xtape::kernels::Pool2DGeometry pool;
-    pool.n = g.n, pool.h = g.out_h, pool.w = g.out_w, pool.c = g.cout;
-    pool.pool_h = pool.pool_w = pool.stride_h = pool.stride_w = 2;
-    pool.out_h = g.out_h / 2, pool.out_w = g.out_w / 2;
     const auto x = random_vector(static_cast<std::size_t>(g.n * g.h * g.w * g.cin), 90);
     const auto k = random_vector(static_cast<std::size_t>(g.kh * g.kw * g.cin * g.cout), 91);
     const auto bias = random_vector(static_cast<std::size_t>(g.cout), 92);
-    const std::size_t conv_size = static_cast<std::size_t>(g.n * g.out_h * g.out_w * g.cout);
-    const std::size_t pooled_size = static_cast<std::size_t>(pool.n * pool.out_h * pool.out_w * pool.c);
     for (int threads : {1, 2}) {
       omp_set_num_threads(threads);
-      const xtape::kernels::ConvEpilogue ep{bias.data(), true};
-      std::vector<float> y(conv_size), pooled(pooled_size), pooled_fused(pooled_size);
-      std::vector<std::int32_t> argmax(pooled_size), argmax_fused(pooled_size);
-      xtape::kernels::conv2d_forward(g, x.data(), k.data(), y.data(), ep);
-      xtape::kernels::max_pool2d_forward(pool, y.data(), pooled.data(), argmax.data());
-      xtape::kernels::conv2d_max_pool2d_forward(g, x.data(), k.data(), ep, pool, pooled_fused.data(),
-                                                argmax_fused.data());
-      BOOST_TEST(std::memcmp(pooled.data(), pooled_fused.data(), pooled_size * sizeof(float)) == 0,
-                 "fused forward n=" << s.n << " threads=" << threads);
-      BOOST_TEST(argmax == argmax_fused);
+      check_fused_forward(g, pool_2x2(g), x, k, {bias.data(), true}, threads);
     }
     omp_set_num_threads(saved);
   }
@@ -259,10 +272,7 @@ BOOST_AUTO_TEST_CASE(pooled_paths_match_separate_kernels_bitwise) {
   for (const Spec& s : {Spec{50, 28, 28, 1, 3, 3, 32, 1, 1, false}, Spec{3, 9, 11, 1, 3, 3, 16, 1, 1, true},
                         Spec{4, 12, 12, 1, 2, 3, 48, 1, 1, false}, Spec{2, 10, 10, 2, 2, 2, 64, 1, 1, false}}) {
     const Conv2DGeometry g = geometry(s);
-    xtape::kernels::Pool2DGeometry pool;
-    pool.n = g.n, pool.h = g.out_h, pool.w = g.out_w, pool.c = g.cout;
-    pool.pool_h = pool.pool_w = pool.stride_h = pool.stride_w = 2;
-    pool.out_h = g.out_h / 2, pool.out_w = g.out_w / 2;
+    const xtape::kernels::Pool2DGeometry pool = pool_2x2(g);
     BOOST_TEST_REQUIRE(xtape::kernels::conv2d_backward_kernel_pooled_supported(g, pool));
     const auto x = random_vector(static_cast<std::size_t>(g.n * g.h * g.w * g.cin), 70);
     const auto k = random_vector(static_cast<std::size_t>(g.kh * g.kw * g.cin * g.cout), 71);
@@ -270,15 +280,7 @@ BOOST_AUTO_TEST_CASE(pooled_paths_match_separate_kernels_bitwise) {
     const std::size_t conv_size = static_cast<std::size_t>(g.n * g.out_h * g.out_w * g.cout);
     const std::size_t pooled_size = static_cast<std::size_t>(pool.n * pool.out_h * pool.out_w * pool.c);
     for (bool relu : {false, true}) {
-      const xtape::kernels::ConvEpilogue ep{bias.data(), relu};
-      std::vector<float> y(conv_size), pooled(pooled_size), pooled_fused(pooled_size);
-      std::vector<std::int32_t> argmax(pooled_size), argmax_fused(pooled_size);
-      xtape::kernels::conv2d_forward(g, x.data(), k.data(), y.data(), ep);
-      xtape::kernels::max_pool2d_forward(pool, y.data(), pooled.data(), argmax.data());
-      xtape::kernels::conv2d_max_pool2d_forward(g, x.data(), k.data(), ep, pool, pooled_fused.data(),
-                                                argmax_fused.data());
-      BOOST_TEST(std::memcmp(pooled.data(), pooled_fused.data(), pooled_size * sizeof(float)) == 0);
-      BOOST_TEST(argmax == argmax_fused);
+      const std::vector<std::int32_t> argmax = check_fused_forward(g, pool, x, k, {bias.data(), relu}, saved);
       auto go = random_vector(pooled_size, 73);
       for (std::size_t i = 0; i < pooled_size; i += 29) go[i] = -0.f;
       std::vector<float> dense(conv_size), k_dense(k.size()), sums_dense(bias.size(), 0.f);
