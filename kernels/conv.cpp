@@ -689,6 +689,10 @@ void backward_kernel_impl(const Conv2DGeometry& g, const float* input, const flo
 
 void conv2d_backward_kernel(const Conv2DGeometry& g, const float* input, const float* grad_output,
                             float* grad_kernel) {
+  if (g.n > 0 && winograd::supported(g)) {
+    winograd::backward_kernel(g, input, grad_output, grad_kernel);
+    return;
+  }
   backward_kernel_impl(g, input, grad_output, [&] { return DenseRows(grad_output, g.cout); }, grad_kernel);
 }
 

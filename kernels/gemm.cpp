@@ -384,14 +384,23 @@ SgemmTile sgemm_tile_for(std::int64_t n) {
   return {detail::NarrowTile::MR, detail::NarrowTile::NR};
 }
 
-void sgemm_tile_product(SgemmTile tile, std::int64_t k, const float* a, std::int64_t lda, const float* b, float* c,
-                        std::int64_t ldc, std::int64_t mr) {
+void sgemm_tile_product(SgemmTile tile, std::int64_t k, const float* a, std::int64_t lda, bool trans_a,
+                        const float* b, float* c, std::int64_t ldc, std::int64_t mr, bool accumulate) {
+  using detail::AMode;
+  using detail::micro_kernel;
   using W = detail::WideTile;
   using N = detail::NarrowTile;
-  if (detail::simd_width >= 16 && tile.rows == W::MR && tile.cols == W::NR)
-    detail::micro_kernel<W, detail::AMode::rows>(k, a, lda, b, c, ldc, mr, W::NR, 1.f, 0.f, true);
-  else
-    detail::micro_kernel<N, detail::AMode::rows>(k, a, lda, b, c, ldc, mr, N::NR, 1.f, 0.f, true);
+  const float beta = accumulate ? 1.f : 0.f;
+  if (detail::simd_width >= 16 && tile.rows == W::MR && tile.cols == W::NR) {
+    if (trans_a)
+      micro_kernel<W, AMode::cols>(k, a, lda, b, c, ldc, mr, W::NR, 1.f, beta, !accumulate);
+    else
+      micro_kernel<W, AMode::rows>(k, a, lda, b, c, ldc, mr, W::NR, 1.f, beta, !accumulate);
+  } else if (trans_a) {
+    micro_kernel<N, AMode::cols>(k, a, lda, b, c, ldc, mr, N::NR, 1.f, beta, !accumulate);
+  } else {
+    micro_kernel<N, AMode::rows>(k, a, lda, b, c, ldc, mr, N::NR, 1.f, beta, !accumulate);
+  }
 }
 
 namespace detail {

@@ -48,11 +48,12 @@ struct SgemmTile {
 SgemmTile sgemm_tile_for(std::int64_t n);
 
 /// One register tile for kernels that lay out their own operands: rows [0, mr) and columns
-/// [0, tile.cols) of C = A B, where A holds tile.rows rows (element (i, p) at a[i * lda + p];
-/// rows mr.. are read, computed and dropped, so they must be readable) and B is k x tile.cols
-/// with row stride tile.cols, 64-byte aligned (the layout of a packed panel). Overwrites C.
-/// The same operations, in the same order, as sgemm's micro-kernel. tile from sgemm_tile_for.
-void sgemm_tile_product(SgemmTile tile, std::int64_t k, const float* a, std::int64_t lda,
-                        const float* b, float* c, std::int64_t ldc, std::int64_t mr);
+/// [0, tile.cols) of C = A B (or C += A B with `accumulate`). A holds tile.rows rows: element
+/// (i, p) at a[i * lda + p], or at a[p * lda + i] with `trans_a`; rows mr.. are read, computed
+/// and dropped, so they must be readable. B is k x tile.cols with row stride tile.cols and
+/// 64-byte aligned (the layout of a packed panel). The same operations, in the same order, as
+/// sgemm's micro-kernel. `tile` comes from sgemm_tile_for.
+void sgemm_tile_product(SgemmTile tile, std::int64_t k, const float* a, std::int64_t lda, bool trans_a,
+                        const float* b, float* c, std::int64_t ldc, std::int64_t mr, bool accumulate = false);
 
 }  // namespace xtape::kernels

@@ -123,6 +123,57 @@ void output_tile(const Conv2DGeometry& g, const float* m, std::int64_t stride, f
   }
 }
 
+// dM = A dY A^T for the tile at output (oy0, ox0) of gradient image `img` (pixels past the
+// output read as zero): the transpose of output_tile. Value (xi, k) goes to
+// dst[xi * stride + (k / nr) * panel + k % nr] (the column panels of a GEMM B operand).
+void grad_output_tile(const Conv2DGeometry& g, const float* img, std::int64_t oy0, std::int64_t ox0, float* dst,
+                      std::int64_t stride, std::int64_t nr, std::int64_t panel) {
+  const std::int64_t K = g.cout;
+  const bool row2 = oy0 + 1 < g.out_h, col2 = ox0 + 1 < g.out_w;
+  const float* p00 = img + (oy0 * g.out_w + ox0) * K;
+  const float* p10 = p00 + g.out_w * K;
+  const batch zero(0.f);
+  for (std::int64_t k = 0; k < K; k += simd_width) {
+    const batch y00 = batch::load_unaligned(p00 + k);
+    const batch y01 = col2 ? batch::load_unaligned(p00 + K + k) : zero;
+    const batch y10 = row2 ? batch::load_unaligned(p10 + k) : zero;
+    const batch y11 = row2 && col2 ? batch::load_unaligned(p10 + K + k) : zero;
+    // r = A dY (4x2): rows dY0, dY0 + dY1, dY0 - dY1, -dY1; then r A^T: the same on columns.
+    const batch r[4][2] = {{y00, y01}, {y00 + y10, y01 + y11}, {y00 - y10, y01 - y11}, {zero - y10, zero - y11}};
+    float* o = dst + (k / nr) * panel + k % nr;
+    for (int i = 0; i < 4; ++i) {
+      r[i][0].store_unaligned(o + (i * 4 + 0) * stride);
+      (r[i][0] + r[i][1]).store_unaligned(o + (i * 4 + 1) * stride);
+      (r[i][0] - r[i][1]).store_unaligned(o + (i * 4 + 2) * stride);
+      (zero - r[i][1]).store_unaligned(o + (i * 4 + 3) * stride);
+    }
+  }
+}
+
+// grad_kernel (3, 3, cin, cout) = G^T dU G per channel pair, from du (16, cin, cout).
+void transform_kernel_grad(std::int64_t cin, std::int64_t cout, const float* du, float* grad_kernel) {
+  const batch half(0.5f);
+  const std::int64_t plane = cin * cout;
+  for (std::int64_t ci = 0; ci < cin; ++ci)
+    for (std::int64_t co = 0; co < cout; co += simd_width) {
+      const float* src = du + ci * cout + co;
+      batch d[4][4];
+      for (int xi = 0; xi < 16; ++xi) d[xi / 4][xi % 4] = batch::load_unaligned(src + xi * plane);
+      batch w[3][4];  // G^T dU: rows d0 + (d1 + d2) / 2, (d1 - d2) / 2, (d1 + d2) / 2 + d3
+      for (int j = 0; j < 4; ++j) {
+        w[0][j] = d[0][j] + half * (d[1][j] + d[2][j]);
+        w[1][j] = half * (d[1][j] - d[2][j]);
+        w[2][j] = half * (d[1][j] + d[2][j]) + d[3][j];
+      }
+      for (int ky = 0; ky < 3; ++ky) {  // (G^T dU) G: the same combinations of columns
+        float* dst = grad_kernel + ky * 3 * plane + ci * cout + co;
+        (w[ky][0] + half * (w[ky][1] + w[ky][2])).store_unaligned(dst);
+        (half * (w[ky][1] - w[ky][2])).store_unaligned(dst + plane);
+        (half * (w[ky][1] + w[ky][2]) + w[ky][3]).store_unaligned(dst + 2 * plane);
+      }
+    }
+}
+
 }  // namespace
 
 bool supported(const Conv2DGeometry& g) {
@@ -181,13 +232,55 @@ void forward_images(const Conv2DGeometry& g, const float* input, const float* u,
       for (int xi = 0; xi < 16; ++xi) std::fill(v + (xi * MR + mr) * C, v + (xi + 1) * MR * C, 0.f);
     for (int xi = 0; xi < 16; ++xi)
       for (std::int64_t jp = 0; jp < panels; ++jp)
-        sgemm_tile_product(tile, C, v + xi * MR * C, C, u + (xi * panels + jp) * C * NR,
+        sgemm_tile_product(tile, C, v + xi * MR * C, C, false, u + (xi * panels + jp) * C * NR,
                            m + xi * MR * K + jp * NR, K, mr);
     for (std::int64_t i = 0; i < mr; ++i) {
       const std::int64_t t = t0 + i, b = b0 + t / per_image, ty = t % per_image / tw, tx = t % tw;
       output_tile(g, m + i * K, MR * K, output + b * out_image, 2 * ty, 2 * tx, ep);
     }
   }
+}
+
+void backward_kernel(const Conv2DGeometry& g, const float* input, const float* grad_output, float* grad_kernel) {
+  const std::int64_t tw = tiles_w(g), per_image = tiles_h(g) * tw, C = g.cin, K = g.cout;
+  const std::int64_t in_image = g.h * g.w * C, out_image = g.out_h * g.out_w * K, plane = C * K;
+  const SgemmTile tile = sgemm_tile_for(K);
+  const std::int64_t MR = tile.rows, NR = tile.cols, panels = K / NR;
+  // dU[xi] (C, K) = sum over tiles of V[xi]^T dM[xi]: register tiles of MR input channels,
+  // accumulated over `group` images at a time (k = their tiles) in image order into `parts`
+  // partial sums of `per_part` images, the partials added in part order: the same bits for
+  // any thread count.
+  const std::int64_t group = 2, per_part = 16, parts = (g.n + per_part - 1) / per_part;
+  float* partial = scratch(slot_winograd_u, static_cast<std::size_t>(parts * 16 * plane));
+#pragma omp parallel for schedule(dynamic, 1) if (parts > 1)
+  for (std::int64_t part = 0; part < parts; ++part) {
+    float* du = partial + part * 16 * plane;
+    const std::int64_t p0 = part * per_part, p1 = std::min(g.n, p0 + per_part);
+    const std::int64_t T_max = group * per_image;
+    // The last row tile reads up to MR - 1 channels past the end of V: slack kept at zero.
+    float* v = scratch(slot_winograd_v, static_cast<std::size_t>(16 * T_max * C + MR));
+    float* m = scratch(slot_winograd_m, static_cast<std::size_t>(16 * T_max * K));
+    std::fill(v + 16 * T_max * C, v + 16 * T_max * C + MR, 0.f);
+    for (std::int64_t bs = p0; bs < p1; bs += group) {
+      const std::int64_t be = std::min(p1, bs + group), T = (be - bs) * per_image;
+      for (std::int64_t t = 0; t < T; ++t) {
+        const std::int64_t b = bs + t / per_image, ty = t % per_image / tw, tx = t % tw;
+        input_tile(g, input + b * in_image, 2 * ty - g.pad_top, 2 * tx - g.pad_left, v + t * C, T_max * C);
+        grad_output_tile(g, grad_output + b * out_image, 2 * ty, 2 * tx, m + t * NR, T_max * K, NR, T * NR);
+      }
+      for (int xi = 0; xi < 16; ++xi)
+        for (std::int64_t i0 = 0; i0 < C; i0 += MR)
+          for (std::int64_t jp = 0; jp < panels; ++jp)
+            sgemm_tile_product(tile, T, v + xi * T_max * C + i0, C, true, m + xi * T_max * K + jp * T * NR,
+                               du + xi * plane + i0 * K + jp * NR, K, std::min(MR, C - i0), bs != p0);
+    }
+  }
+  for (std::int64_t part = 1; part < parts; ++part) {
+    const float* src = partial + part * 16 * plane;
+    for (std::int64_t i = 0; i < 16 * plane; i += simd_width)
+      (batch::load_unaligned(partial + i) + batch::load_unaligned(src + i)).store_unaligned(partial + i);
+  }
+  transform_kernel_grad(C, K, partial, grad_kernel);
 }
 
 }  // namespace xtape::kernels::winograd
