@@ -126,8 +126,8 @@ void output_tile(const Conv2DGeometry& g, const float* m, std::int64_t stride, f
 // dM = A dY A^T for the tile at output (oy0, ox0) of gradient image `img` (pixels past the
 // output read as zero): the transpose of output_tile. Value (xi, k) goes to
 // dst[xi * stride + (k / nr) * panel + k % nr] (the column panels of a GEMM B operand).
-void grad_output_tile(const Conv2DGeometry& g, const float* img, std::int64_t oy0, std::int64_t ox0, float* dst,
-                      std::int64_t stride, std::int64_t nr, std::int64_t panel) {
+void grad_output_tile(const Conv2DGeometry& g, const float* img, std::int64_t oy0, std::int64_t ox0,
+                      float* dst, std::int64_t stride, std::int64_t nr, std::int64_t panel) {
   const std::int64_t K = g.cout;
   const bool row2 = oy0 + 1 < g.out_h, col2 = ox0 + 1 < g.out_w;
   const float* p00 = img + (oy0 * g.out_w + ox0) * K;
@@ -139,7 +139,8 @@ void grad_output_tile(const Conv2DGeometry& g, const float* img, std::int64_t oy
     const batch y10 = row2 ? batch::load_unaligned(p10 + k) : zero;
     const batch y11 = row2 && col2 ? batch::load_unaligned(p10 + K + k) : zero;
     // r = A dY (4x2): rows dY0, dY0 + dY1, dY0 - dY1, -dY1; then r A^T: the same on columns.
-    const batch r[4][2] = {{y00, y01}, {y00 + y10, y01 + y11}, {y00 - y10, y01 - y11}, {zero - y10, zero - y11}};
+    const batch r[4][2] = {
+        {y00, y01}, {y00 + y10, y01 + y11}, {y00 - y10, y01 - y11}, {zero - y10, zero - y11}};
     float* o = dst + (k / nr) * panel + k % nr;
     for (int i = 0; i < 4; ++i) {
       r[i][0].store_unaligned(o + (i * 4 + 0) * stride);
@@ -151,7 +152,8 @@ void grad_output_tile(const Conv2DGeometry& g, const float* img, std::int64_t oy
 }
 
 // grad_kernel (3, 3, cin, cout) = G^T dU G per channel pair, from du (16, cin, cout).
-void transform_kernel_grad(std::int64_t cin, std::int64_t cout, const float* du, float* grad_kernel) {
+void transform_kernel_grad(std::int64_t cin, std::int64_t cout, const float* du,
+                           float* grad_kernel) {
   const batch half(0.5f);
   const std::int64_t plane = cin * cout;
   for (std::int64_t ci = 0; ci < cin; ++ci)
@@ -241,7 +243,8 @@ void forward_images(const Conv2DGeometry& g, const float* input, const float* u,
   }
 }
 
-void backward_kernel(const Conv2DGeometry& g, const float* input, const float* grad_output, float* grad_kernel) {
+void backward_kernel(const Conv2DGeometry& g, const float* input, const float* grad_output,
+                     float* grad_kernel) {
   const std::int64_t tw = tiles_w(g), per_image = tiles_h(g) * tw, C = g.cin, K = g.cout;
   const std::int64_t in_image = g.h * g.w * C, out_image = g.out_h * g.out_w * K, plane = C * K;
   const SgemmTile tile = sgemm_tile_for(K);
@@ -265,20 +268,24 @@ void backward_kernel(const Conv2DGeometry& g, const float* input, const float* g
       const std::int64_t be = std::min(p1, bs + group), T = (be - bs) * per_image;
       for (std::int64_t t = 0; t < T; ++t) {
         const std::int64_t b = bs + t / per_image, ty = t % per_image / tw, tx = t % tw;
-        input_tile(g, input + b * in_image, 2 * ty - g.pad_top, 2 * tx - g.pad_left, v + t * C, T_max * C);
-        grad_output_tile(g, grad_output + b * out_image, 2 * ty, 2 * tx, m + t * NR, T_max * K, NR, T * NR);
+        input_tile(g, input + b * in_image, 2 * ty - g.pad_top, 2 * tx - g.pad_left, v + t * C,
+                   T_max * C);
+        grad_output_tile(g, grad_output + b * out_image, 2 * ty, 2 * tx, m + t * NR, T_max * K, NR,
+                         T * NR);
       }
       for (int xi = 0; xi < 16; ++xi)
         for (std::int64_t i0 = 0; i0 < C; i0 += MR)
           for (std::int64_t jp = 0; jp < panels; ++jp)
-            sgemm_tile_product(tile, T, v + xi * T_max * C + i0, C, true, m + xi * T_max * K + jp * T * NR,
-                               du + xi * plane + i0 * K + jp * NR, K, std::min(MR, C - i0), bs != p0);
+            sgemm_tile_product(tile, T, v + xi * T_max * C + i0, C, true,
+                               m + xi * T_max * K + jp * T * NR, du + xi * plane + i0 * K + jp * NR,
+                               K, std::min(MR, C - i0), bs != p0);
     }
   }
   for (std::int64_t part = 1; part < parts; ++part) {
     const float* src = partial + part * 16 * plane;
     for (std::int64_t i = 0; i < 16 * plane; i += simd_width)
-      (batch::load_unaligned(partial + i) + batch::load_unaligned(src + i)).store_unaligned(partial + i);
+      (batch::load_unaligned(partial + i) + batch::load_unaligned(src + i))
+          .store_unaligned(partial + i);
   }
   transform_kernel_grad(C, K, partial, grad_kernel);
 }

@@ -36,7 +36,8 @@ void forward_images(const Conv2DGeometry& g, const float* input, const float* u,
 /// transformed input tiles times the transformed output-gradient tiles, summed over tiles in
 /// a fixed order (the same bits for any thread count), then G^T dU G. Overwrites grad_kernel.
 /// Parallel over groups of 16 images.
-void backward_kernel(const Conv2DGeometry& g, const float* input, const float* grad_output, float* grad_kernel);
+void backward_kernel(const Conv2DGeometry& g, const float* input, const float* grad_output,
+                     float* grad_kernel);
 
 /// The geometry of the input gradient as a forward convolution of grad_output: a 3x3 unit-
 /// stride convolution of (n, out_h, out_w, cout) into (n, h, w, cin) with padding 2 - pad.
