@@ -63,13 +63,16 @@ int main(int argc, char** argv) {
   const std::size_t num_classes = 10;
 
   // The data, split between train and test sets.
-  auto [train, test] = datasets::mnist::load_data();
-  // Scale images to the [0, 1] range and make sure they have shape (28, 28, 1).
-  Tensor x_train = reshape(datasets::to_float(train.first, 1.f / 255.f), {-1, 28, 28, 1});
-  Tensor x_test = reshape(datasets::to_float(test.first, 1.f / 255.f), {-1, 28, 28, 1});
-  // Convert class vectors to binary class matrices.
-  Tensor y_train = datasets::to_categorical(train.second, num_classes);
-  Tensor y_test = datasets::to_categorical(test.second, num_classes);
+  Tensor x_train, y_train, x_test, y_test;
+  {  // the uint8 originals are freed at the end of this scope, as Python's rebinding frees them
+    auto [train, test] = datasets::mnist::load_data();
+    // Scale images to the [0, 1] range and make sure they have shape (28, 28, 1).
+    x_train = reshape(datasets::to_float(train.first, 1.f / 255.f), {-1, 28, 28, 1});
+    x_test = reshape(datasets::to_float(test.first, 1.f / 255.f), {-1, 28, 28, 1});
+    // Convert class vectors to binary class matrices.
+    y_train = datasets::to_categorical(train.second, num_classes);
+    y_test = datasets::to_categorical(test.second, num_classes);
+  }
   if (limit > 0 && limit < x_train.dim(0)) {
     x_train = slice_rows(x_train, 0, limit);
     y_train = slice_rows(y_train, 0, limit);
