@@ -4,8 +4,8 @@
 // streaming-copy bandwidth, then prints, for 1 and 2 threads, GFLOP/s and the fraction of peak
 // for sgemm 1024^3, the three GEMM shapes of conv2, and the founding model's conv layers at
 // batch 128:
-//   conv2: 13x13x32 -> 11x11x64, 3x3 valid (forward, backward_input, backward_kernel). Its
-//          forward and input gradient run as Winograd F(2x2, 3x3): GFLOP/s counts the direct
+//   conv2: 13x13x32 -> 11x11x64, 3x3 valid (forward, backward_input, backward_kernel). All
+//          three passes run as Winograd F(2x2, 3x3): GFLOP/s counts the direct
 //          convolution's FLOPs (effective throughput, which may pass the peak), and the
 //          "executed" figure counts the multiply-adds the Winograd GEMMs really do.
 //   conv1: 28x28x1 -> 26x26x32, 3x3 valid (forward, backward_kernel; memory-bound, so also
@@ -178,7 +178,7 @@ int main() {
         }, reps), 0, winograd_flops(xtape::kernels::winograd::input_grad_geometry(conv2.g)));
     row("conv2 backward_kernel", conv2.flops(), median_time([&] {
           xtape::kernels::conv2d_backward_kernel(conv2.g, conv2.x.data(), conv2.y.data(), conv2.gk.data());
-        }, reps), 0);
+        }, reps), 0, winograd_flops(conv2.g));
     row("conv1 forward", conv1.flops(),
         median_time([&] { xtape::kernels::conv2d_forward(conv1.g, conv1.x.data(), conv1.k.data(), conv1.y.data()); }, reps),
         conv1_bytes);
