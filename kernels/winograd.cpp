@@ -250,35 +250,39 @@ void backward_kernel(const Conv2DGeometry& g, const float* input, const float* g
   const SgemmTile tile = sgemm_tile_for(K);
   const std::int64_t MR = tile.rows, NR = tile.cols, panels = K / NR;
   // dU[xi] (C, K) = sum over tiles of V[xi]^T dM[xi]: register tiles of MR input channels,
-  // accumulated over `group` images at a time (k = their tiles) in image order into `parts`
-  // partial sums of `per_part` images, the partials added in part order: the same bits for
-  // any thread count.
-  const std::int64_t group = 2, per_part = 16, parts = (g.n + per_part - 1) / per_part;
+  // accumulated over `chunk` tiles at a time (the GEMM's k), in tile order, into `parts`
+  // partial sums over fixed ranges of images, the partials added in part order: the same bits
+  // for any thread count. Parts: about 16 images each, at most 32 of them and 4M floats.
+  const std::int64_t chunk = 72;
+  std::int64_t parts = std::clamp<std::int64_t>((g.n + 15) / 16, 1, 32);
+  parts = std::max<std::int64_t>(1, std::min(parts, (std::int64_t{1} << 22) / (16 * plane)));
+  const std::int64_t per_part = (g.n + parts - 1) / parts;
+  parts = (g.n + per_part - 1) / per_part;
   float* partial = scratch(slot_winograd_u, static_cast<std::size_t>(parts * 16 * plane));
 #pragma omp parallel for schedule(dynamic, 1) if (parts > 1)
   for (std::int64_t part = 0; part < parts; ++part) {
     float* du = partial + part * 16 * plane;
-    const std::int64_t p0 = part * per_part, p1 = std::min(g.n, p0 + per_part);
-    const std::int64_t T_max = group * per_image;
+    const std::int64_t first = part * per_part * per_image;
+    const std::int64_t last = std::min(g.n, (part + 1) * per_part) * per_image;
     // The last row tile reads up to MR - 1 channels past the end of V: slack kept at zero.
-    float* v = scratch(slot_winograd_v, static_cast<std::size_t>(16 * T_max * C + MR));
-    float* m = scratch(slot_winograd_m, static_cast<std::size_t>(16 * T_max * K));
-    std::fill(v + 16 * T_max * C, v + 16 * T_max * C + MR, 0.f);
-    for (std::int64_t bs = p0; bs < p1; bs += group) {
-      const std::int64_t be = std::min(p1, bs + group), T = (be - bs) * per_image;
-      for (std::int64_t t = 0; t < T; ++t) {
-        const std::int64_t b = bs + t / per_image, ty = t % per_image / tw, tx = t % tw;
-        input_tile(g, input + b * in_image, 2 * ty - g.pad_top, 2 * tx - g.pad_left, v + t * C,
-                   T_max * C);
-        grad_output_tile(g, grad_output + b * out_image, 2 * ty, 2 * tx, m + t * NR, T_max * K, NR,
+    float* v = scratch(slot_winograd_v, static_cast<std::size_t>(16 * chunk * C + MR));
+    float* m = scratch(slot_winograd_m, static_cast<std::size_t>(16 * chunk * K));
+    std::fill(v + 16 * chunk * C, v + 16 * chunk * C + MR, 0.f);
+    for (std::int64_t t0 = first; t0 < last; t0 += chunk) {
+      const std::int64_t T = std::min(chunk, last - t0);
+      for (std::int64_t i = 0; i < T; ++i) {
+        const std::int64_t t = t0 + i, b = t / per_image, ty = t % per_image / tw, tx = t % tw;
+        input_tile(g, input + b * in_image, 2 * ty - g.pad_top, 2 * tx - g.pad_left, v + i * C,
+                   chunk * C);
+        grad_output_tile(g, grad_output + b * out_image, 2 * ty, 2 * tx, m + i * NR, chunk * K, NR,
                          T * NR);
       }
       for (int xi = 0; xi < 16; ++xi)
         for (std::int64_t i0 = 0; i0 < C; i0 += MR)
           for (std::int64_t jp = 0; jp < panels; ++jp)
-            sgemm_tile_product(tile, T, v + xi * T_max * C + i0, C, true,
-                               m + xi * T_max * K + jp * T * NR, du + xi * plane + i0 * K + jp * NR,
-                               K, std::min(MR, C - i0), bs != p0);
+            sgemm_tile_product(tile, T, v + xi * chunk * C + i0, C, true,
+                               m + xi * chunk * K + jp * T * NR, du + xi * plane + i0 * K + jp * NR,
+                               K, std::min(MR, C - i0), t0 != first);
     }
   }
   for (std::int64_t part = 1; part < parts; ++part) {

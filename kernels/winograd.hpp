@@ -35,7 +35,7 @@ void forward_images(const Conv2DGeometry& g, const float* input, const float* u,
 /// grad_kernel (3, 3, cin, cout) of conv(input, kernel) given grad_output: per position, the
 /// transformed input tiles times the transformed output-gradient tiles, summed over tiles in
 /// a fixed order (the same bits for any thread count), then G^T dU G. Overwrites grad_kernel.
-/// Parallel over groups of 16 images.
+/// Parallel over ranges of about 16 images (at most 32 ranges).
 void backward_kernel(const Conv2DGeometry& g, const float* input, const float* grad_output,
                      float* grad_kernel);
 

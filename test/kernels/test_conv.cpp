@@ -201,7 +201,8 @@ BOOST_AUTO_TEST_CASE(winograd_shapes) {
   std::uint32_t seed = 80;
   for (const Spec& s : {Spec{2, 13, 13, 32, 3, 3, 64, 1, 1, false}, Spec{3, 16, 16, 32, 3, 3, 32, 1, 1, true},
                         Spec{2, 12, 10, 32, 3, 3, 96, 1, 1, true}, Spec{1, 15, 11, 64, 3, 3, 32, 1, 1, false},
-                        Spec{2, 13, 13, 32, 3, 3, 32, 1, 1, true}, Spec{7, 5, 6, 32, 3, 3, 64, 1, 1, true}}) {
+                        Spec{2, 13, 13, 32, 3, 3, 32, 1, 1, true}, Spec{7, 5, 6, 32, 3, 3, 64, 1, 1, true},
+                        Spec{600, 5, 5, 32, 3, 3, 64, 1, 1, false}}) {  // many images: capped partial sums
     const Conv2DGeometry g = geometry(s);
     BOOST_TEST_REQUIRE(xtape::kernels::winograd::supported(g));
     BOOST_TEST_REQUIRE(xtape::kernels::winograd::supported(xtape::kernels::winograd::input_grad_geometry(g)));
@@ -244,7 +245,8 @@ BOOST_AUTO_TEST_CASE(bitwise_identical_for_1_and_2_threads) {
   // same guarantee from fixed chunking, checked here too.
   const int saved = omp_get_max_threads();
   for (const Spec& s : {Spec{32, 13, 13, 32, 3, 3, 64, 1, 1, false}, Spec{50, 28, 28, 1, 3, 3, 32, 1, 1, false},
-                        Spec{3, 17, 17, 8, 3, 3, 16, 2, 1, true}, Spec{1, 40, 40, 16, 3, 3, 24, 1, 1, true}}) {
+                        Spec{3, 17, 17, 8, 3, 3, 16, 2, 1, true}, Spec{1, 40, 40, 16, 3, 3, 24, 1, 1, true},
+                        Spec{600, 5, 5, 32, 3, 3, 64, 1, 1, false}}) {
     const Conv2DGeometry g = geometry(s);
     const auto x = random_vector(static_cast<std::size_t>(g.n * g.h * g.w * g.cin), 60);
     const auto k = random_vector(static_cast<std::size_t>(g.kh * g.kw * g.cin * g.cout), 62);
