@@ -1,6 +1,9 @@
 #pragma once
 /// @file conv.hpp
 /// 2-d convolution kernels on raw NHWC buffers (OpenMP + xsimd). conv1d is the h == 1 case.
+/// 3x3 unit-stride convolutions whose channel counts fill whole registers run all three passes
+/// as Winograd F(2x2, 3x3) (kernels/winograd.hpp): the results differ from a direct
+/// convolution's by rounding, and every entry point computes a given convolution the same way.
 #include <cstdint>
 
 #include "kernels/pool.hpp"

@@ -4,6 +4,8 @@
 // the 2x2 output tile is y = A^T [(G g G^T) .* (B^T d B)] A. Summed over input channels, the
 // elementwise product becomes, for each of the 16 positions xi, a GEMM
 //   M[xi] (tiles, cout) = V[xi] (tiles, cin) x U[xi] (cin, cout).
+// The kernel gradient runs the same algebra backwards: dM = A dY A^T per output-gradient
+// tile, dU[xi] = sum over tiles of V[xi]^T dM[xi], and the kernel's gradient is G^T dU G.
 // Every transform is vectorised over channels (NHWC: contiguous), so channel counts are
 // multiples of the SIMD width. Tiles overhanging the input read zeros; those overhanging the
 // output are computed and dropped.
