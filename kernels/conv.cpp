@@ -21,6 +21,7 @@
 #include <xsimd/xsimd.hpp>
 
 #include "kernels/gemm.hpp"
+#include "kernels/partials.hpp"
 #include "kernels/row_cursors.hpp"
 #include "kernels/winograd.hpp"
 #include "kernels/workspace.hpp"
@@ -517,8 +518,7 @@ void conv2d_forward(const Conv2DGeometry& g, const float* input, const float* ke
     return;
   }
   if (winograd::supported(g)) {  // one image per task, as the fused conv + pool computes it
-    float* u = scratch(slot_winograd_u, static_cast<std::size_t>(winograd::kernel_size(g)));
-    winograd::transform_kernel(g, kernel, u);
+    const float* u = winograd::transform_kernel(g, kernel);
 #pragma omp parallel for schedule(dynamic, 1) if (g.n > 1)
     for (std::int64_t b = 0; b < g.n; ++b) winograd::forward_images(g, input, u, b, b + 1, output, ep);
     return;
@@ -543,8 +543,7 @@ void conv2d_max_pool2d_forward(const Conv2DGeometry& g, const float* input, cons
   p1.n = 1;
   const std::int64_t rows = g.out_h * g.out_w, R = chunk_rows(g);
   const bool wino = winograd::supported(g);
-  float* u = wino ? scratch(slot_winograd_u, static_cast<std::size_t>(winograd::kernel_size(g))) : nullptr;
-  if (wino) winograd::transform_kernel(g, kernel, u);
+  const float* u = wino ? winograd::transform_kernel(g, kernel) : nullptr;
   // One image per task, on the thread that runs it (no nested parallel regions).
 #pragma omp parallel for schedule(dynamic, 1) if (g.n > 1)
   for (std::int64_t b = 0; b < g.n; ++b) {
@@ -589,8 +588,7 @@ void conv2d_backward_input(const Conv2DGeometry& g, const float* grad_output, co
   // the flipped kernel (no dcol matrix, no scatter), two images per task.
   const Conv2DGeometry gi = winograd::input_grad_geometry(g);
   if (g.pad_top <= 2 && g.pad_left <= 2 && winograd::supported(gi)) {
-    float* u = scratch(slot_winograd_u, static_cast<std::size_t>(winograd::kernel_size(gi)));
-    winograd::transform_kernel_for_input_grad(g, kernel, u);
+    const float* u = winograd::transform_kernel_for_input_grad(g, kernel);
     const std::int64_t group = 2, tasks = ceil_div(g.n, group);
 #pragma omp parallel for schedule(dynamic, 1) if (tasks > 1)
     for (std::int64_t t = 0; t < tasks; ++t)
@@ -636,10 +634,8 @@ void backward_kernel_impl(const Conv2DGeometry& g, const float* input, const flo
   // grad_kernel = col^T (K, M) x grad_output (M, cout), reduced over fixed row ranges:
   // `parts` partial products (one per range, sub-chunks accumulated in order) are summed in
   // range order. Ranges: ~1K rows each, at most 32, and at most 4M floats (16 MiB) of partials.
-  std::int64_t parts = std::clamp<std::int64_t>(ceil_div(M, 1024), 1, 32);
-  parts = std::max<std::int64_t>(1, std::min(parts, (std::int64_t{1} << 22) / kn));
-  const std::int64_t range = ceil_div(M, parts);
-  parts = ceil_div(M, range);
+  const detail::PartialRanges ranges = detail::partial_ranges(M, 1024, kn);
+  const std::int64_t parts = ranges.count, range = ranges.size;
   const std::int64_t R = std::min(chunk_rows(g), range);
   const bool pointwise = is_pointwise(g);
   float* partial = parts == 1 ? grad_kernel : scratch(slot_conv_partial, static_cast<std::size_t>(parts * kn));
@@ -674,15 +670,7 @@ void backward_kernel_impl(const Conv2DGeometry& g, const float* input, const flo
       sgemm(true, false, K, N, r1 - r0, 1.f, a, K, grad_output + r0 * N, N, beta, out, N);
     }
   }
-  if (parts == 1) return;
-  // Fixed-order sum of the partials, parallel over kernel elements.
-  const std::int64_t blocks = ceil_div(kn, 1024);
-#pragma omp parallel for schedule(static) if (kn >= 65536)
-  for (std::int64_t blk = 0; blk < blocks; ++blk) {
-    const std::int64_t e0 = blk * 1024, e1 = std::min(kn, e0 + 1024);
-    std::copy(partial + e0, partial + e1, grad_kernel + e0);
-    for (std::int64_t part = 1; part < parts; ++part) add_to(grad_kernel + e0, partial + part * kn + e0, e1 - e0);
-  }
+  if (parts > 1) detail::sum_partials(parts, kn, partial, grad_kernel);
 }
 
 }  // namespace

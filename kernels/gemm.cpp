@@ -50,7 +50,7 @@ constexpr std::int64_t gemm_mc_rows = 336;  // rounded down to a multiple of MR
 constexpr std::int64_t gemm_nc_panels = 64;
 
 // Below this many multiply-adds the packing and threading overhead dominates.
-constexpr std::int64_t small_gemm_work = sgemm_small_work;
+constexpr std::int64_t small_gemm_work = 32 * 1024;
 // Below this many multiply-adds one thread is used (a parallel region costs a few microseconds).
 constexpr std::int64_t parallel_gemm_work = 512 * 1024;
 

@@ -5,10 +5,6 @@
 
 namespace xtape::kernels {
 
-/// Products of fewer multiply-adds (m * n * k) than this take sgemm's small-problem path, which
-/// rounds differently from the blocked path that every larger product takes.
-inline constexpr std::int64_t sgemm_small_work = 32 * 1024;
-
 /// C = alpha * op(A) * op(B) + beta * C, all row-major.
 /// op(A) is m x k (A is k x m when trans_a), op(B) is k x n (B is n x k when trans_b).
 /// lda/ldb/ldc are row strides in elements. beta == 0 ignores the prior contents of C

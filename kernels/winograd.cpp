@@ -16,6 +16,7 @@
 #include <xsimd/xsimd.hpp>
 
 #include "kernels/gemm.hpp"
+#include "kernels/partials.hpp"
 #include "kernels/workspace.hpp"
 
 namespace xtape::kernels::winograd {
@@ -187,13 +188,13 @@ bool supported(const Conv2DGeometry& g) {
          g.out_w >= 2 && g.h >= 1 && g.w >= 1;
 }
 
-std::int64_t kernel_size(const Conv2DGeometry& g) { return 16 * g.cin * g.cout; }
-
-void transform_kernel(const Conv2DGeometry& g, const float* kernel, float* u) {
+const float* transform_kernel(const Conv2DGeometry& g, const float* kernel) {
+  float* u = scratch(slot_winograd_u, static_cast<std::size_t>(16 * g.cin * g.cout));
   transform(g.cin, g.cout, kernel, u);
+  return u;
 }
 
-void transform_kernel_for_input_grad(const Conv2DGeometry& g, const float* kernel, float* u) {
+const float* transform_kernel_for_input_grad(const Conv2DGeometry& g, const float* kernel) {
   const std::int64_t cin = g.cin, cout = g.cout, plane = cin * cout;
   float* flipped = scratch(slot_winograd_tmp, static_cast<std::size_t>(9 * plane));
   for (int ky = 0; ky < 3; ++ky)
@@ -203,7 +204,9 @@ void transform_kernel_for_input_grad(const Conv2DGeometry& g, const float* kerne
       for (std::int64_t ci = 0; ci < cin; ++ci)
         for (std::int64_t co = 0; co < cout; ++co) dst[co * cin + ci] = src[ci * cout + co];
     }
+  float* u = scratch(slot_winograd_u, static_cast<std::size_t>(16 * plane));
   transform(cout, cin, flipped, u);
+  return u;
 }
 
 Conv2DGeometry input_grad_geometry(const Conv2DGeometry& g) {
@@ -256,10 +259,8 @@ void backward_kernel(const Conv2DGeometry& g, const float* input, const float* g
   // partial sums over fixed ranges of images, the partials added in part order: the same bits
   // for any thread count. Parts: about 16 images each, at most 32 of them and 4M floats.
   const std::int64_t chunk = 72;
-  std::int64_t parts = std::clamp<std::int64_t>((g.n + 15) / 16, 1, 32);
-  parts = std::max<std::int64_t>(1, std::min(parts, (std::int64_t{1} << 22) / (16 * plane)));
-  const std::int64_t per_part = (g.n + parts - 1) / parts;
-  parts = (g.n + per_part - 1) / per_part;
+  const detail::PartialRanges ranges = detail::partial_ranges(g.n, 16, 16 * plane);
+  const std::int64_t parts = ranges.count, per_part = ranges.size;
   float* partial = scratch(slot_winograd_u, static_cast<std::size_t>(parts * 16 * plane));
 #pragma omp parallel for schedule(dynamic, 1) if (parts > 1)
   for (std::int64_t part = 0; part < parts; ++part) {
@@ -287,12 +288,7 @@ void backward_kernel(const Conv2DGeometry& g, const float* input, const float* g
                                K, std::min(MR, C - i0), t0 != first);
     }
   }
-  for (std::int64_t part = 1; part < parts; ++part) {
-    const float* src = partial + part * 16 * plane;
-    for (std::int64_t i = 0; i < 16 * plane; i += simd_width)
-      (batch::load_unaligned(partial + i) + batch::load_unaligned(src + i))
-          .store_unaligned(partial + i);
-  }
+  detail::sum_partials(parts, 16 * plane, partial, partial);
   transform_kernel_grad(C, K, partial, grad_kernel);
 }
 

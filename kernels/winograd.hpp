@@ -16,16 +16,15 @@ namespace xtape::kernels::winograd {
 /// width (sgemm_tile_for(cout).cols: 32 or 64 with AVX-512).
 bool supported(const Conv2DGeometry& g);
 
-/// Floats of the transformed kernel: 16 * cin * cout.
-std::int64_t kernel_size(const Conv2DGeometry& g);
-
 /// u = G k G^T per channel pair, from k (3, 3, cin, cout): 16 (cin, cout) matrices, each stored
-/// as the GEMM register tile's column panels.
-void transform_kernel(const Conv2DGeometry& g, const float* kernel, float* u);
+/// as the GEMM register tile's column panels, in the calling thread's scratch (valid until its
+/// next transform; other threads may read it meanwhile).
+const float* transform_kernel(const Conv2DGeometry& g, const float* kernel);
 
 /// The transformed kernel of the input-gradient convolution: that of k'(ky, kx, co, ci) =
-/// k(2 - ky, 2 - kx, ci, co) (flipped and with its channel axes swapped), (16, cout, cin).
-void transform_kernel_for_input_grad(const Conv2DGeometry& g, const float* kernel, float* u);
+/// k(2 - ky, 2 - kx, ci, co) (flipped and with its channel axes swapped): 16 (cout, cin),
+/// in the same scratch as transform_kernel.
+const float* transform_kernel_for_input_grad(const Conv2DGeometry& g, const float* kernel);
 
 /// output images [b0, b1) of conv(input, kernel) + epilogue, u from transform_kernel. Runs on
 /// the calling thread. Each output value is computed the same way whatever b0 and b1.
