@@ -13,7 +13,7 @@
 
 #include "layers/core.hpp"
 #include "layers/saving.hpp"
-#include "layers/sequential.hpp"
+#include "models/sequential.hpp"
 
 using namespace xtape;
 using namespace xtape::layers;

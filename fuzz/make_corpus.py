@@ -72,7 +72,7 @@ def main():
         "optimizer.learning_rate": "0.001",
         "rng.shuffle": words,
         "rng.global": words,
-        "rng.layer/dropout": words,
+        "state/dropout/rng": words,
     }
     write(d, "checkpoint.safetensors", safetensors(state, meta))
 

@@ -1,5 +1,6 @@
 #include "layers/conv.hpp"
 
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 
 namespace xtape::layers {
@@ -81,6 +82,22 @@ Tensor Conv::call(const Tensor& inputs, bool) {
   Tensor y = convolution_op(inputs, kernel());
   if (options_.use_bias) y = y + bias();
   return activation_(y);
+}
+
+nlohmann::json Conv::get_config() const {
+  nlohmann::json c = Layer::get_config();
+  c["filters"] = options_.filters;
+  c["kernel_size"] = kernel_size_;
+  c["strides"] = strides_;
+  c["padding"] = options_.padding;
+  c["data_format"] = "channels_last";
+  c["dilation_rate"] = dilation_;
+  c["groups"] = 1;
+  c["activation"] = options_.activation.empty() ? "linear" : options_.activation;
+  c["use_bias"] = options_.use_bias;
+  c["kernel_initializer"] = options_.kernel_initializer;
+  c["bias_initializer"] = options_.bias_initializer;
+  return c;
 }
 
 }  // namespace xtape::layers

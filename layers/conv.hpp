@@ -43,6 +43,9 @@ class Conv : public Layer {
   /// The convolution itself, with the layer's strides, padding and dilation. Override to
   /// customise; the tape differentiates whatever the override computes.
   virtual Tensor convolution_op(const Tensor& inputs, const Tensor& kernel);
+  /// Keras's keys: filters, kernel_size, strides, padding, dilation_rate, activation, ...
+  nlohmann::json get_config() const override;
+  const ConvOptions& options() const { return options_; }
 
   Tensor kernel() const { return weight("kernel"); }
   Tensor bias() const { return weight("bias"); }
@@ -67,6 +70,7 @@ class Conv : public Layer {
 /// 2-d convolution over (batch, height, width, channels) with a (kh, kw, cin, filters) kernel.
 class Conv2D : public Conv {
  public:
+  using Options = ConvOptions;
   explicit Conv2D(ConvOptions options) : Conv(2, std::move(options)) {}
   /// (stride_h, stride_w), ready for xtape::conv2d.
   std::array<int, 2> strides() const { return {strides_[0], strides_[1]}; }
@@ -75,6 +79,7 @@ class Conv2D : public Conv {
 /// 1-d convolution over (batch, steps, channels) with a (k, cin, filters) kernel.
 class Conv1D : public Conv {
  public:
+  using Options = ConvOptions;
   explicit Conv1D(ConvOptions options) : Conv(1, std::move(options)) {}
   int strides() const { return strides_[0]; }
 };

@@ -1,8 +1,11 @@
 #include "layers/core.hpp"
 
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 
 #include "autodiff/ops.hpp"
+#include "layers/node.hpp"
+#include "layers/state_text.hpp"
 
 namespace xtape::layers {
 
@@ -13,7 +16,17 @@ InputLayer::InputLayer(Shape shape, std::string name) : Layer(std::move(name)), 
 
 Tensor InputLayer::call(const Tensor& inputs, bool) { return inputs; }
 
-std::shared_ptr<InputLayer> Input(Shape shape) { return std::make_shared<InputLayer>(std::move(shape)); }
+nlohmann::json InputLayer::get_config() const {
+  nlohmann::json batch_shape = nlohmann::json::array({nullptr});
+  for (std::size_t d : shape_) batch_shape.push_back(d);
+  return {{"name", name()}, {"batch_shape", batch_shape}, {"dtype", "float32"}, {"sparse", false}};
+}
+
+SymbolicTensor Input(Shape shape, std::string name) {
+  auto layer = std::make_shared<InputLayer>(shape, std::move(name));
+  layer->ensure_built(shape);
+  return SymbolicTensor(detail::make_node(layer, {}, {shape}, 0), 0);
+}
 
 Dense::Dense(DenseOptions options)
     : Layer(options.name), options_(std::move(options)), activation_(get_activation(options_.activation)) {
@@ -53,6 +66,22 @@ Tensor Dense::call(const Tensor& inputs, bool) {
   return activation_(y);
 }
 
+nlohmann::json Dense::get_config() const {
+  nlohmann::json c = Layer::get_config();
+  c["units"] = options_.units;
+  c["activation"] = options_.activation.empty() ? "linear" : options_.activation;
+  c["use_bias"] = options_.use_bias;
+  c["kernel_initializer"] = options_.kernel_initializer;
+  c["bias_initializer"] = options_.bias_initializer;
+  return c;
+}
+
+nlohmann::json Flatten::get_config() const {
+  nlohmann::json c = Layer::get_config();
+  c["data_format"] = "channels_last";
+  return c;
+}
+
 Tensor Flatten::call(const Tensor& inputs, bool) { return flatten(inputs, 1); }
 
 Shape Flatten::compute_output_shape(const Shape& input_shape) const {
@@ -71,8 +100,38 @@ Tensor Dropout::call(const Tensor& inputs, bool training) {
   return dropout(inputs, options_.rate, training, rng_);
 }
 
+nlohmann::json Dropout::get_config() const {
+  nlohmann::json c = Layer::get_config();
+  c["rate"] = options_.rate;
+  c["seed"] = options_.seed ? nlohmann::json(*options_.seed) : nlohmann::json(nullptr);
+  c["noise_shape"] = nullptr;
+  return c;
+}
+
+LayerState Dropout::save_own_state() const { return {{"rng", rng_state_text(rng_.state())}}; }
+
+void Dropout::load_own_state(const LayerState& state) {
+  const auto it = state.find("rng");
+  if (it == state.end())
+    throw std::invalid_argument("Dropout '" + name() + "': state entry 'rng' is missing");
+  for (const auto& [key, _] : state)
+    if (key != "rng")
+      throw std::invalid_argument("Dropout '" + name() + "': unknown state entry '" + key + "'");
+  const auto st = parse_rng_state(it->second);
+  if (!st)
+    throw std::invalid_argument("Dropout '" + name() + "': state 'rng' '" + it->second +
+                                "' is not four 16-digit hex words, not all zero");
+  rng_.set_state(*st);
+}
+
 Activation::Activation(const std::string& activation, std::string name)
-    : Layer(std::move(name)), fn_(get_activation(activation)) {}
+    : Layer(std::move(name)), activation_(activation), fn_(get_activation(activation)) {}
+
+nlohmann::json Activation::get_config() const {
+  nlohmann::json c = Layer::get_config();
+  c["activation"] = activation_.empty() ? "linear" : activation_;
+  return c;
+}
 
 Tensor Activation::call(const Tensor& inputs, bool) { return fn_(inputs); }
 

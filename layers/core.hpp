@@ -16,15 +16,19 @@ class InputLayer : public Layer {
  public:
   explicit InputLayer(Shape shape, std::string name = "");
   Tensor call(const Tensor& inputs, bool training) override;
+  Shape compute_output_shape(const Shape& input_shape) const override { return input_shape; }
   const Shape& shape() const { return shape_; }
   std::string class_name() const override { return "InputLayer"; }
+  nlohmann::json get_config() const override;
 
  private:
   Shape shape_;
 };
 
-/// keras.layers.Input(shape=...): a per-sample shape such as {28, 28, 1}.
-std::shared_ptr<InputLayer> Input(Shape shape);
+/// keras.Input(shape=...): a symbolic tensor of a per-sample shape such as {28, 28, 1}, the
+/// start of a Functional model; it also converts to its InputLayer as the first entry of a
+/// Sequential. `name` empty: "input_layer", "input_layer_1", ...
+SymbolicTensor Input(Shape shape, std::string name = "");
 
 /// Options of Dense.
 struct DenseOptions {
@@ -40,7 +44,10 @@ struct DenseOptions {
 /// kernel (input_dim, units), bias (units).
 class Dense : public Layer {
  public:
+  using Options = DenseOptions;
   explicit Dense(DenseOptions options);
+  nlohmann::json get_config() const override;
+  const DenseOptions& options() const { return options_; }
   void build(const Shape& input_shape) override;
   Tensor call(const Tensor& inputs, bool training) override;
   Shape compute_output_shape(const Shape& input_shape) const override;
@@ -59,6 +66,7 @@ class Flatten : public Layer {
   explicit Flatten(std::string name = "") : Layer(std::move(name)) {}
   Tensor call(const Tensor& inputs, bool training) override;
   Shape compute_output_shape(const Shape& input_shape) const override;
+  nlohmann::json get_config() const override;
 };
 
 /// Options of Dropout.
@@ -71,9 +79,15 @@ struct DropoutOptions {
 /// Inverted dropout while training; identity at inference.
 class Dropout : public Layer {
  public:
+  using Options = DropoutOptions;
   explicit Dropout(DropoutOptions options);
   explicit Dropout(float rate) : Dropout(DropoutOptions{.rate = rate, .seed = std::nullopt}) {}
   Tensor call(const Tensor& inputs, bool training) override;
+  Shape compute_output_shape(const Shape& input_shape) const override { return input_shape; }
+  nlohmann::json get_config() const override;
+  /// The RNG state ("rng": four hex words), so a checkpoint resumes the same masks.
+  LayerState save_own_state() const override;
+  void load_own_state(const LayerState& state) override;
   float rate() const { return options_.rate; }
   Rng& rng() { return rng_; }
 
@@ -87,8 +101,11 @@ class Activation : public Layer {
  public:
   explicit Activation(const std::string& activation, std::string name = "");
   Tensor call(const Tensor& inputs, bool training) override;
+  Shape compute_output_shape(const Shape& input_shape) const override { return input_shape; }
+  nlohmann::json get_config() const override;
 
  private:
+  std::string activation_;
   ActivationFn fn_;
 };
 

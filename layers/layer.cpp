@@ -2,11 +2,16 @@
 
 #include <cxxabi.h>
 
+#include <nlohmann/json.hpp>
+
 #include <cctype>
 #include <map>
 #include <mutex>
 #include <stdexcept>
 #include <typeinfo>
+#include <unordered_set>
+
+#include "layers/node.hpp"
 
 namespace xtape::layers {
 
@@ -77,30 +82,196 @@ std::string Layer::class_name() const {
   return full;
 }
 
+namespace {
+
+std::string shapes_str(const std::vector<Shape>& shapes) {
+  std::string out;
+  for (std::size_t i = 0; i < shapes.size(); ++i) out += (i ? ", " : "") + batch_shape_str(shapes[i]);
+  return out;
+}
+
+}  // namespace
+
+// ---- building and shapes ----
+
 void Layer::build(const Shape&) {}
 
-Shape Layer::compute_output_shape(const Shape& input_shape) const { return input_shape; }
+void Layer::build_multi(const std::vector<Shape>& input_shapes) {
+  if (input_shapes.size() != 1)
+    throw std::invalid_argument("layer '" + name() + "' (" + class_name() +
+                                "): expected one input, got " +
+                                std::to_string(input_shapes.size()) + ": " + shapes_str(input_shapes));
+  build(input_shapes[0]);
+}
 
-void Layer::ensure_built(const Shape& input_shape) {
+// Shape inference by running the layer once on one zero sample under NoGrad, as Keras's
+// compute_output_spec traces call(): the fallback for layers that do not compute their shapes.
+std::vector<Shape> Layer::probe_output_shapes(const std::vector<Shape>& input_shapes) const {
+  auto* self = const_cast<Layer*>(this);  // building and an inference call change no state
+  self->ensure_built_multi(input_shapes);
+  NoGrad no_grad;
+  std::vector<Tensor> zeros;
+  for (const Shape& s : input_shapes) {
+    Shape b = s;
+    b.insert(b.begin(), 1);
+    zeros.emplace_back(b, 0.f);
+  }
+  std::vector<Shape> out;
+  for (const Tensor& t : self->forward(zeros, false))
+    out.emplace_back(t.shape().begin() + (t.ndim() ? 1 : 0), t.shape().end());
+  return out;
+}
+
+Shape Layer::compute_output_shape(const Shape& input_shape) const {
+  return probe_output_shapes({input_shape}).at(0);
+}
+
+Shape Layer::compute_output_shape_multi(const std::vector<Shape>& input_shapes) const {
+  if (input_shapes.size() == 1) return compute_output_shape(input_shapes[0]);
+  return probe_output_shapes(input_shapes).at(0);
+}
+
+std::vector<Shape> Layer::compute_output_shapes(const std::vector<Shape>& input_shapes) const {
+  if (input_shapes.size() == 1) return {compute_output_shape(input_shapes[0])};
+  return {compute_output_shape_multi(input_shapes)};
+}
+
+void Layer::ensure_built(const Shape& input_shape) { ensure_built_multi(std::vector<Shape>{input_shape}); }
+
+void Layer::ensure_built_multi(const std::vector<Shape>& input_shapes) {
   if (built_) return;
-  build(input_shape);
-  input_shape_ = input_shape;
+  build_multi(input_shapes);
+  input_shapes_ = input_shapes;
   built_ = true;
 }
 
-Tensor Layer::operator()(const Tensor& inputs, bool training) {
-  if (inputs.ndim() == 0)
-    throw std::invalid_argument("layer '" + name() + "' (" + class_name() +
-                                "): expected an input with a batch axis, got a scalar");
-  const Shape sample(inputs.shape().begin() + 1, inputs.shape().end());
-  if (!built_) {
-    ensure_built(sample);
-  } else if (sample != input_shape_) {
-    throw std::invalid_argument("layer '" + name() + "' (" + class_name() + "): built for inputs of shape " +
-                                batch_shape_str(input_shape_) + ", got shape " + shape_str(inputs.shape()));
-  }
-  return call(inputs, training);
+const Shape& Layer::input_shape() const {
+  static const Shape none;
+  return input_shapes_.empty() ? none : input_shapes_[0];
 }
+
+// ---- eager calls ----
+
+std::vector<Shape> Layer::sample_shapes(const std::vector<Tensor>& inputs) const {
+  if (inputs.empty())
+    throw std::invalid_argument("layer '" + name() + "' (" + class_name() + "): called on no inputs");
+  std::vector<Shape> shapes;
+  for (const Tensor& t : inputs) {
+    if (!t.defined())
+      throw std::invalid_argument("layer '" + name() + "' (" + class_name() +
+                                  "): called on an undefined tensor");
+    if (t.ndim() == 0)
+      throw std::invalid_argument("layer '" + name() + "' (" + class_name() +
+                                  "): expected an input with a batch axis, got a scalar");
+    shapes.emplace_back(t.shape().begin() + 1, t.shape().end());
+  }
+  return shapes;
+}
+
+Tensor Layer::checked_call(const std::vector<Tensor>& inputs, bool training, bool all,
+                           std::vector<Tensor>* outputs) {
+  const std::vector<Shape> shapes = sample_shapes(inputs);
+  if (!built_) {
+    ensure_built_multi(shapes);
+  } else if (shapes != input_shapes_) {
+    std::string got;
+    for (std::size_t i = 0; i < inputs.size(); ++i)
+      got += (i ? ", " : "") + shape_str(inputs[i].shape());
+    throw std::invalid_argument("layer '" + name() + "' (" + class_name() +
+                                "): built for inputs of shape " + shapes_str(input_shapes_) +
+                                ", got shape " + got);
+  }
+  std::vector<Tensor> out = forward(inputs, training);
+  if (all) {
+    *outputs = std::move(out);
+    return {};
+  }
+  if (out.size() != 1)
+    throw std::invalid_argument("layer '" + name() + "' (" + class_name() + ") returned " +
+                                std::to_string(out.size()) +
+                                " outputs: use call_all() for several");
+  return out[0];
+}
+
+Tensor Layer::operator()(const Tensor& inputs, bool training) {
+  return checked_call({inputs}, training, false, nullptr);
+}
+
+Tensor Layer::operator()(const std::vector<Tensor>& inputs, bool training) {
+  return checked_call(inputs, training, false, nullptr);
+}
+
+std::vector<Tensor> Layer::call_all(const std::vector<Tensor>& inputs, bool training) {
+  std::vector<Tensor> out;
+  checked_call(inputs, training, true, &out);
+  return out;
+}
+
+Tensor Layer::call(const Tensor&, bool) {
+  throw std::logic_error("layer '" + name() + "' (" + class_name() +
+                         ") takes a list of inputs, or overrides neither call(): got one tensor");
+}
+
+Tensor Layer::call(const std::vector<Tensor>& inputs, bool training) {
+  if (inputs.size() != 1)
+    throw std::invalid_argument("layer '" + name() + "' (" + class_name() +
+                                "): expected one input, got " + std::to_string(inputs.size()));
+  return call(inputs[0], training);
+}
+
+std::vector<Tensor> Layer::forward(const std::vector<Tensor>& inputs, bool training) {
+  return {call(inputs, training)};
+}
+
+// ---- symbolic calls ----
+
+std::vector<SymbolicTensor> Layer::call_all(const std::vector<SymbolicTensor>& inputs) {
+  const std::shared_ptr<Layer> self = weak_from_this().lock();
+  if (!self)
+    throw std::invalid_argument("layer '" + name() + "' (" + class_name() +
+                                "): a layer called on symbolic tensors must be held by a "
+                                "std::shared_ptr; create it with make<" +
+                                class_name() + ">(...)");
+  if (inputs.empty())
+    throw std::invalid_argument("layer '" + name() + "' (" + class_name() + "): called on no inputs");
+  std::vector<Shape> shapes;
+  for (const SymbolicTensor& t : inputs) {
+    if (!t.defined())
+      throw std::invalid_argument("layer '" + name() + "' (" + class_name() +
+                                  "): called on an undefined symbolic tensor");
+    shapes.push_back(t.shape());
+  }
+  std::vector<Shape> out_shapes;
+  try {
+    if (built_ && shapes != input_shapes_)
+      throw std::invalid_argument("it was built for inputs of shape " + shapes_str(input_shapes_));
+    ensure_built_multi(shapes);
+    out_shapes = compute_output_shapes(shapes);
+  } catch (const std::exception& e) {
+    throw std::invalid_argument("layer '" + name() + "' (" + class_name() +
+                                ") cannot be called on inputs of shape " + shapes_str(shapes) +
+                                ": " + e.what());
+  }
+  auto node = detail::make_node(self, inputs, out_shapes, node_count_++);
+  std::vector<SymbolicTensor> out;
+  for (std::size_t i = 0; i < out_shapes.size(); ++i) out.emplace_back(node, static_cast<int>(i));
+  return out;
+}
+
+SymbolicTensor Layer::operator()(const SymbolicTensor& inputs) {
+  return (*this)(std::vector<SymbolicTensor>{inputs});
+}
+
+SymbolicTensor Layer::operator()(const std::vector<SymbolicTensor>& inputs) {
+  auto out = call_all(inputs);
+  if (out.size() != 1)
+    throw std::invalid_argument("layer '" + name() + "' (" + class_name() + ") has " +
+                                std::to_string(out.size()) +
+                                " outputs: use call_all() to get them all");
+  return out[0];
+}
+
+// ---- weights and sub-layers ----
 
 Tensor Layer::add_weight(const std::string& wname, const Shape& shape, const Initializer& init,
                          bool trainable) {
@@ -109,7 +280,7 @@ Tensor Layer::add_weight(const std::string& wname, const Shape& shape, const Ini
       throw std::invalid_argument("layer '" + name() + "': weight '" + wname + "' added twice");
   Tensor t(shape, 0.f);
   init(t, global_rng());
-  t.set_requires_grad(trainable);
+  t.set_requires_grad(trainable && trainable_);
   weights_.push_back({wname, t, trainable});
   return t;
 }
@@ -117,21 +288,85 @@ Tensor Layer::add_weight(const std::string& wname, const Shape& shape, const Ini
 Tensor Layer::weight(const std::string& wname) const {
   for (const Weight& w : weights_)
     if (w.name == wname) return w.value;
+  if (wname.find('/') != std::string::npos)
+    for (const Weight& w : weights())
+      if (w.name == wname) return w.value;
   throw std::out_of_range("layer '" + name() + "' has no weight '" + wname + "'" +
                           (built_ ? "" : " (the layer is not built yet: call it once or build it)"));
 }
 
+namespace {
+
+void collect_weights(const Layer& layer, const std::string& prefix, bool enclosing_trainable,
+                     std::unordered_set<const void*>& seen, std::vector<Weight>& out) {
+  const bool on = enclosing_trainable && layer.trainable();
+  for (const Weight& w : layer.own_weights())
+    if (seen.insert(w.value.id()).second)
+      out.push_back({prefix + w.name, w.value, w.trainable && on});
+  for (const auto& sub : layer.sublayers())
+    collect_weights(*sub, prefix + sub->name() + "/", on, seen, out);
+}
+
+bool contains_layer(const Layer& root, const Layer* target) {
+  if (&root == target) return true;
+  for (const auto& sub : root.sublayers())
+    if (contains_layer(*sub, target)) return true;
+  return false;
+}
+
+}  // namespace
+
+std::vector<Weight> Layer::weights() const {
+  std::vector<Weight> out;
+  std::unordered_set<const void*> seen;
+  collect_weights(*this, "", true, seen, out);
+  return out;
+}
+
 std::vector<optim::Variable> Layer::trainable_variables() const {
   std::vector<optim::Variable> vars;
-  for (const Weight& w : weights_)
+  for (const Weight& w : weights())
     if (w.trainable) vars.push_back({name() + "/" + w.name, w.value});
   return vars;
 }
 
 std::size_t Layer::count_params() const {
   std::size_t n = 0;
-  for (const Weight& w : weights_) n += w.value.size();
+  for (const Weight& w : weights()) n += w.value.size();
   return n;
+}
+
+void Layer::track_layer(const std::shared_ptr<Layer>& layer) {
+  if (!layer)
+    throw std::invalid_argument("layer '" + name() + "' (" + class_name() + "): track(null)");
+  if (contains_layer(*layer, this))
+    throw std::invalid_argument("layer '" + name() + "' (" + class_name() + "): tracking '" +
+                                layer->name() + "' would make it contain itself");
+  for (const auto& l : sublayers_)
+    if (l == layer) return;
+  (void)layer->name();  // names are given in tracking order
+  if (!trainable_) layer->set_trainable(false);
+  sublayers_.push_back(layer);
+}
+
+void Layer::set_trainable(bool trainable) {
+  trainable_ = trainable;
+  for (const auto& sub : sublayers_) sub->set_trainable(trainable);
+  refresh_requires_grad(true);
+}
+
+void Layer::refresh_requires_grad(bool enclosing_trainable) {
+  for (Weight& w : weights_) w.value.set_requires_grad(w.trainable && trainable_ && enclosing_trainable);
+}
+
+void Layer::load_own_state(const LayerState& state) {
+  if (!state.empty())
+    throw std::invalid_argument("layer '" + name() + "' (" + class_name() +
+                                ") keeps no state, got entry '" + state.begin()->first + "'");
+}
+
+nlohmann::json Layer::get_config() const {
+  return {{"name", name()}, {"trainable", trainable_}, {"dtype", "float32"}};
 }
 
 }  // namespace xtape::layers

@@ -4,7 +4,15 @@
 /// creates named weights with add_weight() once the input shape is known (on the first call);
 /// call() computes. Shapes given to build() and compute_output_shape() are per-sample shapes,
 /// without the batch axis.
+///
+/// Layers nest: a layer that owns layers registers them with track() (or creates them with
+/// add_layer()), and their weights then appear in weights(), trainable_variables() and
+/// count_params() with path names ("dense/kernel"), so a model trains, counts, saves and loads
+/// them. Calling a layer on SymbolicTensors (layers/node.hpp) records a node of a Functional
+/// graph instead of computing.
+#include <map>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
 
@@ -15,15 +23,52 @@
 
 namespace xtape::layers {
 
+class Layer;
+}  // namespace xtape::layers
+namespace xtape::detail {
+struct SymbolicNode;
+}  // namespace xtape::detail
+namespace xtape::layers {
+
+/// A symbolic tensor of the Functional API (Keras's KerasTensor): a per-sample shape and the
+/// node that produces it. Input() makes one; calling a layer on one records a node.
+class SymbolicTensor {
+ public:
+  SymbolicTensor() = default;
+  SymbolicTensor(std::shared_ptr<detail::SymbolicNode> node, int index)
+      : node_(std::move(node)), index_(index) {}
+  bool defined() const { return node_ != nullptr; }
+  /// Per-sample shape (no batch axis).
+  const Shape& shape() const;
+  /// The producing node and which of its outputs this is.
+  const std::shared_ptr<detail::SymbolicNode>& node() const { return node_; }
+  int index() const { return index_; }
+  /// The layer that produced it (an InputLayer for an Input).
+  std::shared_ptr<Layer> layer() const;
+  /// An Input converts to its InputLayer, so `Sequential({Input({28, 28, 1}), ...})` reads as
+  /// in Keras. Throws std::invalid_argument for a tensor that is not an Input.
+  operator std::shared_ptr<Layer>() const;  // NOLINT: implicit on purpose
+  /// "(None, 28, 28, 1)".
+  std::string shape_str() const;
+
+ private:
+  std::shared_ptr<detail::SymbolicNode> node_;
+  int index_ = 0;
+};
+
 /// A named weight of a layer.
 struct Weight {
-  std::string name;  ///< short name within the layer, e.g. "kernel"
+  std::string name;  ///< short name within the layer ("kernel"), or a path for nested weights
   Tensor value;
   bool trainable = true;
 };
 
+/// A layer's state besides its weights (RNG states, counters), saved in checkpoints as
+/// metadata strings: key (within the layer) -> value.
+using LayerState = std::map<std::string, std::string>;
+
 /// Base class of every layer.
-class Layer {
+class Layer : public std::enable_shared_from_this<Layer> {
  public:
   /// `name` empty: a unique name is made from the class name on first use (snake_case,
   /// numbered "_1", "_2"... on repeats, as Keras does).
@@ -31,24 +76,59 @@ class Layer {
   virtual ~Layer() = default;
   Layer(const Layer&) = delete;
   Layer& operator=(const Layer&) = delete;
+  /// Layers move (so a function can return a model by value) while nothing shares them: a
+  /// layer held by a std::shared_ptr or called symbolically must stay where it is.
+  Layer(Layer&&) = default;
+  Layer& operator=(Layer&&) = delete;
 
   /// Builds on the first call (from inputs.shape() without the batch axis), checks the input
   /// shape against the built one, then runs call(). Throws std::invalid_argument naming the
   /// layer and both shapes when an input of another per-sample shape arrives.
   Tensor operator()(const Tensor& inputs, bool training = false);
+  /// The same for a layer of several inputs (merge layers, multi-input models): one output.
+  Tensor operator()(const std::vector<Tensor>& inputs, bool training = false);
+  /// Every output (models with several outputs), for any number of inputs.
+  std::vector<Tensor> call_all(const std::vector<Tensor>& inputs, bool training = false);
 
-  /// The layer's computation. `training` selects training behaviour (dropout).
-  virtual Tensor call(const Tensor& inputs, bool training) = 0;
+  /// Symbolic call (Functional API): records a node, builds the layer and infers the output
+  /// shape without computing. The layer must be held by a std::shared_ptr (make<L>(...)).
+  /// Throws std::invalid_argument naming the layer and the shapes on a mismatch.
+  SymbolicTensor operator()(const SymbolicTensor& inputs);
+  SymbolicTensor operator()(const std::vector<SymbolicTensor>& inputs);
+  /// Symbolic call returning every output of a multi-output layer or model.
+  std::vector<SymbolicTensor> call_all(const std::vector<SymbolicTensor>& inputs);
+
+  /// The layer's computation on one input. `training` selects training behaviour (dropout).
+  /// The default forwards to the list form; a layer overrides one of the two.
+  virtual Tensor call(const Tensor& inputs, bool training);
+  /// The computation on a list of inputs. The default requires exactly one input and runs
+  /// call(inputs[0]); merge layers override it.
+  virtual Tensor call(const std::vector<Tensor>& inputs, bool training);
+  /// Every output; the default is the one result of call(). Models of several outputs
+  /// override it.
+  virtual std::vector<Tensor> forward(const std::vector<Tensor>& inputs, bool training);
+
   /// Creates the weights for a per-sample input shape. The default creates none.
   virtual void build(const Shape& input_shape);
-  /// Per-sample output shape for a per-sample input shape (default: unchanged).
+  /// Builds for several inputs; the default requires one and calls build(shape).
+  virtual void build_multi(const std::vector<Shape>& input_shapes);
+  /// Per-sample output shape for a per-sample input shape. The default infers it by running
+  /// the layer once on a batch of one zero sample under NoGrad (layers that keep the shape,
+  /// or know it, override this to infer without computing).
   virtual Shape compute_output_shape(const Shape& input_shape) const;
+  /// Shapes for several inputs; the default requires one.
+  virtual Shape compute_output_shape_multi(const std::vector<Shape>& input_shapes) const;
+  /// Every output's shape (several for multi-output models); default: one.
+  virtual std::vector<Shape> compute_output_shapes(const std::vector<Shape>& input_shapes) const;
 
   /// Builds the layer if needed (used by Sequential before the first batch).
   void ensure_built(const Shape& input_shape);
+  void ensure_built_multi(const std::vector<Shape>& input_shapes);
   bool built() const { return built_; }
-  /// Per-sample input shape the layer was built with.
-  const Shape& input_shape() const { return input_shape_; }
+  /// Per-sample input shape the layer was built with (the first, for several inputs).
+  const Shape& input_shape() const;
+  /// Every per-sample input shape the layer was built with.
+  const std::vector<Shape>& input_shapes() const { return input_shapes_; }
 
   /// The layer's unique name.
   const std::string& name() const;
@@ -58,20 +138,100 @@ class Layer {
   /// Creates a weight named `name` of `shape`, initialised by `init` from the global RNG.
   Tensor add_weight(const std::string& name, const Shape& shape, const Initializer& init,
                     bool trainable = true);
-  /// The weight called `name`; throws std::out_of_range naming the layer and the weight.
+  /// The weight called `name` (its own, or a path "dense/kernel" into a sub-layer); throws
+  /// std::out_of_range naming the layer and the weight.
   Tensor weight(const std::string& name) const;
-  const std::vector<Weight>& weights() const { return weights_; }
-  /// Trainable weights as optimizer variables named "<layer name>/<weight name>".
+  /// The weights this layer created itself with add_weight.
+  const std::vector<Weight>& own_weights() const { return weights_; }
+  /// Every weight of the layer and its sub-layers, own first, then each tracked layer's in
+  /// tracking order, named by path ("kernel", "dense/kernel", "block/dense_1/bias"); a weight
+  /// is trainable when it was created trainable and neither its layer nor an enclosing one is
+  /// frozen. A weight shared by two tracked paths appears once, at its first path.
+  std::vector<Weight> weights() const;
+  /// Trainable weights as optimizer variables named "<layer name>/<weight path>".
   std::vector<optim::Variable> trainable_variables() const;
-  /// Number of scalars in all weights.
+  /// Number of scalars in all weights (nested ones included).
   std::size_t count_params() const;
 
+  /// Keras's layer.trainable. Setting it sets it on every tracked sub-layer too; a frozen
+  /// layer's weights stop requiring gradients and are left out of trainable_variables().
+  bool trainable() const { return trainable_; }
+  virtual void set_trainable(bool trainable);
+
+  /// Registers `layer` as a sub-layer (libtorch's register_module): its weights become this
+  /// layer's, under "<its name>/...". Returns `layer`, so members read
+  /// `LayerRef<Dense> proj_ = track(make<Dense>({.units = 8}));`. Throws on null or on
+  /// tracking a layer into itself.
+  template <class L>
+  std::shared_ptr<L> track(std::shared_ptr<L> layer) {
+    track_layer(layer);
+    return layer;
+  }
+  /// Tracked sub-layers in tracking order.
+  const std::vector<std::shared_ptr<Layer>>& sublayers() const { return sublayers_; }
+
+  /// Layer state besides the weights, for checkpoints (an RNG: Dropout). Default: none.
+  virtual LayerState save_own_state() const { return {}; }
+  /// Checks `state` (as save_own_state wrote it) and restores it; throws
+  /// std::invalid_argument naming the key on a missing or malformed entry. Default: none.
+  virtual void load_own_state(const LayerState& state);
+
+  /// The layer's options as Keras config JSON ({"name": ..., "trainable": ..., "filters": ...}).
+  /// The default holds name and trainable; layers add their options. Layers created back from
+  /// a config (layers/registry.hpp) read the same keys.
+  virtual nlohmann::json get_config() const;
+
+  /// Number of symbolic calls so far (Keras's node index of the next call).
+  int node_count() const { return node_count_; }
+
+ protected:
+  /// Sets the weights' requires_grad from trainable flags (after freezing or unfreezing).
+  void refresh_requires_grad(bool enclosing_trainable);
+
  private:
+  void track_layer(const std::shared_ptr<Layer>& layer);
+  Tensor checked_call(const std::vector<Tensor>& inputs, bool training, bool all,
+                      std::vector<Tensor>* outputs);
+  std::vector<Shape> sample_shapes(const std::vector<Tensor>& inputs) const;
+  std::vector<Shape> probe_output_shapes(const std::vector<Shape>& input_shapes) const;
+
   mutable std::string name_;
   std::vector<Weight> weights_;
-  Shape input_shape_;
+  std::vector<std::shared_ptr<Layer>> sublayers_;
+  std::vector<Shape> input_shapes_;
   bool built_ = false;
+  bool trainable_ = true;
+  int node_count_ = 0;
 };
+
+/// A shared handle to a layer that calls it directly: `LayerRef<Dense> d = make<Dense>(...);
+/// y = d(x);` (also on SymbolicTensors). Converts to std::shared_ptr<Layer>.
+template <class L>
+class LayerRef : public std::shared_ptr<L> {
+ public:
+  LayerRef() = default;
+  LayerRef(std::shared_ptr<L> p) : std::shared_ptr<L>(std::move(p)) {}  // NOLINT: implicit
+  Tensor operator()(const Tensor& x, bool training = false) const { return base()(x, training); }
+  Tensor operator()(const std::vector<Tensor>& xs, bool training = false) const {
+    return base()(xs, training);
+  }
+  SymbolicTensor operator()(const SymbolicTensor& x) const { return base()(x); }
+  SymbolicTensor operator()(const std::vector<SymbolicTensor>& xs) const { return base()(xs); }
+
+ private:
+  Layer& base() const { return **this; }
+};
+
+/// Creates a layer held by a LayerRef: `make<Dense>({.units = 64, .activation = "relu"})`.
+template <class L, class... A>
+LayerRef<L> make(A&&... args) {
+  return LayerRef<L>(std::make_shared<L>(std::forward<A>(args)...));
+}
+/// The same with a layer's options struct given in braces (designated initializers).
+template <class L>
+LayerRef<L> make(typename L::Options options) {
+  return LayerRef<L>(std::make_shared<L>(std::move(options)));
+}
 
 /// Keras's to_snake_case: "StandardizedConv2DWithCall" -> "standardized_conv2d_with_call".
 std::string to_snake_case(const std::string& class_name);

@@ -1,5 +1,7 @@
 #include "layers/pooling.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <stdexcept>
 
 namespace xtape::layers {
@@ -60,6 +62,15 @@ Tensor Pooling::call(const Tensor& x, bool) {
   Tensor y = max_ ? max_pool2d(x4, {1, pool_[0]}, {1, strides_[0]}, padding_)
                   : avg_pool2d(x4, {1, pool_[0]}, {1, strides_[0]}, padding_);
   return reshape(y, {l(s[0]), l(y.shape()[2]), l(s[2])});
+}
+
+nlohmann::json Pooling::get_config() const {
+  nlohmann::json c = Layer::get_config();
+  c["pool_size"] = pool_;
+  c["strides"] = strides_;
+  c["padding"] = padding_ == Padding::same ? "same" : "valid";
+  c["data_format"] = "channels_last";
+  return c;
 }
 
 }  // namespace xtape::layers

@@ -24,6 +24,8 @@ class Pooling : public Layer {
   Tensor call(const Tensor& inputs, bool training) override;
   Shape compute_output_shape(const Shape& input_shape) const override;
   void build(const Shape& input_shape) override;
+  /// Keras's keys: pool_size, strides, padding, data_format.
+  nlohmann::json get_config() const override;
 
  private:
   int rank_;
@@ -34,16 +36,19 @@ class Pooling : public Layer {
 
 class MaxPooling2D : public Pooling {
  public:
+  using Options = PoolOptions;
   explicit MaxPooling2D(PoolOptions options = {}) : Pooling(2, true, std::move(options)) {}
 };
 
 class AveragePooling2D : public Pooling {
  public:
+  using Options = PoolOptions;
   explicit AveragePooling2D(PoolOptions options = {}) : Pooling(2, false, std::move(options)) {}
 };
 
 class MaxPooling1D : public Pooling {
  public:
+  using Options = PoolOptions;
   explicit MaxPooling1D(PoolOptions options = {}) : Pooling(1, true, std::move(options)) {}
 };
 

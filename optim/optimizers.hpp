@@ -56,6 +56,9 @@ class Optimizer {
   /// Names of the per-variable state tensors, in the order of slots()[name] (Keras's names,
   /// e.g. {"momentum", "velocity"} for Adam).
   virtual std::vector<std::string> slot_names() const = 0;
+  /// True when slot `k` can only hold values >= 0 (second-moment estimates); checkpoints
+  /// refuse negative values there.
+  virtual bool slot_nonnegative(std::size_t /*k*/) const { return false; }
 
   /// Per-variable state tensors keyed by variable name (e.g. Adam's m and v), for checkpoints.
   /// Entries may be filled before the first apply() to restore state; they must then hold
@@ -148,6 +151,8 @@ class Adam : public Optimizer {
   std::string name() const override { return "adam"; }
   /// {"momentum", "velocity"} (+ "velocity_hat" with amsgrad).
   std::vector<std::string> slot_names() const override;
+  /// velocity and velocity_hat.
+  bool slot_nonnegative(std::size_t k) const override { return k >= 1; }
   /// The options given at construction (learning_rate as constructed).
   const AdamOptions& adam_options() const { return options_; }
 
@@ -222,6 +227,8 @@ class RMSprop : public Optimizer {
   std::string name() const override { return "rmsprop"; }
   /// {"velocity"} (+ "momentum") (+ "average_gradient").
   std::vector<std::string> slot_names() const override;
+  /// velocity (the mean square).
+  bool slot_nonnegative(std::size_t k) const override { return k == 0; }
   /// The options given at construction (learning_rate as constructed).
   const RMSpropOptions& options() const { return options_; }
 

@@ -10,10 +10,10 @@
 #include <sstream>
 
 #include "autodiff/ops.hpp"
-#include "layers/callbacks.hpp"
+#include "training/callbacks.hpp"
 #include "layers/core.hpp"
 #include "layers/saving.hpp"
-#include "layers/sequential.hpp"
+#include "models/sequential.hpp"
 #include "test/support/synthetic.hpp"
 
 using namespace xtape;

@@ -19,12 +19,12 @@
 #include <sstream>
 
 #include "autodiff/ops.hpp"
-#include "layers/callbacks.hpp"
+#include "training/callbacks.hpp"
 #include "layers/conv.hpp"
 #include "layers/core.hpp"
 #include "layers/pooling.hpp"
 #include "layers/saving.hpp"
-#include "layers/sequential.hpp"
+#include "models/sequential.hpp"
 
 using namespace xtape;
 using namespace xtape::layers;
@@ -193,7 +193,7 @@ BOOST_AUTO_TEST_CASE(every_bad_file_is_refused_and_the_model_is_unchanged) {
   const std::string good_k = entry("F32", "[2,2]", "[0,16]"),
                     good_b = entry("F32", "[2]", "[16,24]");
   auto header = [](const std::string& k, const std::string& b, const std::string& extra = "") {
-    return "{\"d/kernel\":" + k + ",\"d/bias\":" + b + extra + "}";
+    return "{\"dense/kernel\":" + k + ",\"dense/bias\":" + b + extra + "}";
   };
   struct Case {
     const char* what;
@@ -207,27 +207,27 @@ BOOST_AUTO_TEST_CASE(every_bad_file_is_refused_and_the_model_is_unchanged) {
   const std::vector<Case> cases = {
       {"too short", "abc", {"too short"}},
       {"header larger than the file", huge_len, {"larger than the file"}},
-      {"not JSON", safetensors_bytes("{\"d/kernel\": [", kernel + bias), {"not valid JSON"}},
+      {"not JSON", safetensors_bytes("{\"dense/kernel\": [", kernel + bias), {"not valid JSON"}},
       {"not an object", safetensors_bytes("[1,2]   ", ""), {"must be a JSON object"}},
       {"unknown name",
-       safetensors_bytes(header(good_k, good_b, ",\"d/gamma\":" + entry("F32", "[0]", "[24,24]")),
+       safetensors_bytes(header(good_k, good_b, ",\"dense/gamma\":" + entry("F32", "[0]", "[24,24]")),
                          kernel + bias),
-       {"unknown tensor 'd/gamma'"}},
+       {"unknown tensor 'dense/gamma'"}},
       {"missing name",
-       safetensors_bytes("{\"d/kernel\":" + good_k + "}", kernel),
-       {"missing tensor 'd/bias'"}},
+       safetensors_bytes("{\"dense/kernel\":" + good_k + "}", kernel),
+       {"missing tensor 'dense/bias'"}},
       {"shape mismatch",
        safetensors_bytes(header(entry("F32", "[1,4]", "[0,16]"), good_b), kernel + bias),
-       {"tensor 'd/kernel'", "expected shape (2, 2), got (1, 4)"}},
+       {"tensor 'dense/kernel'", "expected shape (2, 2), got (1, 4)"}},
       {"dtype mismatch",
        safetensors_bytes(header(entry("I32", "[2,2]", "[0,16]"), good_b), kernel + bias),
-       {"tensor 'd/kernel'", "expected dtype F32, got I32"}},
+       {"tensor 'dense/kernel'", "expected dtype F32, got I32"}},
       {"unknown dtype",
        safetensors_bytes(header(entry("F31", "[2,2]", "[0,16]"), good_b), kernel + bias),
-       {"tensor 'd/kernel'", "unknown dtype 'F31'"}},
+       {"tensor 'dense/kernel'", "unknown dtype 'F31'"}},
       {"offsets past the data (truncated)",
        safetensors_bytes(header(good_k, good_b), kernel + bias.substr(0, 5)),
-       {"tensor 'd/bias'", "run past the data"}},
+       {"tensor 'dense/bias'", "run past the data"}},
       {"overlapping offsets",
        safetensors_bytes(header(good_k, entry("F32", "[2]", "[8,16]")), kernel + bias),
        {"overlaps"}},
@@ -240,41 +240,41 @@ BOOST_AUTO_TEST_CASE(every_bad_file_is_refused_and_the_model_is_unchanged) {
       {"size disagrees with shape",
        safetensors_bytes(header(entry("F32", "[2,2]", "[0,12]"), entry("F32", "[2]", "[12,24]")),
                          kernel + bias),
-       {"tensor 'd/", "needs"}},
+       {"tensor 'dense/", "needs"}},
       {"negative offset",
        safetensors_bytes(header(entry("F32", "[2,2]", "[-1,16]"), good_b), kernel + bias),
-       {"tensor 'd/kernel'", "non-negative integer"}},
+       {"tensor 'dense/kernel'", "non-negative integer"}},
       {"non-finite header number",
        safetensors_bytes(header(entry("F32", "[2,1e400]", "[0,16]"), good_b), kernel + bias),
-       {"tensor 'd/kernel'"}},
+       {"tensor 'dense/kernel'"}},
       {"fractional extent",
        safetensors_bytes(header(entry("F32", "[2,2.5]", "[0,16]"), good_b), kernel + bias),
-       {"tensor 'd/kernel'", "non-negative integer"}},
+       {"tensor 'dense/kernel'", "non-negative integer"}},
       {"extent beyond 64 bits",
        safetensors_bytes(header(entry("F32", "[2,99999999999999999999999]", "[0,16]"), good_b),
                          kernel + bias),
-       {"tensor 'd/kernel'"}},
+       {"tensor 'dense/kernel'"}},
       {"shape product overflows",
        safetensors_bytes(header(entry("F32", "[4294967296,4294967296]", "[0,16]"), good_b),
                          kernel + bias),
-       {"tensor 'd/kernel'", "overflows"}},
+       {"tensor 'dense/kernel'", "overflows"}},
       {"begin after end",
        safetensors_bytes(header(entry("F32", "[2,2]", "[16,0]"), good_b), kernel + bias),
-       {"tensor 'd/kernel'", "end before they begin"}},
+       {"tensor 'dense/kernel'", "end before they begin"}},
       {"repeated key",
-       safetensors_bytes(header(good_k, good_b, ",\"d/kernel\":" + good_k), kernel + bias),
-       {"repeats the key 'd/kernel'"}},
+       safetensors_bytes(header(good_k, good_b, ",\"dense/kernel\":" + good_k), kernel + bias),
+       {"repeats the key 'dense/kernel'"}},
       {"extra field",
        safetensors_bytes(
            header(R"({"dtype":"F32","shape":[2,2],"data_offsets":[0,16],"x":1})", good_b),
            kernel + bias),
-       {"tensor 'd/kernel'", "unexpected field 'x'"}},
+       {"tensor 'dense/kernel'", "unexpected field 'x'"}},
       {"metadata not strings",
        safetensors_bytes(header(good_k, good_b, R"(,"__metadata__":{"a":1})"), kernel + bias),
        {"__metadata__"}},
       {"NaN weight",
        safetensors_bytes(header(good_k, good_b), f32_bytes({1, 2, nan, 4}) + bias),
-       {"tensor 'd/kernel'", "NaN"}},
+       {"tensor 'dense/kernel'", "NaN"}},
       {"deep nesting", safetensors_bytes("{\"a\":[[[[[[1]]]]]]}", ""), {"nests deeper"}},
   };
   // The good file loads (so each case fails for its own reason).

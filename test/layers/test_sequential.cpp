@@ -4,11 +4,11 @@
 #include <sstream>
 
 #include "autodiff/ops.hpp"
-#include "layers/callbacks.hpp"
+#include "training/callbacks.hpp"
 #include "layers/conv.hpp"
 #include "layers/core.hpp"
 #include "layers/pooling.hpp"
-#include "layers/sequential.hpp"
+#include "models/sequential.hpp"
 #include "test/support/synthetic.hpp"
 #include "test/support/founding_model.hpp"
 

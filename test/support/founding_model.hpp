@@ -8,7 +8,7 @@
 #include "layers/conv.hpp"
 #include "layers/core.hpp"
 #include "layers/pooling.hpp"
-#include "layers/sequential.hpp"
+#include "models/sequential.hpp"
 
 namespace xtape::testing {
 

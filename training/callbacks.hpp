@@ -1,6 +1,6 @@
 #pragma once
 /// @file callbacks.hpp
-/// Keras's callbacks for Sequential::fit: a Callback base with hooks at the beginning and end of
+/// Keras's callbacks for Model::fit: a Callback base with hooks at the beginning and end of
 /// training, of every epoch and of every batch, and ModelCheckpoint, EarlyStopping,
 /// TerminateOnNaN, CSVLogger and LearningRateScheduler.
 ///
@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "autodiff/tensor.hpp"
-#include "layers/sequential.hpp"
+#include "models/model.hpp"
 
 namespace xtape::layers {
 
@@ -30,9 +30,9 @@ class Callback {
   virtual ~Callback() = default;
 
   /// Called by fit before on_train_begin.
-  void set_model(Sequential* model) { model_ = model; }
+  void set_model(Model* model) { model_ = model; }
   /// The model being trained; throws std::logic_error outside fit.
-  Sequential& model() const;
+  Model& model() const;
 
   virtual void on_train_begin(const Logs& /*logs*/) {}
   virtual void on_train_end(const Logs& /*logs*/) {}
@@ -44,7 +44,7 @@ class Callback {
   virtual void on_batch_end(std::size_t /*batch*/, const Logs& /*logs*/) {}
 
  private:
-  Sequential* model_ = nullptr;
+  Model* model_ = nullptr;
 };
 
 /// "min", "max" or "auto" (max for names containing "acc", else min), as in Keras.
@@ -60,7 +60,7 @@ struct ModelCheckpointOptions {
   MonitorMode mode = MonitorMode::auto_;
   /// Save only when the monitored value improves on the best seen so far.
   bool save_best_only = false;
-  /// true: Sequential::save_weights (weights only); false: Sequential::save_checkpoint
+  /// true: Model::save_weights (weights only); false: Model::save_checkpoint
   /// (weights, optimizer state, epoch and RNG states, enough to resume bitwise).
   bool save_weights_only = false;
   /// 1 prints a line per save or skip.
@@ -72,7 +72,8 @@ struct ModelCheckpointOptions {
 /// file stays in place (every save is atomic).
 class ModelCheckpoint : public Callback {
  public:
-  /// Throws std::invalid_argument on an empty filepath.
+  /// Throws std::invalid_argument on an empty filepath or an "{epoch...}" field other than
+  /// "{epoch}" or "{epoch:Nd}" / "{epoch:0Nd}" with N at most 20.
   explicit ModelCheckpoint(ModelCheckpointOptions options);
   void on_train_begin(const Logs& logs) override;
   void on_epoch_end(int epoch, const Logs& logs) override;
@@ -132,7 +133,7 @@ class EarlyStopping : public Callback {
 
 /// Stops training as soon as a batch's loss is NaN or infinite (Keras's TerminateOnNaN), printing
 /// "Batch <n>: Invalid loss, terminating training". With it, fit stops and returns instead of
-/// throwing; the update of the bad batch is not applied (see Sequential::fit).
+/// throwing; the update of the bad batch is not applied (see Model::fit).
 class TerminateOnNaN : public Callback {
  public:
   void on_batch_end(std::size_t batch, const Logs& logs) override;

@@ -1,4 +1,4 @@
-#include "layers/callbacks.hpp"
+#include "training/callbacks.hpp"
 
 #include <cmath>
 #include <cstdio>
@@ -31,7 +31,7 @@ std::string num(double v) {
   return buf;
 }
 
-bool weights_finite(const Sequential& model) {
+bool weights_finite(const Model& model) {
   for (const auto& [_, t] : model.named_weights()) {
     const float* p = t.data();
     for (std::size_t i = 0, n = t.size(); i < n; ++i)
@@ -42,7 +42,7 @@ bool weights_finite(const Sequential& model) {
 
 }  // namespace
 
-Sequential& Callback::model() const {
+Model& Callback::model() const {
   if (!model_) throw std::logic_error("Callback::model: the callback is not attached to a fit");
   return *model_;
 }
@@ -51,6 +51,28 @@ Sequential& Callback::model() const {
 
 ModelCheckpoint::ModelCheckpoint(ModelCheckpointOptions options) : options_(std::move(options)) {
   if (options_.filepath.empty()) throw std::invalid_argument("ModelCheckpoint: filepath is empty");
+  const std::string& p = options_.filepath;
+  const auto open = p.find("{epoch");
+  if (open == std::string::npos) return;
+  const auto close = p.find('}', open);
+  const std::string spec =
+      close == std::string::npos ? p.substr(open) : p.substr(open + 6, close - open - 6);
+  bool ok = close != std::string::npos;
+  if (ok && !spec.empty()) {
+    // ":Nd" or ":0Nd", N of at most two digits and at most 20 (a 64-bit number's digits).
+    std::string width = spec.size() >= 3 && spec[0] == ':' && spec.back() == 'd'
+                            ? spec.substr(1, spec.size() - 2)
+                            : std::string("x");
+    if (!width.empty() && width[0] == '0') width = width.substr(1);
+    ok = !width.empty() && width.size() <= 2 &&
+         width.find_first_not_of("0123456789") == std::string::npos && std::stoi(width) <= 20;
+  }
+  if (!ok)
+    throw std::invalid_argument("ModelCheckpoint: filepath '" + p +
+                                "': expected '{epoch}' or '{epoch:Nd}' with N at most 20, got '" +
+                                (close == std::string::npos ? p.substr(open)
+                                                            : p.substr(open, close - open + 1)) +
+                                "'");
 }
 
 void ModelCheckpoint::on_train_begin(const Logs&) { saves_ = 0; }
@@ -73,7 +95,7 @@ std::string ModelCheckpoint::path_for_epoch(int epoch) const {
 }
 
 void ModelCheckpoint::on_epoch_end(int epoch, const Logs& logs) {
-  Sequential& m = model();
+  Model& m = model();
   const std::string path = path_for_epoch(epoch + 1);
   auto say = [&](const std::string& s) {
     if (options_.verbose) std::cout << "\nEpoch " << epoch + 1 << ": " << s << '\n';
