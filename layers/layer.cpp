@@ -138,11 +138,22 @@ std::vector<Shape> Layer::compute_output_shapes(const std::vector<Shape>& input_
 
 void Layer::ensure_built(const Shape& input_shape) { ensure_built_multi(std::vector<Shape>{input_shape}); }
 
+namespace {
+bool all_built(const Layer& l) {
+  for (const auto& sub : l.sublayers())
+    if (!sub->built() || !all_built(*sub)) return false;
+  return true;
+}
+}  // namespace
+
 void Layer::ensure_built_multi(const std::vector<Shape>& input_shapes) {
   if (built_) return;
   build_multi(input_shapes);
   input_shapes_ = input_shapes;
   built_ = true;
+  // Sub-layers that call() builds on first use are built now, by one inference call on one
+  // zero sample, as Keras builds a layer by tracing its call.
+  if (!all_built(*this)) (void)probe_output_shapes(input_shapes);
 }
 
 const Shape& Layer::input_shape() const {

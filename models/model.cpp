@@ -220,18 +220,19 @@ namespace xtape::layers {
 
 namespace {
 
-nlohmann::json keras_tensor(const SymbolicTensor& t) {
+// A node's index among its layer's nodes within one graph (Keras re-indexes a model's nodes
+// so that its config does not depend on calls outside the model).
+using LocalIndex = std::map<const detail::SymbolicNode*, int>;
+
+nlohmann::json history(const SymbolicTensor& t, const LocalIndex& local) {
+  return {t.node()->layer->name(), local.at(t.node().get()), t.index()};
+}
+
+nlohmann::json keras_tensor(const SymbolicTensor& t, const LocalIndex& local) {
   nlohmann::json shape = nlohmann::json::array({nullptr});
   for (std::size_t d : t.shape()) shape.push_back(d);
   return {{"class_name", "__keras_tensor__"},
-          {"config",
-           {{"shape", shape},
-            {"dtype", "float32"},
-            {"keras_history", {t.node()->layer->name(), t.node()->node_index, t.index()}}}}};
-}
-
-nlohmann::json history(const SymbolicTensor& t) {
-  return {t.node()->layer->name(), t.node()->node_index, t.index()};
+          {"config", {{"shape", shape}, {"dtype", "float32"}, {"keras_history", history(t, local)}}}};
 }
 
 }  // namespace
@@ -243,19 +244,23 @@ nlohmann::json Model::get_config() const {
   // keras_history triples (layer name, node index, tensor index).
   nlohmann::json ls = nlohmann::json::array();
   std::vector<const Layer*> order;
-  for (const auto& n : graph_->nodes)
+  LocalIndex local;
+  std::map<const Layer*, int> counts;
+  for (const auto& n : graph_->nodes) {
     if (std::find(order.begin(), order.end(), n->layer.get()) == order.end())
       order.push_back(n->layer.get());
+    local[n.get()] = counts[n->layer.get()]++;
+  }
   for (const Layer* l : order) {
     nlohmann::json inbound = nlohmann::json::array();
     for (const auto& n : graph_->nodes) {
       if (n->layer.get() != l || n->inputs.empty()) continue;
       nlohmann::json args = nlohmann::json::array();
       if (n->inputs.size() == 1) {
-        args.push_back(keras_tensor(n->inputs[0]));
+        args.push_back(keras_tensor(n->inputs[0], local));
       } else {
         nlohmann::json list = nlohmann::json::array();
-        for (const SymbolicTensor& t : n->inputs) list.push_back(keras_tensor(t));
+        for (const SymbolicTensor& t : n->inputs) list.push_back(keras_tensor(t, local));
         args.push_back(list);
       }
       inbound.push_back({{"args", args}, {"kwargs", nlohmann::json::object()}});
@@ -267,8 +272,8 @@ nlohmann::json Model::get_config() const {
   }
   c["layers"] = ls;
   nlohmann::json ins = nlohmann::json::array(), outs = nlohmann::json::array();
-  for (const SymbolicTensor& t : graph_->inputs) ins.push_back(history(t));
-  for (const SymbolicTensor& t : graph_->outputs) outs.push_back(history(t));
+  for (const SymbolicTensor& t : graph_->inputs) ins.push_back(history(t, local));
+  for (const SymbolicTensor& t : graph_->outputs) outs.push_back(history(t, local));
   c["input_layers"] = ins;
   c["output_layers"] = outs;
   return c;

@@ -58,6 +58,11 @@ nlohmann::json Sequential::get_config() const {
   for (const auto& l : sublayers())
     ls.push_back({{"class_name", l->class_name()}, {"config", l->get_config()}});
   c["layers"] = ls;
+  if (built()) {
+    nlohmann::json shape = nlohmann::json::array({nullptr});
+    for (std::size_t d : input_shape()) shape.push_back(d);
+    c["build_input_shape"] = shape;
+  }
   return c;
 }
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "layers/layer.hpp"
+#include "layers/saving.hpp"
 
 namespace xtape::layers {
 
@@ -29,5 +30,13 @@ struct StructuredLayer {
 
 /// Every layer below `root` (depth first, tracking order), each once.
 std::vector<StructuredLayer> structured_layers(const Layer& root);
+
+/// The values of `weights` read from `f` by key, after checking that every weight is there,
+/// that no tensor is unknown (tensors under "optimizer/" are allowed when `allow_optimizer`),
+/// and each one's dtype (F32), shape and finiteness. Throws std::runtime_error
+/// "<who>: '<path>': ..." naming the key, the weight and both shapes.
+std::vector<Tensor> read_structured_weights(const std::string& who, const SafetensorsFile& f,
+                                            const std::vector<StructuredWeight>& weights,
+                                            bool allow_optimizer);
 
 }  // namespace xtape::layers

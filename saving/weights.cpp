@@ -61,38 +61,6 @@ bool all_finite(const Tensor& t) {
   return true;
 }
 
-// The model's weights read from `f`, in structure order, after checking names, dtypes, shapes
-// and values. Tensors under "optimizer/" are left to the caller when `allow_optimizer`.
-std::vector<Tensor> checked_weights(const std::string& who, const SafetensorsFile& f,
-                                    const std::vector<StructuredWeight>& weights,
-                                    bool allow_optimizer) {
-  std::map<std::string, const StructuredWeight*> expected;
-  for (const auto& w : weights) expected[w.key] = &w;
-  for (const auto& [name, e] : f.tensors) {
-    if (expected.count(name)) continue;
-    if (allow_optimizer && name.rfind(k_optimizer_prefix, 0) == 0) continue;
-    file_error(who, f.path,
-               "unknown tensor '" + name + "' " + shape_str(e.shape) +
-                   ": the model has no weight at that place in its structure");
-  }
-  std::vector<Tensor> values;
-  for (const auto& w : weights) {
-    const Tensor& t = w.weight.value;
-    const std::string label = "'" + w.key + "' (weight '" + w.path + "')";
-    const auto it = f.tensors.find(w.key);
-    if (it == f.tensors.end())
-      file_error(who, f.path, "missing tensor " + label + " of shape " + shape_str(t.shape()));
-    if (it->second.dtype != "F32")
-      file_error(who, f.path, "tensor " + label + ": expected dtype F32, got " + it->second.dtype);
-    if (it->second.shape != t.shape())
-      file_error(who, f.path,
-                 "tensor " + label + ": expected shape " + shape_str(t.shape()) + ", got " +
-                     shape_str(it->second.shape));
-    values.push_back(f.f32(w.key));  // also refuses NaN and infinities
-  }
-  return values;
-}
-
 std::vector<std::pair<std::string, Tensor>> keyed(const std::vector<StructuredWeight>& ws) {
   std::vector<std::pair<std::string, Tensor>> out;
   for (const auto& w : ws) out.emplace_back(w.key, w.weight.value);
@@ -120,7 +88,7 @@ void Model::load_weights(const std::string& path) {
   const auto fmt = f.metadata.find("format");
   const bool checkpoint = fmt != f.metadata.end() && fmt->second == k_checkpoint_format;
   const auto ws = structured_weights(*this);
-  const std::vector<Tensor> values = checked_weights(who, f, ws, checkpoint);
+  const std::vector<Tensor> values = read_structured_weights(who, f, ws, checkpoint);
   NoGrad no_grad;
   for (std::size_t i = 0; i < ws.size(); ++i) {
     Tensor w = ws[i].weight.value;
@@ -179,7 +147,7 @@ int Model::load_checkpoint(const std::string& path) {
 
   // Everything is read and checked into these before the model changes.
   const auto ws = structured_weights(*this);
-  const std::vector<Tensor> values = checked_weights(who, f, ws, true);
+  const std::vector<Tensor> values = read_structured_weights(who, f, ws, true);
 
   const std::string& opt_name = meta(who, f, "optimizer");
   if (opt_name != optimizer_->name())
