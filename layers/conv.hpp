@@ -17,11 +17,11 @@ namespace xtape::layers {
 /// `Conv2D({.filters = 32, .kernel_size = {3, 3}, .activation = "relu"})`).
 struct ConvOptions {
   std::size_t filters = 0;
-  std::vector<int> kernel_size;       ///< one extent per spatial axis, or one for all
-  std::vector<int> strides = {1};     ///< one per spatial axis, or one for all
-  std::string padding = "valid";      ///< "valid" or "same"
+  std::vector<int> kernel_size;    ///< one extent per spatial axis, or one for all
+  std::vector<int> strides = {1};  ///< one per spatial axis, or one for all
+  std::string padding = "valid";   ///< "valid" or "same"
   std::vector<int> dilation_rate = {1};
-  std::string activation = "";        ///< "" or "linear" for none
+  std::string activation = "";  ///< "" or "linear" for none
   bool use_bias = true;
   std::string kernel_initializer = "glorot_uniform";
   std::string bias_initializer = "zeros";

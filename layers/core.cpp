@@ -9,9 +9,11 @@
 
 namespace xtape::layers {
 
-InputLayer::InputLayer(Shape shape, std::string name) : Layer(std::move(name)), shape_(std::move(shape)) {
+InputLayer::InputLayer(Shape shape, std::string name)
+    : Layer(std::move(name)), shape_(std::move(shape)) {
   for (std::size_t d : shape_)
-    if (d == 0) throw std::invalid_argument("Input: shape " + shape_str(shape_) + " has a zero extent");
+    if (d == 0)
+      throw std::invalid_argument("Input: shape " + shape_str(shape_) + " has a zero extent");
 }
 
 Tensor InputLayer::call(const Tensor& inputs, bool) { return inputs; }
@@ -29,7 +31,9 @@ SymbolicTensor Input(Shape shape, std::string name) {
 }
 
 Dense::Dense(DenseOptions options)
-    : Layer(options.name), options_(std::move(options)), activation_(get_activation(options_.activation)) {
+    : Layer(options.name),
+      options_(std::move(options)),
+      activation_(get_activation(options_.activation)) {
   if (options_.units == 0) throw std::invalid_argument("Dense: units must be positive, got 0");
   get_initializer(options_.kernel_initializer);  // validate names now, not at build time
   get_initializer(options_.bias_initializer);
@@ -39,7 +43,8 @@ void Dense::build(const Shape& input_shape) {
   if (input_shape.empty())
     throw std::invalid_argument("Dense '" + name() + "': expected inputs of rank >= 2, got " +
                                 batch_shape_str(input_shape));
-  add_weight("kernel", {input_shape.back(), options_.units}, get_initializer(options_.kernel_initializer));
+  add_weight("kernel", {input_shape.back(), options_.units},
+             get_initializer(options_.kernel_initializer));
   if (options_.use_bias)
     add_weight("bias", {options_.units}, get_initializer(options_.bias_initializer));
 }
@@ -93,7 +98,8 @@ Dropout::Dropout(DropoutOptions options)
       options_(options),
       rng_(options.seed ? *options.seed : global_rng().next_u64()) {
   if (!(options_.rate >= 0.f && options_.rate < 1.f))
-    throw std::invalid_argument("Dropout: rate must be in [0, 1), got " + std::to_string(options_.rate));
+    throw std::invalid_argument("Dropout: rate must be in [0, 1), got " +
+                                std::to_string(options_.rate));
 }
 
 Tensor Dropout::call(const Tensor& inputs, bool training) {

@@ -2,11 +2,10 @@
 
 #include <cxxabi.h>
 
-#include <nlohmann/json.hpp>
-
 #include <cctype>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <typeinfo>
 #include <unordered_set>
@@ -86,7 +85,8 @@ namespace {
 
 std::string shapes_str(const std::vector<Shape>& shapes) {
   std::string out;
-  for (std::size_t i = 0; i < shapes.size(); ++i) out += (i ? ", " : "") + batch_shape_str(shapes[i]);
+  for (std::size_t i = 0; i < shapes.size(); ++i)
+    out += (i ? ", " : "") + batch_shape_str(shapes[i]);
   return out;
 }
 
@@ -98,9 +98,9 @@ void Layer::build(const Shape&) {}
 
 void Layer::build_multi(const std::vector<Shape>& input_shapes) {
   if (input_shapes.size() != 1)
-    throw std::invalid_argument("layer '" + name() + "' (" + class_name() +
-                                "): expected one input, got " +
-                                std::to_string(input_shapes.size()) + ": " + shapes_str(input_shapes));
+    throw std::invalid_argument(
+        "layer '" + name() + "' (" + class_name() + "): expected one input, got " +
+        std::to_string(input_shapes.size()) + ": " + shapes_str(input_shapes));
   build(input_shapes[0]);
 }
 
@@ -136,7 +136,9 @@ std::vector<Shape> Layer::compute_output_shapes(const std::vector<Shape>& input_
   return {compute_output_shape_multi(input_shapes)};
 }
 
-void Layer::ensure_built(const Shape& input_shape) { ensure_built_multi(std::vector<Shape>{input_shape}); }
+void Layer::ensure_built(const Shape& input_shape) {
+  ensure_built_multi(std::vector<Shape>{input_shape});
+}
 
 namespace {
 bool all_built(const Layer& l) {
@@ -165,7 +167,8 @@ const Shape& Layer::input_shape() const {
 
 std::vector<Shape> Layer::sample_shapes(const std::vector<Tensor>& inputs) const {
   if (inputs.empty())
-    throw std::invalid_argument("layer '" + name() + "' (" + class_name() + "): called on no inputs");
+    throw std::invalid_argument("layer '" + name() + "' (" + class_name() +
+                                "): called on no inputs");
   std::vector<Shape> shapes;
   for (const Tensor& t : inputs) {
     if (!t.defined())
@@ -244,7 +247,8 @@ std::vector<SymbolicTensor> Layer::call_all(const std::vector<SymbolicTensor>& i
                                 "std::shared_ptr; create it with make<" +
                                 class_name() + ">(...)");
   if (inputs.empty())
-    throw std::invalid_argument("layer '" + name() + "' (" + class_name() + "): called on no inputs");
+    throw std::invalid_argument("layer '" + name() + "' (" + class_name() +
+                                "): called on no inputs");
   std::vector<Shape> shapes;
   for (const SymbolicTensor& t : inputs) {
     if (!t.defined())
@@ -302,8 +306,9 @@ Tensor Layer::weight(const std::string& wname) const {
   if (wname.find('/') != std::string::npos)
     for (const Weight& w : weights())
       if (w.name == wname) return w.value;
-  throw std::out_of_range("layer '" + name() + "' has no weight '" + wname + "'" +
-                          (built_ ? "" : " (the layer is not built yet: call it once or build it)"));
+  throw std::out_of_range(
+      "layer '" + name() + "' has no weight '" + wname + "'" +
+      (built_ ? "" : " (the layer is not built yet: call it once or build it)"));
 }
 
 namespace {
@@ -367,7 +372,8 @@ void Layer::set_trainable(bool trainable) {
 }
 
 void Layer::refresh_requires_grad(bool enclosing_trainable) {
-  for (Weight& w : weights_) w.value.set_requires_grad(w.trainable && trainable_ && enclosing_trainable);
+  for (Weight& w : weights_)
+    w.value.set_requires_grad(w.trainable && trainable_ && enclosing_trainable);
 }
 
 void Layer::load_own_state(const LayerState& state) {

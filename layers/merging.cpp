@@ -11,7 +11,8 @@ namespace {
 
 std::string shapes_str(const std::vector<Shape>& shapes) {
   std::string out = "[";
-  for (std::size_t i = 0; i < shapes.size(); ++i) out += (i ? ", " : "") + batch_shape_str(shapes[i]);
+  for (std::size_t i = 0; i < shapes.size(); ++i)
+    out += (i ? ", " : "") + batch_shape_str(shapes[i]);
   return out + "]";
 }
 
@@ -90,8 +91,8 @@ std::size_t Concatenate::sample_axis(std::size_t rank) const {
   const long a = options_.axis < 0 ? options_.axis + full : options_.axis;
   if (a <= 0 || a >= full)
     throw std::invalid_argument("Concatenate '" + name() + "': axis " +
-                                std::to_string(options_.axis) + " is out of range for inputs of rank " +
-                                std::to_string(full));
+                                std::to_string(options_.axis) +
+                                " is out of range for inputs of rank " + std::to_string(full));
   return static_cast<std::size_t>(a - 1);
 }
 

@@ -36,6 +36,7 @@ class Merge : public Layer {
 class Add : public Merge {
  public:
   using Merge::Merge;
+
  protected:
   Tensor merge(const Tensor& a, const Tensor& b) const override;
 };
@@ -44,6 +45,7 @@ class Add : public Merge {
 class Subtract : public Merge {
  public:
   using Merge::Merge;
+
  protected:
   Tensor merge(const Tensor& a, const Tensor& b) const override;
   std::size_t max_inputs() const override { return 2; }
@@ -53,6 +55,7 @@ class Subtract : public Merge {
 class Multiply : public Merge {
  public:
   using Merge::Merge;
+
  protected:
   Tensor merge(const Tensor& a, const Tensor& b) const override;
 };
@@ -61,6 +64,7 @@ class Multiply : public Merge {
 class Average : public Merge {
  public:
   using Merge::Merge;
+
  protected:
   Tensor merge(const Tensor& a, const Tensor& b) const override;
   Tensor finish(const Tensor& folded, std::size_t count) const override;
@@ -70,6 +74,7 @@ class Average : public Merge {
 class Maximum : public Merge {
  public:
   using Merge::Merge;
+
  protected:
   Tensor merge(const Tensor& a, const Tensor& b) const override;
 };
@@ -78,6 +83,7 @@ class Maximum : public Merge {
 class Minimum : public Merge {
  public:
   using Merge::Merge;
+
  protected:
   Tensor merge(const Tensor& a, const Tensor& b) const override;
 };

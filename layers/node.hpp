@@ -28,4 +28,4 @@ std::shared_ptr<SymbolicNode> make_node(std::shared_ptr<layers::Layer> layer,
                                         std::vector<layers::SymbolicTensor> inputs,
                                         std::vector<Shape> output_shapes, int node_index);
 
-}  // namespace xtape::layers::detail
+}  // namespace xtape::detail

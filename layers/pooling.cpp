@@ -1,7 +1,6 @@
 #include "layers/pooling.hpp"
 
 #include <nlohmann/json.hpp>
-
 #include <stdexcept>
 
 namespace xtape::layers {
@@ -10,26 +9,31 @@ namespace {
 std::vector<int> expand(const std::vector<int>& v, int rank, const char* what) {
   if (static_cast<int>(v.size()) == rank) return v;
   if (v.size() == 1) return std::vector<int>(static_cast<std::size_t>(rank), v[0]);
-  throw std::invalid_argument(std::string("pooling: ") + what + " needs 1 or " + std::to_string(rank) +
-                              " values, got " + std::to_string(v.size()));
+  throw std::invalid_argument(std::string("pooling: ") + what + " needs 1 or " +
+                              std::to_string(rank) + " values, got " + std::to_string(v.size()));
 }
 }  // namespace
 
-Pooling::Pooling(int rank, bool max, PoolOptions options) : Layer(options.name), rank_(rank), max_(max) {
+Pooling::Pooling(int rank, bool max, PoolOptions options)
+    : Layer(options.name), rank_(rank), max_(max) {
   pool_ = expand(options.pool_size, rank, "pool_size");
   strides_ = options.strides.empty() ? pool_ : expand(options.strides, rank, "strides");
   for (int p : pool_)
-    if (p <= 0) throw std::invalid_argument("pooling: pool_size must be positive, got " + std::to_string(p));
+    if (p <= 0)
+      throw std::invalid_argument("pooling: pool_size must be positive, got " + std::to_string(p));
   for (int s : strides_)
-    if (s <= 0) throw std::invalid_argument("pooling: strides must be positive, got " + std::to_string(s));
+    if (s <= 0)
+      throw std::invalid_argument("pooling: strides must be positive, got " + std::to_string(s));
   padding_ = parse_padding(options.padding, "pooling");
 }
 
 Shape Pooling::compute_output_shape(const Shape& in) const {
   Shape out;
   for (int i = 0; i < rank_; ++i) {
-    const std::size_t u = static_cast<std::size_t>(i), n = i < static_cast<int>(in.size()) ? in[u] : 0;
-    const std::size_t s = static_cast<std::size_t>(strides_[u]), p = static_cast<std::size_t>(pool_[u]);
+    const std::size_t u = static_cast<std::size_t>(i),
+                      n = i < static_cast<int>(in.size()) ? in[u] : 0;
+    const std::size_t s = static_cast<std::size_t>(strides_[u]),
+                      p = static_cast<std::size_t>(pool_[u]);
     out.push_back(padding_ == Padding::same ? (n + s - 1) / s : (n >= p ? (n - p) / s + 1 : 0));
   }
   out.push_back(in.empty() ? 0 : in.back());
@@ -56,8 +60,8 @@ Tensor Pooling::call(const Tensor& x, bool) {
   const auto l = [](std::size_t v) { return static_cast<long>(v); };
   const Shape& s = x.shape();
   if (s.size() != 3)
-    throw std::invalid_argument(class_name() + " '" + name() + "': expected inputs of rank 3, got shape " +
-                                shape_str(s));
+    throw std::invalid_argument(class_name() + " '" + name() +
+                                "': expected inputs of rank 3, got shape " + shape_str(s));
   Tensor x4 = reshape(x, {l(s[0]), 1, l(s[1]), l(s[2])});
   Tensor y = max_ ? max_pool2d(x4, {1, pool_[0]}, {1, strides_[0]}, padding_)
                   : avg_pool2d(x4, {1, pool_[0]}, {1, strides_[0]}, padding_);

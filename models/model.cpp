@@ -56,8 +56,8 @@ Model::Model(std::vector<SymbolicTensor> inputs, std::vector<SymbolicTensor> out
     stack.pop_back();
     if (!found.emplace(n->id, n).second) continue;
     if (n->inputs.empty() && !input_nodes.count(n.get()))
-      throw std::invalid_argument("Model: the outputs depend on Input '" + n->layer->name() +
-                                  "' " + batch_shape_str(n->output_shapes[0]) +
+      throw std::invalid_argument("Model: the outputs depend on Input '" + n->layer->name() + "' " +
+                                  batch_shape_str(n->output_shapes[0]) +
                                   ", which is not among the model's inputs");
     if (input_nodes.count(n.get())) continue;
     for (const SymbolicTensor& in : n->inputs) stack.push_back(in.node());
@@ -88,8 +88,8 @@ std::shared_ptr<Layer> Model::get_layer(const std::string& lname) const {
     if (l->name() == lname) return l;
     names += (names.empty() ? "" : ", ") + l->name();
   }
-  throw std::invalid_argument("model '" + name() + "' has no layer '" + lname + "' (layers: " +
-                              names + ")");
+  throw std::invalid_argument("model '" + name() + "' has no layer '" + lname +
+                              "' (layers: " + names + ")");
 }
 
 const std::vector<SymbolicTensor>& Model::inputs() const {
@@ -231,8 +231,9 @@ nlohmann::json history(const SymbolicTensor& t, const LocalIndex& local) {
 nlohmann::json keras_tensor(const SymbolicTensor& t, const LocalIndex& local) {
   nlohmann::json shape = nlohmann::json::array({nullptr});
   for (std::size_t d : t.shape()) shape.push_back(d);
-  return {{"class_name", "__keras_tensor__"},
-          {"config", {{"shape", shape}, {"dtype", "float32"}, {"keras_history", history(t, local)}}}};
+  return {
+      {"class_name", "__keras_tensor__"},
+      {"config", {{"shape", shape}, {"dtype", "float32"}, {"keras_history", history(t, local)}}}};
 }
 
 }  // namespace

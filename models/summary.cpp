@@ -55,7 +55,8 @@ std::vector<std::string> wrap(const std::string& text, std::size_t width) {
   std::size_t start = 0;
   while (start <= text.size()) {
     const std::size_t sp = text.find(' ', start);
-    const std::string w = text.substr(start, sp == std::string::npos ? std::string::npos : sp - start);
+    const std::string w =
+        text.substr(start, sp == std::string::npos ? std::string::npos : sp - start);
     if (!w.empty()) words.push_back(w);
     if (sp == std::string::npos) break;
     start = sp + 1;
@@ -146,8 +147,8 @@ void Model::summary(std::ostream& os) const {
         if (r.shape.empty()) r.shape = shapes_text(n->output_shapes);
         for (const SymbolicTensor& t : n->inputs)
           r.connected += (r.connected.empty() ? "" : ", ") + t.node()->layer->name() + "[" +
-                         std::to_string(t.node()->node_index) + "][" +
-                         std::to_string(t.index()) + "]";
+                         std::to_string(t.node()->node_index) + "][" + std::to_string(t.index()) +
+                         "]";
       }
       if (r.connected.empty()) r.connected = "-";
       rows.push_back(r);

@@ -31,7 +31,8 @@ std::vector<StructuredWeight> structured_weights(const Layer& root) {
        [&](const Layer& l, const std::string& key, const std::string& path, bool on) {
          for (const Weight& w : l.own_weights())
            if (seen.insert(w.value.id()).second)
-             out.push_back({key + w.name, path + w.name, {path + w.name, w.value, w.trainable && on}});
+             out.push_back(
+                 {key + w.name, path + w.name, {path + w.name, w.value, w.trainable && on}});
        });
   return out;
 }
@@ -49,16 +50,16 @@ std::vector<StructuredLayer> structured_layers(const Layer& root) {
 // The model's weights read from `f`, in structure order, after checking names, dtypes, shapes
 // and values. Tensors under "optimizer/" are left to the caller when `allow_optimizer`.
 std::vector<Tensor> read_structured_weights(const std::string& who, const SafetensorsFile& f,
-                                    const std::vector<StructuredWeight>& weights,
-                                    bool allow_optimizer) {
+                                            const std::vector<StructuredWeight>& weights,
+                                            bool allow_optimizer) {
   std::map<std::string, const StructuredWeight*> expected;
   for (const auto& w : weights) expected[w.key] = &w;
   for (const auto& [name, e] : f.tensors) {
     if (expected.count(name)) continue;
     if (allow_optimizer && name.rfind("optimizer/", 0) == 0) continue;
-    throw std::runtime_error(who + ": '" + f.path + "': " +
-               "unknown tensor '" + name + "' " + shape_str(e.shape) +
-                   ": the model has no weight at that place in its structure");
+    throw std::runtime_error(who + ": '" + f.path + "': " + "unknown tensor '" + name + "' " +
+                             shape_str(e.shape) +
+                             ": the model has no weight at that place in its structure");
   }
   std::vector<Tensor> values;
   for (const auto& w : weights) {
@@ -66,17 +67,18 @@ std::vector<Tensor> read_structured_weights(const std::string& who, const Safete
     const std::string label = "'" + w.key + "' (weight '" + w.path + "')";
     const auto it = f.tensors.find(w.key);
     if (it == f.tensors.end())
-      throw std::runtime_error(who + ": '" + f.path + "': " + "missing tensor " + label + " of shape " + shape_str(t.shape()));
+      throw std::runtime_error(who + ": '" + f.path + "': " + "missing tensor " + label +
+                               " of shape " + shape_str(t.shape()));
     if (it->second.dtype != "F32")
-      throw std::runtime_error(who + ": '" + f.path + "': " + "tensor " + label + ": expected dtype F32, got " + it->second.dtype);
+      throw std::runtime_error(who + ": '" + f.path + "': " + "tensor " + label +
+                               ": expected dtype F32, got " + it->second.dtype);
     if (it->second.shape != t.shape())
-      throw std::runtime_error(who + ": '" + f.path + "': " +
-                 "tensor " + label + ": expected shape " + shape_str(t.shape()) + ", got " +
-                     shape_str(it->second.shape));
+      throw std::runtime_error(who + ": '" + f.path + "': " + "tensor " + label +
+                               ": expected shape " + shape_str(t.shape()) + ", got " +
+                               shape_str(it->second.shape));
     values.push_back(f.f32(w.key));  // also refuses NaN and infinities
   }
   return values;
 }
-
 
 }  // namespace xtape::layers

@@ -185,15 +185,16 @@ int Model::load_checkpoint(const std::string& path) {
     }
     if (!s.empty() && s.size() != slot_names.size())
       file_error(who, path,
-                 "optimizer state of '" + w.key + "' has " + std::to_string(s.size()) +
-                     " of the " + std::to_string(slot_names.size()) + " slots of " + opt_name);
+                 "optimizer state of '" + w.key + "' has " + std::to_string(s.size()) + " of the " +
+                     std::to_string(slot_names.size()) + " slots of " + opt_name);
     if (!s.empty()) slots[w.path] = std::move(s);
   }
   for (const auto& [name, e] : f.tensors) {
     if (name.rfind(k_optimizer_prefix, 0) != 0) continue;
     const std::string rest = name.substr(std::strlen(k_optimizer_prefix));
     const auto slash = rest.rfind('/');
-    const auto owner = slash == std::string::npos ? by_key.end() : by_key.find(rest.substr(0, slash));
+    const auto owner =
+        slash == std::string::npos ? by_key.end() : by_key.find(rest.substr(0, slash));
     const bool known =
         owner != by_key.end() && slots.count(owner->second->path) &&
         std::find(slot_names.begin(), slot_names.end(), rest.substr(slash + 1)) != slot_names.end();
@@ -242,8 +243,8 @@ int Model::load_checkpoint(const std::string& path) {
     if (key.rfind(k_state_prefix, 0) != 0) continue;
     const std::string rest = key.substr(std::strlen(k_state_prefix));
     const auto slash = rest.rfind('/');
-    const auto it = slash == std::string::npos ? layer_index.end()
-                                               : layer_index.find(rest.substr(0, slash));
+    const auto it =
+        slash == std::string::npos ? layer_index.end() : layer_index.find(rest.substr(0, slash));
     if (it == layer_index.end())
       file_error(who, path, "metadata " + key + ": the model has no layer at that place");
     states[it->second][rest.substr(slash + 1)] = value;

@@ -68,11 +68,10 @@ ModelCheckpoint::ModelCheckpoint(ModelCheckpointOptions options) : options_(std:
          width.find_first_not_of("0123456789") == std::string::npos && std::stoi(width) <= 20;
   }
   if (!ok)
-    throw std::invalid_argument("ModelCheckpoint: filepath '" + p +
-                                "': expected '{epoch}' or '{epoch:Nd}' with N at most 20, got '" +
-                                (close == std::string::npos ? p.substr(open)
-                                                            : p.substr(open, close - open + 1)) +
-                                "'");
+    throw std::invalid_argument(
+        "ModelCheckpoint: filepath '" + p +
+        "': expected '{epoch}' or '{epoch:Nd}' with N at most 20, got '" +
+        (close == std::string::npos ? p.substr(open) : p.substr(open, close - open + 1)) + "'");
 }
 
 void ModelCheckpoint::on_train_begin(const Logs&) { saves_ = 0; }

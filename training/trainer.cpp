@@ -34,9 +34,9 @@ std::vector<std::size_t> range(std::size_t begin, std::size_t end) {
 }
 }  // namespace
 
-std::map<std::string, double> Model::run_eval(const Tensor& x, const Tensor& y,
-                                                   std::size_t begin, std::size_t end,
-                                                   std::size_t batch_size, int verbose) {
+std::map<std::string, double> Model::run_eval(const Tensor& x, const Tensor& y, std::size_t begin,
+                                              std::size_t end, std::size_t batch_size,
+                                              int verbose) {
   NoGrad no_grad;
   const FlushDenormal flush;
   const std::size_t n = end - begin, steps = steps_for(n, batch_size);
@@ -74,8 +74,7 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& o) {
   const std::string who = class_name() + "::fit";
   if (!optimizer_) throw std::invalid_argument(who + ": call compile() before fit()");
   check_xy(who.c_str(), x, y);
-  if (o.batch_size == 0)
-    throw std::invalid_argument(who + ": batch_size must be positive");
+  if (o.batch_size == 0) throw std::invalid_argument(who + ": batch_size must be positive");
   if (!(o.validation_split >= 0.f && o.validation_split < 1.f))
     throw std::invalid_argument(who + ": validation_split must be in [0, 1), got " +
                                 std::to_string(o.validation_split));
@@ -151,8 +150,7 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& o) {
         const std::string what = "loss became " + std::to_string(lv) + " at epoch " +
                                  std::to_string(epoch + 1) + ", step " + std::to_string(s + 1);
         if (!stop_training_) throw std::runtime_error(who + ": " + what);
-        std::cout << who << ": " << what
-                  << "; that update was not applied and training stops\n";
+        std::cout << who << ": " << what << "; that update was not applied and training stops\n";
       }
       if (stop_training_) break;
       if (o.verbose && (s + 1 < steps)) {
@@ -185,7 +183,8 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& o) {
 
 std::map<std::string, double> Model::evaluate(const Tensor& x, const Tensor& y,
                                               const EvaluateOptions& o) {
-  if (!loss_) throw std::invalid_argument(class_name() + "::evaluate: call compile() before evaluate()");
+  if (!loss_)
+    throw std::invalid_argument(class_name() + "::evaluate: call compile() before evaluate()");
   check_xy((class_name() + "::evaluate").c_str(), x, y);
   if (o.batch_size == 0)
     throw std::invalid_argument(class_name() + "::evaluate: batch_size must be positive");
@@ -216,7 +215,6 @@ Tensor Model::predict(const Tensor& x, const EvaluateOptions& o) {
   }
   return out;
 }
-
 
 void Model::build_for(const Tensor& x) {
   if (built()) return;

@@ -47,7 +47,8 @@ BOOST_AUTO_TEST_CASE(two_inputs_two_outputs) {
   const SymbolicTensor joined = make<Concatenate>()({ha, hb});
   BOOST_TEST(joined.shape() == (Shape{10}));
   const SymbolicTensor out_a = make<Dense>({.units = 1, .name = "out_a"})(joined);
-  const SymbolicTensor out_b = make<Dense>({.units = 3, .name = "out_b"})(make<Multiply>()({ha, hb}));
+  const SymbolicTensor out_b =
+      make<Dense>({.units = 3, .name = "out_b"})(make<Multiply>()({ha, hb}));
   Model m({a, b}, {out_a, out_b});
   BOOST_TEST(m.compute_output_shapes({{4}, {6}}) == (std::vector<Shape>{{1}, {3}}));
   Rng rng(3);
@@ -58,14 +59,17 @@ BOOST_AUTO_TEST_CASE(two_inputs_two_outputs) {
   BOOST_TEST(ys[1].shape() == (Shape{7, 3}));
   // The same numbers as the layers applied by hand.
   NoGrad ng;
-  auto dense = [&](const std::string& n) { return std::dynamic_pointer_cast<Dense>(m.get_layer(n)); };
+  auto dense = [&](const std::string& n) {
+    return std::dynamic_pointer_cast<Dense>(m.get_layer(n));
+  };
   const Tensor ra = relu(matmul(xa, dense("dense")->kernel()) + dense("dense")->bias());
   const Tensor rb = relu(matmul(xb, dense("dense_1")->kernel()) + dense("dense_1")->bias());
   const Tensor ea = matmul(concat({ra, rb}, 1), dense("out_a")->kernel()) + dense("out_a")->bias();
   BOOST_TEST(ys[0].to_vector() == ea.to_vector(), boost::test_tools::per_element());
   check_throws<std::invalid_argument>("one output", [&] { (void)m({xa, xb}); }, {"2 outputs"});
-  check_throws<std::invalid_argument>("input count", [&] { (void)m.call_all({xa}); },
-                                      {"functional", "built for inputs of shape (None, 4), (None, 6)", "(7, 4)"});
+  check_throws<std::invalid_argument>(
+      "input count", [&] { (void)m.call_all({xa}); },
+      {"functional", "built for inputs of shape (None, 4), (None, 6)", "(7, 4)"});
 }
 
 BOOST_AUTO_TEST_CASE(a_shared_layer_gets_the_sum_of_both_uses_gradients) {
@@ -80,7 +84,10 @@ BOOST_AUTO_TEST_CASE(a_shared_layer_gets_the_sum_of_both_uses_gradients) {
   Rng rng(5);
   Tensor xa = random_tensor({4, 3}, rng).set_requires_grad(true);
   Tensor xb = random_tensor({4, 3}, rng).set_requires_grad(true);
-  xtape::testing::gradcheck_leaves("shared dense", [&] { return m({xa, xb}); },
+  xtape::testing::gradcheck_leaves("shared dense",
+                                   [&] {
+                                     return m({xa, xb});
+                                   },
                                    {xa, xb, shared->kernel(), shared->bias()});
 }
 
@@ -95,12 +102,17 @@ BOOST_AUTO_TEST_CASE(every_merge_layer) {
   Average avg;
   Maximum mx;
   Minimum mn;
-  BOOST_TEST(run(add) == (std::vector<float>{3, -3, 6, 0, 11, -5}), boost::test_tools::per_element());
-  BOOST_TEST(run(sub) == (std::vector<float>{-1, -1, 0, 8, -1, -7}), boost::test_tools::per_element());
-  BOOST_TEST(run(mul) == (std::vector<float>{2, 2, 9, -16, 30, -6}), boost::test_tools::per_element());
-  BOOST_TEST(run(avg) == (std::vector<float>{1.5f, -1.5f, 3, 0, 5.5f, -2.5f}), boost::test_tools::per_element());
+  BOOST_TEST(run(add) == (std::vector<float>{3, -3, 6, 0, 11, -5}),
+             boost::test_tools::per_element());
+  BOOST_TEST(run(sub) == (std::vector<float>{-1, -1, 0, 8, -1, -7}),
+             boost::test_tools::per_element());
+  BOOST_TEST(run(mul) == (std::vector<float>{2, 2, 9, -16, 30, -6}),
+             boost::test_tools::per_element());
+  BOOST_TEST(run(avg) == (std::vector<float>{1.5f, -1.5f, 3, 0, 5.5f, -2.5f}),
+             boost::test_tools::per_element());
   BOOST_TEST(run(mx) == (std::vector<float>{2, -1, 3, 4, 6, 1}), boost::test_tools::per_element());
-  BOOST_TEST(run(mn) == (std::vector<float>{1, -2, 3, -4, 5, -6}), boost::test_tools::per_element());
+  BOOST_TEST(run(mn) == (std::vector<float>{1, -2, 3, -4, 5, -6}),
+             boost::test_tools::per_element());
   Concatenate cat;
   BOOST_TEST(cat({x, y}).shape() == (Shape{2, 6}));
   // Broadcasting per-sample extents of 1, three inputs.
@@ -123,18 +135,32 @@ BOOST_AUTO_TEST_CASE(every_merge_layer) {
 BOOST_AUTO_TEST_CASE(graph_errors_name_the_layer_and_the_shapes) {
   clear_session();
   const SymbolicTensor a = Input({4}), b = Input({5}), c = Input({2, 3});
-  check_throws<std::invalid_argument>("add shapes", [&] { (void)make<Add>()({a, b}); },
+  check_throws<std::invalid_argument>("add shapes",
+                                      [&] {
+                                        (void)make<Add>()({a, b});
+                                      },
                                       {"add", "(None, 4)", "(None, 5)", "broadcast"});
   check_throws<std::invalid_argument>("add ranks", [&] { (void)make<Add>()({a, c}); }, {"rank"});
   check_throws<std::invalid_argument>("one input", [&] { (void)make<Add>()(a); }, {"at least 2"});
-  check_throws<std::invalid_argument>("subtract 3", [&] { (void)make<Subtract>()({a, a, a}); },
+  check_throws<std::invalid_argument>("subtract 3",
+                                      [&] {
+                                        (void)make<Subtract>()({a, a, a});
+                                      },
                                       {"exactly 2"});
-  check_throws<std::invalid_argument>("concat", [&] { (void)make<Concatenate>()({a, c}); },
+  check_throws<std::invalid_argument>("concat",
+                                      [&] {
+                                        (void)make<Concatenate>()({a, c});
+                                      },
                                       {"concatenate", "(None, 4)", "(None, 2, 3)"});
-  check_throws<std::invalid_argument>("concat axis", [&] { (void)make<Concatenate>(ConcatenateOptions{.axis = 5})({a, a}); },
-                                      {"axis 5"});
-  check_throws<std::invalid_argument>("conv rank", [&] { (void)make<Conv2D>({.filters = 2, .kernel_size = {3}})(a); },
-                                      {"conv2d", "(None, 4)", "rank"});
+  check_throws<std::invalid_argument>(
+      "concat axis",
+      [&] {
+        (void)make<Concatenate>(ConcatenateOptions{.axis = 5})({a, a});
+      },
+      {"axis 5"});
+  check_throws<std::invalid_argument>(
+      "conv rank", [&] { (void)make<Conv2D>({.filters = 2, .kernel_size = {3}})(a); },
+      {"conv2d", "(None, 4)", "rank"});
   auto d = make<Dense>({.units = 3});
   (void)d(a);
   check_throws<std::invalid_argument>("reuse with another shape", [&] { (void)d(b); },
@@ -147,7 +173,8 @@ BOOST_AUTO_TEST_CASE(graph_errors_name_the_layer_and_the_shapes) {
   check_throws<std::invalid_argument>("input twice", [&] { Model m({a, a}, {sum}); }, {"twice"});
   // A layer on the stack cannot join a graph.
   Dense local({.units = 2});
-  check_throws<std::invalid_argument>("not shared", [&] { (void)local(a); }, {"std::shared_ptr", "make<Dense>"});
+  check_throws<std::invalid_argument>("not shared", [&] { (void)local(a); },
+                                      {"std::shared_ptr", "make<Dense>"});
 }
 
 BOOST_AUTO_TEST_CASE(summary_of_a_functional_model) {
@@ -191,7 +218,8 @@ BOOST_AUTO_TEST_CASE(a_chain_prints_like_a_sequential) {
   m.summary(os);
   BOOST_TEST(os.str().find("Connected to") == std::string::npos, os.str());
   BOOST_TEST(os.str().find("input_layer (InputLayer)") != std::string::npos, os.str());
-  BOOST_TEST(os.str().find("dense (Dense)                   │ (None, 2)") != std::string::npos, os.str());
+  BOOST_TEST(os.str().find("dense (Dense)                   │ (None, 2)") != std::string::npos,
+             os.str());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

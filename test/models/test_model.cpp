@@ -21,7 +21,9 @@ class ResidualBlock : public Layer {
  public:
   explicit ResidualBlock(std::size_t units) : units_(units) {}
   std::size_t units_;  // before the members built from it
-  Tensor call(const Tensor& x, bool training) override { return x + d2_(d1_(x, training), training); }
+  Tensor call(const Tensor& x, bool training) override {
+    return x + d2_(d1_(x, training), training);
+  }
   Shape compute_output_shape(const Shape& s) const override { return s; }
   LayerRef<Dense> d1_ = track(make<Dense>({.units = units_, .activation = "relu"}));
   LayerRef<Dense> d2_ = track(make<Dense>({.units = 4}));
@@ -93,9 +95,12 @@ BOOST_AUTO_TEST_CASE(nested_layers_are_tracked_with_path_names) {
   BOOST_TEST(block->count_params() == 76u);
   std::vector<std::string> names;
   for (const auto& v : m.trainable_variables()) names.push_back(v.name);
-  const std::vector<std::string> expected = {"residual_block/dense/kernel", "residual_block/dense/bias",
-                                             "residual_block/dense_1/kernel", "residual_block/dense_1/bias",
-                                             "dense_2/kernel", "dense_2/bias"};
+  const std::vector<std::string> expected = {"residual_block/dense/kernel",
+                                             "residual_block/dense/bias",
+                                             "residual_block/dense_1/kernel",
+                                             "residual_block/dense_1/bias",
+                                             "dense_2/kernel",
+                                             "dense_2/bias"};
   BOOST_TEST(names == expected, boost::test_tools::per_element());
   BOOST_TEST(block->weight("dense/kernel").shape() == (Shape{4, 8}));
   std::ostringstream os;
@@ -111,7 +116,8 @@ BOOST_AUTO_TEST_CASE(residual_block_written_three_ways_trains) {
   {
     // 1. Functional.
     const SymbolicTensor in = Input({4});
-    const SymbolicTensor h = make<Dense>({.units = 4})(make<Dense>({.units = 8, .activation = "relu"})(in));
+    const SymbolicTensor h =
+        make<Dense>({.units = 4})(make<Dense>({.units = 8, .activation = "relu"})(in));
     const SymbolicTensor out = make<Dense>({.units = 1})(make<Add>()({in, h}));
     Model functional(in, out);
     trains("functional", functional);
@@ -176,7 +182,8 @@ BOOST_AUTO_TEST_CASE(a_model_nests_in_a_model) {
   clear_session();
   set_random_seed(5);
   const SymbolicTensor a = Input({4});
-  auto inner = std::make_shared<Model>(a, make<Dense>({.units = 16, .activation = "tanh"})(a), "encoder");
+  auto inner =
+      std::make_shared<Model>(a, make<Dense>({.units = 16, .activation = "tanh"})(a), "encoder");
   // In a Functional model ...
   const SymbolicTensor b = Input({4});
   Model outer(b, make<Dense>({.units = 1})((*inner)(b)));
@@ -197,8 +204,11 @@ BOOST_AUTO_TEST_CASE(a_layer_refuses_inputs_of_another_shape_and_bad_tracking) {
   clear_session();
   auto d = std::make_shared<Dense>(DenseOptions{.units = 2});
   (void)(*d)(Tensor(Shape{1, 3}, 1.f));
-  xtape::testing::check_throws<std::invalid_argument>(
-      "shape", [&] { (*d)(Tensor(Shape{1, 5}, 1.f)); }, {"dense", "(None, 3)", "(1, 5)"});
+  xtape::testing::check_throws<std::invalid_argument>("shape",
+                                                      [&] {
+                                                        (*d)(Tensor(Shape{1, 5}, 1.f));
+                                                      },
+                                                      {"dense", "(None, 3)", "(1, 5)"});
   auto block = std::make_shared<ResidualBlock>(8);
   xtape::testing::check_throws<std::invalid_argument>("self", [&] { block->d1_->track(block); },
                                                       {"contain itself"});

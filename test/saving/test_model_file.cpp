@@ -63,7 +63,8 @@ std::string error_of(const std::function<void()>& f) {
 // A Functional model holding every built-in layer type.
 std::shared_ptr<Model> every_layer_model() {
   const SymbolicTensor img = Input({12, 12, 2}, "image");
-  SymbolicTensor x = make<Conv2D>({.filters = 4, .kernel_size = {3, 3}, .padding = "same", .activation = "relu"})(img);
+  SymbolicTensor x = make<Conv2D>(
+      {.filters = 4, .kernel_size = {3, 3}, .padding = "same", .activation = "relu"})(img);
   x = make<MaxPooling2D>({.pool_size = {2, 2}})(x);
   x = make<AveragePooling2D>({.pool_size = {2, 2}, .strides = {1, 1}})(x);
   x = make<Flatten>()(x);
@@ -93,8 +94,14 @@ BOOST_AUTO_TEST_SUITE(saving_model_file)
 
 BOOST_AUTO_TEST_CASE(configs_use_keras_keys_and_round_trip) {
   clear_session();
-  Conv2D conv({.filters = 7, .kernel_size = {3, 5}, .strides = {2}, .padding = "same",
-               .dilation_rate = {1}, .activation = "relu", .use_bias = false, .name = "c"});
+  Conv2D conv({.filters = 7,
+               .kernel_size = {3, 5},
+               .strides = {2},
+               .padding = "same",
+               .dilation_rate = {1},
+               .activation = "relu",
+               .use_bias = false,
+               .name = "c"});
   const json c = conv.get_config();
   BOOST_TEST(c["filters"] == 7);
   BOOST_TEST((c["kernel_size"] == json::array({3, 5})));
@@ -115,11 +122,14 @@ BOOST_AUTO_TEST_CASE(configs_use_keras_keys_and_round_trip) {
     auto r = layer_from_config(entry);
     BOOST_TEST(r->get_config() == entry["config"], l->class_name());
   }
-  check_throws<std::invalid_argument>("bad key type", [&] {
-    json bad = c;
-    bad["filters"] = "seven";
-    (void)layer_from_config({{"class_name", "Conv2D"}, {"config", bad}});
-  }, {"'c'", "Conv2D", "filters", "\"seven\""});
+  check_throws<std::invalid_argument>(
+      "bad key type",
+      [&] {
+        json bad = c;
+        bad["filters"] = "seven";
+        (void)layer_from_config({{"class_name", "Conv2D"}, {"config", bad}});
+      },
+      {"'c'", "Conv2D", "filters", "\"seven\""});
 }
 
 BOOST_AUTO_TEST_CASE(save_model_and_load_model_give_the_same_predictions) {
@@ -229,16 +239,18 @@ BOOST_AUTO_TEST_CASE(weights_load_into_a_model_built_twice_in_one_process) {
   using xtape::testing::StandardizedConv2DWithCall;
   using xtape::testing::StandardizedConv2DWithOverride;
   Sequential other({Input({28, 28, 1}),
-                    std::make_shared<StandardizedConv2DWithCall>(ConvOptions{.filters = 16, .kernel_size = {3, 3}}),
+                    std::make_shared<StandardizedConv2DWithCall>(
+                        ConvOptions{.filters = 16, .kernel_size = {3, 3}}),
                     std::make_shared<MaxPooling2D>(PoolOptions{.pool_size = {2, 2}}),
-                    std::make_shared<StandardizedConv2DWithOverride>(ConvOptions{.filters = 64, .kernel_size = {3, 3}}),
+                    std::make_shared<StandardizedConv2DWithOverride>(
+                        ConvOptions{.filters = 64, .kernel_size = {3, 3}}),
                     std::make_shared<MaxPooling2D>(PoolOptions{.pool_size = {2, 2}}),
                     std::make_shared<Flatten>(), std::make_shared<Dropout>(0.5f),
                     std::make_shared<Dense>(DenseOptions{.units = 10})});
+  const auto other_before = other.get_weights();
   const std::string msg = error_of([&] { other.load_weights(dir / "w.safetensors"); });
   BOOST_TEST(msg.find("standardized_conv2d_with_call/kernel") != std::string::npos, msg);
   BOOST_TEST(msg.find("expected shape (3, 3, 1, 16), got (3, 3, 1, 32)") != std::string::npos, msg);
-  const auto other_before = other.get_weights();
   BOOST_TEST(bitwise_equal(other.get_weights(), other_before));
 }
 
@@ -256,9 +268,15 @@ BOOST_AUTO_TEST_CASE(layer_state_goes_through_the_state_hook) {
   (void)drop->rng().next_u64();
   BOOST_TEST(m.load_checkpoint(dir / "ck.safetensors") == 0);
   BOOST_TEST((drop->rng().state() == saved));
-  check_throws<std::invalid_argument>("bad state", [&] { drop->load_own_state({{"rng", "x"}}); },
+  check_throws<std::invalid_argument>("bad state",
+                                      [&] {
+                                        drop->load_own_state({{"rng", "x"}});
+                                      },
                                       {"dropout", "rng"});
-  check_throws<std::invalid_argument>("unknown state", [&] { Dense({.units = 1}).load_own_state({{"k", "v"}}); },
+  check_throws<std::invalid_argument>("unknown state",
+                                      [&] {
+                                        Dense({.units = 1}).load_own_state({{"k", "v"}});
+                                      },
                                       {"no state", "'k'"});
 }
 
@@ -288,12 +306,16 @@ BOOST_AUTO_TEST_CASE(corrupt_or_mismatched_model_files_are_refused) {
   const std::vector<Case> cases = {
       {"weights file", dir / "weights.safetensors", "not a model file"},
       {"no config", rewrite("a", {{"format", "xtape.model"}}, tensors), "model_config"},
-      {"bad json", rewrite("b", {{"format", "xtape.model"}, {"model_config", "{"}}, tensors), "not valid JSON"},
-      {"unknown class", rewrite("c", {{"format", "xtape.model"}, {"model_config", unknown.dump()}}, tensors),
+      {"bad json", rewrite("b", {{"format", "xtape.model"}, {"model_config", "{"}}, tensors),
+       "not valid JSON"},
+      {"unknown class",
+       rewrite("c", {{"format", "xtape.model"}, {"model_config", unknown.dump()}}, tensors),
        "NoSuchLayer"},
-      {"shape mismatch", rewrite("d", {{"format", "xtape.model"}, {"model_config", wide.dump()}}, tensors),
+      {"shape mismatch",
+       rewrite("d", {{"format", "xtape.model"}, {"model_config", wide.dump()}}, tensors),
        "expected shape (3, 5), got (3, 2)"},
-      {"missing weight", rewrite("e", {{"format", "xtape.model"}, {"model_config", config}}, {tensors[0]}),
+      {"missing weight",
+       rewrite("e", {{"format", "xtape.model"}, {"model_config", config}}, {tensors[0]}),
        "missing tensor"},
   };
   for (const Case& c : cases) {
