@@ -14,7 +14,7 @@
 using namespace xtape;
 using namespace xtape::layers;
 
-int main(int argc, char** argv) {
+static int run(int argc, char** argv) {
   int epochs = 5, verbose = 1;
   std::uint64_t seed = 1337;
   std::size_t limit = 0;
@@ -95,4 +95,13 @@ int main(int argc, char** argv) {
             << "loaded model agrees with the trained one: "
             << (score.at("loss") == original.at("loss") ? "yes" : "NO") << '\n';
   return score.at("loss") == original.at("loss") ? 0 : 1;
+}
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "residual_fashion_mnist: " << e.what() << '\n';
+    return 1;
+  }
 }

@@ -175,6 +175,18 @@ void Model::compile(const std::string& loss, std::shared_ptr<optim::Optimizer> o
   optimizer_ = std::move(optimizer);
 }
 
+nlohmann::json Model::compile_config() const {
+  if (!optimizer_) return nullptr;
+  return {
+      {"loss", loss_name_},
+      {"optimizer", {{"name", optimizer_->name()}, {"learning_rate", optimizer_->learning_rate()}}},
+      {"metrics", [&] {
+         nlohmann::json m = nlohmann::json::array();
+         for (const auto& [name, _] : metrics_) m.push_back(name);
+         return m;
+       }()}};
+}
+
 std::vector<optim::Variable> Model::trainable_variables() const {
   std::vector<optim::Variable> vars;
   for (const Weight& w : weights())

@@ -72,6 +72,9 @@ class Model : public Layer {
   void compile(const std::string& loss, std::shared_ptr<optim::Optimizer> optimizer,
                const std::vector<std::string>& metrics = {});
   bool compiled() const { return optimizer_ != nullptr; }
+  /// What compile() was given, as Keras's compile config: {"loss": ..., "optimizer": {"name":
+  /// ..., "learning_rate": ...}, "metrics": [...]}; null when not compiled.
+  nlohmann::json compile_config() const;
 
   /// Trains on x (n, ...) and y (n, ...) for epochs initial_epoch .. epochs-1. Every epoch
   /// shuffles the training rows afresh with the model's own RNG (see save_checkpoint), so

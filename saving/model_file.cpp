@@ -42,7 +42,10 @@ void save_model(const Model& model, const std::string& path) {
                                  "' holds NaN or infinite values");
     tensors.emplace_back(w.key, w.weight.value);
   }
-  write_safetensors(path, tensors, {{"format", k_model_format}, {"model_config", config.dump()}});
+  std::map<std::string, std::string> metadata = {{"format", k_model_format},
+                                                 {"model_config", config.dump()}};
+  if (model.compiled()) metadata["compile_config"] = model.compile_config().dump();
+  write_safetensors(path, tensors, metadata);
 }
 
 std::shared_ptr<Model> load_model(const std::string& path) {
@@ -78,6 +81,19 @@ std::shared_ptr<Model> load_model(const std::string& path) {
   if (!model->built()) throw fail("the model in model_config has no input shape to build from");
   const auto ws = structured_weights(*model);
   const std::vector<Tensor> values = read_structured_weights(who, f, ws, false);
+  if (const auto cc = f.metadata.find("compile_config"); cc != f.metadata.end()) {
+    // Compiled as it was saved (a fresh optimizer: its state lives in checkpoints).
+    try {
+      const nlohmann::json c = nlohmann::json::parse(cc->second);
+      std::vector<std::string> metrics = c.at("metrics").get<std::vector<std::string>>();
+      std::shared_ptr<optim::Optimizer> opt(
+          optim::make_optimizer(c.at("optimizer").at("name").get<std::string>()));
+      opt->set_learning_rate(c.at("optimizer").at("learning_rate").get<float>());
+      model->compile(c.at("loss").get<std::string>(), opt, metrics);
+    } catch (const std::exception& e) {
+      throw fail(std::string("compile_config is not valid: ") + e.what());
+    }
+  }
   NoGrad no_grad;
   for (std::size_t i = 0; i < ws.size(); ++i) {
     Tensor w = ws[i].weight.value;

@@ -3,7 +3,9 @@
 /// Whole-model files (Keras's model.save / keras.models.load_model): one safetensors file
 /// holding the weights (named by structure, as save_weights names them) and, in its metadata,
 /// the architecture as Keras-shaped config JSON ("model_config": {"class_name": ...,
-/// "config": {...}}, with "inbound_nodes" for Functional models).
+/// "config": {...}}, with "inbound_nodes" for Functional models) and, for a compiled model, its
+/// "compile_config" (loss, optimizer name and learning rate, metrics). The optimizer's state is
+/// not saved here: checkpoints (Model::save_checkpoint) hold it.
 #include <memory>
 #include <string>
 
@@ -19,7 +21,8 @@ void save_model(const Model& model, const std::string& path);
 /// to register_layer) and loads its weights; predict then gives the bits of the saved model.
 /// The global RNG is left as it was. Throws std::runtime_error "load_model: '<path>': ..."
 /// naming what is wrong: not a model file, malformed config, an unregistered class (with how
-/// to register it), weights that do not fit the structure.
+/// to register it), weights that do not fit the structure. A model saved compiled comes back
+/// compiled the same way, with a fresh optimizer.
 std::shared_ptr<Model> load_model(const std::string& path);
 
 }  // namespace xtape::layers

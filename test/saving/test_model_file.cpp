@@ -202,6 +202,10 @@ BOOST_AUTO_TEST_CASE(the_founding_model_round_trips_with_its_classes_registered)
   Rng rng(15);
   const Tensor x = random_tensor({4, 28, 28, 1}, rng, 0.f, 1.f);
   const Tensor y = m.predict(x);
+  m.compile("categorical_crossentropy", "adam", {"accuracy"});
+  Tensor labels(Shape{4, 10}, 0.f);
+  for (std::size_t i = 0; i < 4; ++i) labels.data()[i * 10 + i] = 1.f;
+  const auto score = m.evaluate(x, labels, {.verbose = 0});
   save_model(m, dir / "founding.safetensors");
   // Not registered: the error names the class and how to register it.
   const std::string msg = error_of([&] { (void)load_model(dir / "founding.safetensors"); });
@@ -214,6 +218,10 @@ BOOST_AUTO_TEST_CASE(the_founding_model_round_trips_with_its_classes_registered)
   auto back = load_model(dir / "founding.safetensors");
   BOOST_TEST(back->layers()[1]->class_name() == "StandardizedConv2DWithCall");
   BOOST_TEST(bitwise_equal(back->predict(x), y));
+  // Compiled as saved: the same loss and metrics.
+  BOOST_REQUIRE(back->compiled());
+  BOOST_TEST(back->optimizer()->name() == "adam");
+  BOOST_TEST((back->evaluate(x, labels, {.verbose = 0}) == score));
   std::ostringstream a, b;
   m.summary(a);
   back->summary(b);

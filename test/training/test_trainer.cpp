@@ -54,13 +54,15 @@ BOOST_AUTO_TEST_CASE(a_huge_batch_size_is_one_batch_of_everything) {
   BOOST_TEST(a.evaluate(x, y, {.batch_size = huge, .verbose = 0}).at("loss") ==
              b.evaluate(x, y, {.batch_size = 10, .verbose = 0}).at("loss"));
   BOOST_TEST(a.predict(x, {.batch_size = huge, .verbose = 0}).to_vector() ==
-             b.predict(x, {.batch_size = 3, .verbose = 0}).to_vector(), boost::test_tools::per_element());
+                 b.predict(x, {.batch_size = 3, .verbose = 0}).to_vector(),
+             boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(negative_epochs_are_refused) {
   auto [x, y] = data(8);
   Sequential m = small(2);
-  check_throws<std::invalid_argument>("initial_epoch", [&] { m.fit(x, y, {.verbose = 0, .initial_epoch = -3}); },
+  check_throws<std::invalid_argument>("initial_epoch",
+                                      [&] { m.fit(x, y, {.verbose = 0, .initial_epoch = -3}); },
                                       {"Sequential::fit", "initial_epoch -3"});
   check_throws<std::invalid_argument>("epochs", [&] { m.fit(x, y, {.epochs = -1, .verbose = 0}); },
                                       {"Sequential::fit", "epochs -1"});
@@ -70,9 +72,10 @@ BOOST_AUTO_TEST_CASE(model_checkpoint_refuses_absurd_epoch_widths) {
   check_throws<std::invalid_argument>(
       "width", [] { ModelCheckpoint({.filepath = "ck-{epoch:2000000000d}.st"}); },
       {"ModelCheckpoint", "{epoch:2000000000d}", "at most 20"});
-  check_throws<std::invalid_argument>("spec", [] { ModelCheckpoint({.filepath = "ck-{epoch:x}.st"}); },
-                                      {"{epoch:x}"});
-  check_throws<std::invalid_argument>("open", [] { ModelCheckpoint({.filepath = "ck-{epoch"}); }, {"{epoch"});
+  check_throws<std::invalid_argument>(
+      "spec", [] { ModelCheckpoint({.filepath = "ck-{epoch:x}.st"}); }, {"{epoch:x}"});
+  check_throws<std::invalid_argument>("open", [] { ModelCheckpoint({.filepath = "ck-{epoch"}); },
+                                      {"{epoch"});
   BOOST_TEST(ModelCheckpoint({.filepath = "ck-{epoch:03d}.st"}).path_for_epoch(7) == "ck-007.st");
   BOOST_TEST(ModelCheckpoint({.filepath = "ck-{epoch:20d}.st"}).path_for_epoch(7).size() == 26u);
   BOOST_TEST(ModelCheckpoint({.filepath = "ck-{epoch}.st"}).path_for_epoch(12) == "ck-12.st");
