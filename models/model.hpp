@@ -107,8 +107,7 @@ class Model : public Layer {
   /// Loss and metrics on (x, y), under NoGrad: {"loss": ..., "accuracy": ...}.
   std::map<std::string, double> evaluate(const Tensor& x, const Tensor& y,
                                          const EvaluateOptions& options = {});
-  std::map<std::string, double> evaluate(const std::vector<Tensor>& x,
-                                         const std::vector<Tensor>& y,
+  std::map<std::string, double> evaluate(const std::vector<Tensor>& x, const std::vector<Tensor>& y,
                                          const EvaluateOptions& options = {},
                                          const Tensor& sample_weight = {});
   std::map<std::string, double> evaluate(Dataset& data, const EvaluateOptions& options = {});

@@ -17,7 +17,8 @@ std::vector<Tensor> gather_all(const std::vector<Tensor>& arrays,
 
 ArrayDataset::ArrayDataset(std::vector<Tensor> x, std::vector<Tensor> y, ArrayDatasetOptions o)
     : x_(std::move(x)), y_(std::move(y)), options_(std::move(o)), rng_(options_.seed) {
-  if (options_.batch_size == 0) throw std::invalid_argument("ArrayDataset: batch_size must be positive");
+  if (options_.batch_size == 0)
+    throw std::invalid_argument("ArrayDataset: batch_size must be positive");
   if (x_.empty()) throw std::invalid_argument("ArrayDataset: no input arrays");
   n_ = x_[0].ndim() ? x_[0].shape()[0] : 0;
   auto check = [&](const Tensor& t, const char* what) {
@@ -49,11 +50,13 @@ std::optional<Batch> ArrayDataset::next() {
   if (pos_ >= n_) return std::nullopt;
   const std::size_t take = std::min(options_.batch_size, n_ - pos_);
   Batch b;
-  b.rows.assign(order_.begin() + static_cast<long>(pos_), order_.begin() + static_cast<long>(pos_ + take));
+  b.rows.assign(order_.begin() + static_cast<long>(pos_),
+                order_.begin() + static_cast<long>(pos_ + take));
   pos_ += take;
   b.x = gather_all(x_, b.rows);
   b.y = gather_all(y_, b.rows);
-  if (options_.sample_weight.defined()) b.sample_weight = gather_rows(options_.sample_weight, b.rows);
+  if (options_.sample_weight.defined())
+    b.sample_weight = gather_rows(options_.sample_weight, b.rows);
   return b;
 }
 

@@ -73,6 +73,7 @@ class GeneratorDataset : public Dataset {
 };
 
 /// Rows `rows` of every array (the batch of a shuffled epoch).
-std::vector<Tensor> gather_all(const std::vector<Tensor>& arrays, const std::vector<std::size_t>& rows);
+std::vector<Tensor> gather_all(const std::vector<Tensor>& arrays,
+                               const std::vector<std::size_t>& rows);
 
 }  // namespace xtape::layers

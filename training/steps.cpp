@@ -62,9 +62,9 @@ void Model::compile(const std::string& loss, std::shared_ptr<optim::Optimizer> o
 
 void Model::compile(CompileOptions o) {
   const std::string who = class_name() + "::compile";
-  if (!o.optimizer) o.optimizer = std::shared_ptr<optim::Optimizer>(optim::make_optimizer("rmsprop"));
-  if (o.loss.empty() && o.loss_fns.empty())
-    throw std::invalid_argument(who + ": no loss given");
+  if (!o.optimizer)
+    o.optimizer = std::shared_ptr<optim::Optimizer>(optim::make_optimizer("rmsprop"));
+  if (o.loss.empty() && o.loss_fns.empty()) throw std::invalid_argument(who + ": no loss given");
   // Names are checked now, the match with the outputs at the first step.
   for (const std::string& l : o.loss) (void)loss_by_name(l);
   for (const std::string& m : o.metrics) (void)get_metric(m);
@@ -81,7 +81,8 @@ void Model::compile(CompileOptions o) {
 
 void Model::add_gradient_transform(GradientTransform transform) {
   if (!transform) throw std::invalid_argument(class_name() + "::add_gradient_transform: empty");
-  compiled_state("add_gradient_transform").options.gradient_transforms.push_back(std::move(transform));
+  compiled_state("add_gradient_transform")
+      .options.gradient_transforms.push_back(std::move(transform));
 }
 
 Model::Compiled& Model::compiled_state(const char* who) {
@@ -107,9 +108,9 @@ void Model::resolve_outputs(std::size_t n) {
                                 " losses for " + std::to_string(n) +
                                 " outputs (give one for all, or one per output)");
   if (!o.loss_weights.empty() && o.loss_weights.size() != n)
-    throw std::invalid_argument(class_name() + " '" + name() + "': " +
-                                std::to_string(o.loss_weights.size()) + " loss_weights for " +
-                                std::to_string(n) + " outputs");
+    throw std::invalid_argument(class_name() + " '" + name() +
+                                "': " + std::to_string(o.loss_weights.size()) +
+                                " loss_weights for " + std::to_string(n) + " outputs");
   for (std::size_t i = 0; i < n; ++i) {
     Compiled::Output out;
     out.name = is_functional() ? outputs()[i].layer()->name() : "output_" + std::to_string(i);
@@ -141,11 +142,11 @@ nlohmann::json Model::compile_config() const {
   if (!compiled_) return nullptr;
   nlohmann::json m = nlohmann::json::array();
   for (const std::string& name : compiled_->options.metrics) m.push_back(name);
-  return {{"loss", compiled_->options.loss},
-          {"optimizer",
-           {{"name", optimizer_->name()}, {"learning_rate", optimizer_->learning_rate()}}},
-          {"metrics", m},
-          {"loss_weights", compiled_->options.loss_weights}};
+  return {
+      {"loss", compiled_->options.loss},
+      {"optimizer", {{"name", optimizer_->name()}, {"learning_rate", optimizer_->learning_rate()}}},
+      {"metrics", m},
+      {"loss_weights", compiled_->options.loss_weights}};
 }
 
 std::vector<std::string> Model::metrics_names() const {
@@ -223,7 +224,8 @@ Logs Model::metrics_result() const {
   const Compiled& c = *compiled_;
   logs["loss"] = c.loss_count ? c.loss_total / c.loss_count : 0.0;
   for (const auto& out : c.outputs) {
-    if (c.outputs.size() > 1) logs[out.name + "_loss"] = out.loss_count ? out.loss_total / out.loss_count : 0.0;
+    if (c.outputs.size() > 1)
+      logs[out.name + "_loss"] = out.loss_count ? out.loss_total / out.loss_count : 0.0;
     for (const auto& m : out.metrics) logs[m.name] = m.count ? m.total / m.count : 0.0;
   }
   return logs;

@@ -32,7 +32,8 @@ std::size_t rows_of(const char* who, const std::vector<Tensor>& x, const std::ve
                                   " must have the same number of samples");
   };
   for (std::size_t i = 1; i < x.size(); ++i) check(x[i], "x[" + std::to_string(i) + "]");
-  for (std::size_t i = 0; i < y.size(); ++i) check(y[i], y.size() == 1 ? "y" : "y[" + std::to_string(i) + "]");
+  for (std::size_t i = 0; i < y.size(); ++i)
+    check(y[i], y.size() == 1 ? "y" : "y[" + std::to_string(i) + "]");
   if (sample_weight.defined()) check(sample_weight, "sample_weight");
   if (n == 0) throw std::invalid_argument(std::string(who) + ": no samples");
   return n;
@@ -44,8 +45,14 @@ class ArraySlice : public Dataset {
  public:
   ArraySlice(const std::vector<Tensor>& x, const std::vector<Tensor>& y, Tensor sw,
              std::size_t begin, std::size_t end, std::size_t batch, bool shuffle, Rng* rng)
-      : x_(x), y_(y), sw_(std::move(sw)), begin_(begin), end_(end), batch_(batch),
-        shuffle_(shuffle), rng_(rng) {
+      : x_(x),
+        y_(y),
+        sw_(std::move(sw)),
+        begin_(begin),
+        end_(end),
+        batch_(batch),
+        shuffle_(shuffle),
+        rng_(rng) {
     order_.resize(end_ - begin_);
     std::iota(order_.begin(), order_.end(), begin_);
   }
@@ -103,7 +110,8 @@ Tensor effective_weights(const char* who, const Tensor& sw, const std::map<int, 
 
 std::string row_list(const std::vector<std::size_t>& rows) {
   std::string s;
-  for (std::size_t i = 0; i < rows.size() && i < 3; ++i) s += (i ? ", " : "") + std::to_string(rows[i]);
+  for (std::size_t i = 0; i < rows.size() && i < 3; ++i)
+    s += (i ? ", " : "") + std::to_string(rows[i]);
   return rows.size() > 3 ? s + ", ..." : s;
 }
 
@@ -144,11 +152,14 @@ History Model::fit(const Tensor& x, const Tensor& y, const FitOptions& o) {
   return fit(std::vector<Tensor>{x}, std::vector<Tensor>{y}, o);
 }
 
-History Model::fit(const std::vector<Tensor>& x, const std::vector<Tensor>& y, const FitOptions& o) {
+History Model::fit(const std::vector<Tensor>& x, const std::vector<Tensor>& y,
+                   const FitOptions& o) {
   return run_fit(nullptr, &x, &y, o);
 }
 
-History Model::fit(Dataset& data, const FitOptions& o) { return run_fit(&data, nullptr, nullptr, o); }
+History Model::fit(Dataset& data, const FitOptions& o) {
+  return run_fit(&data, nullptr, nullptr, o);
+}
 
 History Model::run_fit(Dataset* data, const std::vector<Tensor>* x, const std::vector<Tensor>* y,
                        const FitOptions& o) {
@@ -175,17 +186,21 @@ History Model::run_fit(Dataset* data, const std::vector<Tensor>* x, const std::v
     const double keep = 1.0 - std::round(double(o.validation_split) * 1e6) / 1e6;
     const std::size_t split =
         o.validation_split > 0.f ? static_cast<std::size_t>(std::floor(double(n) * keep)) : n;
-    if (split == 0) throw std::invalid_argument(who + ": validation_split leaves no training samples");
+    if (split == 0)
+      throw std::invalid_argument(who + ": validation_split leaves no training samples");
     const Tensor sw = effective_weights(who.c_str(), o.sample_weight, o.class_weight, y->at(0), n);
     build_for(*x);
-    own_train = std::make_unique<ArraySlice>(*x, *y, sw, 0, split, o.batch_size, o.shuffle, &shuffle_rng_);
+    own_train =
+        std::make_unique<ArraySlice>(*x, *y, sw, 0, split, o.batch_size, o.shuffle, &shuffle_rng_);
     if (split < n && !o.validation_data)
       own_val = std::make_unique<ArraySlice>(*x, *y, sw, split, n, o.batch_size, false, nullptr);
     data = own_train.get();
   } else if (o.validation_split > 0.f) {
-    throw std::invalid_argument(who + ": validation_split needs arrays; give a Dataset validation_data");
+    throw std::invalid_argument(who +
+                                ": validation_split needs arrays; give a Dataset validation_data");
   } else if (!o.class_weight.empty() || o.sample_weight.defined()) {
-    throw std::invalid_argument(who + ": with a Dataset, weights come in its batches' sample_weight");
+    throw std::invalid_argument(who +
+                                ": with a Dataset, weights come in its batches' sample_weight");
   }
   if (o.validation_data) {
     const ValidationData& v = *o.validation_data;
@@ -194,7 +209,8 @@ History Model::run_fit(Dataset* data, const std::vector<Tensor>* x, const std::v
     val_x = v.x;
     val_y = v.y;
     val_sw = v.sample_weight;
-    own_val = std::make_unique<ArraySlice>(val_x, val_y, val_sw, 0, vn, o.batch_size, false, nullptr);
+    own_val =
+        std::make_unique<ArraySlice>(val_x, val_y, val_sw, 0, vn, o.batch_size, false, nullptr);
   }
   std::size_t steps = data->batches();
   if (o.steps_per_epoch) {
@@ -204,7 +220,8 @@ History Model::run_fit(Dataset* data, const std::vector<Tensor>* x, const std::v
                                   " batches of the data");
     steps = o.steps_per_epoch;
   }
-  if (steps == 0) throw std::invalid_argument(who + ": a Dataset of unknown length needs steps_per_epoch");
+  if (steps == 0)
+    throw std::invalid_argument(who + ": a Dataset of unknown length needs steps_per_epoch");
 
   // As TensorFlow does for its ops: denormals computed as zero (see set_flush_denormal).
   const FlushDenormal flush;
@@ -264,7 +281,8 @@ History Model::run_fit(Dataset* data, const std::vector<Tensor>* x, const std::v
     }
     Logs epoch_logs = metrics_result();
     if (own_val) {
-      for (const auto& [k, v] : run_eval(*own_val, own_val->batches(), 0)) epoch_logs["val_" + k] = v;
+      for (const auto& [k, v] : run_eval(*own_val, own_val->batches(), 0))
+        epoch_logs["val_" + k] = v;
     }
     logs = epoch_logs;
     for (const auto& cb : cbs) cb->on_epoch_end(epoch, logs);
@@ -305,9 +323,10 @@ Tensor Model::predict(const Tensor& x, const EvaluateOptions& o) {
 std::vector<Tensor> Model::predict_all(const std::vector<Tensor>& x, const EvaluateOptions& o) {
   const std::string who = class_name() + "::predict";
   if (x.empty() || !x[0].defined() || x[0].ndim() == 0 || x[0].shape()[0] == 0)
-    throw std::invalid_argument(who + ": x of shape " +
-                                (x.empty() || !x[0].defined() ? std::string("()") : shape_str(x[0].shape())) +
-                                " has no samples");
+    throw std::invalid_argument(
+        who + ": x of shape " +
+        (x.empty() || !x[0].defined() ? std::string("()") : shape_str(x[0].shape())) +
+        " has no samples");
   if (o.batch_size == 0) throw std::invalid_argument(who + ": batch_size must be positive");
   const std::size_t n = rows_of(who.c_str(), x, {}, {});
   NoGrad no_grad;
