@@ -147,6 +147,10 @@ class Model : public Layer {
   std::vector<optim::Variable> trainable_variables() const;
   optim::Optimizer* optimizer() const { return optimizer_.get(); }
 
+  /// Sets the epoch the running fit starts from, from a callback's on_train_begin (Keras's
+  /// BackupAndRestore does this after restoring a checkpoint).
+  void set_resume_epoch(int epoch) { resume_epoch_ = epoch; }
+
   /// Asks fit to stop after the current batch (Keras's model.stop_training); fit clears it when
   /// it starts.
   void set_stop_training(bool stop) { stop_training_ = stop; }
@@ -177,8 +181,10 @@ class Model : public Layer {
   /// Writes a full checkpoint atomically: the weights, the optimizer's slots (as
   /// "optimizer/<weight path>/<slot name>"), and in the metadata the number of completed
   /// epochs `epoch`, the optimizer's name, iterations and learning rate, the states of the
-  /// shuffle RNG and of global_rng(), and every layer's save_own_state() (Dropout's RNG) as
-  /// "state/<layer path>/<key>". Throws std::logic_error when not built or not compiled.
+  /// shuffle RNG and of global_rng(), every layer's save_own_state() (Dropout's RNG) as
+  /// "state/<layer path>/<key>", and, during fit, every callback's save_state() (EarlyStopping's
+  /// wait, ReduceLROnPlateau's cooldown, ModelCheckpoint's best) as "callback/<class>/<key>".
+  /// Throws std::logic_error when not built or not compiled.
   void save_checkpoint(const std::string& path, int epoch) const;
   /// Restores a checkpoint written by save_checkpoint into this built, compiled model of the
   /// same structure and returns its epoch: `fit(x, y, {.epochs = E, .initial_epoch = epoch})`
@@ -186,7 +192,9 @@ class Model : public Layer {
   /// Checks everything (weights as load_weights; optimizer name, slots, shapes, finite,
   /// non-negative second moments, iterations consistent with the slots; metadata well formed;
   /// every layer's state) before changing anything; throws std::runtime_error naming the file
-  /// and the entry, leaving model and optimizer unchanged.
+  /// and the entry, leaving model and optimizer unchanged. Callback states are handed to the
+  /// callbacks of the same class when the next fit has begun (or the running fit, when a
+  /// callback loads the checkpoint in on_train_begin, as BackupAndRestore does).
   int load_checkpoint(const std::string& path);
 
  protected:
@@ -212,6 +220,10 @@ class Model : public Layer {
   History run_fit(Dataset* data, const std::vector<Tensor>* x, const std::vector<Tensor>* y,
                   const FitOptions& options);
   void build_for(const std::vector<Tensor>& x);
+  /// Keys of callbacks in checkpoints: "<class in snake_case>", numbered per class.
+  static std::vector<std::string> callback_keys(const std::vector<std::shared_ptr<Callback>>& cbs);
+  void apply_callback_states(const std::vector<std::shared_ptr<Callback>>& cbs,
+                             const std::map<std::string, LayerState>& states);
   Compiled& compiled_state(const char* who);
   void resolve_outputs(std::size_t outputs);
 
@@ -220,6 +232,11 @@ class Model : public Layer {
   std::shared_ptr<optim::Optimizer> optimizer_;
   std::vector<optim::Variable> train_vars_;
   double last_loss_ = 0;
+  int resume_epoch_ = -1;
+  /// The running fit's callbacks (their state goes into checkpoints), and the states a
+  /// checkpoint restored for them, applied when the next fit's callbacks have begun.
+  const std::vector<std::shared_ptr<Callback>>* active_callbacks_ = nullptr;
+  std::map<std::string, LayerState> pending_callback_states_;
   Rng shuffle_rng_;
   bool stop_training_ = false;
 

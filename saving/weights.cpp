@@ -13,6 +13,7 @@
 #include "layers/state_text.hpp"
 #include "models/model.hpp"
 #include "saving/structure.hpp"
+#include "training/callbacks.hpp"
 
 namespace xtape::layers {
 
@@ -22,6 +23,7 @@ constexpr const char* k_weights_format = "xtape.weights";
 constexpr const char* k_checkpoint_format = "xtape.checkpoint";
 constexpr const char* k_optimizer_prefix = "optimizer/";
 constexpr const char* k_state_prefix = "state/";
+constexpr const char* k_callback_prefix = "callback/";
 
 [[noreturn]] void file_error(const std::string& who, const std::string& path,
                              const std::string& problem) {
@@ -127,6 +129,12 @@ void Model::save_checkpoint(const std::string& path, int epoch) const {
   for (const auto& l : structured_layers(*this))
     for (const auto& [key, value] : l.layer->save_own_state())
       metadata[k_state_prefix + l.key + "/" + key] = value;
+  if (active_callbacks_) {
+    const auto keys = callback_keys(*active_callbacks_);
+    for (std::size_t i = 0; i < keys.size(); ++i)
+      for (const auto& [key, value] : (*active_callbacks_)[i]->save_state())
+        metadata[k_callback_prefix + keys[i] + "/" + key] = value;
+  }
   write_safetensors(path, tensors, metadata);
 }
 
@@ -261,6 +269,17 @@ int Model::load_checkpoint(const std::string& path) {
     layers[i].layer->load_own_state(now);
   }
 
+  // Callback states, applied to the callbacks of the fit that runs (or runs next).
+  std::map<std::string, LayerState> callback_states;
+  for (const auto& [key, value] : f.metadata) {
+    if (key.rfind(k_callback_prefix, 0) != 0) continue;
+    const std::string rest = key.substr(std::strlen(k_callback_prefix));
+    const auto slash = rest.rfind('/');
+    if (slash == std::string::npos || slash == 0 || slash + 1 == rest.size())
+      file_error(who, path, "metadata " + key + " is not callback/<callback>/<key>");
+    callback_states[rest.substr(0, slash)][rest.substr(slash + 1)] = value;
+  }
+
   // Every check passed: change the model.
   {
     NoGrad no_grad;
@@ -276,7 +295,26 @@ int Model::load_checkpoint(const std::string& path) {
   global_rng().set_state(global_state);
   for (std::size_t i = 0; i < layers.size(); ++i)
     if (!states[i].empty()) layers[i].layer->load_own_state(states[i]);
+  pending_callback_states_ = std::move(callback_states);
   return static_cast<int>(*epoch);
+}
+
+std::vector<std::string> Model::callback_keys(const std::vector<std::shared_ptr<Callback>>& cbs) {
+  std::vector<std::string> keys;
+  std::map<std::string, int> counts;
+  for (const auto& cb : cbs) {
+    const std::string base = to_snake_case(type_name(typeid(*cb)));
+    const int n = counts[base]++;
+    keys.push_back(n == 0 ? base : base + "_" + std::to_string(n));
+  }
+  return keys;
+}
+
+void Model::apply_callback_states(const std::vector<std::shared_ptr<Callback>>& cbs,
+                                  const std::map<std::string, LayerState>& states) {
+  const auto keys = callback_keys(cbs);
+  for (std::size_t i = 0; i < keys.size(); ++i)
+    if (const auto it = states.find(keys[i]); it != states.end()) cbs[i]->load_state(it->second);
 }
 
 }  // namespace xtape::layers

@@ -11,6 +11,7 @@
 
 #include "layers/saving.hpp"
 #include "training/progbar.hpp"
+#include "training/state_numbers.hpp"
 
 namespace xtape::layers {
 
@@ -185,6 +186,16 @@ void ModelCheckpoint::on_epoch_end(int epoch, const Logs& logs) {
   ++saves_;
 }
 
+LayerState ModelCheckpoint::save_state() const {
+  if (!best_) return {};
+  return {{"best", state_numbers::text(*best_)}};
+}
+
+void ModelCheckpoint::load_state(const LayerState& state) {
+  if (state.empty()) return;
+  best_ = state_numbers::number(state, "best", "ModelCheckpoint");
+}
+
 // ---- EarlyStopping ----
 
 EarlyStopping::EarlyStopping(EarlyStoppingOptions options) : options_(std::move(options)) {
@@ -242,6 +253,27 @@ void EarlyStopping::on_train_end(const Logs&) {
                 << ".\n";
     model().set_weights(best_weights_);
   }
+}
+
+LayerState EarlyStopping::save_state() const {
+  LayerState s = {{"wait", std::to_string(wait_)},
+                  {"best_epoch", std::to_string(best_epoch_)},
+                  {"stopped_epoch", std::to_string(stopped_epoch_)}};
+  if (have_best_) s["best"] = state_numbers::text(best_);
+  return s;
+}
+
+void EarlyStopping::load_state(const LayerState& state) {
+  const int wait = state_numbers::integer(state, "wait", "EarlyStopping", 0, 1 << 30);
+  const int best_epoch = state_numbers::integer(state, "best_epoch", "EarlyStopping", -1, 1 << 30);
+  const int stopped = state_numbers::integer(state, "stopped_epoch", "EarlyStopping", -1, 1 << 30);
+  const bool have = state.count("best") != 0;
+  const double best = have ? state_numbers::number(state, "best", "EarlyStopping") : 0.0;
+  wait_ = wait;
+  best_epoch_ = best_epoch;
+  stopped_epoch_ = stopped;
+  have_best_ = have;
+  best_ = best;
 }
 
 // ---- TerminateOnNaN ----

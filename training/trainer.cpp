@@ -235,9 +235,18 @@ History Model::run_fit(Dataset* data, const std::vector<Tensor>* x, const std::v
     cb->set_model(this);
     cb->set_params({o.epochs, steps, o.verbose});
   }
+  struct Active {  // the callbacks whose state checkpoints save, while this fit runs
+    Model& m;
+    ~Active() { m.active_callbacks_ = nullptr; }
+  } active{*this};
+  active_callbacks_ = &cbs;
+  resume_epoch_ = -1;
   Logs logs;
   for (const auto& cb : cbs) cb->on_train_begin(logs);
-  for (int epoch = o.initial_epoch; epoch < o.epochs && !stop_training_; ++epoch) {
+  apply_callback_states(cbs, pending_callback_states_);
+  pending_callback_states_.clear();
+  const int first_epoch = resume_epoch_ >= 0 ? resume_epoch_ : o.initial_epoch;
+  for (int epoch = first_epoch; epoch < o.epochs && !stop_training_; ++epoch) {
     for (const auto& cb : cbs) cb->on_epoch_begin(epoch, {});
     reset_metrics();
     data->begin_epoch(epoch);
