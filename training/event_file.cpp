@@ -19,7 +19,7 @@
 
 namespace xtape::layers {
 
-namespace detail {
+namespace tfevents {
 
 namespace {
 
@@ -148,8 +148,6 @@ std::string histogram_event(double wall_time, std::int64_t step, std::string_vie
   return summary_event(wall_time, step, v);
 }
 
-}  // namespace detail
-
 Histogram make_histogram(std::span<const float> values, std::size_t buckets) {
   if (buckets == 0)
     throw std::invalid_argument("make_histogram: buckets must be at least 1, got 0");
@@ -187,6 +185,8 @@ Histogram make_histogram(std::span<const float> values, std::size_t buckets) {
   }
   return h;
 }
+
+}  // namespace tfevents
 
 namespace {
 
@@ -229,7 +229,7 @@ EventFileWriter::EventFileWriter(const std::string& dir) {
       throw std::runtime_error("EventFileWriter: cannot create '" + path_ +
                                "': " + errno_text(err));
   }
-  queue(detail::file_version_event(wall));
+  queue(tfevents::file_version_event(wall));
 }
 
 EventFileWriter::~EventFileWriter() {
@@ -241,18 +241,19 @@ EventFileWriter::~EventFileWriter() {
 
 void EventFileWriter::queue(const std::string& payload) {
   if (fd_ < 0) throw std::runtime_error("EventFileWriter: '" + path_ + "' is closed");
-  pending_ += detail::frame_record(payload);
+  pending_ += tfevents::frame_record(payload);
 }
 
 void EventFileWriter::add_scalar(const std::string& tag, double value, std::int64_t step) {
   if (tag.empty()) throw std::invalid_argument("EventFileWriter::add_scalar: empty tag");
-  queue(detail::scalar_event(now_seconds(), step, tag, static_cast<float>(value)));
+  queue(tfevents::scalar_event(now_seconds(), step, tag, static_cast<float>(value)));
 }
 
 void EventFileWriter::add_histogram(const std::string& tag, std::span<const float> values,
                                     std::int64_t step, std::size_t buckets) {
   if (tag.empty()) throw std::invalid_argument("EventFileWriter::add_histogram: empty tag");
-  queue(detail::histogram_event(now_seconds(), step, tag, make_histogram(values, buckets)));
+  queue(tfevents::histogram_event(now_seconds(), step, tag,
+                                  tfevents::make_histogram(values, buckets)));
 }
 
 void EventFileWriter::flush() {

@@ -16,6 +16,8 @@
 ///   Summary.Value  tag string 1, simple_value float 2, histo HistogramProto 5
 ///   HistogramProto min 1, max 2, num 3, sum 4, sum_squares 5 (doubles),
 ///                  bucket_limit 6, bucket 7 (packed repeated doubles)
+/// EventFileWriter writes such files; the encoders and the histogram are in
+/// xtape::layers::tfevents.
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -24,22 +26,6 @@
 #include <vector>
 
 namespace xtape::layers {
-
-/// A TensorBoard histogram (HistogramProto). Bucket i holds the values in
-/// [bucket_limit[i-1], bucket_limit[i]) (from `min` for i = 0, up to and including `max` for the
-/// last bucket); TensorBoard reads `min` as the first left edge and `max` as the last right edge.
-struct Histogram {
-  double min = 0, max = 0, num = 0, sum = 0, sum_squares = 0;
-  std::vector<double> bucket_limit;
-  std::vector<double> bucket;
-};
-
-/// Histogram of `values` with `buckets` equal-width buckets from the smallest to the largest
-/// value (TensorBoard's default is 30), statistics in double precision. NaN and infinite
-/// values are left out of every field (num counts the finite values only); with no finite
-/// value the histogram is empty (num 0, no buckets). All values equal: one bucket.
-/// Throws std::invalid_argument when `buckets` is 0.
-Histogram make_histogram(std::span<const float> values, std::size_t buckets = 30);
 
 /// Appends TensorBoard events to a new file `<dir>/events.out.tfevents.<seconds>.<host>.<pid>.v2`
 /// (a number is inserted before ".v2" if that name is taken: a file is never shared).
@@ -62,7 +48,7 @@ class EventFileWriter {
 
   /// Queues a scalar summary (stored as float, TensorBoard's simple_value).
   void add_scalar(const std::string& tag, double value, std::int64_t step);
-  /// Queues a histogram summary of `values` (see make_histogram).
+  /// Queues a histogram summary of `values` (see tfevents::make_histogram).
   void add_histogram(const std::string& tag, std::span<const float> values, std::int64_t step,
                      std::size_t buckets = 30);
   /// Writes every queued record. Throws std::runtime_error naming the file on a write error
@@ -81,7 +67,23 @@ class EventFileWriter {
   std::string pending_;
 };
 
-namespace detail {
+namespace tfevents {
+
+/// A TensorBoard histogram (HistogramProto). Bucket i holds the values in
+/// [bucket_limit[i-1], bucket_limit[i]) (from `min` for i = 0, up to and including `max` for the
+/// last bucket); TensorBoard reads `min` as the first left edge and `max` as the last right edge.
+struct Histogram {
+  double min = 0, max = 0, num = 0, sum = 0, sum_squares = 0;
+  std::vector<double> bucket_limit;
+  std::vector<double> bucket;
+};
+
+/// Histogram of `values` with `buckets` equal-width buckets from the smallest to the largest
+/// value (TensorBoard's default is 30), statistics in double precision. NaN and infinite
+/// values are left out of every field (num counts the finite values only); with no finite
+/// value the histogram is empty (num 0, no buckets). All values equal: one bucket.
+/// Throws std::invalid_argument when `buckets` is 0.
+Histogram make_histogram(std::span<const float> values, std::size_t buckets = 30);
 
 /// CRC32C (Castagnoli, reflected polynomial 0x82f63b78) of `data`, continuing from `crc`
 /// (0 for a fresh CRC). crc32c("123456789") == 0xe3069283.
@@ -98,6 +100,6 @@ std::string scalar_event(double wall_time, std::int64_t step, std::string_view t
 std::string histogram_event(double wall_time, std::int64_t step, std::string_view tag,
                             const Histogram& histo);
 
-}  // namespace detail
+}  // namespace tfevents
 
 }  // namespace xtape::layers

@@ -51,7 +51,9 @@ class TensorBoard : public Callback {
 
   /// Creates the train event file; throws std::runtime_error when it cannot be created.
   void on_train_begin(const Logs& logs) override;
+  /// Counts the batch (the step of batch scalars).
   void on_batch_begin(std::size_t batch, const Logs& logs) override;
+  /// Queues "batch_<name>" scalars when the batch count is a multiple of the update frequency.
   void on_batch_end(std::size_t batch, const Logs& logs) override;
   /// Writes the epoch scalars and histograms and flushes; throws std::runtime_error on a
   /// write error.

@@ -28,7 +28,9 @@ using namespace xtape;
 using namespace xtape::layers;
 using xtape::testing::check_throws;
 namespace fs = std::filesystem;
-namespace tb = xtape::layers::detail;
+namespace tb = xtape::layers::tfevents;
+using tb::Histogram;
+using tb::make_histogram;
 
 namespace {
 
