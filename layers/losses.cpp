@@ -83,6 +83,9 @@ MetricFn get_metric(const std::string& name) {
   if (name == "binary_accuracy") return binary_accuracy;
   if (name == "mse" || name == "mean_squared_error")
     return [](const Tensor& t, const Tensor& p) {
+      if (t.size() != p.size())
+        throw std::invalid_argument("mean_squared_error: y_true of shape " + shape_str(t.shape()) +
+                                    " does not match y_pred of shape " + shape_str(p.shape()));
       MetricBatch m{0, 0};
       const std::size_t n = p.ndim() ? p.shape()[0] : 1, per = p.size() / std::max<std::size_t>(n, 1);
       for (std::size_t i = 0; i < p.size(); ++i) {

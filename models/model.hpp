@@ -21,6 +21,7 @@
 #include "layers/layer.hpp"
 #include "layers/losses.hpp"
 #include "optim/optimizers.hpp"
+#include "training/dataset.hpp"
 #include "training/options.hpp"
 
 namespace xtape::layers {
@@ -71,10 +72,17 @@ class Model : public Layer {
                const std::vector<std::string>& metrics = {});
   void compile(const std::string& loss, std::shared_ptr<optim::Optimizer> optimizer,
                const std::vector<std::string>& metrics = {});
+  /// Keras's compile with every option: per-output losses and weights, per-output metrics,
+  /// callables as losses, gradient transforms. Throws std::invalid_argument naming the unknown
+  /// loss or metric, or when the loss list does not match the outputs (checked at the first
+  /// step, when the outputs are known).
+  void compile(CompileOptions options);
   bool compiled() const { return optimizer_ != nullptr; }
   /// What compile() was given, as Keras's compile config: {"loss": ..., "optimizer": {"name":
   /// ..., "learning_rate": ...}, "metrics": [...]}; null when not compiled.
   nlohmann::json compile_config() const;
+  /// Appends a gradient transform (see CompileOptions::gradient_transforms).
+  void add_gradient_transform(GradientTransform transform);
 
   /// Trains on x (n, ...) and y (n, ...) for epochs initial_epoch .. epochs-1. Every epoch
   /// shuffles the training rows afresh with the model's own RNG (see save_checkpoint), so
@@ -85,17 +93,54 @@ class Model : public Layer {
   /// values). Then, if a callback asked to stop (TerminateOnNaN does), training ends after the
   /// epoch-end hooks, with a message, and fit returns normally; otherwise fit throws
   /// std::runtime_error naming the epoch and step.
-  /// Throws std::invalid_argument when the model is not compiled, x and y disagree in length,
-  /// or an option is out of range (batch_size 0 or more than the data, a negative or too large
-  /// initial_epoch). fit, evaluate and predict flush denormals to zero while they run, as
-  /// TensorFlow does (FlushDenormal, autodiff/tensor.hpp), and restore the caller's mode.
+  /// Throws std::invalid_argument when the model is not compiled, the arrays disagree in
+  /// length, or an option is out of range. A loss or metric that refuses a batch (a label out
+  /// of range) is reported with the row of the data set it came from.
+  /// fit, evaluate and predict flush denormals to zero while they run, as TensorFlow does
+  /// (FlushDenormal, autodiff/tensor.hpp), and restore the caller's mode.
   History fit(const Tensor& x, const Tensor& y, const FitOptions& options = {});
+  /// Several inputs and targets (a Functional model of several inputs and outputs).
+  History fit(const std::vector<Tensor>& x, const std::vector<Tensor>& y,
+              const FitOptions& options = {});
+  /// Batches from a Dataset (validation_split does not apply; use validation_data).
+  History fit(Dataset& data, const FitOptions& options = {});
   /// Loss and metrics on (x, y), under NoGrad: {"loss": ..., "accuracy": ...}.
   std::map<std::string, double> evaluate(const Tensor& x, const Tensor& y,
                                          const EvaluateOptions& options = {});
-  /// Outputs for x in inference mode, under NoGrad.
+  std::map<std::string, double> evaluate(const std::vector<Tensor>& x, const std::vector<Tensor>& y,
+                                         const EvaluateOptions& options = {},
+                                         const Tensor& sample_weight = {});
+  std::map<std::string, double> evaluate(Dataset& data, const EvaluateOptions& options = {});
+  /// Outputs for x in inference mode, under NoGrad (a model of one output).
   Tensor predict(const Tensor& x,
                  const EvaluateOptions& options = {.batch_size = 32, .verbose = 0});
+  /// Every output, for several inputs.
+  std::vector<Tensor> predict_all(const std::vector<Tensor>& x,
+                                  const EvaluateOptions& options = {.batch_size = 32,
+                                                                    .verbose = 0});
+
+  /// One training step on one batch, outside fit (Keras's train_on_batch): the running
+  /// metrics are reset first; returns the step's logs.
+  Logs train_on_batch(const std::vector<Tensor>& x, const std::vector<Tensor>& y,
+                      const Tensor& sample_weight = {});
+  /// One evaluation step (Keras's test_on_batch).
+  Logs test_on_batch(const std::vector<Tensor>& x, const std::vector<Tensor>& y,
+                     const Tensor& sample_weight = {});
+  /// Outputs for one batch (Keras's predict_on_batch).
+  std::vector<Tensor> predict_on_batch(const std::vector<Tensor>& x);
+
+  /// The training step fit runs on every batch (Keras's train_step): forward, compute_loss,
+  /// backward, apply_gradients (the gradient transforms, then the optimizer), update_metrics;
+  /// returns the running metrics. Override for custom loops (GANs, two optimizers); fit still
+  /// runs the callbacks, the progress bar and the history around it.
+  virtual Logs train_step(const Batch& batch);
+  /// The evaluation step (forward, loss, metrics), Keras's test_step.
+  virtual Logs test_step(const Batch& batch);
+  /// The prediction step, Keras's predict_step.
+  virtual std::vector<Tensor> predict_step(const Batch& batch);
+
+  /// Names of the logs a step reports, in order: "loss", per-output losses, metrics.
+  std::vector<std::string> metrics_names() const;
 
   /// Trainable weights as variables named by path within the model ("conv2d/kernel",
   /// "block/dense/kernel"), without the model's own name.
@@ -145,21 +190,36 @@ class Model : public Layer {
   int load_checkpoint(const std::string& path);
 
  protected:
-  /// The training loop's loss and metrics (set by compile).
-  const LossFn& loss_fn() const { return loss_; }
-  const std::vector<std::pair<std::string, MetricFn>>& metric_fns() const { return metrics_; }
+  /// The compiled losses of `outputs` against batch.y, weighted by batch.sample_weight and
+  /// the loss weights: the scalar train_step differentiates. Records each output's loss for
+  /// update_metrics.
+  Tensor compute_loss(const Batch& batch, const std::vector<Tensor>& outputs);
+  /// Runs the gradient transforms over `variables`' gradients, then the optimizer.
+  void apply_gradients(std::vector<optim::Variable>& variables);
+  /// Adds the batch's loss (`loss_value`, from compute_loss) and metrics to the running means.
+  void update_metrics(const Batch& batch, const std::vector<Tensor>& outputs, double loss_value);
+  /// The running means as logs ("loss", "<output>_loss", metrics).
+  Logs metrics_result() const;
+  /// Clears the running means (fit does it at every epoch, evaluate at its start).
+  void reset_metrics();
+  /// The trainable variables fit trains (computed once per fit; updated when layers change).
+  std::vector<optim::Variable>& training_variables();
 
  private:
   struct Graph;
-  std::map<std::string, double> run_eval(const Tensor& x, const Tensor& y, std::size_t begin,
-                                         std::size_t end, std::size_t batch_size, int verbose);
-  void build_for(const Tensor& x);
+  struct Compiled;
+  Logs run_eval(Dataset& data, std::size_t steps, int verbose);
+  History run_fit(Dataset* data, const std::vector<Tensor>* x, const std::vector<Tensor>* y,
+                  const FitOptions& options);
+  void build_for(const std::vector<Tensor>& x);
+  Compiled& compiled_state(const char* who);
+  void resolve_outputs(std::size_t outputs);
 
   std::unique_ptr<Graph> graph_;
-  std::string loss_name_;
-  LossFn loss_;
-  std::vector<std::pair<std::string, MetricFn>> metrics_;
+  std::shared_ptr<Compiled> compiled_;
   std::shared_ptr<optim::Optimizer> optimizer_;
+  std::vector<optim::Variable> train_vars_;
+  double last_loss_ = 0;
   Rng shuffle_rng_;
   bool stop_training_ = false;
 

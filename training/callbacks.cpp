@@ -1,5 +1,6 @@
 #include "training/callbacks.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -9,6 +10,7 @@
 #include <stdexcept>
 
 #include "layers/saving.hpp"
+#include "training/progbar.hpp"
 
 namespace xtape::layers {
 
@@ -45,6 +47,56 @@ bool weights_finite(const Model& model) {
 Model& Callback::model() const {
   if (!model_) throw std::logic_error("Callback::model: the callback is not attached to a fit");
   return *model_;
+}
+
+// ---- ProgbarLogger and HistoryLogger ----
+
+std::vector<std::pair<std::string, double>> ProgbarLogger::ordered(const Logs& logs,
+                                                                   bool epoch) const {
+  // Batches show the metrics, then the loss; an epoch's line the loss first, then the
+  // metrics, then the validation values in the same order.
+  std::vector<std::pair<std::string, double>> out;
+  const std::vector<std::string> names = model().metrics_names();
+  auto add = [&](const std::string& k) {
+    if (const auto it = logs.find(k); it != logs.end()) out.emplace_back(k, it->second);
+  };
+  if (epoch) {
+    for (const auto& n : names) add(n);
+    for (const auto& n : names) add("val_" + n);
+  } else {
+    for (std::size_t i = 1; i < names.size(); ++i) add(names[i]);
+    add("loss");
+  }
+  for (const auto& [k, v] : logs)  // anything a custom step logs, at the end
+    if (std::none_of(out.begin(), out.end(), [&](const auto& p) { return p.first == k; }))
+      out.emplace_back(k, v);
+  return out;
+}
+
+void ProgbarLogger::on_epoch_begin(int epoch, const Logs&) {
+  if (params().verbose) std::cout << "Epoch " << epoch + 1 << '/' << params().epochs << '\n';
+  bar_ = std::make_shared<Progbar>(params().steps, params().verbose);
+  seen_ = 0;
+}
+
+void ProgbarLogger::on_batch_end(std::size_t batch, const Logs& logs) {
+  seen_ = batch + 1;
+  if (params().verbose && bar_ && (params().steps == 0 || seen_ < params().steps))
+    bar_->update(seen_, ordered(logs, false), false);
+}
+
+void ProgbarLogger::on_epoch_end(int, const Logs& logs) {
+  if (bar_) bar_->update(seen_, ordered(logs, true), true);
+}
+
+void HistoryLogger::on_train_begin(const Logs&) { history_ = History{}; }
+
+void HistoryLogger::on_epoch_begin(int, const Logs&) { start_ = std::chrono::steady_clock::now(); }
+
+void HistoryLogger::on_epoch_end(int, const Logs& logs) {
+  for (const auto& [k, v] : logs) history_.history[k].push_back(v);
+  history_.epoch_seconds.push_back(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
 }
 
 // ---- ModelCheckpoint ----

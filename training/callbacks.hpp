@@ -8,6 +8,7 @@
 /// in hooks (as in Keras); `logs` holds "loss", every compiled metric and, with a validation
 /// split, "val_loss" and "val_<metric>" (epoch end only). Batch logs hold running averages over
 /// the epoch so far. A callback stops training with model().set_stop_training(true).
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -21,10 +22,15 @@
 
 namespace xtape::layers {
 
-/// Metric name -> value, as Keras's logs dict.
-using Logs = std::map<std::string, double>;
-
 /// Base of every callback. Every hook does nothing by default.
+/// What fit tells its callbacks before training (Keras's callback.params).
+struct CallbackParams {
+  int epochs = 0;
+  /// Batches per epoch (0: unknown).
+  std::size_t steps = 0;
+  int verbose = 0;
+};
+
 class Callback {
  public:
   virtual ~Callback() = default;
@@ -33,6 +39,9 @@ class Callback {
   void set_model(Model* model) { model_ = model; }
   /// The model being trained; throws std::logic_error outside fit.
   Model& model() const;
+  /// Called by fit before on_train_begin.
+  void set_params(const CallbackParams& params) { params_ = params; }
+  const CallbackParams& params() const { return params_; }
 
   virtual void on_train_begin(const Logs& /*logs*/) {}
   virtual void on_train_end(const Logs& /*logs*/) {}
@@ -45,6 +54,35 @@ class Callback {
 
  private:
   Model* model_ = nullptr;
+  CallbackParams params_;
+};
+
+/// Keras's ProgbarLogger: "Epoch i/N" and the progress bar of fit (added last by fit when
+/// verbose is not 0). Values show in the model's metrics_names() order.
+class ProgbarLogger : public Callback {
+ public:
+  void on_epoch_begin(int epoch, const Logs& logs) override;
+  void on_batch_end(std::size_t batch, const Logs& logs) override;
+  void on_epoch_end(int epoch, const Logs& logs) override;
+
+ private:
+  std::vector<std::pair<std::string, double>> ordered(const Logs& logs, bool epoch) const;
+  std::shared_ptr<class Progbar> bar_;
+  std::size_t seen_ = 0;
+};
+
+/// Keras's History callback: every epoch's logs and duration (fit adds one and returns its
+/// history).
+class HistoryLogger : public Callback {
+ public:
+  void on_train_begin(const Logs& logs) override;
+  void on_epoch_begin(int epoch, const Logs& logs) override;
+  void on_epoch_end(int epoch, const Logs& logs) override;
+  const History& history() const { return history_; }
+
+ private:
+  History history_;
+  std::chrono::steady_clock::time_point start_;
 };
 
 /// "min", "max" or "auto" (max for names containing "acc", else min), as in Keras.
