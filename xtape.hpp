@@ -20,4 +20,5 @@
 #include "saving/model_file.hpp"
 #include "saving/registry.hpp"
 #include "training/callbacks.hpp"
+#include "training/tensorboard.hpp"
 #include "optim/optimizers.hpp"
