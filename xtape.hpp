@@ -14,6 +14,8 @@
 #include "layers/losses.hpp"
 #include "layers/merging.hpp"
 #include "layers/pooling.hpp"
+#include "losses/losses.hpp"
+#include "metrics/metrics.hpp"
 #include "layers/saving.hpp"
 #include "models/model.hpp"
 #include "models/sequential.hpp"
