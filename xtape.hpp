@@ -11,7 +11,6 @@
 #include "layers/core.hpp"
 #include "layers/initializers.hpp"
 #include "layers/layer.hpp"
-#include "layers/losses.hpp"
 #include "layers/merging.hpp"
 #include "layers/pooling.hpp"
 #include "losses/losses.hpp"

@@ -19,7 +19,6 @@
 #include <vector>
 
 #include "layers/layer.hpp"
-#include "layers/losses.hpp"
 #include "optim/optimizers.hpp"
 #include "training/dataset.hpp"
 #include "training/options.hpp"

@@ -5,7 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "layers/losses.hpp"
+#include "losses/losses.hpp"
+#include "metrics/metrics.hpp"
 #include "models/model.hpp"
 
 namespace xtape::layers {
@@ -13,13 +14,11 @@ namespace xtape::layers {
 struct Model::Compiled {
   struct Metric {
     std::string name;  // as logged ("accuracy", "out_a_accuracy")
-    MetricFn fn;
-    double total = 0, count = 0;
+    std::shared_ptr<metrics::Metric> metric;
   };
   struct Output {
-    std::string name;       // the output layer's name (Keras's output names)
-    std::string loss_name;  // "categorical_crossentropy", or "custom" for a callable
-    PerSampleLoss loss;
+    std::string name;  // the output layer's name (Keras's output names)
+    std::shared_ptr<losses::Loss> loss;
     float weight = 1.f;
     std::vector<Metric> metrics;
     double loss_total = 0, loss_count = 0;  // this output's running loss (several outputs)

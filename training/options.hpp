@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "autodiff/tensor.hpp"
+#include "losses/losses.hpp"
+#include "metrics/metrics.hpp"
 #include "optim/optimizers.hpp"
 
 namespace xtape::layers {
@@ -36,12 +38,17 @@ struct CompileOptions {
   /// Per-sample callables instead of names (one for all outputs or one per output); a callable
   /// at position i replaces loss[i].
   std::vector<PerSampleLoss> loss_fns = {};
+  /// Loss objects (losses/losses.hpp: options such as from_logits, label_smoothing, reduction)
+  /// instead of names; an object at position i replaces loss[i] and loss_fns[i].
+  std::vector<std::shared_ptr<losses::Loss>> loss_objects = {};
   /// The optimizer (default: "rmsprop", as Keras).
   std::shared_ptr<optim::Optimizer> optimizer = nullptr;
   /// Metric names computed on every output.
   std::vector<std::string> metrics = {};
   /// Metric names per output, by output name (Keras's metrics dict).
   std::map<std::string, std::vector<std::string>> output_metrics = {};
+  /// Metric objects (metrics/metrics.hpp, user-defined ones too) for a model of one output.
+  std::vector<std::shared_ptr<metrics::Metric>> metric_objects = {};
   /// Scalar weights of the per-output losses in the total loss (default 1 each).
   std::vector<float> loss_weights = {};
   /// Run in order on the gradients of every training step before the optimizer.

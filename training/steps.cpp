@@ -11,36 +11,6 @@ namespace xtape::layers {
 
 namespace {
 
-// (n, 1) targets or predictions against (n,): Keras squeezes the trailing 1.
-Tensor squeezed_like(const Tensor& t, const Tensor& like) {
-  if (t.ndim() == like.ndim() + 1 && t.shape().back() == 1) return reshape(t, {-1});
-  return t;
-}
-
-// Per-sample losses by Keras name: (y_true, y_pred) -> (n,).
-PerSampleLoss loss_by_name(const std::string& name) {
-  if (name == "categorical_crossentropy")
-    return [](const Tensor& t, const Tensor& p) { return categorical_crossentropy(t, p); };
-  if (name == "sparse_categorical_crossentropy")
-    return [](const Tensor& t, const Tensor& p) {
-      // Labels (n,) or (n, 1) against predictions (n, k).
-      const Tensor labels = t.ndim() == p.ndim() && t.shape().back() == 1 ? reshape(t, {-1}) : t;
-      return sparse_categorical_crossentropy(labels, p);
-    };
-  if (name == "mean_squared_error" || name == "mse")
-    return [](const Tensor& t, const Tensor& p) {
-      Tensor tt = t;
-      if (t.ndim() + 1 == p.ndim() && p.shape().back() == 1) tt = reshape(t, {-1, 1});
-      if (tt.shape() != p.shape())
-        throw std::invalid_argument("mean_squared_error: y_true of shape " + shape_str(t.shape()) +
-                                    " does not match y_pred of shape " + shape_str(p.shape()));
-      return p.ndim() > 1 ? mean(square(tt - p), {-1}) : square(tt - p);
-    };
-  throw std::invalid_argument("unknown loss '" + name +
-                              "' (expected categorical_crossentropy, "
-                              "sparse_categorical_crossentropy or mean_squared_error)");
-}
-
 std::string output_prefix(const std::string& name, std::size_t outputs) {
   return outputs > 1 ? name + "_" : "";
 }
@@ -64,12 +34,17 @@ void Model::compile(CompileOptions o) {
   const std::string who = class_name() + "::compile";
   if (!o.optimizer)
     o.optimizer = std::shared_ptr<optim::Optimizer>(optim::make_optimizer("rmsprop"));
-  if (o.loss.empty() && o.loss_fns.empty()) throw std::invalid_argument(who + ": no loss given");
+  if (o.loss.empty() && o.loss_fns.empty() && o.loss_objects.empty())
+    throw std::invalid_argument(who + ": no loss given");
   // Names are checked now, the match with the outputs at the first step.
-  for (const std::string& l : o.loss) (void)loss_by_name(l);
-  for (const std::string& m : o.metrics) (void)get_metric(m);
+  for (const std::string& l : o.loss) (void)losses::get(l);
+  for (const std::string& m : o.metrics) (void)metrics::get(m);
   for (const auto& [out, ms] : o.output_metrics)
-    for (const std::string& m : ms) (void)get_metric(m);
+    for (const std::string& m : ms) (void)metrics::get(m);
+  for (const auto& l : o.loss_objects)
+    if (!l) throw std::invalid_argument(who + ": null loss object");
+  for (const auto& m : o.metric_objects)
+    if (!m) throw std::invalid_argument(who + ": null metric object");
   for (const auto& t : o.gradient_transforms)
     if (!t) throw std::invalid_argument(who + ": empty gradient transform");
   auto c = std::make_shared<Compiled>();
@@ -102,7 +77,7 @@ void Model::resolve_outputs(std::size_t n) {
     return;
   }
   const CompileOptions& o = c.options;
-  const std::size_t losses = std::max(o.loss.size(), o.loss_fns.size());
+  const std::size_t losses = std::max({o.loss.size(), o.loss_fns.size(), o.loss_objects.size()});
   if (losses != 1 && losses != n)
     throw std::invalid_argument(class_name() + " '" + name() + "': " + std::to_string(losses) +
                                 " losses for " + std::to_string(n) +
@@ -115,18 +90,29 @@ void Model::resolve_outputs(std::size_t n) {
     Compiled::Output out;
     out.name = is_functional() ? outputs()[i].layer()->name() : "output_" + std::to_string(i);
     const std::size_t li = losses == 1 ? 0 : i;
-    if (li < o.loss_fns.size() && o.loss_fns[li]) {
-      out.loss_name = "custom";
-      out.loss = o.loss_fns[li];
+    if (li < o.loss_objects.size() && o.loss_objects[li]) {
+      out.loss = o.loss_objects[li];
+    } else if (li < o.loss_fns.size() && o.loss_fns[li]) {
+      out.loss = losses::make_loss("custom_loss", o.loss_fns[li]);
     } else {
-      out.loss_name = o.loss.at(li);
-      out.loss = loss_by_name(out.loss_name);
+      out.loss = losses::get(o.loss.at(li));
     }
     out.weight = o.loss_weights.empty() ? 1.f : o.loss_weights[i];
     const std::string prefix = output_prefix(out.name, n);
-    for (const std::string& m : o.metrics) out.metrics.push_back({prefix + m, get_metric(m)});
+    const std::string loss_name = li < o.loss.size() ? o.loss[li] : out.loss->name();
+    // A fresh metric per output (metrics hold state); "accuracy" resolved from the loss.
+    for (const std::string& m : o.metrics)
+      out.metrics.push_back({prefix + m, metrics::get(m, loss_name)});
     if (const auto it = o.output_metrics.find(out.name); it != o.output_metrics.end())
-      for (const std::string& m : it->second) out.metrics.push_back({prefix + m, get_metric(m)});
+      for (const std::string& m : it->second)
+        out.metrics.push_back({prefix + m, metrics::get(m, loss_name)});
+    if (!o.metric_objects.empty()) {
+      if (n != 1)
+        throw std::invalid_argument(class_name() + " '" + name() +
+                                    "': metric_objects are for a model of one output; give "
+                                    "metric names per output in output_metrics");
+      for (const auto& m : o.metric_objects) out.metrics.push_back({m->name(), m});
+    }
     c.outputs.push_back(std::move(out));
   }
   for (const auto& [oname, _] : o.output_metrics) {
@@ -175,18 +161,8 @@ Tensor Model::compute_loss(const Batch& b, const std::vector<Tensor>& outputs) {
   Tensor total;
   for (std::size_t i = 0; i < outputs.size(); ++i) {
     Compiled::Output& out = c.outputs[i];
-    const Tensor per = out.loss(squeezed_like(b.y[i], outputs[i]), outputs[i]);
-    Tensor li;
-    if (b.sample_weight.defined()) {
-      // Keras's sum_over_batch_size: sum(loss * weight) / batch size.
-      if (b.sample_weight.size() != per.size())
-        throw std::invalid_argument("sample_weight of shape " + shape_str(b.sample_weight.shape()) +
-                                    " does not match the " + std::to_string(per.size()) +
-                                    " per-sample losses of output '" + out.name + "'");
-      li = sum(per * reshape(b.sample_weight, {-1})) / static_cast<float>(per.size());
-    } else {
-      li = mean(per);
-    }
+    // Keras's Loss.__call__: squeezes (n,) against (n, 1), weighs, reduces.
+    Tensor li = (*out.loss)(b.y[i], outputs[i], b.sample_weight);
     out.last_loss = li;  // read after backward, in update_metrics
     if (outputs.size() > 1 || out.weight != 1.f) li = li * out.weight;
     total = total.defined() ? total + li : li;
@@ -209,12 +185,7 @@ void Model::update_metrics(const Batch& b, const std::vector<Tensor>& outputs, d
     Compiled::Output& out = c.outputs[i];
     out.loss_total += double(out.last_loss.item()) * n;
     out.loss_count += n;
-    const Tensor y = squeezed_like(b.y[i], outputs[i]);
-    for (auto& m : out.metrics) {
-      const MetricBatch mb = m.fn(y, outputs[i]);
-      m.total += mb.total;
-      m.count += mb.count;
-    }
+    for (auto& m : out.metrics) m.metric->update_state(b.y[i], outputs[i], b.sample_weight);
   }
 }
 
@@ -226,7 +197,7 @@ Logs Model::metrics_result() const {
   for (const auto& out : c.outputs) {
     if (c.outputs.size() > 1)
       logs[out.name + "_loss"] = out.loss_count ? out.loss_total / out.loss_count : 0.0;
-    for (const auto& m : out.metrics) logs[m.name] = m.count ? m.total / m.count : 0.0;
+    for (const auto& m : out.metrics) logs[m.name] = m.metric->result();
   }
   return logs;
 }
@@ -236,7 +207,7 @@ void Model::reset_metrics() {
   compiled_->loss_total = compiled_->loss_count = 0;
   for (auto& out : compiled_->outputs) {
     out.loss_total = out.loss_count = 0;
-    for (auto& m : out.metrics) m.total = m.count = 0;
+    for (auto& m : out.metrics) m.metric->reset_state();
   }
 }
 

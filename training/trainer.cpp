@@ -266,8 +266,6 @@ History Model::run_fit(Dataset* data, const std::vector<Tensor>* x, const std::v
             NoGrad no_grad;
             const auto outs = call_all(one.x, false);
             (void)compute_loss(one, outs);
-            for (std::size_t i = 0; i < compiled_->outputs.size() && i < outs.size(); ++i)
-              for (auto& m : compiled_->outputs[i].metrics) (void)m.fn(one.y[i], outs[i]);
           } catch (const std::exception& row_error) {
             throw std::invalid_argument(who + ": row " + std::to_string(b->rows[r]) +
                                         " of the training data: " + row_error.what());
