@@ -3,8 +3,10 @@
 /// xtape::Tensor: an n-d float32 array with reverse-mode automatic differentiation.
 ///
 /// A Tensor is a cheap handle (a shared pointer) to a node holding a contiguous, row-major,
-/// 64-byte aligned float buffer and its shape. Ops whose inputs require gradients append a record
-/// to the thread's tape; Tensor::backward() walks the tape in reverse. This header is light on
+/// 64-byte aligned float buffer and its shape. Ops whose inputs require gradients record their
+/// backward rule in the result, numbered in creation order; Tensor::backward() runs the records
+/// reachable from its tensor newest first. The records belong to the graph, not to a thread: a
+/// graph may be built on several threads and back-propagated on any. This header is light on
 /// purpose: no xtensor templates (see autodiff/xtensor_interop.hpp for conversions).
 #include <cstddef>
 #include <cstdint>
@@ -84,6 +86,14 @@ class Tensor {
 
   /// Back-propagates from this scalar (one-element) tensor, seeding with 1. Throws
   /// std::logic_error for a non-scalar (use the seeded overload) or a tensor without history.
+  ///
+  /// Runs the records reachable from this tensor, newest first, on the calling thread (they
+  /// may have been recorded on any threads), and frees each once run; a second backward()
+  /// through them throws std::logic_error. Threads may call backward() at the same time on
+  /// graphs that share only leaves: each leaf's gradient is accumulated under its own mutex,
+  /// so no contribution is lost (grad(), set_grad() and zero_grad() take it too). A graph
+  /// sharing a record with a backward() running on another thread is refused with
+  /// std::logic_error before anything is computed.
   void backward();
   /// Back-propagates with an explicit seed gradient of the same shape as this tensor.
   void backward(const Tensor& seed);
@@ -148,7 +158,8 @@ class FlushDenormal {
   bool previous_;
 };
 
-/// Number of live records on this thread's tape (for tests of memory growth).
+/// Number of records alive and not yet run by a backward(), on all threads (for tests of
+/// memory growth).
 std::size_t tape_size();
 
 }  // namespace xtape
