@@ -83,6 +83,12 @@ struct Node {
   ~Node();
 };
 
+/// Writable access to t's buffer for library code that keeps no pointer past its own work (an op
+/// writing its result, an optimizer's in-place update, an initializer): like Tensor::data() it
+/// first computes every pending result that reads the buffer, but it does not mark the buffer
+/// exposed, so deferred ops on it keep fusing. User code goes through Tensor::data().
+inline float* mutable_data(const Tensor& t) { return t.impl()->data(); }
+
 /// Adds g into the gradient slot of `target` (a leaf's grad, under its mutex, or the output
 /// gradient of a record the calling backward() owns).
 void accumulate(TensorImpl& target, const Tensor& g, const char* op);
@@ -95,7 +101,9 @@ Tensor record(const char* op, Tensor out, const std::vector<Tensor>& inputs, Bac
 bool any_requires_grad(const std::vector<Tensor>& inputs);
 
 /// A tensor of `shape` whose values `producer` computes on first access; `reads` are the
-/// tensors the producer reads (a later write to one of them computes it first).
+/// tensors the producer reads (a later write to one of them computes it first). When one of
+/// them is exposed (a pointer from Tensor::data() may be outstanding), the values are computed
+/// at once instead: a write through that pointer cannot be seen coming.
 Tensor make_deferred(const Shape& shape, std::shared_ptr<const Producer> producer, const std::vector<Tensor>& reads);
 
 /// The pending producer behind `t` when its values are deferred and not yet computed.

@@ -87,6 +87,13 @@ Tensor detail::make_deferred(const Shape& shape, std::shared_ptr<const Producer>
   auto impl = std::make_shared<TensorImpl>();
   impl->shape = shape;
   impl->storage = std::make_shared<Storage>(shape_size(shape), std::move(producer));
+  const bool exposed = std::any_of(reads.begin(), reads.end(), [](const Tensor& t) {
+    return t.defined() && t.impl()->storage->exposed();
+  });
+  if (exposed) {
+    (void)std::as_const(*impl->storage).data();  // computed now, from the current values
+    return Tensor(impl);
+  }
   for (const Tensor& t : reads)
     if (t.defined()) t.impl()->storage->add_reader(impl->storage);
   return Tensor(impl);
@@ -133,7 +140,7 @@ std::size_t Tensor::size() const { return shape_size(shape()); }
 
 float* Tensor::data() {
   checked();
-  return impl_->data();
+  return impl_->storage->expose();
 }
 const float* Tensor::data() const {
   checked();
@@ -215,7 +222,7 @@ Tensor Tensor::detach() const {
 
 Tensor Tensor::clone() const {
   Tensor out = Tensor::empty(shape());
-  std::memcpy(out.data(), data(), size() * sizeof(float));
+  std::memcpy(detail::mutable_data(out), data(), size() * sizeof(float));
   return out;
 }
 
@@ -223,7 +230,9 @@ void Tensor::assign(const Tensor& src) {
   if (src.size() != size())
     throw std::invalid_argument("Tensor::assign: source of shape " + shape_str(src.shape()) +
                                 " into a tensor of shape " + shape_str(shape()));
-  if (src.data() != data()) std::memmove(data(), src.data(), size() * sizeof(float));
+  // A library write: flushes pending readers of this buffer but does not expose it.
+  float* dst = impl_->data();
+  if (src.data() != dst) std::memmove(dst, src.data(), size() * sizeof(float));
 }
 
 namespace {

@@ -62,6 +62,15 @@ class Tensor {
 
   /// Contiguous row-major data. Writing through data() bypasses the tape (like PyTorch's
   /// `.data`): do it only on leaves or outside a recorded computation.
+  ///
+  /// The non-const overload (and non-const at()) hands out a writable pointer, so it marks the
+  /// buffer (shared by every handle to it: copies, detach(), reshape views) "exposed" for good:
+  /// ops that would defer their result on it (conv2d and what fuses into it, max_pool2d's
+  /// gradient) compute at once instead, so a write through a pointer taken before such an op
+  /// never reaches its result. It also computes every pending result that reads the buffer.
+  /// To fill a tensor without exposing it, use the constructors or assign(); to read, a const
+  /// handle (std::as_const), to_vector() or item(). Writing through a const pointer
+  /// (const_cast) is not supported.
   float* data();
   const float* data() const;
   std::vector<float> to_vector() const;
@@ -102,7 +111,8 @@ class Tensor {
   Tensor detach() const;
   /// A deep copy of the data with no history.
   Tensor clone() const;
-  /// Copies the values of `src` (same element count) into this tensor's buffer.
+  /// Copies the values of `src` (same element count) into this tensor's buffer, first computing
+  /// any pending result that reads it; does not expose the buffer (see data()).
   void assign(const Tensor& src);
 
   /// Identity of the underlying node (same for copies of a handle).
