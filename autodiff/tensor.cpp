@@ -245,9 +245,12 @@ struct Walk {
   Walk() = default;
   Walk(const Walk&) = delete;
   Walk& operator=(const Walk&) = delete;
-  ~Walk() {
+  ~Walk() {  // records left here were not run (a rule threw): drop their partial gradients
     for (const auto& n : nodes)
-      if (n) release(*n);
+      if (n) {
+        n->grad = Tensor();
+        release(*n);
+      }
   }
   void release(Node& n) const {
     std::uint64_t mine = id;
