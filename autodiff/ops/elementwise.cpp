@@ -296,8 +296,7 @@ Tensor clip(const Tensor& x, float lo, float hi) {
     float* m = detail::mutable_data(mask);
     for (std::size_t i = 0; i < vx.size(); ++i) m[i] = (xv[i] >= lo && xv[i] <= hi) ? 1.f : 0.f;
     Tensor d = Tensor::empty(vx.shape());
-    kernels::masked_scale(vx.size(), detail::mutable_data(mask), g.data(), 1.f,
-                          detail::mutable_data(d));
+    kernels::masked_scale(vx.size(), m, g.data(), 1.f, detail::mutable_data(d));
     grads.add(0, d);
   });
 }
