@@ -7,6 +7,7 @@
 #include <limits>
 #include <stdexcept>
 
+#include "autodiff/detail.hpp"
 #include "kernels/elementwise.hpp"
 
 namespace xtape::optim {
@@ -130,7 +131,7 @@ void Optimizer::apply(const std::vector<Variable>& vars) {
                   (s[k].defined() ? shape_str(s[k].shape()) : std::string("<undefined>")) +
                   ", expected " + shape_str(shape));
     }
-    update(w.data(), g.data(), scale, w.size(), s);
+    update(xtape::detail::mutable_data(w), g.data(), scale, w.size(), s);
   }
   ++iterations_;
 }
@@ -153,7 +154,7 @@ void SGD::update(float* __restrict w, const float* __restrict g, float s, std::s
     for (std::size_t i = 0; i < n; ++i) w[i] -= g[i] * s * lr;
     return;
   }
-  float* __restrict m = slots[0].data();
+  float* __restrict m = xtape::detail::mutable_data(slots[0]);
   if (options_.nesterov) {
     for (std::size_t i = 0; i < n; ++i) {
       const float gi = g[i] * s;
@@ -192,9 +193,9 @@ void Adam::update(float* __restrict w, const float* __restrict g, float s, std::
   // alpha = lr sqrt(1 - beta_2^t) / (1 - beta_1^t), in double then rounded once.
   const float alpha = static_cast<float>(
       learning_rate() * std::sqrt(1.0 - std::pow(double(b2), t)) / (1.0 - std::pow(double(b1), t)));
-  float* __restrict m = slots[0].data();
-  float* __restrict v = slots[1].data();
-  float* __restrict vhat = options_.amsgrad ? slots[2].data() : nullptr;
+  float* __restrict m = xtape::detail::mutable_data(slots[0]);
+  float* __restrict v = xtape::detail::mutable_data(slots[1]);
+  float* __restrict vhat = options_.amsgrad ? xtape::detail::mutable_data(slots[2]) : nullptr;
   float den[kBlock];
   for (std::size_t start = 0; start < n; start += kBlock) {
     const std::size_t len = std::min(kBlock, n - start);
@@ -264,9 +265,9 @@ void RMSprop::update(float* __restrict w, const float* __restrict g, float s, st
                      std::vector<Tensor>& slots) {
   const float lr = learning_rate(), rho = options_.rho, c = 1.f - rho, eps = options_.epsilon;
   const float mu = options_.momentum;
-  float* __restrict vel = slots[0].data();
-  float* __restrict mom = mu > 0.f ? slots[1].data() : nullptr;
-  float* __restrict avg = options_.centered ? slots.back().data() : nullptr;
+  float* __restrict vel = xtape::detail::mutable_data(slots[0]);
+  float* __restrict mom = mu > 0.f ? xtape::detail::mutable_data(slots[1]) : nullptr;
+  float* __restrict avg = options_.centered ? xtape::detail::mutable_data(slots.back()) : nullptr;
   float den[kBlock];
   for (std::size_t start = 0; start < n; start += kBlock) {
     const std::size_t len = std::min(kBlock, n - start);
