@@ -5,7 +5,7 @@
 #include "autodiff/detail.hpp"
 #include "autodiff/ops.hpp"
 #include "layers/conv.hpp"
-#include "layers/sequential.hpp"
+#include "models/sequential.hpp"
 #include "optim/optimizers.hpp"
 #include "test/support/founding_model.hpp"
 #include "test/support/layer_harness.hpp"

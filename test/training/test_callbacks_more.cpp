@@ -93,7 +93,8 @@ BOOST_AUTO_TEST_CASE(reduce_lr_on_plateau_follows_keras) {
   BOOST_CHECK_THROW(ReduceLROnPlateau({.factor = 1.f}), std::invalid_argument);
   // Its counters survive a checkpoint taken during fit.
   TempDir dir;
-  auto [x, y] = xtape::testing::blobs(60, 2);
+  auto xy_ = xtape::testing::blobs(60, 2);
+  Tensor &x = xy_.first, &y = xy_.second;
   Sequential a = model(3);
   auto plateau = std::make_shared<ReduceLROnPlateau>(
       ReduceLROnPlateauOptions{.monitor = "loss", .patience = 100, .min_delta = 10.0});
@@ -116,7 +117,8 @@ BOOST_AUTO_TEST_CASE(reduce_lr_on_plateau_follows_keras) {
 
 BOOST_AUTO_TEST_CASE(early_stopping_wait_survives_a_checkpoint) {
   TempDir dir;
-  auto [x, y] = xtape::testing::blobs(60, 4);
+  auto xy_ = xtape::testing::blobs(60, 4);
+  Tensor &x = xy_.first, &y = xy_.second;
   Sequential a = model(5);
   auto stop = std::make_shared<EarlyStopping>(
       EarlyStoppingOptions{.monitor = "loss", .min_delta = 10.0, .patience = 5});
@@ -139,7 +141,8 @@ BOOST_AUTO_TEST_CASE(early_stopping_wait_survives_a_checkpoint) {
 }
 
 BOOST_AUTO_TEST_CASE(lambda_callback_hooks_run) {
-  auto [x, y] = xtape::testing::blobs(40, 6);
+  auto xy_ = xtape::testing::blobs(40, 6);
+  Tensor &x = xy_.first, &y = xy_.second;
   Sequential m = model(7);
   int epochs = 0, batches = 0, begins = 0, ends = 0;
   auto cb = std::make_shared<LambdaCallback>(LambdaCallbackOptions{
@@ -161,7 +164,8 @@ BOOST_AUTO_TEST_CASE(backup_and_restore_resumes_bitwise_after_sigkill,
                      *boost::unit_test::timeout(300)) {
   const int saved_threads = omp_get_max_threads();
   omp_set_num_threads(1);  // the child runs with one thread (libgomp's pool does not survive fork)
-  auto [x, y] = xtape::testing::blobs(90, 8);
+  auto xy_ = xtape::testing::blobs(90, 8);
+  Tensor &x = xy_.first, &y = xy_.second;
   constexpr int epochs = 5;
   auto run = [&](const std::string& backup, int kill_after) {
     Sequential m = model(9);

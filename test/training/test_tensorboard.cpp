@@ -493,7 +493,8 @@ BOOST_AUTO_TEST_CASE(a_directory_that_cannot_be_made_is_reported) {
   std::ofstream(file) << "x";
   check_throws<std::runtime_error>("writer", [&] { EventFileWriter((file / "logs").string()); },
                                    {"EventFileWriter", (file / "logs").string()});
-  auto [x, y] = xtape::testing::blobs(16, 3);
+  auto xy_ = xtape::testing::blobs(16, 3);
+  Tensor &x = xy_.first, &y = xy_.second;
   Sequential m = small_model();
   auto tb = std::make_shared<TensorBoard>(TensorBoardOptions{.log_dir = file.string()});
   check_throws<std::runtime_error>(
@@ -516,7 +517,8 @@ BOOST_AUTO_TEST_CASE(options_are_checked) {
 
 BOOST_AUTO_TEST_CASE(a_fit_writes_keras_event_files_that_read_back) {
   TempDir tmp;
-  auto [x, y] = xtape::testing::blobs(40, 5);
+  auto xy_ = xtape::testing::blobs(40, 5);
+  Tensor &x = xy_.first, &y = xy_.second;
   Sequential m = small_model();
   auto tb = std::make_shared<TensorBoard>(TensorBoardOptions{
       .log_dir = (tmp.path / "run").string(), .histogram_freq = 1, .update_freq = "batch"});
@@ -589,7 +591,8 @@ BOOST_AUTO_TEST_CASE(a_fit_writes_keras_event_files_that_read_back) {
 
 BOOST_AUTO_TEST_CASE(update_freq_and_histogram_freq_count_batches_and_epochs) {
   TempDir tmp;
-  auto [x, y] = xtape::testing::blobs(24, 9);
+  auto xy_ = xtape::testing::blobs(24, 9);
+  Tensor &x = xy_.first, &y = xy_.second;
   Sequential m = small_model();
   // 24 rows in batches of 8: 3 batches per epoch, 9 in all; every second batch: steps 2..8.
   auto tb = std::make_shared<TensorBoard>(TensorBoardOptions{
