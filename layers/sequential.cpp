@@ -16,6 +16,7 @@
 #include <stdexcept>
 
 #include "autodiff/ops.hpp"
+#include "io/files.hpp"
 #include "layers/callbacks.hpp"
 #include "layers/core.hpp"
 #include "layers/saving.hpp"
@@ -443,7 +444,7 @@ constexpr const char* k_optimizer_prefix = "optimizer/";
 constexpr const char* k_layer_rng_prefix = "rng.layer/";
 
 [[noreturn]] void file_error(const char* who, const std::string& path, const std::string& problem) {
-  throw std::runtime_error(std::string(who) + ": '" + path + "': " + problem);
+  io::fail(who, path, problem);
 }
 
 std::string rng_text(const Rng::State& st) {
@@ -513,9 +514,9 @@ std::vector<Tensor> checked_weights(const char* who, const SafetensorsFile& f,
   for (const auto& [name, e] : f.tensors) {
     if (expected.count(name)) continue;
     if (allow_optimizer && name.rfind(k_optimizer_prefix, 0) == 0) continue;
-    file_error(
-        who, f.path,
-        "unknown tensor '" + name + "' " + shape_str(e.shape) + ": the model has no such weight");
+    file_error(who, f.path,
+               "unknown tensor " + io::quoted(name) + " " + shape_str(e.shape) +
+                   ": the model has no such weight");
   }
   std::vector<Tensor> values;
   for (const auto& [name, t] : named) {
@@ -643,7 +644,7 @@ int Sequential::load_checkpoint(const std::string& path) {
   const std::string& fmt = meta(who, f, "format");
   if (fmt != k_checkpoint_format)
     file_error(who, path,
-               "format '" + fmt + "' is not '" + k_checkpoint_format +
+               "format " + io::quoted(fmt) + " is not '" + k_checkpoint_format +
                    "' (a weights file? use load_weights)");
 
   // Everything is read and checked into these before the model changes.
@@ -652,7 +653,7 @@ int Sequential::load_checkpoint(const std::string& path) {
   const std::string& opt_name = meta(who, f, "optimizer");
   if (opt_name != optimizer_->name())
     file_error(who, path,
-               "optimizer '" + opt_name + "' saved, the model is compiled with '" +
+               "optimizer " + io::quoted(opt_name) + " saved, the model is compiled with '" +
                    optimizer_->name() + "'");
   const auto slot_names = optimizer_->slot_names();
   std::map<std::string, std::vector<Tensor>> slots;
@@ -685,29 +686,32 @@ int Sequential::load_checkpoint(const std::string& path) {
         std::find(slot_names.begin(), slot_names.end(), rest.substr(slash + 1)) != slot_names.end();
     if (!known)
       file_error(who, path,
-                 "unknown optimizer tensor '" + name + "' (no such trainable variable or " +
-                     opt_name + " slot)");
+                 "unknown optimizer tensor " + io::quoted(name) +
+                     " (no such trainable variable or " + opt_name + " slot)");
   }
 
   const auto iterations = parse_int(meta(who, f, "optimizer.iterations"));
   if (!iterations || *iterations < 0)
     file_error(who, path,
-               "metadata optimizer.iterations '" + meta(who, f, "optimizer.iterations") +
-                   "' is not a non-negative integer");
+               "metadata optimizer.iterations " + io::quoted(meta(who, f, "optimizer.iterations")) +
+                   " is not a non-negative integer");
   const auto lr = parse_float(meta(who, f, "optimizer.learning_rate"));
   if (!lr || !std::isfinite(*lr) || *lr < 0.f)
     file_error(who, path,
-               "metadata optimizer.learning_rate '" + meta(who, f, "optimizer.learning_rate") +
-                   "' is not a finite non-negative number");
+               "metadata optimizer.learning_rate " +
+                   io::quoted(meta(who, f, "optimizer.learning_rate")) +
+                   " is not a finite non-negative number");
   const auto epoch = parse_int(meta(who, f, "epoch"));
   if (!epoch || *epoch < 0 || *epoch > std::numeric_limits<int>::max())
-    file_error(who, path,
-               "metadata epoch '" + meta(who, f, "epoch") + "' is not a non-negative integer");
+    file_error(
+        who, path,
+        "metadata epoch " + io::quoted(meta(who, f, "epoch")) + " is not a non-negative integer");
   auto rng_state = [&](const std::string& key) {
     const auto st = parse_rng(meta(who, f, key));
     if (!st)
       file_error(who, path,
-                 "metadata " + key + " '" + meta(who, f, key) + "' is not four 16-digit hex words");
+                 "metadata " + key + " " + io::quoted(meta(who, f, key)) +
+                     " is not four 16-digit hex words");
     return *st;
   };
   const Rng::State shuffle_state = rng_state("rng.shuffle"), global_state = rng_state("rng.global");
@@ -719,7 +723,9 @@ int Sequential::load_checkpoint(const std::string& path) {
     const std::string layer = key.substr(std::strlen(k_layer_rng_prefix));
     if (std::none_of(dropouts.begin(), dropouts.end(),
                      [&](Dropout* d) { return d->name() == layer; }))
-      file_error(who, path, "metadata " + key + ": the model has no Dropout layer '" + layer + "'");
+      file_error(
+          who, path,
+          "metadata " + io::quoted(key) + ": the model has no Dropout layer " + io::quoted(layer));
   }
 
   // Every check passed: change the model.
