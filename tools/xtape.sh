@@ -12,9 +12,9 @@
 #             inputs from its seed corpus in fuzz/corpus/: XTAPE_FUZZ_RUNS for the readers on the
 #             input bytes, XTAPE_FUZZ_BIG_RUNS for read_idx_big (gzip streams of up to 63 MiB)
 #             and XTAPE_FUZZ_HEADER_RUNS for safetensors_big (headers of up to 512 KiB: about
-#             10 inputs a second)
+#             20-40 inputs a second)
 #   fuzz-long the same targets for XTAPE_FUZZ_LONG_RUNS inputs each (default 10^6), except
-#             safetensors_big: XTAPE_FUZZ_LONG_HEADER_RUNS (default 50000, about 40 minutes), and
+#             safetensors_big: XTAPE_FUZZ_LONG_HEADER_RUNS (default 50000, 20-40 minutes), and
 #             reports exec/s, coverage and corpus size
 set -euo pipefail
 
