@@ -9,6 +9,7 @@
 #include <optional>
 #include <stdexcept>
 
+#include "io/files.hpp"
 #include "layers/saving.hpp"
 #include "layers/state_text.hpp"
 #include "models/model.hpp"
@@ -150,7 +151,7 @@ int Model::load_checkpoint(const std::string& path) {
   const std::string& fmt = meta(who, f, "format");
   if (fmt != k_checkpoint_format)
     file_error(who, path,
-               "format '" + fmt + "' is not '" + k_checkpoint_format +
+               "format " + io::quoted(fmt) + " is not '" + k_checkpoint_format +
                    "' (a weights file? use load_weights)");
 
   // Everything is read and checked into these before the model changes.
@@ -160,7 +161,7 @@ int Model::load_checkpoint(const std::string& path) {
   const std::string& opt_name = meta(who, f, "optimizer");
   if (opt_name != optimizer_->name())
     file_error(who, path,
-               "optimizer '" + opt_name + "' saved, the model is compiled with '" +
+               "optimizer " + io::quoted(opt_name) + " saved, the model is compiled with '" +
                    optimizer_->name() + "'");
   const auto slot_names = optimizer_->slot_names();
   std::map<std::string, std::vector<Tensor>> slots;
@@ -208,15 +209,15 @@ int Model::load_checkpoint(const std::string& path) {
         std::find(slot_names.begin(), slot_names.end(), rest.substr(slash + 1)) != slot_names.end();
     if (!known)
       file_error(who, path,
-                 "unknown optimizer tensor '" + name + "' (no such trainable weight or " +
+                 "unknown optimizer tensor " + io::quoted(name) + " (no such trainable weight or " +
                      opt_name + " slot)");
   }
 
   const auto iterations = parse_int(meta(who, f, "optimizer.iterations"));
   if (!iterations || *iterations < 0)
     file_error(who, path,
-               "metadata optimizer.iterations '" + meta(who, f, "optimizer.iterations") +
-                   "' is not a non-negative integer");
+               "metadata optimizer.iterations " + io::quoted(meta(who, f, "optimizer.iterations")) +
+                   " is not a non-negative integer");
   if (*iterations > 0 && !slot_names.empty() && slots.empty())
     file_error(who, path,
                "metadata optimizer.iterations is " + std::to_string(*iterations) + " but no " +
@@ -225,18 +226,19 @@ int Model::load_checkpoint(const std::string& path) {
   const auto lr = parse_float(meta(who, f, "optimizer.learning_rate"));
   if (!lr || !std::isfinite(*lr) || *lr < 0.f)
     file_error(who, path,
-               "metadata optimizer.learning_rate '" + meta(who, f, "optimizer.learning_rate") +
-                   "' is not a finite non-negative number");
+               "metadata optimizer.learning_rate " +
+                   io::quoted(meta(who, f, "optimizer.learning_rate")) +
+                   " is not a finite non-negative number");
   const auto epoch = parse_int(meta(who, f, "epoch"));
   if (!epoch || *epoch < 0 || *epoch > std::numeric_limits<int>::max())
     file_error(who, path,
-               "metadata epoch '" + meta(who, f, "epoch") + "' is not a non-negative integer");
+               "metadata epoch " + io::quoted(meta(who, f, "epoch")) + " is not a non-negative integer");
   auto rng_state = [&](const std::string& key) {
     const auto st = parse_rng_state(meta(who, f, key));
     if (!st)
       file_error(who, path,
-                 "metadata " + key + " '" + meta(who, f, key) +
-                     "' is not four 16-digit hex words, not all zero");
+                 "metadata " + key + " " + io::quoted(meta(who, f, key)) +
+                     " is not four 16-digit hex words, not all zero");
     return *st;
   };
   const Rng::State shuffle_state = rng_state("rng.shuffle"), global_state = rng_state("rng.global");
@@ -254,7 +256,7 @@ int Model::load_checkpoint(const std::string& path) {
     const auto it =
         slash == std::string::npos ? layer_index.end() : layer_index.find(rest.substr(0, slash));
     if (it == layer_index.end())
-      file_error(who, path, "metadata " + key + ": the model has no layer at that place");
+      file_error(who, path, "metadata " + io::quoted(key) + ": the model has no layer at that place");
     states[it->second][rest.substr(slash + 1)] = value;
   }
   for (std::size_t i = 0; i < layers.size(); ++i) {
@@ -276,7 +278,7 @@ int Model::load_checkpoint(const std::string& path) {
     const std::string rest = key.substr(std::strlen(k_callback_prefix));
     const auto slash = rest.rfind('/');
     if (slash == std::string::npos || slash == 0 || slash + 1 == rest.size())
-      file_error(who, path, "metadata " + key + " is not callback/<callback>/<key>");
+      file_error(who, path, "metadata " + io::quoted(key) + " is not callback/<callback>/<key>");
     callback_states[rest.substr(0, slash)][rest.substr(slash + 1)] = value;
   }
 

@@ -327,6 +327,76 @@ BOOST_AUTO_TEST_CASE(writes_are_atomic_and_leave_no_temporary_files) {
   BOOST_TEST(read_file(dir / "w.safetensors") == saved);
 }
 
+BOOST_AUTO_TEST_CASE(stale_temporary_files_of_dead_processes_are_removed) {
+  TempDir dir;
+  const std::string path = dir / "w.safetensors";
+  // A dead process: a child that has exited and been reaped.
+  const pid_t child = fork();
+  BOOST_REQUIRE(child >= 0);
+  if (child == 0) _exit(0);
+  BOOST_REQUIRE(waitpid(child, nullptr, 0) == child);
+  const std::string dead = std::to_string(child);
+  const std::string stale = path + ".tmp" + dead + ".AbC123";
+  // Kept: this process's own (a save in progress on another thread), pid 1's (alive), another
+  // target's, and names that do not match the pattern exactly.
+  const std::vector<std::string> kept = {
+      path + ".tmp" + std::to_string(getpid()) + ".XyZ789",
+      path + ".tmp1.Qq1234",
+      dir / ("other.safetensors.tmp" + dead + ".AbC123"),
+      path + ".tmp" + dead + ".AbC12",
+      path + ".tmp" + dead + ".AbC1234",
+      path + ".tmp" + dead + "x.AbC123",
+      path + ".tmp.AbC123",
+      path + ".tmp" + dead + ".AbC-23",
+      path + ".bak" + dead + ".AbC123",
+  };
+  write_bytes(stale, "partial");
+  for (const auto& k : kept) write_bytes(k, "partial");
+  // A directory of the pattern is not a temporary file of ours.
+  const std::string stale_dir = path + ".tmp" + dead + ".Dir123";
+  fs::create_directory(stale_dir);
+  clear_session();
+  Sequential m({Input({2}), std::make_shared<Dense>(DenseOptions{.units = 2})});
+  m.save_weights(path);
+  BOOST_TEST(!fs::exists(stale));
+  for (const auto& k : kept) BOOST_TEST(fs::exists(k), k << " should be kept");
+  BOOST_TEST(fs::is_directory(stale_dir));
+  m.load_weights(path);
+}
+
+BOOST_AUTO_TEST_CASE(load_messages_quote_names_from_the_file) {
+  TempDir dir;
+  clear_session();
+  Sequential m({Input({2}), std::make_shared<Dense>(DenseOptions{.units = 2, .name = "d"})});
+  m.compile("mse", "sgd");
+  const std::string kernel = f32_bytes({1, 2, 3, 4}), bias = f32_bytes({5, 6});
+  const std::string tensors = R"("d/kernel":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},)"
+                              R"("d/bias":{"dtype":"F32","shape":[2],"data_offsets":[16,24]})";
+  // An unknown tensor whose name holds a terminal escape and a newline.
+  write_bytes(dir / "w.safetensors",
+              safetensors_bytes("{" + tensors +
+                                    R"(,"\u001b[2J\nx":{"dtype":"F32","shape":[0],)"
+                                    R"("data_offsets":[24,24]}})",
+                                kernel + bias));
+  std::string msg = error_of([&] { m.load_weights(dir / "w.safetensors"); });
+  BOOST_TEST_INFO(msg);
+  BOOST_TEST(contains(msg, "unknown tensor '\\x1b[2J\\nx'"));
+  BOOST_TEST(!contains(msg, "\x1b"));
+  BOOST_TEST(!contains(msg, "\n"));
+  // A checkpoint format of 1 MB with an escape sequence: quoted and cut.
+  const std::string format = "\\u001b]0;title\\u0007" + std::string(1 << 20, 'f');
+  write_bytes(dir / "c.safetensors",
+              safetensors_bytes(R"({"__metadata__":{"format":")" + format + "\"}," + tensors + "}",
+                                kernel + bias));
+  msg = error_of([&] { m.load_checkpoint(dir / "c.safetensors"); });
+  BOOST_TEST_INFO(msg.substr(0, 300));
+  BOOST_TEST(contains(msg, "format '\\x1b]0;title\\x07fff"));
+  BOOST_TEST(contains(msg, "bytes)"));
+  BOOST_TEST(msg.size() < 500u);
+  BOOST_TEST(!contains(msg, "\x1b"));
+  BOOST_TEST(!contains(msg, "\x07"));
+}
+
 BOOST_AUTO_TEST_CASE(checkpoint_resumes_bitwise) {
   TempDir dir;
   auto [x, y] = images(96, 11);
