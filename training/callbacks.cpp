@@ -68,9 +68,11 @@ std::vector<std::pair<std::string, double>> ProgbarLogger::ordered(const Logs& l
     for (std::size_t i = 1; i < names.size(); ++i) add(names[i]);
     add("loss");
   }
-  for (const auto& [k, v] : logs)  // anything a custom step logs, at the end
-    if (std::none_of(out.begin(), out.end(), [&](const auto& p) { return p.first == k; }))
-      out.emplace_back(k, v);
+  for (const auto& entry : logs) {  // anything a custom step logs, at the end
+    const std::string& key = entry.first;
+    if (std::none_of(out.begin(), out.end(), [&](const auto& p) { return p.first == key; }))
+      out.emplace_back(entry);
+  }
   return out;
 }
 
