@@ -1,9 +1,11 @@
 #pragma once
 /// @file detail.hpp
 /// Internals of the tape, shared by the op implementations. Not part of the public API.
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -22,7 +24,9 @@ struct TensorImpl {
   Shape shape;
   std::shared_ptr<Storage> storage;
   bool requires_grad = false;
-  Tensor grad;                    ///< accumulated gradient (leaves only)
+  Tensor grad;  ///< accumulated gradient (leaves only), guarded by grad_mutex
+  /// Guards `grad`: concurrent backward() calls on different graphs may end in one shared leaf.
+  mutable std::mutex grad_mutex;
   std::shared_ptr<Node> grad_fn;  ///< the record that produced this tensor (non-leaves)
   /// Set by softmax over the last axis: the logits it normalised. Cross-entropy "from
   /// probabilities" then works from these logits, as Keras's TensorFlow backend does
@@ -51,7 +55,15 @@ using BackwardFn = std::function<void(const Tensor& grad_output, Grads& grads)>;
 
 /// One record on the tape: the op that produced a tensor, what its backward rule needs, and the
 /// gradient accumulated for that tensor while the tape is walked.
+///
+/// The tape is the graph itself: a record is owned by the tensor it produced and by the records
+/// that use that tensor, so the records behind a result are those reachable from it, whichever
+/// threads recorded them. Sequence numbers (one counter for all threads) give creation order, a
+/// valid topological order: an op's inputs exist before it runs.
 struct Node {
+  /// `walk` of a record run by a backward() and freed.
+  static constexpr std::uint64_t kConsumed = ~std::uint64_t{0};
+
   std::uint64_t seq = 0;  ///< position in creation order (the tape's order)
   const char* op = "";
   /// Inputs in op order; nullptr for inputs that need no gradient.
@@ -59,7 +71,10 @@ struct Node {
   BackwardFn backward;
   Tensor grad;        ///< gradient w.r.t. the output, accumulated during backward
   Shape out_shape;
-  bool consumed = false;
+  /// 0 while free, the id of the backward() walking it (one walk at a time owns a record and
+  /// its `grad`), kConsumed once run.
+  std::atomic<std::uint64_t> walk{0};
+  bool consumed() const { return walk.load(std::memory_order_acquire) == kConsumed; }
   Node() = default;
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
@@ -68,7 +83,14 @@ struct Node {
   ~Node();
 };
 
-/// Adds g into the gradient slot of `target` (a leaf's grad or a record's output gradient).
+/// Writable access to t's buffer for library code that keeps no pointer past its own work (an op
+/// writing its result, an optimizer's in-place update, an initializer): like Tensor::data() it
+/// first computes every pending result that reads the buffer, but it does not mark the buffer
+/// exposed, so deferred ops on it keep fusing. User code goes through Tensor::data().
+inline float* mutable_data(const Tensor& t) { return t.impl()->data(); }
+
+/// Adds g into the gradient slot of `target` (a leaf's grad, under its mutex, or the output
+/// gradient of a record the calling backward() owns).
 void accumulate(TensorImpl& target, const Tensor& g, const char* op);
 
 /// Records `out` as produced by `op` from `inputs` with rule `backward` when recording is on and
@@ -79,7 +101,9 @@ Tensor record(const char* op, Tensor out, const std::vector<Tensor>& inputs, Bac
 bool any_requires_grad(const std::vector<Tensor>& inputs);
 
 /// A tensor of `shape` whose values `producer` computes on first access; `reads` are the
-/// tensors the producer reads (a later write to one of them computes it first).
+/// tensors the producer reads (a later write to one of them computes it first). When one of
+/// them is exposed (a pointer from Tensor::data() may be outstanding), the values are computed
+/// at once instead: a write through that pointer cannot be seen coming.
 Tensor make_deferred(const Shape& shape, std::shared_ptr<const Producer> producer, const std::vector<Tensor>& reads);
 
 /// The pending producer behind `t` when its values are deferred and not yet computed.

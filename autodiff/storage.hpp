@@ -27,7 +27,14 @@ class Producer {
 /// A storage may be deferred: it holds a Producer instead of values, and is allocated and
 /// filled on the first data() call. A deferred storage registers itself as a reader of the
 /// storages its producer reads; writable access (non-const data()) to one of those first
-/// computes every deferred reader still pending, so deferral never observes a later write.
+/// computes every deferred reader still pending, so deferral never observes a later write made
+/// through a fresh access.
+///
+/// A write through a pointer obtained earlier cannot be intercepted, so a storage whose
+/// writable pointer was handed to user code (expose(), behind Tensor::data()) is exposed for
+/// the rest of its life, and nothing is deferred on it: make_deferred computes at once when a
+/// storage it reads is exposed. Library code that keeps no pointer uses data() and leaves the
+/// storage unexposed.
 class Storage {
  public:
   explicit Storage(std::size_t size);
@@ -48,6 +55,13 @@ class Storage {
       materialize();
     return data_;
   }
+  /// Writable access for user code: data(), and the storage is exposed from now on.
+  float* expose() {
+    if (!exposed_.load(std::memory_order_relaxed)) exposed_.store(true, std::memory_order_release);
+    return data();
+  }
+  /// True once expose() was called: a pointer to the buffer may be outstanding.
+  bool exposed() const { return exposed_.load(std::memory_order_acquire); }
   std::size_t size() const { return size_; }
   /// The producer of a deferred storage not yet computed, else null.
   std::shared_ptr<const Producer> producer() const;
@@ -66,6 +80,7 @@ class Storage {
   mutable std::shared_ptr<const Producer> producer_;
   mutable std::atomic<bool> pending_{false};
   std::atomic<bool> has_readers_{false};
+  std::atomic<bool> exposed_{false};
   std::vector<std::weak_ptr<Storage>> readers_;
 };
 

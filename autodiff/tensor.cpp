@@ -1,10 +1,12 @@
-// Tensor handles, the per-thread tape, and the reverse walk that back-propagates through it.
+// Tensor handles, the tape, and the reverse walk that back-propagates through it.
 //
-// The tape is a list of records in creation order. A record is owned by the tensor it produced
-// (and by the records downstream of it that use that tensor), and the tape holds it weakly, so an
-// abandoned graph frees itself; the tape drops dead entries as it grows. Creation order is a valid
-// topological order, so backward walks the tape from the root's record towards the start with no
-// recursion and no graph sort, running each record that received a gradient.
+// A record is owned by the tensor it produced and by the records downstream of it that use that
+// tensor, so the tape of a result is the set of records reachable from it, wherever they were
+// recorded, and an abandoned graph frees itself. Records are numbered in creation order by one
+// counter for all threads, a valid topological order. backward() collects the records reachable
+// from the root (iteratively, claiming each for this walk), sorts them by that number and runs
+// them from the newest, each that received a gradient, freeing each once run: no recursion, and
+// the same order the walk of a thread's list of records would take.
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -66,32 +68,10 @@ double ms_between(prof_clock::time_point a, prof_clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
-struct Tape {
-  std::vector<std::weak_ptr<Node>> entries;
-  std::uint64_t next_seq = 1;
-  std::size_t compact_at = 1024;
-
-  void compact() {
-    entries.erase(std::remove_if(entries.begin(), entries.end(),
-                                 [](const std::weak_ptr<Node>& w) {
-                                   auto n = w.lock();
-                                   return !n || n->consumed;
-                                 }),
-                  entries.end());
-    compact_at = std::max<std::size_t>(1024, 2 * entries.size());
-  }
-
-  void append(const std::shared_ptr<Node>& node) {
-    node->seq = next_seq++;
-    entries.push_back(node);
-    if (entries.size() >= compact_at) compact();
-  }
-};
-
-Tape& tape() {
-  thread_local Tape t;
-  return t;
-}
+// Record numbers and walk ids, for all threads; and the count of live, unconsumed records.
+std::atomic<std::uint64_t> g_next_seq{1};
+std::atomic<std::uint64_t> g_next_walk{1};
+std::atomic<std::size_t> g_live_records{0};
 
 std::shared_ptr<TensorImpl> make_impl(const Shape& shape) {
   auto impl = std::make_shared<TensorImpl>();
@@ -107,6 +87,13 @@ Tensor detail::make_deferred(const Shape& shape, std::shared_ptr<const Producer>
   auto impl = std::make_shared<TensorImpl>();
   impl->shape = shape;
   impl->storage = std::make_shared<Storage>(shape_size(shape), std::move(producer));
+  const bool exposed = std::any_of(reads.begin(), reads.end(), [](const Tensor& t) {
+    return t.defined() && t.impl()->storage->exposed();
+  });
+  if (exposed) {
+    (void)std::as_const(*impl->storage).data();  // computed now, from the current values
+    return Tensor(impl);
+  }
   for (const Tensor& t : reads)
     if (t.defined()) t.impl()->storage->add_reader(impl->storage);
   return Tensor(impl);
@@ -153,7 +140,7 @@ std::size_t Tensor::size() const { return shape_size(shape()); }
 
 float* Tensor::data() {
   checked();
-  return impl_->data();
+  return impl_->storage->expose();
 }
 const float* Tensor::data() const {
   checked();
@@ -205,16 +192,26 @@ Tensor& Tensor::set_requires_grad(bool value) {
 }
 
 bool Tensor::is_leaf() const { return !checked().grad_fn; }
-Tensor Tensor::grad() const { return checked().grad; }
+Tensor Tensor::grad() const {
+  const TensorImpl& self = checked();
+  std::lock_guard<std::mutex> lock(self.grad_mutex);
+  return self.grad;
+}
 
 void Tensor::set_grad(const Tensor& g) {
   if (g.defined() && g.shape() != shape())
     throw std::invalid_argument("Tensor::set_grad: gradient of shape " + shape_str(g.shape()) +
                                 " for a tensor of shape " + shape_str(shape()));
+  std::lock_guard<std::mutex> lock(impl_->grad_mutex);
   impl_->grad = g;
 }
 
-void Tensor::zero_grad() { checked(), impl_->grad = Tensor(); }
+void Tensor::zero_grad() {
+  checked();
+  Tensor old;  // freed outside the lock
+  std::lock_guard<std::mutex> lock(impl_->grad_mutex);
+  old = std::move(impl_->grad);
+}
 
 Tensor Tensor::detach() const {
   auto impl = std::make_shared<TensorImpl>();
@@ -225,7 +222,7 @@ Tensor Tensor::detach() const {
 
 Tensor Tensor::clone() const {
   Tensor out = Tensor::empty(shape());
-  std::memcpy(out.data(), data(), size() * sizeof(float));
+  std::memcpy(detail::mutable_data(out), data(), size() * sizeof(float));
   return out;
 }
 
@@ -233,8 +230,102 @@ void Tensor::assign(const Tensor& src) {
   if (src.size() != size())
     throw std::invalid_argument("Tensor::assign: source of shape " + shape_str(src.shape()) +
                                 " into a tensor of shape " + shape_str(shape()));
-  if (src.data() != data()) std::memmove(data(), src.data(), size() * sizeof(float));
+  // A library write: flushes pending readers of this buffer but does not expose it.
+  float* dst = impl_->data();
+  if (src.data() != dst) std::memmove(dst, src.data(), size() * sizeof(float));
 }
+
+namespace {
+
+// The records one backward() owns: claimed while collected, released (if not run) on exit,
+// also when a rule throws, so another backward() may go through them later.
+struct Walk {
+  const std::uint64_t id = g_next_walk.fetch_add(1, std::memory_order_relaxed);
+  std::vector<std::shared_ptr<Node>> nodes;
+  Walk() = default;
+  Walk(const Walk&) = delete;
+  Walk& operator=(const Walk&) = delete;
+  ~Walk() {  // records left here were not run (a rule threw): drop their partial gradients
+    for (const auto& n : nodes)
+      if (n) {
+        n->grad = Tensor();
+        release(*n);
+      }
+  }
+  void release(Node& n) const {
+    std::uint64_t mine = id;
+    n.walk.compare_exchange_strong(mine, 0, std::memory_order_acq_rel);
+  }
+  // Adds n to the walk unless it is already in it; throws when another walk owns it or it was
+  // consumed, before any rule has run.
+  void claim(const std::shared_ptr<Node>& n) {
+    std::uint64_t expected = 0;
+    if (n->walk.compare_exchange_strong(expected, id, std::memory_order_acq_rel)) {
+      nodes.push_back(n);
+      return;
+    }
+    if (expected == id) return;
+    if (expected == Node::kConsumed)
+      throw std::logic_error(
+          std::string("backward: the graph goes through the record of '") + n->op +
+          "', already consumed by an earlier backward(); recompute the forward pass");
+    throw std::logic_error(
+        std::string("backward: the graph goes through the record of '") + n->op +
+        "', which a backward() on another thread is running now; graphs that share "
+        "records cannot be back-propagated concurrently (compute the shared part "
+        "once per thread, or call backward() on one loss that sums them)");
+  }
+};
+
+void run_backward(const std::shared_ptr<Node>& root, TensorImpl& root_impl, const Tensor& seed) {
+  if (root->consumed())
+    throw std::logic_error(
+        "backward: the tape records of this graph were already consumed by an "
+        "earlier backward(); recompute the forward pass");
+  Walk walk;
+  walk.claim(root);
+  // Breadth-first over the inputs, iteratively: the vector is its own queue.
+  for (std::size_t i = 0; i < walk.nodes.size(); ++i)
+    for (const auto& in : walk.nodes[i]->inputs)
+      if (in && in->grad_fn) walk.claim(in->grad_fn);
+  std::sort(walk.nodes.begin(), walk.nodes.end(),
+            [](const std::shared_ptr<Node>& a, const std::shared_ptr<Node>& b) {
+              return a->seq > b->seq;
+            });
+  detail::accumulate(root_impl, seed, "backward");
+
+  // The walk holds every record strongly: consuming one releases its inputs, which may be the
+  // last owners of records further down that still await their gradient.
+  for (auto& slot : walk.nodes) {
+    Node& node = *slot;
+    if (!node.grad.defined()) {  // not on a path from the root that carries a gradient
+      walk.release(node);
+      slot.reset();
+      continue;
+    }
+    detail::Grads grads(node.inputs, node.op);
+    if (t_profile.on) {
+      const auto t0 = prof_clock::now();
+      node.backward(node.grad, grads);
+      const auto t1 = prof_clock::now();
+      OpTime& t = t_profile.at(node.op, node.out_shape);
+      t.backward_ms += ms_between(t0, t1);
+      ++t.backward_calls;
+    } else {
+      node.backward(node.grad, grads);
+    }
+    // Free what the record held: saved tensors, inputs and the gradient.
+    node.backward = nullptr;
+    node.inputs.clear();
+    node.grad = Tensor();
+    node.walk.store(Node::kConsumed, std::memory_order_release);
+    g_live_records.fetch_sub(1, std::memory_order_relaxed);
+    slot.reset();
+  }
+  if (t_profile.on) t_profile.last = prof_clock::now();
+}
+
+}  // namespace
 
 void Tensor::backward() {
   if (size() != 1)
@@ -258,44 +349,7 @@ void Tensor::backward(const Tensor& seed) {
     detail::accumulate(*impl_, seed, "backward");
     return;
   }
-  std::shared_ptr<Node> root = self.grad_fn;
-  if (root->consumed)
-    throw std::logic_error("backward: the tape records of this graph were already consumed by an "
-                           "earlier backward(); recompute the forward pass");
-  detail::accumulate(*impl_, seed, "backward");
-
-  Tape& t = tape();
-  // Hold the records strongly for the walk: consuming a record releases its inputs, which may
-  // be the last owners of records further down the tape that still await their gradient.
-  std::vector<std::shared_ptr<Node>> live;
-  live.reserve(t.entries.size());
-  for (const auto& w : t.entries) {
-    auto node = w.lock();
-    if (node && !node->consumed && node->seq <= root->seq) live.push_back(std::move(node));
-  }
-  for (std::size_t i = live.size(); i-- > 0;) {
-    std::shared_ptr<Node> node = std::move(live[i]);
-    if (!node->grad.defined()) continue;  // not on a path from the root
-    detail::Grads grads(node->inputs, node->op);
-    if (t_profile.on) {
-      const auto t0 = prof_clock::now();
-      node->backward(node->grad, grads);
-      const auto t1 = prof_clock::now();
-      OpTime& t = t_profile.at(node->op, node->out_shape);
-      t.backward_ms += ms_between(t0, t1);
-      ++t.backward_calls;
-    } else {
-      node->backward(node->grad, grads);
-    }
-    // Free what the record held: saved tensors, inputs and the gradient.
-    node->backward = nullptr;
-    node->inputs.clear();
-    node->grad = Tensor();
-    node->consumed = true;
-  }
-  live.clear();
-  t.compact();
-  if (t_profile.on) t_profile.last = prof_clock::now();
+  run_backward(self.grad_fn, *impl_, seed);
 }
 
 // ---------------------------------------------------------------- recording
@@ -303,6 +357,8 @@ void Tensor::backward(const Tensor& seed) {
 namespace detail {
 
 Node::~Node() {
+  if (walk.load(std::memory_order_relaxed) != kConsumed)
+    g_live_records.fetch_sub(1, std::memory_order_relaxed);
   // Take over the inputs whose last owner is this record, and their records' inputs in turn:
   // each is then destroyed with an empty input list, so no destructor recurses.
   std::vector<std::shared_ptr<TensorImpl>> pending = std::move(inputs);
@@ -320,13 +376,19 @@ Node::~Node() {
 void accumulate(TensorImpl& target, const Tensor& g, const char* op) {
   if (g.shape() != target.shape)
     throw std::logic_error(std::string("backward of '") + op + "': gradient of shape " +
-                           shape_str(g.shape()) + " for a tensor of shape " + shape_str(target.shape));
-  Tensor& slot = target.grad_fn ? target.grad_fn->grad : target.grad;
-  if (target.grad_fn && target.grad_fn->consumed)
-    throw std::logic_error(std::string("backward of '") + op +
-                           "': reached a record already consumed by an earlier backward()");
+                           shape_str(g.shape()) + " for a tensor of shape " +
+                           shape_str(target.shape));
   // Never add in place: a rule may pass the same tensor to several inputs.
-  slot = slot.defined() ? slot + g : g;
+  if (target.grad_fn) {  // a record of the calling walk: no other thread touches its gradient
+    Node& node = *target.grad_fn;
+    if (node.consumed())
+      throw std::logic_error(std::string("backward of '") + op +
+                             "': reached a record already consumed by an earlier backward()");
+    node.grad = node.grad.defined() ? node.grad + g : g;
+    return;
+  }
+  std::lock_guard<std::mutex> lock(target.grad_mutex);
+  target.grad = target.grad.defined() ? target.grad + g : g;
 }
 
 void Grads::add(std::size_t i, const Tensor& g) {
@@ -350,9 +412,10 @@ Tensor record(const char* op, Tensor out, const std::vector<Tensor>& inputs, Bac
   for (const Tensor& t : inputs)
     node->inputs.push_back(t.defined() && t.requires_grad() ? t.impl() : nullptr);
   node->backward = std::move(backward);
+  node->seq = g_next_seq.fetch_add(1, std::memory_order_relaxed);
+  g_live_records.fetch_add(1, std::memory_order_relaxed);
   out.impl()->grad_fn = node;
   out.impl()->requires_grad = true;
-  tape().append(node);
   if (t_profile.on) {
     const auto now = prof_clock::now();
     OpTime& t = t_profile.at(op, out.shape());
@@ -365,14 +428,7 @@ Tensor record(const char* op, Tensor out, const std::vector<Tensor>& inputs, Bac
 
 }  // namespace detail
 
-std::size_t tape_size() {
-  std::size_t n = 0;
-  for (const auto& w : tape().entries) {
-    auto node = w.lock();
-    if (node && !node->consumed) ++n;
-  }
-  return n;
-}
+std::size_t tape_size() { return g_live_records.load(std::memory_order_relaxed); }
 
 void profiler_start(bool by_shape) {
   t_profile.ops.clear();

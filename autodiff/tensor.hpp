@@ -3,8 +3,10 @@
 /// xtape::Tensor: an n-d float32 array with reverse-mode automatic differentiation.
 ///
 /// A Tensor is a cheap handle (a shared pointer) to a node holding a contiguous, row-major,
-/// 64-byte aligned float buffer and its shape. Ops whose inputs require gradients append a record
-/// to the thread's tape; Tensor::backward() walks the tape in reverse. This header is light on
+/// 64-byte aligned float buffer and its shape. Ops whose inputs require gradients record their
+/// backward rule in the result, numbered in creation order; Tensor::backward() runs the records
+/// reachable from its tensor newest first. The records belong to the graph, not to a thread: a
+/// graph may be built on several threads and back-propagated on any. This header is light on
 /// purpose: no xtensor templates (see autodiff/xtensor_interop.hpp for conversions).
 #include <cstddef>
 #include <cstdint>
@@ -60,6 +62,15 @@ class Tensor {
 
   /// Contiguous row-major data. Writing through data() bypasses the tape (like PyTorch's
   /// `.data`): do it only on leaves or outside a recorded computation.
+  ///
+  /// The non-const overload (and non-const at()) hands out a writable pointer, so it marks the
+  /// buffer (shared by every handle to it: copies, detach(), reshape views) "exposed" for good:
+  /// ops that would defer their result on it (conv2d and what fuses into it, max_pool2d's
+  /// gradient) compute at once instead, so a write through a pointer taken before such an op
+  /// never reaches its result. It also computes every pending result that reads the buffer.
+  /// To fill a tensor without exposing it, use the constructors or assign(); to read, a const
+  /// handle (std::as_const), to_vector() or item(). Writing through a const pointer
+  /// (const_cast) is not supported.
   float* data();
   const float* data() const;
   std::vector<float> to_vector() const;
@@ -84,6 +95,14 @@ class Tensor {
 
   /// Back-propagates from this scalar (one-element) tensor, seeding with 1. Throws
   /// std::logic_error for a non-scalar (use the seeded overload) or a tensor without history.
+  ///
+  /// Runs the records reachable from this tensor, newest first, on the calling thread (they
+  /// may have been recorded on any threads), and frees each once run; a second backward()
+  /// through them throws std::logic_error. Threads may call backward() at the same time on
+  /// graphs that share only leaves: each leaf's gradient is accumulated under its own mutex,
+  /// so no contribution is lost (grad(), set_grad() and zero_grad() take it too). A graph
+  /// sharing a record with a backward() running on another thread is refused with
+  /// std::logic_error before anything is computed.
   void backward();
   /// Back-propagates with an explicit seed gradient of the same shape as this tensor.
   void backward(const Tensor& seed);
@@ -92,7 +111,8 @@ class Tensor {
   Tensor detach() const;
   /// A deep copy of the data with no history.
   Tensor clone() const;
-  /// Copies the values of `src` (same element count) into this tensor's buffer.
+  /// Copies the values of `src` (same element count) into this tensor's buffer, first computing
+  /// any pending result that reads it; does not expose the buffer (see data()).
   void assign(const Tensor& src);
 
   /// Identity of the underlying node (same for copies of a handle).
@@ -148,7 +168,8 @@ class FlushDenormal {
   bool previous_;
 };
 
-/// Number of live records on this thread's tape (for tests of memory growth).
+/// Number of records alive and not yet run by a backward(), on all threads (for tests of
+/// memory growth).
 std::size_t tape_size();
 
 }  // namespace xtape

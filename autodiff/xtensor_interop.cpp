@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <xtensor/xadapt.hpp>
 
+#include "autodiff/detail.hpp"
+
 namespace xtape {
 
 xt::xarray<float> to_xarray(const Tensor& t) {
@@ -14,7 +16,7 @@ xt::xarray<float> to_xarray(const Tensor& t) {
 Tensor from_xarray(const xt::xarray<float>& a) {
   Shape shape(a.shape().begin(), a.shape().end());
   Tensor out = Tensor::empty(shape);
-  std::copy(a.begin(), a.end(), out.data());  // row-major iteration
+  std::copy(a.begin(), a.end(), detail::mutable_data(out));  // row-major iteration
   return out;
 }
 

@@ -77,7 +77,9 @@ std::unique_ptr<Sequential> make_model() {
 }
 
 using clock_type = std::chrono::steady_clock;
-double since(clock_type::time_point t0) { return std::chrono::duration<double>(clock_type::now() - t0).count(); }
+double since(clock_type::time_point t0) {
+  return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -134,7 +136,8 @@ struct Figures {
   double sys_allocs_per_step = 0, cache_hits_per_step = 0;
 };
 
-Figures run(const Data& data, int threads, int steps, bool epoch, bool profile, std::uint64_t seed) {
+Figures run(const Data& data, int threads, int steps, bool epoch, bool profile,
+            std::uint64_t seed) {
   omp_set_num_threads(threads);
   const FlushDenormal flush;  // as Sequential::fit runs
   Figures f;
@@ -142,8 +145,8 @@ Figures run(const Data& data, int threads, int steps, bool epoch, bool profile, 
   set_random_seed(seed);
   auto model = make_model();
   const std::size_t batch = 128, train_n = 54000;
-  const LossFn loss_fn = get_loss("categorical_crossentropy");
-  const MetricFn acc_fn = get_metric("accuracy");
+  const auto loss_fn = losses::get("categorical_crossentropy");
+  const auto acc_fn = metrics::get("accuracy", "categorical_crossentropy");
   const auto vars = model->trainable_variables();
   Rng order_rng(seed + 1);
   std::vector<std::size_t> rows(batch);
@@ -152,13 +155,14 @@ Figures run(const Data& data, int threads, int steps, bool epoch, bool profile, 
     for (auto& r : rows) r = order_rng.below(train_n);
     const Tensor xb = gather_rows(data.x, rows), yb = gather_rows(data.y, rows);
     const Tensor yp = (*model)(xb, true);
-    Tensor loss = loss_fn(yb, yp);
+    Tensor loss = (*loss_fn)(yb, yp);
     for (auto v : vars) v.value.zero_grad();
     loss.backward();
     model->optimizer()->apply(vars);
     volatile double lv = loss.item();
     (void)lv;
-    volatile double a = acc_fn(yb, yp).total;
+    acc_fn->update_state(yb, yp);
+    volatile double a = acc_fn->result();
     (void)a;
   };
   for (int i = 0; i < 10; ++i) step();  // warm-up: fills the allocator cache and scratch
@@ -183,12 +187,14 @@ Figures run(const Data& data, int threads, int steps, bool epoch, bool profile, 
     const auto ops = profiler_stop();
     double fwd = 0, bwd = 0;
     for (const auto& o : ops) fwd += o.forward_ms, bwd += o.backward_ms;
-    std::printf("\nper-op time, %d thread(s), ms per step (forward = time since the previous op)\n", threads);
+    std::printf("\nper-op time, %d thread(s), ms per step (forward = time since the previous op)\n",
+                threads);
     std::printf("%-28s %10s %10s %10s\n", "op (output shape)", "forward", "backward", "total");
     for (const auto& o : ops)
-      std::printf("%-28s %10.3f %10.3f %10.3f\n", o.op.c_str(), o.forward_ms / steps, o.backward_ms / steps,
-                  (o.forward_ms + o.backward_ms) / steps);
-    std::printf("%-28s %10.3f %10.3f %10.3f\n\n", "all recorded ops", fwd / steps, bwd / steps, (fwd + bwd) / steps);
+      std::printf("%-28s %10.3f %10.3f %10.3f\n", o.op.c_str(), o.forward_ms / steps,
+                  o.backward_ms / steps, (o.forward_ms + o.backward_ms) / steps);
+    std::printf("%-28s %10.3f %10.3f %10.3f\n\n", "all recorded ops", fwd / steps, bwd / steps,
+                (fwd + bwd) / steps);
   }
 
   // Inference: forward + loss under NoGrad on a batch of 128 (what evaluate does per batch).
@@ -200,7 +206,7 @@ Figures run(const Data& data, int threads, int steps, bool epoch, bool profile, 
     for (int i = 0; i < steps + 5; ++i) {
       const auto t0 = clock_type::now();
       const Tensor yp = (*model)(xb, false);
-      volatile float l = loss_fn(yb, yp).data()[0];
+      volatile float l = (*loss_fn)(yb, yp).data()[0];
       (void)l;
       if (i >= 5) ti.push_back(since(t0));
     }
@@ -242,11 +248,16 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (a == "--steps") steps = std::max(1, std::atoi(next().c_str()));
-    else if (a == "--epoch") epoch = true;
-    else if (a == "--profile") profile = true;
-    else if (a == "--synthetic") synthetic = true;
-    else if (a == "--seed") seed = std::strtoull(next().c_str(), nullptr, 10);
+    if (a == "--steps")
+      steps = std::max(1, std::atoi(next().c_str()));
+    else if (a == "--epoch")
+      epoch = true;
+    else if (a == "--profile")
+      profile = true;
+    else if (a == "--synthetic")
+      synthetic = true;
+    else if (a == "--seed")
+      seed = std::strtoull(next().c_str(), nullptr, 10);
     else if (a == "--threads") {
       thread_counts.clear();
       const std::string list = next();
@@ -256,7 +267,8 @@ int main(int argc, char** argv) {
         p = q == std::string::npos ? list.size() : q + 1;
       }
     } else {
-      std::cerr << "usage: " << argv[0] << " [--steps N] [--threads 1,2] [--epoch] [--profile] [--synthetic] [--seed S]\n";
+      std::cerr << "usage: " << argv[0]
+                << " [--steps N] [--threads 1,2] [--epoch] [--profile] [--synthetic] [--seed S]\n";
       return 2;
     }
   }
@@ -278,22 +290,28 @@ int main(int argc, char** argv) {
     }
 
   const double per_epoch_steps = 422;
-  std::printf("%-8s %10s %12s %10s %12s %12s %12s %8s %10s %10s\n", "threads", "step ms", "epoch s(proj)",
-              "epoch s", "train us/smp", "infer us/smp", "eval us/smp", "train/inf", "sys alloc", "cache hit");
+  std::printf("%-8s %10s %12s %10s %12s %12s %12s %8s %10s %10s\n", "threads", "step ms",
+              "epoch s(proj)", "epoch s", "train us/smp", "infer us/smp", "eval us/smp",
+              "train/inf", "sys alloc", "cache hit");
   for (const Figures& f : all) {
     char ep[32];
-    if (f.epoch_s >= 0) std::snprintf(ep, sizeof ep, "%.2f", f.epoch_s);
-    else std::snprintf(ep, sizeof ep, "-");
+    if (f.epoch_s >= 0)
+      std::snprintf(ep, sizeof ep, "%.2f", f.epoch_s);
+    else
+      std::snprintf(ep, sizeof ep, "-");
     const double train_us = f.step_ms * 1e3 / 128, infer_us = f.infer_batch_ms * 1e3 / 128;
-    std::printf("%-8d %10.2f %12.2f %10s %12.1f %12.1f %12.1f %8.1fx %10.2f %10.1f\n", f.threads, f.step_ms,
-                f.step_ms * per_epoch_steps / 1e3, ep, train_us, infer_us, f.evaluate_ms_per_sample * 1e3,
-                train_us / infer_us, f.sys_allocs_per_step, f.cache_hits_per_step);
+    std::printf("%-8d %10.2f %12.2f %10s %12.1f %12.1f %12.1f %8.1fx %10.2f %10.1f\n", f.threads,
+                f.step_ms, f.step_ms * per_epoch_steps / 1e3, ep, train_us, infer_us,
+                f.evaluate_ms_per_sample * 1e3, train_us / infer_us, f.sys_allocs_per_step,
+                f.cache_hits_per_step);
   }
   const double rss = peak_rss_mb();
-  std::printf("\npeak RSS: %.0f MB during the step measurements (data alone: %.0f MB); %.0f MB overall\n",
-              rss_steps, rss_data, rss);
+  std::printf(
+      "\npeak RSS: %.0f MB during the step measurements (data alone: %.0f MB); %.0f MB overall\n",
+      rss_steps, rss_data, rss);
   for (std::size_t i = 1; i < all.size(); ++i)
-    std::printf("speed-up %d vs %d threads: %.2fx\n", all[i].threads, all[0].threads, all[0].step_ms / all[i].step_ms);
+    std::printf("speed-up %d vs %d threads: %.2fx\n", all[i].threads, all[0].threads,
+                all[0].step_ms / all[i].step_ms);
   for (const Figures& f : all) {
     std::printf("RESULT step_ms_%dt %.3f\n", f.threads, f.step_ms);
     if (f.epoch_s >= 0) std::printf("RESULT epoch_s_%dt %.3f\n", f.threads, f.epoch_s);

@@ -1,36 +1,33 @@
-// IDX reading through zlib (gzopen reads gzip and passes plain files through unchanged), with
-// every size claim in the header checked before it is trusted.
-#include <unistd.h>
-
+// IDX reading, plain or gzip (inflated with zlib straight into the array), with every size
+// claim in the header checked before it is trusted; atomic writing.
 #include "datasets/idx.hpp"
 
 #include <zlib.h>
 
 #include <algorithm>
 #include <array>
-#include <cerrno>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <limits>
-#include <sstream>
+#include <new>
 #include <stdexcept>
+
+#include "io/files.hpp"
 
 namespace xtape::datasets {
 
 namespace {
 
-namespace fs = std::filesystem;
-
 constexpr std::uint8_t k_type_ubyte = 0x08;
-// Largest single gzread request (its length argument is an unsigned int).
-constexpr std::size_t k_max_chunk = std::size_t{1} << 30;
-// The data buffer grows (doubling) as data arrives, starting from at most this many bytes, so a
-// header that lies about the size costs little memory.
-constexpr std::size_t k_initial_reserve = std::size_t{1} << 20;
+// Deflate's largest expansion: a 258-byte match costs at least 2 bits, so no stream inflates to
+// more than 1032 times its size (the zlib FAQ's figure); a larger claim is a lie.
+constexpr std::uint64_t k_deflate_max_ratio = 1032;
+// Compressed bytes read from the file at a time.
+constexpr std::size_t k_gzip_input_chunk = std::size_t{1} << 18;
+// How much content after the claimed data is inflated to say how much there is.
+constexpr std::size_t k_trailing_probe = std::size_t{1} << 20;
 
 [[noreturn]] void fail(const std::string& path, const std::string& problem) {
-  throw std::runtime_error("read_idx: '" + path + "': " + problem);
+  io::fail("read_idx", path, problem);
 }
 
 const char* type_name(std::uint8_t type) {
@@ -57,61 +54,107 @@ std::string hex_byte(std::uint8_t b) {
   return std::string("0x") + digits[b >> 4] + digits[b & 0xF];
 }
 
-// Owns a gzFile and reads from it, turning zlib errors into messages naming the file.
-class GzReader {
- public:
-  explicit GzReader(const std::string& path) : path_(path) {
-    std::error_code ec;
-    const fs::file_status st = fs::status(path, ec);
-    if (!fs::exists(st)) fail(path, "no such file");
-    if (fs::is_directory(st)) fail(path, "is a directory, expected an IDX file");
-    errno = 0;
-    file_ = gzopen(path.c_str(), "rb");
-    if (!file_) {
-      fail(path, std::string("cannot open: ") + (errno ? std::strerror(errno) : "out of memory"));
-    }
-    gzbuffer(file_, 1u << 17);
-  }
-  ~GzReader() {
-    if (file_) gzclose(file_);
-  }
-  GzReader(const GzReader&) = delete;
-  GzReader& operator=(const GzReader&) = delete;
+std::string bytes_word(std::uint64_t n) {
+  return std::to_string(n) + (n == 1 ? " byte" : " bytes");
+}
 
-  // Reads up to n bytes into dst; returns how many were read (fewer only at the end of the data).
-  std::size_t read(void* dst, std::size_t n) {
-    auto* out = static_cast<unsigned char*>(dst);
+// The content of an IDX file: the file's bytes, or, when it starts with the gzip magic
+// (1F 8B), the inflated bytes of its gzip members. Bytes after the last member that do not
+// start another member are refused, as is a stream that is cut short or corrupt (zlib checks
+// each member's CRC and length).
+class Content {
+ public:
+  explicit Content(const std::string& path) : file_(path, "read_idx", "an IDX file") {
+    sniffed_ = file_.read(sniff_.data(), sniff_.size());
+    gzip_ = sniffed_ == 2 && sniff_[0] == 0x1F && sniff_[1] == 0x8B;
+    if (!gzip_) return;
+    in_.resize(k_gzip_input_chunk);
+    std::memcpy(in_.data(), sniff_.data(), sniffed_);
+    zs_.next_in = in_.data();
+    zs_.avail_in = static_cast<uInt>(sniffed_);
+    read_from_file_ = sniffed_;
+    const int ret = inflateInit2(&zs_, 15 + 16);  // gzip framing only
+    if (ret == Z_MEM_ERROR) throw std::bad_alloc();
+    if (ret != Z_OK) file_.fail("cannot initialise zlib (error " + std::to_string(ret) + ")");
+    inflating_ = true;
+  }
+  ~Content() {
+    if (inflating_) inflateEnd(&zs_);
+  }
+  Content(const Content&) = delete;
+  Content& operator=(const Content&) = delete;
+
+  bool gzip() const { return gzip_; }
+  std::uint64_t file_size() const { return file_.size(); }
+
+  // Reads up to n bytes of content into dst; returns fewer only at the end of the content.
+  std::size_t read(std::uint8_t* dst, std::size_t n) {
     std::size_t done = 0;
-    while (done < n) {
-      const auto want = static_cast<unsigned>(std::min(n - done, k_max_chunk));
-      const int got = gzread(file_, out + done, want);
-      if (got < 0) stream_error();
-      if (got == 0) break;
-      done += static_cast<std::size_t>(got);
+    if (!gzip_) {
+      for (; sniff_pos_ < sniffed_ && done < n; ++sniff_pos_) dst[done++] = sniff_[sniff_pos_];
+      return done + file_.read(dst + done, n - done);
     }
-    // A short read is either a clean end or a gzip stream cut short / corrupted.
-    if (done < n) check_stream();
+    while (done < n && !stream_end_) {
+      if (zs_.avail_in == 0 && !file_end_) refill();
+      const auto room = static_cast<uInt>(std::min<std::size_t>(n - done, 1u << 30));
+      zs_.next_out = dst + done;
+      zs_.avail_out = room;
+      const int ret = inflate(&zs_, Z_NO_FLUSH);
+      done += room - zs_.avail_out;
+      if (ret == Z_STREAM_END) {
+        member_end();
+      } else if (ret == Z_BUF_ERROR && zs_.avail_in == 0 && file_end_) {
+        file_.fail("corrupt or truncated gzip stream: the file ends inside the compressed data");
+      } else if (ret == Z_BUF_ERROR && zs_.avail_in != 0) {
+        file_.fail("corrupt gzip stream: zlib cannot make progress");
+      } else if (ret == Z_MEM_ERROR) {
+        throw std::bad_alloc();
+      } else if (ret != Z_OK && ret != Z_BUF_ERROR) {
+        file_.fail(std::string("corrupt or truncated gzip stream: ") +
+                   (zs_.msg ? zs_.msg : "zlib error " + std::to_string(ret)));
+      }
+    }
     return done;
   }
 
-  // True when zlib reads the file without decompressing it (valid after the first read).
-  bool is_plain() const { return gzdirect(file_) == 1; }
-
  private:
-  void check_stream() {
-    int code = Z_OK;
-    const char* msg = gzerror(file_, &code);
-    if (code != Z_OK) fail(path_, std::string("corrupt or truncated gzip stream: ") + msg);
-  }
-  [[noreturn]] void stream_error() {
-    int code = Z_OK;
-    const char* msg = gzerror(file_, &code);
-    if (code == Z_ERRNO) fail(path_, std::string("read error: ") + std::strerror(errno));
-    fail(path_, std::string("corrupt or truncated gzip stream: ") + msg);
+  // Moves the unread compressed bytes to the front of the buffer and reads more after them.
+  void refill() {
+    if (zs_.avail_in > 0 && zs_.next_in != in_.data())
+      std::memmove(in_.data(), zs_.next_in, zs_.avail_in);
+    zs_.next_in = in_.data();
+    const std::size_t want = in_.size() - zs_.avail_in;
+    const std::size_t got = file_.read(in_.data() + zs_.avail_in, want);
+    zs_.avail_in += static_cast<uInt>(got);
+    read_from_file_ += got;
+    if (got < want) file_end_ = true;
   }
 
-  std::string path_;
-  gzFile file_ = nullptr;
+  // A member ended: the end of the file, another member (as `gzip -d` reads concatenated
+  // files), or garbage.
+  void member_end() {
+    while (zs_.avail_in < 2 && !file_end_) refill();
+    if (zs_.avail_in == 0) {
+      stream_end_ = true;
+      return;
+    }
+    if (zs_.avail_in >= 2 && zs_.next_in[0] == 0x1F && zs_.next_in[1] == 0x8B) {
+      inflateReset(&zs_);
+      return;
+    }
+    const std::uint64_t offset = read_from_file_ - zs_.avail_in;
+    file_.fail("trailing garbage after the gzip stream: " +
+               bytes_word(std::max(file_.size(), read_from_file_) - offset) + " at offset " +
+               std::to_string(offset) + " that do not start a gzip member");
+  }
+
+  io::InputFile file_;
+  std::array<std::uint8_t, 2> sniff_{};
+  std::size_t sniffed_ = 0, sniff_pos_ = 0;
+  bool gzip_ = false, inflating_ = false, file_end_ = false, stream_end_ = false;
+  std::vector<unsigned char> in_;
+  z_stream zs_{};
+  std::uint64_t read_from_file_ = 0;
 };
 
 std::uint32_t big_endian_u32(const std::uint8_t* p) {
@@ -119,13 +162,7 @@ std::uint32_t big_endian_u32(const std::uint8_t* p) {
          std::uint32_t{p[3]};
 }
 
-std::string bytes_word(std::size_t n) { return std::to_string(n) + (n == 1 ? " byte" : " bytes"); }
-
-}  // namespace
-
-U8Array read_idx(const std::string& path) {
-  GzReader in(path);
-
+U8Array read_content(Content& in, const std::string& path, std::uint64_t& allocating) {
   std::array<std::uint8_t, 4> magic{};
   const std::size_t got_magic = in.read(magic.data(), magic.size());
   if (got_magic < magic.size()) {
@@ -144,12 +181,11 @@ U8Array read_idx(const std::string& path) {
   const std::size_t rank = magic[3];
   if (rank == 0) fail(path, "rank 0 in the header: expected at least one dimension");
 
-  std::vector<std::uint8_t> dims_raw(4 * rank);
-  const std::size_t got_dims = in.read(dims_raw.data(), dims_raw.size());
-  if (got_dims < dims_raw.size()) {
-    fail(path, "truncated header: rank " + std::to_string(rank) + " needs " +
-                   bytes_word(dims_raw.size()) + " of extents after the magic number, got " +
-                   std::to_string(got_dims));
+  std::array<std::uint8_t, 4 * 255> dims_raw{};
+  const std::size_t got_dims = in.read(dims_raw.data(), 4 * rank);
+  if (got_dims < 4 * rank) {
+    fail(path, "truncated header: rank " + std::to_string(rank) + " needs " + bytes_word(4 * rank) +
+                   " of extents after the magic number, got " + std::to_string(got_dims));
   }
   U8Array out;
   out.shape.resize(rank);
@@ -166,50 +202,67 @@ U8Array read_idx(const std::string& path) {
       fail(path, "absurd extents " + shape_str(out.shape) + "...: their product overflows");
     }
   }
-  const std::size_t header_bytes = 4 + 4 * rank;
+  const std::uint64_t header_bytes = 4 + 4 * rank;
   const std::string claim = "header " + shape_str(out.shape) + " claims " + bytes_word(expected);
 
-  // The size of a plain file is known: compare the claim with it before allocating anything.
-  bool size_verified = false;
-  if (in.is_plain()) {
-    std::error_code ec;
-    const std::uintmax_t file_bytes = fs::file_size(path, ec);
-    if (!ec) {
-      const std::uintmax_t have = file_bytes - header_bytes;
-      if (have < expected) {
-        fail(path, "truncated data: " + claim + " after the " + std::to_string(header_bytes) +
-                       "-byte header, the file holds " + bytes_word(have));
-      }
-      if (have > expected) {
-        fail(path, "trailing garbage: " + claim + " after the " + std::to_string(header_bytes) +
-                       "-byte header, the file holds " + std::to_string(have - expected) + " more");
-      }
-      size_verified = true;
+  // Every claim is checked before the data buffer is allocated: against the size of a plain
+  // file, against the most a gzip file of its size can inflate to, and against memory.
+  if (!in.gzip()) {
+    const std::uint64_t have = in.file_size() - std::min(in.file_size(), header_bytes);
+    if (have < expected) {
+      fail(path, "truncated data: " + claim + " after the " + std::to_string(header_bytes) +
+                     "-byte header, the file holds " + bytes_word(have));
+    }
+    if (have > expected) {
+      fail(path, "trailing garbage: " + claim + " after the " + std::to_string(header_bytes) +
+                     "-byte header, the file holds " + std::to_string(have - expected) + " more");
+    }
+  } else {
+    std::uint64_t most = 0;
+    if (!__builtin_mul_overflow(in.file_size(), k_deflate_max_ratio, &most) &&
+        header_bytes + expected > most) {
+      fail(path, "impossible size: " + claim + ", but a gzip file of " +
+                     bytes_word(in.file_size()) + " inflates to at most " + bytes_word(most) +
+                     " (deflate expands at most " + std::to_string(k_deflate_max_ratio) +
+                     ":1): corrupt or forged header");
     }
   }
+  io::check_memory("read_idx", path, expected, "the data of shape " + shape_str(out.shape));
 
-  // A verified size is read in one piece; otherwise (gzip) in doubling chunks, so that a header
-  // that lies about the size cannot make us allocate far more than the stream decompresses to.
-  const std::size_t first_chunk = size_verified ? expected : k_initial_reserve;
-  std::size_t filled = 0;
-  while (filled < expected) {
-    const std::size_t step = std::min(expected - filled, std::max(filled, first_chunk));
-    out.data.resize(filled + step);
-    const std::size_t got = in.read(out.data.data() + filled, step);
-    filled += got;
-    if (got < step) {
-      fail(path, "truncated data: " + claim + " after the header, the stream holds " +
-                     bytes_word(filled));
-    }
+  allocating = expected;
+  out.data.resize(expected);
+  allocating = 0;
+  const std::size_t got = in.read(out.data.data(), expected);
+  if (got < expected) {
+    fail(path,
+         "truncated data: " + claim + " after the header, the stream holds " + bytes_word(got));
   }
-  std::array<std::uint8_t, 4096> extra{};
+  // Content beyond the claim (a gzip stream that inflates to more): inflated only far enough
+  // to say how much.
+  std::array<std::uint8_t, 1 << 16> extra{};
   std::size_t trailing = 0;
-  for (std::size_t got; (got = in.read(extra.data(), extra.size())) > 0;) trailing += got;
+  for (std::size_t n; trailing < k_trailing_probe && (n = in.read(extra.data(), extra.size())) > 0;)
+    trailing += n;
   if (trailing > 0) {
     fail(path, "trailing garbage: " + claim + " after the header, the stream holds " +
-                   std::to_string(trailing) + " more");
+                   (trailing >= k_trailing_probe ? "at least " : "") + std::to_string(trailing) +
+                   " more");
   }
   return out;
+}
+
+}  // namespace
+
+U8Array read_idx(const std::string& path) {
+  std::uint64_t allocating = 0;
+  try {
+    Content in(path);
+    return read_content(in, path, allocating);
+  } catch (const std::bad_alloc&) {
+    fail(path,
+         "out of memory" + (allocating ? " allocating " + bytes_word(allocating) + " for the data"
+                                       : std::string(" while reading")));
+  }
 }
 
 void write_idx(const std::string& path, const U8Array& array) {
@@ -234,25 +287,12 @@ void write_idx(const std::string& path, const U8Array& array) {
   for (std::size_t d : array.shape) {
     for (int shift = 24; shift >= 0; shift -= 8) header.push_back(static_cast<char>(d >> shift));
   }
-  // Written atomically: a temporary file in the same directory, flushed, then renamed over the
-  // target, so an interrupted write leaves any previous file intact.
-  const std::string tmp = path + ".tmp" + std::to_string(::getpid());
-  {
-    std::ofstream os(tmp, std::ios::binary | std::ios::trunc);
-    os.write(header.data(), static_cast<std::streamsize>(header.size()));
-    os.write(reinterpret_cast<const char*>(array.data.data()),
-             static_cast<std::streamsize>(array.data.size()));
-    os.flush();
-    os.close();
-    if (!os) {
-      std::remove(tmp.c_str());
-      throw std::runtime_error("write_idx: '" + path + "': cannot write the file");
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw std::runtime_error("write_idx: '" + path + "': cannot rename the temporary file into place");
-  }
+  // Atomic (temporary file, fsync, rename), and stale temporaries of killed writers go.
+  io::write_file_atomic(
+      path,
+      {std::string_view(header.data(), header.size()),
+       std::string_view(reinterpret_cast<const char*>(array.data.data()), array.data.size())},
+      "write_idx");
 }
 
 Tensor to_float(const U8Array& array, float scale) {

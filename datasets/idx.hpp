@@ -27,17 +27,21 @@ struct U8Array {
 };
 
 /// Reads an IDX file of unsigned bytes: magic 0x00 0x00, type 0x08, a rank byte, one big-endian
-/// 32-bit extent per axis, then exactly prod(extents) bytes. A gzip-compressed file (`.gz`) is
-/// decompressed transparently; any file is read through zlib, which passes plain data through.
-/// Throws std::runtime_error naming the file and the problem: missing or unreadable file, wrong
-/// magic, unsupported element type, rank 0, truncated header, truncated data, trailing bytes
-/// after the data, extents whose product overflows, or a corrupt gzip stream. The size check
-/// happens before the data buffer is allocated for plain files; for gzip files the buffer grows
-/// only as decompressed data actually arrives.
+/// 32-bit extent per axis, then exactly prod(extents) bytes. A gzip-compressed file (detected by
+/// its magic bytes 1F 8B, whatever its name) is inflated straight into the array; concatenated
+/// gzip members count as one stream. Only regular files are opened (a FIFO or device is refused
+/// without opening it). Throws std::runtime_error naming the file and the problem: missing,
+/// not a regular file or unreadable (with the system's reason: permission denied, a symbolic
+/// link loop, ...), wrong magic, unsupported element type, rank 0, truncated header, truncated
+/// data, trailing bytes after the data or after the gzip stream, extents whose product
+/// overflows, a gzip file claiming more than deflate's 1032:1 ratio allows, data larger than
+/// the machine's memory (io::memory_limit()), a corrupt gzip stream, or an allocation failure.
+/// Every size claim is checked before the data buffer is allocated, once, at its final size.
 U8Array read_idx(const std::string& path);
 
 /// Writes `array` as an uncompressed IDX file of unsigned bytes (type 0x08), the exact inverse of
-/// read_idx. Throws std::invalid_argument when the rank is 0 or above 255, an extent does not fit
+/// read_idx, atomically (io::write_file_atomic: stale temporaries of killed writers are
+/// removed). Throws std::invalid_argument when the rank is 0 or above 255, an extent does not fit
 /// a signed 32-bit integer, or data.size() disagrees with the shape; std::runtime_error when the
 /// file cannot be written.
 void write_idx(const std::string& path, const U8Array& array);

@@ -1,9 +1,6 @@
 // libFuzzer target for the safetensors reader and for loading weights and checkpoints into a
 // small model: any byte string must either load or throw std::runtime_error; anything else (a
 // crash, a sanitizer report, another exception, a leak, a hang) is a bug.
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
@@ -11,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "fuzz/input_file.hpp"
 #include "layers/core.hpp"
 #include "layers/saving.hpp"
 #include "models/sequential.hpp"
@@ -35,26 +33,6 @@ Sequential& model() {
   return *m;
 }
 
-const std::string& input_path() {
-  static const std::string path = [] {
-    const int fd = memfd_create("fuzz_safetensors", 0);
-    if (fd < 0) std::abort();
-    return "/proc/self/fd/" + std::to_string(fd);
-  }();
-  return path;
-}
-
-void write_input(const std::string& path, const std::uint8_t* data, std::size_t size) {
-  const int fd = std::stoi(path.substr(path.rfind('/') + 1));
-  if (ftruncate(fd, 0) != 0) std::abort();
-  std::size_t done = 0;
-  while (done < size) {
-    const ssize_t put = pwrite(fd, data + done, size - done, static_cast<off_t>(done));
-    if (put <= 0) std::abort();
-    done += static_cast<std::size_t>(put);
-  }
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -69,8 +47,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   } catch (const std::runtime_error&) {
   }
   // The whole loading path on a file.
-  const std::string& path = input_path();
-  write_input(path, data, size);
+  const std::string& path = fuzzing::input_path("fuzz_safetensors");
+  fuzzing::write_input(path, data, size);
   Sequential& m = model();
   try {
     m.load_weights(path);

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "autodiff/detail.hpp"
+
 namespace xtape::layers {
 
 std::pair<double, double> compute_fans(const Shape& shape) {
@@ -21,7 +23,8 @@ Initializer uniform_scaled(double scale, int mode) {  // mode 0: fan_in, 1: fan_
     const auto [fin, fout] = compute_fans(w.shape());
     const double fan = mode == 0 ? fin : mode == 1 ? fout : (fin + fout) / 2.0;
     const float limit = static_cast<float>(std::sqrt(3.0 * scale / std::max(1.0, fan)));
-    for (std::size_t i = 0; i < w.size(); ++i) w.data()[i] = rng.uniform(-limit, limit);
+    float* p = xtape::detail::mutable_data(w);  // a library write: does not expose the weight
+    for (std::size_t i = 0; i < w.size(); ++i) p[i] = rng.uniform(-limit, limit);
   };
 }
 
@@ -31,18 +34,20 @@ Initializer truncated_normal_scaled(double scale, int mode) {
     const double fan = mode == 0 ? fin : mode == 1 ? fout : (fin + fout) / 2.0;
     // Keras: stddev of the truncated (±2 sd) normal corrected by 0.8796...
     const double stddev = std::sqrt(scale / std::max(1.0, fan)) / 0.87962566103423978;
+    float* p = xtape::detail::mutable_data(w);
     for (std::size_t i = 0; i < w.size(); ++i) {
       float v;
       do v = rng.normal();
       while (std::abs(v) > 2.f);
-      w.data()[i] = static_cast<float>(v * stddev);
+      p[i] = static_cast<float>(v * stddev);
     }
   };
 }
 
 Initializer constant(float c) {
   return [c](Tensor& w, Rng&) {
-    for (std::size_t i = 0; i < w.size(); ++i) w.data()[i] = c;
+    float* p = xtape::detail::mutable_data(w);
+    for (std::size_t i = 0; i < w.size(); ++i) p[i] = c;
   };
 }
 
@@ -59,11 +64,13 @@ Initializer get_initializer(const std::string& name) {
   if (name == "ones") return constant(1.f);
   if (name == "random_uniform")
     return [](Tensor& w, Rng& rng) {
-      for (std::size_t i = 0; i < w.size(); ++i) w.data()[i] = rng.uniform(-0.05f, 0.05f);
+      float* p = xtape::detail::mutable_data(w);
+      for (std::size_t i = 0; i < w.size(); ++i) p[i] = rng.uniform(-0.05f, 0.05f);
     };
   if (name == "random_normal")
     return [](Tensor& w, Rng& rng) {
-      for (std::size_t i = 0; i < w.size(); ++i) w.data()[i] = 0.05f * rng.normal();
+      float* p = xtape::detail::mutable_data(w);
+      for (std::size_t i = 0; i < w.size(); ++i) p[i] = 0.05f * rng.normal();
     };
   throw std::invalid_argument("unknown initializer '" + name +
                               "' (expected glorot_uniform, glorot_normal, he_uniform, he_normal, "

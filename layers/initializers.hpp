@@ -9,7 +9,9 @@
 
 namespace xtape::layers {
 
-/// Fills a freshly created weight in place, drawing from `rng`.
+/// Fills a freshly created weight in place, drawing from `rng`. A custom initializer should
+/// write with weight.assign(...): writing through weight.data() exposes the weight (see
+/// Tensor::data()), and the convolutions reading it are then computed unfused.
 using Initializer = std::function<void(Tensor& weight, Rng& rng)>;
 
 /// Keras names: "glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform",

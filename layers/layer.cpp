@@ -68,10 +68,12 @@ const std::string& Layer::name() const {
   return name_;
 }
 
-std::string Layer::class_name() const {
+std::string Layer::class_name() const { return type_name(typeid(*this)); }
+
+std::string type_name(const std::type_info& type) {
   // The dynamic type's name, without namespaces: user subclasses need not declare it.
   int status = 0;
-  const char* mangled = typeid(*this).name();
+  const char* mangled = type.name();
   char* demangled = abi::__cxa_demangle(mangled, nullptr, nullptr, &status);
   std::string full = status == 0 && demangled ? demangled : mangled;
   std::free(demangled);

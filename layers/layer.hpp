@@ -14,6 +14,7 @@
 #include <memory>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
+#include <typeinfo>
 #include <vector>
 
 #include "autodiff/random.hpp"
@@ -232,6 +233,9 @@ template <class L>
 LayerRef<L> make(typename L::Options options) {
   return LayerRef<L>(std::make_shared<L>(std::move(options)));
 }
+
+/// A C++ type's name without namespaces or template arguments ("Conv2D", "EarlyStopping").
+std::string type_name(const std::type_info& type);
 
 /// Keras's to_snake_case: "StandardizedConv2DWithCall" -> "standardized_conv2d_with_call".
 std::string to_snake_case(const std::string& class_name);

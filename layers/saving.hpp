@@ -56,19 +56,34 @@ struct SafetensorsFile {
 /// Largest header accepted (as the reference implementation: 100 MB).
 inline constexpr std::size_t k_safetensors_max_header = 100'000'000;
 
+/// Most entries a header may hold, tensors and "__metadata__" keys together (2^16: models
+/// rarely store more than a few thousand tensors per file). Bounds the memory a header costs.
+inline constexpr std::size_t k_safetensors_max_entries = 65'536;
+
+/// Most extents a tensor's shape may have (NumPy's limit).
+inline constexpr std::size_t k_safetensors_max_rank = 64;
+
 /// Parses and validates a safetensors file already in memory; `path` labels error messages.
+/// Parsing takes time and memory linear in the header (a streaming parse, no document tree).
 /// Throws std::runtime_error "safetensors: '<path>': <problem>" when: the file is shorter than
-/// 8 bytes; the header length exceeds the file or k_safetensors_max_header; the header is not
-/// valid UTF-8 JSON, not an object, nested deeper than the format allows, or repeats a key;
-/// "__metadata__" is not an object of strings; an entry is not an object of exactly "dtype",
-/// "shape" and "data_offsets"; the dtype is unknown; a shape extent or an offset is not a
-/// non-negative integer (negative, fractional, non-finite or beyond 64 bits); the shape's byte
-/// size overflows or differs from end - begin; begin > end; an offset lies past the data;
-/// two tensors overlap; or the data has bytes no tensor covers (the format forbids holes).
+/// 8 bytes; the header length exceeds the file or k_safetensors_max_header; the header starts
+/// with a byte order mark, holds a NUL byte, is not valid UTF-8 JSON, is not an object, nests
+/// deeper than the format allows, or repeats a key (at the top, inside an entry, or inside
+/// "__metadata__"); it has more than k_safetensors_max_entries entries; "__metadata__" is not
+/// an object of strings; an entry is not an object of exactly "dtype", "shape" and
+/// "data_offsets"; the dtype is unknown; a shape has more than k_safetensors_max_rank extents;
+/// a shape extent or an offset is not a non-negative integer (negative, fractional, non-finite
+/// or beyond 64 bits); the shape's byte size overflows or differs from end - begin; begin > end;
+/// an offset lies past the data; two tensors overlap; the data has bytes no tensor covers (the
+/// format forbids holes); or memory runs out. Names and values from the file appear in
+/// messages quoted and cut (io::quoted).
 SafetensorsFile parse_safetensors(std::vector<std::uint8_t> bytes, const std::string& path);
 
-/// Reads and validates a safetensors file (see parse_safetensors). Also throws
-/// std::runtime_error when the file is missing, a directory or unreadable.
+/// Reads and validates a safetensors file (see parse_safetensors): the header is read and
+/// checked first, then the whole file is read into memory. Also throws std::runtime_error when
+/// the file is missing, not a regular file (a directory, a FIFO, a device: refused without
+/// being opened), cannot be opened (with the system's reason: permission denied, a symbolic
+/// link loop, ...), is larger than the machine's memory (io::memory_limit()), or cannot be read.
 SafetensorsFile read_safetensors(const std::string& path);
 
 /// Serialises float32 tensors (stored as "F32", little-endian, in name order) with a metadata
@@ -83,10 +98,11 @@ void write_safetensors(const std::string& path,
                        const std::vector<std::pair<std::string, Tensor>>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
 
-/// Writes `bytes` to `path` atomically: a new temporary file in the same directory
-/// ("<path>.tmp<pid>.XXXXXX"), fully written, fsync'ed, renamed over `path`, then the directory
-/// fsync'ed. A crash or kill at any moment leaves either the old file or the new one, never a
-/// mix. Throws std::runtime_error naming the file and the system error; the temporary file is
+/// Writes `bytes` to `path` atomically (io::write_file_atomic): a new temporary file in the same
+/// directory ("<path>.tmp<pid>.XXXXXX"), fully written, fsync'ed, renamed over `path`, then the
+/// directory fsync'ed. A crash or kill at any moment leaves either the old file or the new one,
+/// never a mix; temporaries that killed writers left for `path` are removed by the next write.
+/// Throws std::runtime_error naming the file and the system error; the temporary file is
 /// removed on failure.
 void write_file_atomic(const std::string& path, std::string_view bytes);
 

@@ -10,6 +10,7 @@
 #include "layers/core.hpp"
 #include "layers/node.hpp"
 #include "models/graph.hpp"
+#include "training/compiled.hpp"
 
 namespace xtape::layers {
 
@@ -76,6 +77,7 @@ Model::Model(std::vector<SymbolicTensor> inputs, std::vector<SymbolicTensor> out
 }
 
 Model::~Model() = default;
+// (Compiled is complete here through training/compiled.hpp.)
 Model::Model(Model&&) noexcept = default;
 
 std::string Model::class_name() const { return graph_ ? "Functional" : Layer::class_name(); }
@@ -158,33 +160,6 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& inputs, bool train
   for (const SymbolicTensor& t : g.outputs)
     out.push_back(values.at(t.node()->id).at(static_cast<std::size_t>(t.index())));
   return out;
-}
-
-void Model::compile(const std::string& loss, const std::string& optimizer,
-                    const std::vector<std::string>& metrics) {
-  compile(loss, std::shared_ptr<optim::Optimizer>(optim::make_optimizer(optimizer)), metrics);
-}
-
-void Model::compile(const std::string& loss, std::shared_ptr<optim::Optimizer> optimizer,
-                    const std::vector<std::string>& metrics) {
-  if (!optimizer) throw std::invalid_argument(class_name() + "::compile: null optimizer");
-  loss_ = get_loss(loss);
-  loss_name_ = loss;
-  metrics_.clear();
-  for (const auto& m : metrics) metrics_.emplace_back(m, get_metric(m));
-  optimizer_ = std::move(optimizer);
-}
-
-nlohmann::json Model::compile_config() const {
-  if (!optimizer_) return nullptr;
-  return {
-      {"loss", loss_name_},
-      {"optimizer", {{"name", optimizer_->name()}, {"learning_rate", optimizer_->learning_rate()}}},
-      {"metrics", [&] {
-         nlohmann::json m = nlohmann::json::array();
-         for (const auto& [name, _] : metrics_) m.push_back(name);
-         return m;
-       }()}};
 }
 
 std::vector<optim::Variable> Model::trainable_variables() const {

@@ -19,8 +19,8 @@
 #include <vector>
 
 #include "layers/layer.hpp"
-#include "layers/losses.hpp"
 #include "optim/optimizers.hpp"
+#include "training/dataset.hpp"
 #include "training/options.hpp"
 
 namespace xtape::layers {
@@ -71,10 +71,17 @@ class Model : public Layer {
                const std::vector<std::string>& metrics = {});
   void compile(const std::string& loss, std::shared_ptr<optim::Optimizer> optimizer,
                const std::vector<std::string>& metrics = {});
+  /// Keras's compile with every option: per-output losses and weights, per-output metrics,
+  /// callables as losses, gradient transforms. Throws std::invalid_argument naming the unknown
+  /// loss or metric, or when the loss list does not match the outputs (checked at the first
+  /// step, when the outputs are known).
+  void compile(CompileOptions options);
   bool compiled() const { return optimizer_ != nullptr; }
   /// What compile() was given, as Keras's compile config: {"loss": ..., "optimizer": {"name":
   /// ..., "learning_rate": ...}, "metrics": [...]}; null when not compiled.
   nlohmann::json compile_config() const;
+  /// Appends a gradient transform (see CompileOptions::gradient_transforms).
+  void add_gradient_transform(GradientTransform transform);
 
   /// Trains on x (n, ...) and y (n, ...) for epochs initial_epoch .. epochs-1. Every epoch
   /// shuffles the training rows afresh with the model's own RNG (see save_checkpoint), so
@@ -85,22 +92,63 @@ class Model : public Layer {
   /// values). Then, if a callback asked to stop (TerminateOnNaN does), training ends after the
   /// epoch-end hooks, with a message, and fit returns normally; otherwise fit throws
   /// std::runtime_error naming the epoch and step.
-  /// Throws std::invalid_argument when the model is not compiled, x and y disagree in length,
-  /// or an option is out of range (batch_size 0 or more than the data, a negative or too large
-  /// initial_epoch). fit, evaluate and predict flush denormals to zero while they run, as
-  /// TensorFlow does (FlushDenormal, autodiff/tensor.hpp), and restore the caller's mode.
+  /// Throws std::invalid_argument when the model is not compiled, the arrays disagree in
+  /// length, or an option is out of range. A loss or metric that refuses a batch (a label out
+  /// of range) is reported with the row of the data set it came from.
+  /// fit, evaluate and predict flush denormals to zero while they run, as TensorFlow does
+  /// (FlushDenormal, autodiff/tensor.hpp), and restore the caller's mode.
   History fit(const Tensor& x, const Tensor& y, const FitOptions& options = {});
+  /// Several inputs and targets (a Functional model of several inputs and outputs).
+  History fit(const std::vector<Tensor>& x, const std::vector<Tensor>& y,
+              const FitOptions& options = {});
+  /// Batches from a Dataset (validation_split does not apply; use validation_data).
+  History fit(Dataset& data, const FitOptions& options = {});
   /// Loss and metrics on (x, y), under NoGrad: {"loss": ..., "accuracy": ...}.
   std::map<std::string, double> evaluate(const Tensor& x, const Tensor& y,
                                          const EvaluateOptions& options = {});
-  /// Outputs for x in inference mode, under NoGrad.
+  std::map<std::string, double> evaluate(const std::vector<Tensor>& x, const std::vector<Tensor>& y,
+                                         const EvaluateOptions& options = {},
+                                         const Tensor& sample_weight = {});
+  std::map<std::string, double> evaluate(Dataset& data, const EvaluateOptions& options = {});
+  /// Outputs for x in inference mode, under NoGrad (a model of one output).
   Tensor predict(const Tensor& x,
                  const EvaluateOptions& options = {.batch_size = 32, .verbose = 0});
+  /// Every output, for several inputs.
+  std::vector<Tensor> predict_all(const std::vector<Tensor>& x,
+                                  const EvaluateOptions& options = {.batch_size = 32,
+                                                                    .verbose = 0});
+
+  /// One training step on one batch, outside fit (Keras's train_on_batch): the running
+  /// metrics are reset first; returns the step's logs.
+  Logs train_on_batch(const std::vector<Tensor>& x, const std::vector<Tensor>& y,
+                      const Tensor& sample_weight = {});
+  /// One evaluation step (Keras's test_on_batch).
+  Logs test_on_batch(const std::vector<Tensor>& x, const std::vector<Tensor>& y,
+                     const Tensor& sample_weight = {});
+  /// Outputs for one batch (Keras's predict_on_batch).
+  std::vector<Tensor> predict_on_batch(const std::vector<Tensor>& x);
+
+  /// The training step fit runs on every batch (Keras's train_step): forward, compute_loss,
+  /// backward, apply_gradients (the gradient transforms, then the optimizer), update_metrics;
+  /// returns the running metrics. Override for custom loops (GANs, two optimizers); fit still
+  /// runs the callbacks, the progress bar and the history around it.
+  virtual Logs train_step(const Batch& batch);
+  /// The evaluation step (forward, loss, metrics), Keras's test_step.
+  virtual Logs test_step(const Batch& batch);
+  /// The prediction step, Keras's predict_step.
+  virtual std::vector<Tensor> predict_step(const Batch& batch);
+
+  /// Names of the logs a step reports, in order: "loss", per-output losses, metrics.
+  std::vector<std::string> metrics_names() const;
 
   /// Trainable weights as variables named by path within the model ("conv2d/kernel",
   /// "block/dense/kernel"), without the model's own name.
   std::vector<optim::Variable> trainable_variables() const;
   optim::Optimizer* optimizer() const { return optimizer_.get(); }
+
+  /// Sets the epoch the running fit starts from, from a callback's on_train_begin (Keras's
+  /// BackupAndRestore does this after restoring a checkpoint).
+  void set_resume_epoch(int epoch) { resume_epoch_ = epoch; }
 
   /// Asks fit to stop after the current batch (Keras's model.stop_training); fit clears it when
   /// it starts.
@@ -132,8 +180,10 @@ class Model : public Layer {
   /// Writes a full checkpoint atomically: the weights, the optimizer's slots (as
   /// "optimizer/<weight path>/<slot name>"), and in the metadata the number of completed
   /// epochs `epoch`, the optimizer's name, iterations and learning rate, the states of the
-  /// shuffle RNG and of global_rng(), and every layer's save_own_state() (Dropout's RNG) as
-  /// "state/<layer path>/<key>". Throws std::logic_error when not built or not compiled.
+  /// shuffle RNG and of global_rng(), every layer's save_own_state() (Dropout's RNG) as
+  /// "state/<layer path>/<key>", and, during fit, every callback's save_state() (EarlyStopping's
+  /// wait, ReduceLROnPlateau's cooldown, ModelCheckpoint's best) as "callback/<class>/<key>".
+  /// Throws std::logic_error when not built or not compiled.
   void save_checkpoint(const std::string& path, int epoch) const;
   /// Restores a checkpoint written by save_checkpoint into this built, compiled model of the
   /// same structure and returns its epoch: `fit(x, y, {.epochs = E, .initial_epoch = epoch})`
@@ -141,25 +191,51 @@ class Model : public Layer {
   /// Checks everything (weights as load_weights; optimizer name, slots, shapes, finite,
   /// non-negative second moments, iterations consistent with the slots; metadata well formed;
   /// every layer's state) before changing anything; throws std::runtime_error naming the file
-  /// and the entry, leaving model and optimizer unchanged.
+  /// and the entry, leaving model and optimizer unchanged. Callback states are handed to the
+  /// callbacks of the same class when the next fit has begun (or the running fit, when a
+  /// callback loads the checkpoint in on_train_begin, as BackupAndRestore does).
   int load_checkpoint(const std::string& path);
 
  protected:
-  /// The training loop's loss and metrics (set by compile).
-  const LossFn& loss_fn() const { return loss_; }
-  const std::vector<std::pair<std::string, MetricFn>>& metric_fns() const { return metrics_; }
+  /// The compiled losses of `outputs` against batch.y, weighted by batch.sample_weight and
+  /// the loss weights: the scalar train_step differentiates. Records each output's loss for
+  /// update_metrics.
+  Tensor compute_loss(const Batch& batch, const std::vector<Tensor>& outputs);
+  /// Runs the gradient transforms over `variables`' gradients, then the optimizer.
+  void apply_gradients(std::vector<optim::Variable>& variables);
+  /// Adds the batch's loss (`loss_value`, from compute_loss) and metrics to the running means.
+  void update_metrics(const Batch& batch, const std::vector<Tensor>& outputs, double loss_value);
+  /// The running means as logs ("loss", "<output>_loss", metrics).
+  Logs metrics_result() const;
+  /// Clears the running means (fit does it at every epoch, evaluate at its start).
+  void reset_metrics();
+  /// The trainable variables fit trains (computed once per fit; updated when layers change).
+  std::vector<optim::Variable>& training_variables();
 
  private:
   struct Graph;
-  std::map<std::string, double> run_eval(const Tensor& x, const Tensor& y, std::size_t begin,
-                                         std::size_t end, std::size_t batch_size, int verbose);
-  void build_for(const Tensor& x);
+  struct Compiled;
+  Logs run_eval(Dataset& data, std::size_t steps, int verbose);
+  History run_fit(Dataset* data, const std::vector<Tensor>* x, const std::vector<Tensor>* y,
+                  const FitOptions& options);
+  void build_for(const std::vector<Tensor>& x);
+  /// Keys of callbacks in checkpoints: "<class in snake_case>", numbered per class.
+  static std::vector<std::string> callback_keys(const std::vector<std::shared_ptr<Callback>>& cbs);
+  void apply_callback_states(const std::vector<std::shared_ptr<Callback>>& cbs,
+                             const std::map<std::string, LayerState>& states);
+  Compiled& compiled_state(const char* who);
+  void resolve_outputs(std::size_t outputs);
 
   std::unique_ptr<Graph> graph_;
-  std::string loss_name_;
-  LossFn loss_;
-  std::vector<std::pair<std::string, MetricFn>> metrics_;
+  std::shared_ptr<Compiled> compiled_;
   std::shared_ptr<optim::Optimizer> optimizer_;
+  std::vector<optim::Variable> train_vars_;
+  double last_loss_ = 0;
+  int resume_epoch_ = -1;
+  /// The running fit's callbacks (their state goes into checkpoints), and the states a
+  /// checkpoint restored for them, applied when the next fit's callbacks have begun.
+  const std::vector<std::shared_ptr<Callback>>* active_callbacks_ = nullptr;
+  std::map<std::string, LayerState> pending_callback_states_;
   Rng shuffle_rng_;
   bool stop_training_ = false;
 

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "autodiff/detail.hpp"
 #include "optim/internal.hpp"
 #include "optim/optimizers.hpp"
 
@@ -34,9 +35,9 @@ void Adam::update(float* __restrict w, const float* __restrict g, float s, std::
   const float alpha =
       static_cast<float>(step_learning_rate() * std::sqrt(1.0 - std::pow(double(b2), t)) /
                          (1.0 - std::pow(double(b1), t)));
-  float* __restrict m = slots[0].data();
-  float* __restrict v = slots[1].data();
-  float* __restrict vhat = options_.amsgrad ? slots[2].data() : nullptr;
+  float* __restrict m = xtape::detail::mutable_data(slots[0]);
+  float* __restrict v = xtape::detail::mutable_data(slots[1]);
+  float* __restrict vhat = options_.amsgrad ? xtape::detail::mutable_data(slots[2]) : nullptr;
   float den[kBlock];
   for (std::size_t start = 0; start < n; start += kBlock) {
     const std::size_t len = std::min(kBlock, n - start);
@@ -96,8 +97,8 @@ void Adamax::update(float* __restrict w, const float* __restrict g, float s, std
   const float c1 = 1.f - b1;
   // alpha = lr / (1 - beta_1^t), in double then rounded once.
   const float alpha = static_cast<float>(step_learning_rate() / (1.0 - std::pow(double(b1), t)));
-  float* __restrict m = slots[0].data();
-  float* __restrict u = slots[1].data();
+  float* __restrict m = xtape::detail::mutable_data(slots[0]);
+  float* __restrict u = xtape::detail::mutable_data(slots[1]);
   for (std::size_t i = 0; i < n; ++i) {
     const float gi = g[i] * s;
     m[i] += (gi - m[i]) * c1;
@@ -142,8 +143,8 @@ void Nadam::update(float* __restrict w, const float* __restrict g, float s, std:
   const float cv = static_cast<float>(1.0 / (1.0 - std::pow(b2, t)));
   const float c1 = 1.f - options_.beta_1, c2 = 1.f - options_.beta_2, eps = options_.epsilon;
   const float lr = step_learning_rate();
-  float* __restrict m = slots[0].data();
-  float* __restrict v = slots[1].data();
+  float* __restrict m = xtape::detail::mutable_data(slots[0]);
+  float* __restrict v = xtape::detail::mutable_data(slots[1]);
   float den[kBlock];
   for (std::size_t start = 0; start < n; start += kBlock) {
     const std::size_t len = std::min(kBlock, n - start);

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "autodiff/detail.hpp"
 #include "optim/internal.hpp"
 #include "optim/optimizers.hpp"
 
@@ -28,9 +29,10 @@ void RMSprop::update(float* __restrict w, const float* __restrict g, float s, st
                      std::vector<Tensor>& slots) {
   const float lr = step_learning_rate(), rho = options_.rho, c = 1.f - rho;
   const float eps = options_.epsilon, mu = options_.momentum;
-  float* __restrict vel = slots[0].data();
-  float* __restrict mom = mu > 0.f ? slots[1].data() : nullptr;
-  float* __restrict avg = options_.centered ? slots[mu > 0.f ? 2 : 1].data() : nullptr;
+  float* __restrict vel = xtape::detail::mutable_data(slots[0]);
+  float* __restrict mom = mu > 0.f ? xtape::detail::mutable_data(slots[1]) : nullptr;
+  float* __restrict avg =
+      options_.centered ? xtape::detail::mutable_data(slots[mu > 0.f ? 2 : 1]) : nullptr;
   float den[kBlock];
   for (std::size_t start = 0; start < n; start += kBlock) {
     const std::size_t len = std::min(kBlock, n - start);
@@ -78,7 +80,7 @@ Adagrad::Adagrad(AdagradOptions o) : Optimizer(detail::common_options(o), "Adagr
 void Adagrad::update(float* __restrict w, const float* __restrict g, float s, std::size_t n,
                      std::vector<Tensor>& slots) {
   const float lr = step_learning_rate(), eps = options_.epsilon;
-  float* __restrict acc = slots[0].data();
+  float* __restrict acc = xtape::detail::mutable_data(slots[0]);
   float den[kBlock];
   for (std::size_t start = 0; start < n; start += kBlock) {
     const std::size_t len = std::min(kBlock, n - start);
@@ -107,8 +109,8 @@ void Adadelta::update(float* __restrict w, const float* __restrict g, float s, s
                       std::vector<Tensor>& slots) {
   const float lr = step_learning_rate(), rho = options_.rho, c = 1.f - rho;
   const float eps = options_.epsilon;
-  float* __restrict ag = slots[0].data();
-  float* __restrict ad = slots[1].data();
+  float* __restrict ag = xtape::detail::mutable_data(slots[0]);
+  float* __restrict ad = xtape::detail::mutable_data(slots[1]);
   // rms[0..len): sqrt(accumulated_grad + eps); rms[kBlock..): sqrt(accumulated_delta_var + eps).
   float rms[2 * kBlock];
   for (std::size_t start = 0; start < n; start += kBlock) {

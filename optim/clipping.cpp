@@ -6,6 +6,7 @@
 #include <limits>
 #include <stdexcept>
 
+#include "autodiff/detail.hpp"
 #include "kernels/elementwise.hpp"
 #include "optim/internal.hpp"
 
@@ -98,7 +99,7 @@ template <class F>
 void replace_grad(Variable& v, const Tensor& g, F f) {
   Tensor out = Tensor::empty(g.shape());
   const float* __restrict src = g.data();
-  float* __restrict dst = out.data();
+  float* __restrict dst = xtape::detail::mutable_data(out);
   for (std::size_t i = 0, n = g.size(); i < n; ++i) dst[i] = f(src[i]);
   v.value.set_grad(out);
 }

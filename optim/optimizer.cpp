@@ -4,6 +4,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "autodiff/detail.hpp"
 #include "optim/internal.hpp"
 
 namespace xtape::optim {
@@ -143,7 +144,7 @@ void Optimizer::apply(const std::vector<Variable>& vars) {
       for (std::size_t i = 0; i < n; ++i) clipped_[i] = std::clamp(grad[i], lo, hi);
       grad = clipped_.data();
     }
-    float* __restrict value = w.data();
+    float* __restrict value = xtape::detail::mutable_data(w);
     if (weight_decay_) {
       // Decoupled decay (Keras base optimizer): w = w - w * weight_decay * lr, before the step.
       const float wd = *weight_decay_, lr = step_learning_rate_;
@@ -152,16 +153,14 @@ void Optimizer::apply(const std::vector<Variable>& vars) {
     update(value, grad, grad_scale, n, s);
     if (use_ema_) {
       const float m = iterations_ == 0 || fresh ? 0.f : ema_momentum_, c = 1.f - m;
-      float* __restrict avg = s[ema_slot].data();
+      float* __restrict avg = xtape::detail::mutable_data(s[ema_slot]);
       for (std::size_t i = 0; i < n; ++i) avg[i] = m * avg[i] + c * value[i];
     }
   }
   if (use_ema_ && ema_overwrite_frequency_ && (iterations_ + 1) % *ema_overwrite_frequency_ == 0)
     for (const auto& v : vars)
-      if (Tensor* avg = average_of(v, "apply")) {
-        Tensor w = v.value;
-        std::copy_n(avg->data(), w.size(), w.data());
-      }
+      if (const Tensor* avg = average_of(v, "apply"))
+        std::copy_n(avg->data(), avg->size(), xtape::detail::mutable_data(v.value));
   ++iterations_;
 }
 
@@ -182,10 +181,8 @@ void Optimizer::finalize_variable_values(const std::vector<Variable>& vars) {
   if (!use_ema_) return;
   NoGrad no_grad;
   for (const auto& v : vars)
-    if (Tensor* avg = average_of(v, "finalize_variable_values")) {
-      Tensor w = v.value;
-      std::copy_n(avg->data(), w.size(), w.data());
-    }
+    if (const Tensor* avg = average_of(v, "finalize_variable_values"))
+      std::copy_n(avg->data(), avg->size(), xtape::detail::mutable_data(v.value));
 }
 
 void Optimizer::swap_moving_averages(const std::vector<Variable>& vars) {
@@ -193,8 +190,8 @@ void Optimizer::swap_moving_averages(const std::vector<Variable>& vars) {
   NoGrad no_grad;
   for (const auto& v : vars)
     if (Tensor* avg = average_of(v, "swap_moving_averages")) {
-      Tensor w = v.value;
-      std::swap_ranges(w.data(), w.data() + w.size(), avg->data());
+      float* w = xtape::detail::mutable_data(v.value);
+      std::swap_ranges(w, w + avg->size(), xtape::detail::mutable_data(*avg));
     }
 }
 

@@ -1,6 +1,7 @@
 // SGD and Lion: momentum rules without a second moment.
 #include <cmath>
 
+#include "autodiff/detail.hpp"
 #include "optim/internal.hpp"
 #include "optim/optimizers.hpp"
 
@@ -24,7 +25,7 @@ void SGD::update(float* __restrict w, const float* __restrict g, float s, std::s
     for (std::size_t i = 0; i < n; ++i) w[i] -= g[i] * s * lr;
     return;
   }
-  float* __restrict m = slots[0].data();
+  float* __restrict m = xtape::detail::mutable_data(slots[0]);
   if (options_.nesterov) {
     for (std::size_t i = 0; i < n; ++i) {
       const float gi = g[i] * s;
@@ -52,7 +53,7 @@ void Lion::update(float* __restrict w, const float* __restrict g, float s, std::
                   std::vector<Tensor>& slots) {
   const float lr = step_learning_rate(), b1 = options_.beta_1, b2 = options_.beta_2;
   const float c1 = 1.f - b1, c2 = 1.f - b2;
-  float* __restrict m = slots[0].data();
+  float* __restrict m = xtape::detail::mutable_data(slots[0]);
   for (std::size_t i = 0; i < n; ++i) {
     const float gi = g[i] * s;
     const float c = m[i] * b1 + gi * c1;

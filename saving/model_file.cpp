@@ -85,11 +85,14 @@ std::shared_ptr<Model> load_model(const std::string& path) {
     // Compiled as it was saved (a fresh optimizer: its state lives in checkpoints).
     try {
       const nlohmann::json c = nlohmann::json::parse(cc->second);
-      std::vector<std::string> metrics = c.at("metrics").get<std::vector<std::string>>();
-      std::shared_ptr<optim::Optimizer> opt(
+      CompileOptions options;
+      options.loss = c.at("loss").get<std::vector<std::string>>();
+      options.metrics = c.at("metrics").get<std::vector<std::string>>();
+      options.loss_weights = c.value("loss_weights", std::vector<float>{});
+      options.optimizer = std::shared_ptr<optim::Optimizer>(
           optim::make_optimizer(c.at("optimizer").at("name").get<std::string>()));
-      opt->set_learning_rate(c.at("optimizer").at("learning_rate").get<float>());
-      model->compile(c.at("loss").get<std::string>(), opt, metrics);
+      options.optimizer->set_learning_rate(c.at("optimizer").at("learning_rate").get<float>());
+      model->compile(std::move(options));
     } catch (const std::exception& e) {
       throw fail(std::string("compile_config is not valid: ") + e.what());
     }

@@ -2,6 +2,8 @@
 
 #include <map>
 #include <stdexcept>
+
+#include "io/files.hpp"
 #include <unordered_set>
 
 namespace xtape::layers {
@@ -57,7 +59,7 @@ std::vector<Tensor> read_structured_weights(const std::string& who, const Safete
   for (const auto& [name, e] : f.tensors) {
     if (expected.count(name)) continue;
     if (allow_optimizer && name.rfind("optimizer/", 0) == 0) continue;
-    throw std::runtime_error(who + ": '" + f.path + "': " + "unknown tensor '" + name + "' " +
+    throw std::runtime_error(who + ": '" + f.path + "': " + "unknown tensor " + io::quoted(name) + " " +
                              shape_str(e.shape) +
                              ": the model has no weight at that place in its structure");
   }

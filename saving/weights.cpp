@@ -9,10 +9,12 @@
 #include <optional>
 #include <stdexcept>
 
+#include "io/files.hpp"
 #include "layers/saving.hpp"
 #include "layers/state_text.hpp"
 #include "models/model.hpp"
 #include "saving/structure.hpp"
+#include "training/callbacks.hpp"
 
 namespace xtape::layers {
 
@@ -22,6 +24,7 @@ constexpr const char* k_weights_format = "xtape.weights";
 constexpr const char* k_checkpoint_format = "xtape.checkpoint";
 constexpr const char* k_optimizer_prefix = "optimizer/";
 constexpr const char* k_state_prefix = "state/";
+constexpr const char* k_callback_prefix = "callback/";
 
 [[noreturn]] void file_error(const std::string& who, const std::string& path,
                              const std::string& problem) {
@@ -127,6 +130,12 @@ void Model::save_checkpoint(const std::string& path, int epoch) const {
   for (const auto& l : structured_layers(*this))
     for (const auto& [key, value] : l.layer->save_own_state())
       metadata[k_state_prefix + l.key + "/" + key] = value;
+  if (active_callbacks_) {
+    const auto keys = callback_keys(*active_callbacks_);
+    for (std::size_t i = 0; i < keys.size(); ++i)
+      for (const auto& [key, value] : (*active_callbacks_)[i]->save_state())
+        metadata[k_callback_prefix + keys[i] + "/" + key] = value;
+  }
   write_safetensors(path, tensors, metadata);
 }
 
@@ -142,7 +151,7 @@ int Model::load_checkpoint(const std::string& path) {
   const std::string& fmt = meta(who, f, "format");
   if (fmt != k_checkpoint_format)
     file_error(who, path,
-               "format '" + fmt + "' is not '" + k_checkpoint_format +
+               "format " + io::quoted(fmt) + " is not '" + k_checkpoint_format +
                    "' (a weights file? use load_weights)");
 
   // Everything is read and checked into these before the model changes.
@@ -152,7 +161,7 @@ int Model::load_checkpoint(const std::string& path) {
   const std::string& opt_name = meta(who, f, "optimizer");
   if (opt_name != optimizer_->name())
     file_error(who, path,
-               "optimizer '" + opt_name + "' saved, the model is compiled with '" +
+               "optimizer " + io::quoted(opt_name) + " saved, the model is compiled with '" +
                    optimizer_->name() + "'");
   const auto slot_names = optimizer_->slot_names();
   std::map<std::string, std::vector<Tensor>> slots;
@@ -200,15 +209,15 @@ int Model::load_checkpoint(const std::string& path) {
         std::find(slot_names.begin(), slot_names.end(), rest.substr(slash + 1)) != slot_names.end();
     if (!known)
       file_error(who, path,
-                 "unknown optimizer tensor '" + name + "' (no such trainable weight or " +
+                 "unknown optimizer tensor " + io::quoted(name) + " (no such trainable weight or " +
                      opt_name + " slot)");
   }
 
   const auto iterations = parse_int(meta(who, f, "optimizer.iterations"));
   if (!iterations || *iterations < 0)
     file_error(who, path,
-               "metadata optimizer.iterations '" + meta(who, f, "optimizer.iterations") +
-                   "' is not a non-negative integer");
+               "metadata optimizer.iterations " + io::quoted(meta(who, f, "optimizer.iterations")) +
+                   " is not a non-negative integer");
   if (*iterations > 0 && !slot_names.empty() && slots.empty())
     file_error(who, path,
                "metadata optimizer.iterations is " + std::to_string(*iterations) + " but no " +
@@ -217,18 +226,19 @@ int Model::load_checkpoint(const std::string& path) {
   const auto lr = parse_float(meta(who, f, "optimizer.learning_rate"));
   if (!lr || !std::isfinite(*lr) || *lr < 0.f)
     file_error(who, path,
-               "metadata optimizer.learning_rate '" + meta(who, f, "optimizer.learning_rate") +
-                   "' is not a finite non-negative number");
+               "metadata optimizer.learning_rate " +
+                   io::quoted(meta(who, f, "optimizer.learning_rate")) +
+                   " is not a finite non-negative number");
   const auto epoch = parse_int(meta(who, f, "epoch"));
   if (!epoch || *epoch < 0 || *epoch > std::numeric_limits<int>::max())
     file_error(who, path,
-               "metadata epoch '" + meta(who, f, "epoch") + "' is not a non-negative integer");
+               "metadata epoch " + io::quoted(meta(who, f, "epoch")) + " is not a non-negative integer");
   auto rng_state = [&](const std::string& key) {
     const auto st = parse_rng_state(meta(who, f, key));
     if (!st)
       file_error(who, path,
-                 "metadata " + key + " '" + meta(who, f, key) +
-                     "' is not four 16-digit hex words, not all zero");
+                 "metadata " + key + " " + io::quoted(meta(who, f, key)) +
+                     " is not four 16-digit hex words, not all zero");
     return *st;
   };
   const Rng::State shuffle_state = rng_state("rng.shuffle"), global_state = rng_state("rng.global");
@@ -246,7 +256,7 @@ int Model::load_checkpoint(const std::string& path) {
     const auto it =
         slash == std::string::npos ? layer_index.end() : layer_index.find(rest.substr(0, slash));
     if (it == layer_index.end())
-      file_error(who, path, "metadata " + key + ": the model has no layer at that place");
+      file_error(who, path, "metadata " + io::quoted(key) + ": the model has no layer at that place");
     states[it->second][rest.substr(slash + 1)] = value;
   }
   for (std::size_t i = 0; i < layers.size(); ++i) {
@@ -259,6 +269,17 @@ int Model::load_checkpoint(const std::string& path) {
       file_error(who, path, "state of layer '" + layers[i].key + "': " + e.what());
     }
     layers[i].layer->load_own_state(now);
+  }
+
+  // Callback states, applied to the callbacks of the fit that runs (or runs next).
+  std::map<std::string, LayerState> callback_states;
+  for (const auto& [key, value] : f.metadata) {
+    if (key.rfind(k_callback_prefix, 0) != 0) continue;
+    const std::string rest = key.substr(std::strlen(k_callback_prefix));
+    const auto slash = rest.rfind('/');
+    if (slash == std::string::npos || slash == 0 || slash + 1 == rest.size())
+      file_error(who, path, "metadata " + io::quoted(key) + " is not callback/<callback>/<key>");
+    callback_states[rest.substr(0, slash)][rest.substr(slash + 1)] = value;
   }
 
   // Every check passed: change the model.
@@ -276,7 +297,26 @@ int Model::load_checkpoint(const std::string& path) {
   global_rng().set_state(global_state);
   for (std::size_t i = 0; i < layers.size(); ++i)
     if (!states[i].empty()) layers[i].layer->load_own_state(states[i]);
+  pending_callback_states_ = std::move(callback_states);
   return static_cast<int>(*epoch);
+}
+
+std::vector<std::string> Model::callback_keys(const std::vector<std::shared_ptr<Callback>>& cbs) {
+  std::vector<std::string> keys;
+  std::map<std::string, int> counts;
+  for (const auto& cb : cbs) {
+    const std::string base = to_snake_case(type_name(typeid(*cb)));
+    const int n = counts[base]++;
+    keys.push_back(n == 0 ? base : base + "_" + std::to_string(n));
+  }
+  return keys;
+}
+
+void Model::apply_callback_states(const std::vector<std::shared_ptr<Callback>>& cbs,
+                                  const std::map<std::string, LayerState>& states) {
+  const auto keys = callback_keys(cbs);
+  for (std::size_t i = 0; i < keys.size(); ++i)
+    if (const auto it = states.find(keys[i]); it != states.end()) cbs[i]->load_state(it->second);
 }
 
 }  // namespace xtape::layers

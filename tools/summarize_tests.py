@@ -9,7 +9,7 @@ import os
 import sys
 import xml.etree.ElementTree as ET
 
-SUITES = ["autodiff", "kernels", "layers", "models", "saving", "training", "optim", "datasets"]
+SUITES = ["autodiff", "kernels", "layers", "models", "saving", "training", "optim", "datasets", "losses", "metrics"]
 
 
 def main() -> int:

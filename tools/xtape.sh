@@ -9,13 +9,23 @@
 #   sanitize  builds every test with clang's AddressSanitizer + UndefinedBehaviorSanitizer into
 #             build-sanitize/ (also instrumented for libFuzzer) and runs them all
 #   fuzz      builds the libFuzzer targets in build-sanitize/ and runs each for a fixed number of
-#             inputs (XTAPE_FUZZ_RUNS) from its seed corpus in fuzz/corpus/
+#             inputs from its seed corpus in fuzz/corpus/: XTAPE_FUZZ_RUNS for the readers on the
+#             input bytes, XTAPE_FUZZ_BIG_RUNS for read_idx_big (gzip streams of up to 63 MiB)
+#             and XTAPE_FUZZ_HEADER_RUNS for safetensors_big (headers of up to 512 KiB: about
+#             20-40 inputs a second)
+#   fuzz-long the same targets for XTAPE_FUZZ_LONG_RUNS inputs each (default 10^6), except
+#             safetensors_big: XTAPE_FUZZ_LONG_HEADER_RUNS (default 50000, 20-40 minutes), and
+#             reports exec/s, coverage and corpus size
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="${XTAPE_BUILD_DIR:-$ROOT/build}"
 SAN_BUILD="${XTAPE_SANITIZE_BUILD_DIR:-$ROOT/build-sanitize}"
 FUZZ_RUNS="${XTAPE_FUZZ_RUNS:-150000}"
+FUZZ_BIG_RUNS="${XTAPE_FUZZ_BIG_RUNS:-5000}"
+FUZZ_HEADER_RUNS="${XTAPE_FUZZ_HEADER_RUNS:-500}"
+FUZZ_LONG_RUNS="${XTAPE_FUZZ_LONG_RUNS:-1000000}"
+FUZZ_LONG_HEADER_RUNS="${XTAPE_FUZZ_LONG_HEADER_RUNS:-50000}"
 DATA_DIR="${XTAPE_DATA_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/xtape}"
 MNIST_DIR="$DATA_DIR/mnist"
 
@@ -130,29 +140,61 @@ sanitize() {
   return $status
 }
 
-# Runs every fuzz target for FUZZ_RUNS inputs; a crash, leak, timeout or out-of-memory fails it.
+# Runs fuzz target $1 for $2 inputs from its seeds (fuzz/corpus/$1) and the work corpus $3, and
+# prints one line: runs, exec/s, coverage, corpus. A crash, leak, timeout or out-of-memory fails.
+fuzz_target() {
+  local target="$1" runs="$2" work="$3"
+  local exe="$SAN_BUILD/fuzz/fuzz_$target" log="$SAN_BUILD/fuzz-$target.log"
+  local artifacts="$SAN_BUILD/fuzz-artifacts/$target/"
+  mkdir -p "$work" "$artifacts"
+  local dict=() base="${target%_big}"
+  [ -f "$ROOT/fuzz/$base.dict" ] && dict=(-dict="$ROOT/fuzz/$base.dict")
+  log "fuzz_$target: $runs inputs"
+  # New inputs go to the work corpus; the seeds in fuzz/corpus stay as committed.
+  if "$exe" -runs="$runs" -seed=1 -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
+      -print_final_stats=1 -artifact_prefix="$artifacts" "${dict[@]}" \
+      "$work" "$ROOT/fuzz/corpus/$target" >"$log" 2>&1; then
+    local done_line status_line
+    done_line="$(grep -o 'Done [0-9]* runs in [0-9]* second(s)' "$log" | tail -n 1)"
+    status_line="$(grep -E '^#[0-9]+' "$log" | tail -n 1)"
+    echo "[fuzz] fuzz_$target: $done_line," \
+      "$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$') exec/s," \
+      "cov $(echo "$status_line" | grep -o 'cov: [0-9]*' | grep -o '[0-9]*')" \
+      "ft $(echo "$status_line" | grep -o 'ft: [0-9]*' | grep -o '[0-9]*')," \
+      "corpus $(echo "$status_line" | grep -o 'corp: [^ ]*' | cut -d' ' -f2) (inputs/size)," \
+      "peak rss $(grep -o 'stat::peak_rss_mb: *[0-9]*' "$log" | grep -o '[0-9]*$') MB;" \
+      "no crash, leak or hang"
+  else
+    tail -n 60 "$log"
+    echo "[fuzz] fuzz_$target: FAILED (artifacts in $artifacts)"
+    return 1
+  fi
+}
+
+# Every target for a fixed number of inputs (CI): the size-aware ones for fewer.
 fuzz() {
   sanitize_build
   sanitizer_options
   local status=0
-  for target in read_idx safetensors; do
-    local exe="$SAN_BUILD/fuzz/fuzz_$target" work="$SAN_BUILD/fuzz-work/$target"
-    local artifacts="$SAN_BUILD/fuzz-artifacts/$target/"
-    mkdir -p "$work" "$artifacts"
-    local dict=()
-    [ -f "$ROOT/fuzz/$target.dict" ] && dict=(-dict="$ROOT/fuzz/$target.dict")
-    log "fuzz_$target: $FUZZ_RUNS inputs"
-    # New inputs go to the work corpus; the seeds in fuzz/corpus stay as committed.
-    if "$exe" -runs="$FUZZ_RUNS" -seed=1 -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
-        -print_final_stats=1 -artifact_prefix="$artifacts" "${dict[@]}" \
-        "$work" "$ROOT/fuzz/corpus/$target" >"$SAN_BUILD/fuzz-$target.log" 2>&1; then
-      echo "[fuzz] fuzz_$target: $(grep -o 'Done [0-9]* runs in [0-9]* second(s)' "$SAN_BUILD/fuzz-$target.log"), no crash, leak or hang"
-    else
-      status=1
-      tail -n 60 "$SAN_BUILD/fuzz-$target.log"
-      echo "[fuzz] fuzz_$target: FAILED (artifacts in $artifacts)"
-    fi
+  fuzz_target read_idx "$FUZZ_RUNS" "$SAN_BUILD/fuzz-work/read_idx" || status=1
+  fuzz_target safetensors "$FUZZ_RUNS" "$SAN_BUILD/fuzz-work/safetensors" || status=1
+  fuzz_target read_idx_big "$FUZZ_BIG_RUNS" "$SAN_BUILD/fuzz-work/read_idx_big" || status=1
+  fuzz_target safetensors_big "$FUZZ_HEADER_RUNS" "$SAN_BUILD/fuzz-work/safetensors_big" || status=1
+  return $status
+}
+
+# Every target for FUZZ_LONG_RUNS inputs (10^6 by default; safetensors_big, whose inputs are
+# parsed as headers of up to 512 KiB, for FUZZ_LONG_HEADER_RUNS), each from its seeds and its
+# own long-run corpus (kept between runs in build-sanitize/fuzz-long-work/).
+fuzz_long() {
+  sanitize_build
+  sanitizer_options
+  local status=0 target
+  for target in read_idx safetensors read_idx_big; do
+    fuzz_target "$target" "$FUZZ_LONG_RUNS" "$SAN_BUILD/fuzz-long-work/$target" || status=1
   done
+  fuzz_target safetensors_big "$FUZZ_LONG_HEADER_RUNS" "$SAN_BUILD/fuzz-long-work/safetensors_big" ||
+    status=1
   return $status
 }
 
@@ -180,5 +222,6 @@ case "$cmd" in
     ;;
   sanitize) sanitize "$@" ;;
   fuzz) fuzz ;;
-  *) echo "usage: $0 {run|test|bench|setup|sanitize|fuzz}" >&2; exit 2 ;;
+  fuzz-long) fuzz_long ;;
+  *) echo "usage: $0 {run|test|bench|setup|sanitize|fuzz|fuzz-long}" >&2; exit 2 ;;
 esac

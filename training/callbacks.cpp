@@ -1,5 +1,6 @@
 #include "training/callbacks.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -9,6 +10,8 @@
 #include <stdexcept>
 
 #include "layers/saving.hpp"
+#include "training/progbar.hpp"
+#include "training/state_numbers.hpp"
 
 namespace xtape::layers {
 
@@ -45,6 +48,56 @@ bool weights_finite(const Model& model) {
 Model& Callback::model() const {
   if (!model_) throw std::logic_error("Callback::model: the callback is not attached to a fit");
   return *model_;
+}
+
+// ---- ProgbarLogger and HistoryLogger ----
+
+std::vector<std::pair<std::string, double>> ProgbarLogger::ordered(const Logs& logs,
+                                                                   bool epoch) const {
+  // Batches show the metrics, then the loss; an epoch's line the loss first, then the
+  // metrics, then the validation values in the same order.
+  std::vector<std::pair<std::string, double>> out;
+  const std::vector<std::string> names = model().metrics_names();
+  auto add = [&](const std::string& k) {
+    if (const auto it = logs.find(k); it != logs.end()) out.emplace_back(k, it->second);
+  };
+  if (epoch) {
+    for (const auto& n : names) add(n);
+    for (const auto& n : names) add("val_" + n);
+  } else {
+    for (std::size_t i = 1; i < names.size(); ++i) add(names[i]);
+    add("loss");
+  }
+  for (const auto& [k, v] : logs)  // anything a custom step logs, at the end
+    if (std::none_of(out.begin(), out.end(), [&](const auto& p) { return p.first == k; }))
+      out.emplace_back(k, v);
+  return out;
+}
+
+void ProgbarLogger::on_epoch_begin(int epoch, const Logs&) {
+  if (params().verbose) std::cout << "Epoch " << epoch + 1 << '/' << params().epochs << '\n';
+  bar_ = std::make_shared<Progbar>(params().steps, params().verbose);
+  seen_ = 0;
+}
+
+void ProgbarLogger::on_batch_end(std::size_t batch, const Logs& logs) {
+  seen_ = batch + 1;
+  if (params().verbose && bar_ && (params().steps == 0 || seen_ < params().steps))
+    bar_->update(seen_, ordered(logs, false), false);
+}
+
+void ProgbarLogger::on_epoch_end(int, const Logs& logs) {
+  if (bar_) bar_->update(seen_, ordered(logs, true), true);
+}
+
+void HistoryLogger::on_train_begin(const Logs&) { history_ = History{}; }
+
+void HistoryLogger::on_epoch_begin(int, const Logs&) { start_ = std::chrono::steady_clock::now(); }
+
+void HistoryLogger::on_epoch_end(int, const Logs& logs) {
+  for (const auto& [k, v] : logs) history_.history[k].push_back(v);
+  history_.epoch_seconds.push_back(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
 }
 
 // ---- ModelCheckpoint ----
@@ -133,6 +186,16 @@ void ModelCheckpoint::on_epoch_end(int epoch, const Logs& logs) {
   ++saves_;
 }
 
+LayerState ModelCheckpoint::save_state() const {
+  if (!best_) return {};
+  return {{"best", state_numbers::text(*best_)}};
+}
+
+void ModelCheckpoint::load_state(const LayerState& state) {
+  if (state.empty()) return;
+  best_ = state_numbers::number(state, "best", "ModelCheckpoint");
+}
+
 // ---- EarlyStopping ----
 
 EarlyStopping::EarlyStopping(EarlyStoppingOptions options) : options_(std::move(options)) {
@@ -190,6 +253,27 @@ void EarlyStopping::on_train_end(const Logs&) {
                 << ".\n";
     model().set_weights(best_weights_);
   }
+}
+
+LayerState EarlyStopping::save_state() const {
+  LayerState s = {{"wait", std::to_string(wait_)},
+                  {"best_epoch", std::to_string(best_epoch_)},
+                  {"stopped_epoch", std::to_string(stopped_epoch_)}};
+  if (have_best_) s["best"] = state_numbers::text(best_);
+  return s;
+}
+
+void EarlyStopping::load_state(const LayerState& state) {
+  const int wait = state_numbers::integer(state, "wait", "EarlyStopping", 0, 1 << 30);
+  const int best_epoch = state_numbers::integer(state, "best_epoch", "EarlyStopping", -1, 1 << 30);
+  const int stopped = state_numbers::integer(state, "stopped_epoch", "EarlyStopping", -1, 1 << 30);
+  const bool have = state.count("best") != 0;
+  const double best = have ? state_numbers::number(state, "best", "EarlyStopping") : 0.0;
+  wait_ = wait;
+  best_epoch_ = best_epoch;
+  stopped_epoch_ = stopped;
+  have_best_ = have;
+  best_ = best;
 }
 
 // ---- TerminateOnNaN ----

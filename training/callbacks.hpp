@@ -8,6 +8,7 @@
 /// in hooks (as in Keras); `logs` holds "loss", every compiled metric and, with a validation
 /// split, "val_loss" and "val_<metric>" (epoch end only). Batch logs hold running averages over
 /// the epoch so far. A callback stops training with model().set_stop_training(true).
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -21,10 +22,15 @@
 
 namespace xtape::layers {
 
-/// Metric name -> value, as Keras's logs dict.
-using Logs = std::map<std::string, double>;
-
 /// Base of every callback. Every hook does nothing by default.
+/// What fit tells its callbacks before training (Keras's callback.params).
+struct CallbackParams {
+  int epochs = 0;
+  /// Batches per epoch (0: unknown).
+  std::size_t steps = 0;
+  int verbose = 0;
+};
+
 class Callback {
  public:
   virtual ~Callback() = default;
@@ -33,6 +39,9 @@ class Callback {
   void set_model(Model* model) { model_ = model; }
   /// The model being trained; throws std::logic_error outside fit.
   Model& model() const;
+  /// Called by fit before on_train_begin.
+  void set_params(const CallbackParams& params) { params_ = params; }
+  const CallbackParams& params() const { return params_; }
 
   virtual void on_train_begin(const Logs& /*logs*/) {}
   virtual void on_train_end(const Logs& /*logs*/) {}
@@ -43,8 +52,43 @@ class Callback {
   virtual void on_batch_begin(std::size_t /*batch*/, const Logs& /*logs*/) {}
   virtual void on_batch_end(std::size_t /*batch*/, const Logs& /*logs*/) {}
 
+  /// State to keep in checkpoints (key -> text), so that a resumed fit continues as the
+  /// original one. Default: none.
+  virtual LayerState save_state() const { return {}; }
+  /// Restores save_state()'s form; throws std::invalid_argument naming a malformed entry.
+  virtual void load_state(const LayerState& /*state*/) {}
+
  private:
   Model* model_ = nullptr;
+  CallbackParams params_;
+};
+
+/// Keras's ProgbarLogger: "Epoch i/N" and the progress bar of fit (added last by fit when
+/// verbose is not 0). Values show in the model's metrics_names() order.
+class ProgbarLogger : public Callback {
+ public:
+  void on_epoch_begin(int epoch, const Logs& logs) override;
+  void on_batch_end(std::size_t batch, const Logs& logs) override;
+  void on_epoch_end(int epoch, const Logs& logs) override;
+
+ private:
+  std::vector<std::pair<std::string, double>> ordered(const Logs& logs, bool epoch) const;
+  std::shared_ptr<class Progbar> bar_;
+  std::size_t seen_ = 0;
+};
+
+/// Keras's History callback: every epoch's logs and duration (fit adds one and returns its
+/// history).
+class HistoryLogger : public Callback {
+ public:
+  void on_train_begin(const Logs& logs) override;
+  void on_epoch_begin(int epoch, const Logs& logs) override;
+  void on_epoch_end(int epoch, const Logs& logs) override;
+  const History& history() const { return history_; }
+
+ private:
+  History history_;
+  std::chrono::steady_clock::time_point start_;
 };
 
 /// "min", "max" or "auto" (max for names containing "acc", else min), as in Keras.
@@ -83,6 +127,9 @@ class ModelCheckpoint : public Callback {
   int saves() const { return saves_; }
   /// The filepath with "{epoch...}" replaced by `epoch` (1-based).
   std::string path_for_epoch(int epoch) const;
+  /// {"best": ...} once a best value is known.
+  LayerState save_state() const override;
+  void load_state(const LayerState& state) override;
 
  private:
   ModelCheckpointOptions options_;
@@ -119,6 +166,11 @@ class EarlyStopping : public Callback {
   int stopped_epoch() const { return stopped_epoch_; }
   /// 0-based epoch of the best monitored value, or -1.
   int best_epoch() const { return best_epoch_; }
+  /// wait, best, best_epoch, stopped_epoch (the best weights of restore_best_weights are not
+  /// kept: after a resume they are those of the best epoch seen since).
+  LayerState save_state() const override;
+  void load_state(const LayerState& state) override;
+  int wait() const { return wait_; }
 
  private:
   EarlyStoppingOptions options_;
@@ -181,6 +233,110 @@ class LearningRateScheduler : public Callback {
  private:
   Schedule schedule_;
   int verbose_;
+};
+
+/// Options of ReduceLROnPlateau (Keras defaults).
+struct ReduceLROnPlateauOptions {
+  std::string monitor = "val_loss";
+  /// New rate = rate * factor; in (0, 1).
+  float factor = 0.1f;
+  /// Epochs without improvement before a reduction.
+  int patience = 10;
+  int verbose = 0;
+  MonitorMode mode = MonitorMode::auto_;
+  /// Smallest change that counts as an improvement.
+  double min_delta = 1e-4;
+  /// Epochs to wait after a reduction before counting again.
+  int cooldown = 0;
+  /// Lower bound of the learning rate.
+  float min_lr = 0.f;
+};
+
+/// Reduces the learning rate when the monitored metric stops improving (Keras's
+/// ReduceLROnPlateau); adds "learning_rate" to the epoch logs it sees.
+class ReduceLROnPlateau : public Callback {
+ public:
+  /// Throws std::invalid_argument on a factor outside (0, 1), a negative patience, cooldown
+  /// or min_lr.
+  explicit ReduceLROnPlateau(ReduceLROnPlateauOptions options = {});
+  void on_train_begin(const Logs& logs) override;
+  void on_epoch_end(int epoch, const Logs& logs) override;
+  /// wait, cooldown_counter, best.
+  LayerState save_state() const override;
+  void load_state(const LayerState& state) override;
+  int wait() const { return wait_; }
+  int cooldown_counter() const { return cooldown_counter_; }
+
+ private:
+  ReduceLROnPlateauOptions options_;
+  bool minimise_ = true;
+  double best_ = 0;
+  int wait_ = 0, cooldown_counter_ = 0;
+};
+
+/// Callbacks from lambdas (Keras's LambdaCallback); empty hooks do nothing.
+struct LambdaCallbackOptions {
+  std::function<void(int, const Logs&)> on_epoch_begin = nullptr;
+  std::function<void(int, const Logs&)> on_epoch_end = nullptr;
+  std::function<void(std::size_t, const Logs&)> on_batch_begin = nullptr;
+  std::function<void(std::size_t, const Logs&)> on_batch_end = nullptr;
+  std::function<void(const Logs&)> on_train_begin = nullptr;
+  std::function<void(const Logs&)> on_train_end = nullptr;
+};
+
+class LambdaCallback : public Callback {
+ public:
+  explicit LambdaCallback(LambdaCallbackOptions options) : o_(std::move(options)) {}
+  void on_epoch_begin(int e, const Logs& l) override {
+    if (o_.on_epoch_begin) o_.on_epoch_begin(e, l);
+  }
+  void on_epoch_end(int e, const Logs& l) override {
+    if (o_.on_epoch_end) o_.on_epoch_end(e, l);
+  }
+  void on_batch_begin(std::size_t b, const Logs& l) override {
+    if (o_.on_batch_begin) o_.on_batch_begin(b, l);
+  }
+  void on_batch_end(std::size_t b, const Logs& l) override {
+    if (o_.on_batch_end) o_.on_batch_end(b, l);
+  }
+  void on_train_begin(const Logs& l) override {
+    if (o_.on_train_begin) o_.on_train_begin(l);
+  }
+  void on_train_end(const Logs& l) override {
+    if (o_.on_train_end) o_.on_train_end(l);
+  }
+
+ private:
+  LambdaCallbackOptions o_;
+};
+
+/// Options of BackupAndRestore.
+struct BackupAndRestoreOptions {
+  /// Directory of the backup (created if missing); the checkpoint is "<dir>/latest.safetensors".
+  std::string backup_dir;
+  /// Remove the backup when training ends normally.
+  bool delete_checkpoint = true;
+};
+
+/// Resumes an interrupted fit (Keras's BackupAndRestore): a checkpoint (weights, optimizer,
+/// RNGs, layer and callback states: Model::save_checkpoint) is written atomically at the end of
+/// every epoch; a fit that finds one at its start restores it and continues from the epoch
+/// after it, bitwise as the uninterrupted run (same thread count).
+class BackupAndRestore : public Callback {
+ public:
+  /// Throws std::invalid_argument on an empty backup_dir.
+  explicit BackupAndRestore(BackupAndRestoreOptions options);
+  void on_train_begin(const Logs& logs) override;
+  void on_epoch_end(int epoch, const Logs& logs) override;
+  void on_train_end(const Logs& logs) override;
+  /// "<backup_dir>/latest.safetensors".
+  std::string path() const;
+  /// The epoch a fit resumed from (-1: started afresh).
+  int resumed_from() const { return resumed_from_; }
+
+ private:
+  BackupAndRestoreOptions options_;
+  int resumed_from_ = -1;
 };
 
 }  // namespace xtape::layers

@@ -157,7 +157,7 @@ Tensor conv2d(const Tensor& input, const Tensor& kernel, std::array<int, 2> stri
   return record("conv2d", out, {input, kernel}, [vi, vk, g](const Tensor& go, Grads& grads) {
     if (grads.needs(0)) {
       Tensor gi = Tensor::empty(vi.shape());
-      kernels::conv2d_backward_input(g, go.data(), vk.data(), gi.data());
+      kernels::conv2d_backward_input(g, go.data(), vk.data(), detail::mutable_data(gi));
       grads.add(0, gi);
     }
     if (grads.needs(1)) {
@@ -168,9 +168,10 @@ Tensor conv2d(const Tensor& input, const Tensor& kernel, std::array<int, 2> stri
       const std::int32_t* argmax = nullptr;
       const auto keep = detail::pending_pool_grad(go, pool, pooled, argmax);
       if (keep && kernels::conv2d_backward_kernel_pooled_supported(g, pool))
-        kernels::conv2d_backward_kernel_pooled(g, vi.data(), pool, pooled, argmax, gk.data());
+        kernels::conv2d_backward_kernel_pooled(g, vi.data(), pool, pooled, argmax,
+                                               detail::mutable_data(gk));
       else
-        kernels::conv2d_backward_kernel(g, vi.data(), go.data(), gk.data());
+        kernels::conv2d_backward_kernel(g, vi.data(), go.data(), detail::mutable_data(gk));
       grads.add(1, gk);
     }
   });

@@ -38,15 +38,15 @@ Tensor broadcast_binary(BinaryOp op, const Tensor& a, const Tensor& b, const cha
   Tensor out = Tensor::empty(out_shape);
   const std::size_t n = out_shape.size();
   if (a.shape() == b.shape()) {
-    kernels::binary(op, out.size(), a.data(), 1, b.data(), 1, out.data());
+    kernels::binary(op, out.size(), a.data(), 1, b.data(), 1, detail::mutable_data(out));
     return out;
   }
   if (b.size() == 1) {
-    kernels::binary(op, out.size(), a.data(), 1, b.data(), 0, out.data());
+    kernels::binary(op, out.size(), a.data(), 1, b.data(), 0, detail::mutable_data(out));
     return out;
   }
   if (a.size() == 1) {
-    kernels::binary(op, out.size(), a.data(), 0, b.data(), 1, out.data());
+    kernels::binary(op, out.size(), a.data(), 0, b.data(), 1, detail::mutable_data(out));
     return out;
   }
   // Element strides of a and b in the output's index space (0 on broadcast axes).
@@ -76,12 +76,13 @@ Tensor broadcast_binary(BinaryOp op, const Tensor& a, const Tensor& b, const cha
     }
   }
   if (ext.empty()) {  // every extent is 1
-    kernels::binary(op, 1, a.data(), 0, b.data(), 0, out.data());
+    kernels::binary(op, 1, a.data(), 0, b.data(), 0, detail::mutable_data(out));
     return out;
   }
   const std::size_t inner = ext.back(), m = ext.size();
   if (m == 2) {  // e.g. a bias over the last axis: one 2-d kernel call (parallel over rows)
-    kernels::binary_2d(op, ext[0], inner, a.data(), csa[0], csa[1], b.data(), csb[0], csb[1], out.data());
+    kernels::binary_2d(op, ext[0], inner, a.data(), csa[0], csa[1], b.data(), csb[0], csb[1],
+                       detail::mutable_data(out));
     return out;
   }
   // Inner steps are 0 or 1 unless the innermost axis has a stride > 1 (cannot happen for the
@@ -90,7 +91,7 @@ Tensor broadcast_binary(BinaryOp op, const Tensor& a, const Tensor& b, const cha
   const std::size_t outer = out.size() / inner;
   std::vector<std::size_t> idx(m, 0);
   std::size_t off_a = 0, off_b = 0;
-  float* o = out.data();
+  float* o = detail::mutable_data(out);
   for (std::size_t r = 0; r < outer; ++r) {
     kernels::binary(op, inner, a.data() + off_a, ia, b.data() + off_b, ib, o + r * inner);
     for (std::size_t k = m - 1; k-- > 0;) {  // odometer over the outer axes
@@ -108,7 +109,7 @@ Tensor broadcast_binary(BinaryOp op, const Tensor& a, const Tensor& b, const cha
 
 Tensor unary_values(UnaryOp op, const Tensor& x) {
   Tensor out = Tensor::empty(x.shape());
-  kernels::unary(op, x.size(), x.data(), out.data());
+  kernels::unary(op, x.size(), x.data(), detail::mutable_data(out));
   return out;
 }
 
@@ -219,12 +220,12 @@ Tensor log(const Tensor& x) {
 
 Tensor pow(const Tensor& x, float p) {
   Tensor out = Tensor::empty(x.shape());
-  kernels::pow_scalar(x.size(), x.data(), p, out.data());
+  kernels::pow_scalar(x.size(), x.data(), p, detail::mutable_data(out));
   const Tensor vx = saved(x);
   // d x^p/dx = p x^(p-1).
   return record("pow", out, {x}, [vx, p](const Tensor& g, Grads& grads) {
     Tensor d = Tensor::empty(vx.shape());
-    kernels::pow_scalar(vx.size(), vx.data(), p - 1.f, d.data());
+    kernels::pow_scalar(vx.size(), vx.data(), p - 1.f, detail::mutable_data(d));
     grads.add(0, g * d * p);
   });
 }
@@ -235,7 +236,7 @@ Tensor abs(const Tensor& x) {
   return record("abs", unary_values(UnaryOp::abs, x), {x}, [vx](const Tensor& g, Grads& grads) {
     Tensor sign = Tensor::empty(vx.shape());
     const float* xv = vx.data();
-    float* s = sign.data();
+    float* s = detail::mutable_data(sign);
     for (std::size_t i = 0; i < vx.size(); ++i) s[i] = static_cast<float>((xv[i] > 0.f) - (xv[i] < 0.f));
     grads.add(0, g * sign);
   });
@@ -258,7 +259,7 @@ Tensor relu(const Tensor& x) {
   return record("relu", out, {x}, [vy](const Tensor& g, Grads& grads) {
     if (Tensor masked = detail::mask_pool_scatter(g, vy); masked.defined()) return grads.add(0, masked);
     Tensor d = Tensor::empty(vy.shape());
-    kernels::relu_backward(vy.size(), vy.data(), g.data(), d.data());
+    kernels::relu_backward(vy.size(), vy.data(), g.data(), detail::mutable_data(d));
     grads.add(0, d);
   });
 }
@@ -285,17 +286,17 @@ Tensor clip(const Tensor& x, float lo, float hi) {
                                 std::to_string(hi));
   Tensor out = Tensor::empty(x.shape());
   const float* xv = x.data();
-  float* o = out.data();
+  float* o = detail::mutable_data(out);
   for (std::size_t i = 0; i < x.size(); ++i) o[i] = std::min(std::max(xv[i], lo), hi);
   const Tensor vx = saved(x);
   // d clip(x)/dx = [lo <= x <= hi].
   return record("clip", out, {x}, [vx, lo, hi](const Tensor& g, Grads& grads) {
     Tensor mask = Tensor::empty(vx.shape());
     const float* xv = vx.data();
-    float* m = mask.data();
+    float* m = detail::mutable_data(mask);
     for (std::size_t i = 0; i < vx.size(); ++i) m[i] = (xv[i] >= lo && xv[i] <= hi) ? 1.f : 0.f;
     Tensor d = Tensor::empty(vx.shape());
-    kernels::masked_scale(vx.size(), mask.data(), g.data(), 1.f, d.data());
+    kernels::masked_scale(vx.size(), m, g.data(), 1.f, detail::mutable_data(d));
     grads.add(0, d);
   });
 }

@@ -48,11 +48,12 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   // A 2-d right operand shared across the batch is one tall GEMM.
   if (bs.size() == 2 && as.size() >= 2) {
     kernels::sgemm(false, false, static_cast<std::int64_t>(nb * m), static_cast<std::int64_t>(n),
-                   static_cast<std::int64_t>(k), 1.f, a.data(), static_cast<std::int64_t>(k), b.data(),
-                   static_cast<std::int64_t>(n), 0.f, out.data(), static_cast<std::int64_t>(n));
+                   static_cast<std::int64_t>(k), 1.f, a.data(), static_cast<std::int64_t>(k),
+                   b.data(), static_cast<std::int64_t>(n), 0.f, detail::mutable_data(out),
+                   static_cast<std::int64_t>(n));
   } else {
     const Tensor af = detail::broadcast_values(a, a_full), bf = detail::broadcast_values(b, b_full);
-    batched_gemm(false, false, nb, af.data(), m, k, bf.data(), k, n, out.data());
+    batched_gemm(false, false, nb, af.data(), m, k, bf.data(), k, n, detail::mutable_data(out));
   }
   const Tensor va = detail::saved(a), vb = detail::saved(b);
   // dA = G B^T, dB = A^T G (per batch), summed over broadcast batch axes.
@@ -60,19 +61,20 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
     const Tensor af = detail::broadcast_values(va, a_full), bf = detail::broadcast_values(vb, b_full);
     if (grads.needs(0)) {
       Tensor ga = Tensor::empty(a_full);
-      batched_gemm(false, true, nb, g.data(), m, n, bf.data(), k, n, ga.data());
+      batched_gemm(false, true, nb, g.data(), m, n, bf.data(), k, n, detail::mutable_data(ga));
       grads.add(0, sum_to(ga, va.shape()));
     }
     if (grads.needs(1)) {
       if (vb.ndim() == 2) {  // one (k, n) gradient from the stacked rows: A^T G over all batches
         Tensor gb = Tensor::empty(vb.shape());
         kernels::sgemm(true, false, static_cast<std::int64_t>(k), static_cast<std::int64_t>(n),
-                       static_cast<std::int64_t>(nb * m), 1.f, af.data(), static_cast<std::int64_t>(k),
-                       g.data(), static_cast<std::int64_t>(n), 0.f, gb.data(), static_cast<std::int64_t>(n));
+                       static_cast<std::int64_t>(nb * m), 1.f, af.data(),
+                       static_cast<std::int64_t>(k), g.data(), static_cast<std::int64_t>(n), 0.f,
+                       detail::mutable_data(gb), static_cast<std::int64_t>(n));
         grads.add(1, gb);
       } else {
         Tensor gb = Tensor::empty(b_full);
-        batched_gemm(true, false, nb, af.data(), m, k, g.data(), m, n, gb.data());
+        batched_gemm(true, false, nb, af.data(), m, k, g.data(), m, n, detail::mutable_data(gb));
         grads.add(1, sum_to(gb, vb.shape()));
       }
     }

@@ -67,7 +67,7 @@ Tensor softmax(const Tensor& x, int axis) {
   const bool last = last_axis_or_transpose(x, axis, "softmax") + 1 == static_cast<int>(x.ndim());
   Tensor result = along_axis(x, axis, "softmax", [](const Tensor& v) {
     Tensor out = Tensor::empty(v.shape());
-    log_softmax_rows(v, nullptr, out.data());
+    log_softmax_rows(v, nullptr, detail::mutable_data(out));
     const Tensor y = detail::saved(out);
     // dx = y * (g - sum(g * y)) along the axis.
     return record("softmax", out, {v}, [y](const Tensor& g, Grads& grads) {
@@ -83,7 +83,7 @@ Tensor log_softmax(const Tensor& x, int axis) {
   return along_axis(x, axis, "log_softmax", [](const Tensor& v) {
     Tensor out = Tensor::empty(v.shape());
     Tensor sm = Tensor::empty(v.shape());
-    log_softmax_rows(v, out.data(), sm.data());
+    log_softmax_rows(v, detail::mutable_data(out), detail::mutable_data(sm));
     // dx = g - softmax(x) * sum(g) along the axis.
     return record("log_softmax", out, {v}, [sm](const Tensor& g, Grads& grads) {
       grads.add(0, g - sm * row_sum_keep(g));
@@ -100,11 +100,12 @@ Tensor dropout(const Tensor& x, float rate, bool training, Rng& rng) {
   const float scale = 1.f / (1.f - rate);
   Tensor mask = Tensor::empty(x.shape());
   Tensor out = Tensor::empty(x.shape());
-  kernels::dropout_forward(x.size(), rng.next_u64(), rate, scale, x.data(), mask.data(), out.data());
+  kernels::dropout_forward(x.size(), rng.next_u64(), rate, scale, x.data(),
+                           detail::mutable_data(mask), detail::mutable_data(out));
   // d/dx = mask / (1 - rate).
   return record("dropout", out, {x}, [mask, scale](const Tensor& g, Grads& grads) {
     Tensor d = Tensor::empty(g.shape());
-    kernels::masked_scale(g.size(), mask.data(), g.data(), scale, d.data());
+    kernels::masked_scale(g.size(), mask.data(), g.data(), scale, detail::mutable_data(d));
     grads.add(0, d);
   });
 }
@@ -143,7 +144,7 @@ Tensor sparse_categorical_crossentropy(const Tensor& labels, const Tensor& y_pre
       throw std::invalid_argument("sparse_categorical_crossentropy: label " + std::to_string(l) +
                                   " at position " + std::to_string(i) + " is not a class index in [0, " +
                                   std::to_string(k) + ")");
-    one_hot.data()[i * k + static_cast<std::size_t>(l)] = 1.f;
+    detail::mutable_data(one_hot)[i * k + static_cast<std::size_t>(l)] = 1.f;
   }
   return categorical_crossentropy(one_hot, y_pred, from_logits);
 }

@@ -101,9 +101,11 @@ Tensor mask_pool_scatter(const Tensor& g, const Tensor& values) {
   Tensor masked = Tensor::empty(p->go.shape());
   const auto count = static_cast<std::int64_t>(masked.size());
   if (p->pooled.defined() && p->source.lock() == values.impl()->storage)  // the pooled values are relu's
-    kernels::max_pool2d_mask_positive_pooled(count, p->go.data(), p->pooled.data(), masked.data());
+    kernels::max_pool2d_mask_positive_pooled(count, p->go.data(), p->pooled.data(),
+                                             detail::mutable_data(masked));
   else
-    kernels::max_pool2d_mask_positive(count, p->go.data(), int_view(p->argmax), values.data(), masked.data());
+    kernels::max_pool2d_mask_positive(count, p->go.data(), int_view(p->argmax), values.data(),
+                                      detail::mutable_data(masked));
   return defer_pool_scatter(p->g, g.shape(), masked, p->argmax);
 }
 
@@ -121,7 +123,8 @@ Tensor pool_scatter_channel_sums(const Tensor& x, const Shape& shape) {
   const auto p = pending_scatter(x);
   if (!p || !kernels::pooled_grad_rows_supported(p->g) || !is_channel_vector(shape, 4, x.shape()[3])) return Tensor();
   Tensor sums = Tensor::zeros(shape);
-  kernels::add_column_sums_pooled(p->g, p->go.data(), int_view(p->argmax), sums.data());
+  kernels::add_column_sums_pooled(p->g, p->go.data(), int_view(p->argmax),
+                                  detail::mutable_data(sums));
   return sums;
 }
 
@@ -139,7 +142,8 @@ Tensor max_pool2d(const Tensor& x, std::array<int, 2> pool_size, std::array<int,
   const Tensor argmax = track ? Tensor::empty(out.shape()) : Tensor();
   std::int32_t* indices = track ? detail::int_view(argmax) : nullptr;
   // A pending convolution (conv2d [+ bias] [relu]) pools image by image as it is computed.
-  if (!detail::fuse_conv_max_pool(x, g, out.data(), indices)) kernels::max_pool2d_forward(g, x.data(), out.data(), indices);
+  if (!detail::fuse_conv_max_pool(x, g, detail::mutable_data(out), indices))
+    kernels::max_pool2d_forward(g, x.data(), detail::mutable_data(out), indices);
   const Shape xs = x.shape();
   // The gradient goes to the (first) maximal element of each window. It is deferred: relu's
   // backward masks it in pooled form, and whatever reads it computes it.
@@ -155,12 +159,12 @@ Tensor avg_pool2d(const Tensor& x, std::array<int, 2> pool_size, std::array<int,
   const auto g = pool_geometry("avg_pool2d", x, pool_size, strides, padding);
   Tensor out = Tensor::empty({x.shape()[0], static_cast<std::size_t>(g.out_h),
                               static_cast<std::size_t>(g.out_w), x.shape()[3]});
-  kernels::avg_pool2d_forward(g, x.data(), out.data());
+  kernels::avg_pool2d_forward(g, x.data(), detail::mutable_data(out));
   const Shape xs = x.shape();
   // Each window's gradient is shared evenly by its in-bounds elements.
   return record("avg_pool2d", out, {x}, [g, xs](const Tensor& go, Grads& grads) {
     Tensor gi = Tensor::empty(xs);
-    kernels::avg_pool2d_backward(g, go.data(), gi.data());
+    kernels::avg_pool2d_backward(g, go.data(), detail::mutable_data(gi));
     grads.add(0, gi);
   });
 }

@@ -60,7 +60,7 @@ Tensor sum_values(const Tensor& x, const std::vector<int>& axes) {
   Tensor out(reduced_shape(x.shape(), axes, true), 0.f);
   const auto g = groups_of(x.shape(), axes);
   const float* xv = x.data();
-  float* o = out.data();
+  float* o = detail::mutable_data(out);
   if (g.empty()) {
     o[0] = xv[0];
   } else if (g.size() == 1) {
@@ -81,9 +81,9 @@ Tensor sum_values(const Tensor& x, const std::vector<int>& axes) {
       if (std::find(axes.begin(), axes.end(), i) == axes.end()) perm.push_back(i);
     for (int a : axes) perm.push_back(a);
     Tensor t = Tensor::empty(x.shape());
-    permute_copy(xv, x.shape(), perm, t.data());
+    permute_copy(xv, x.shape(), perm, detail::mutable_data(t));
     const std::size_t rows = out.size();
-    kernels::row_sums(rows, x.size() / rows, t.data(), o);
+    kernels::row_sums(rows, x.size() / rows, detail::mutable_data(t), o);
   }
   return out;
 }
@@ -126,7 +126,7 @@ Tensor max(const Tensor& x, std::vector<int> axes, bool keepdims) {
   const std::size_t rows = shape_size(kept_shape), cols = n / rows;
   auto argmax = std::make_shared<std::vector<std::size_t>>(rows);
   const float* xv = x.data();
-  float* o = out.data();
+  float* o = detail::mutable_data(out);
   for (std::size_t r = 0; r < rows; ++r) {
     std::size_t best = src[r * cols];
     for (std::size_t c = 1; c < cols; ++c)
@@ -138,7 +138,8 @@ Tensor max(const Tensor& x, std::vector<int> axes, bool keepdims) {
   // d max(x)/dx = 1 at the (first) maximal element of each group, 0 elsewhere.
   return record("max", out, {x}, [xs, argmax](const Tensor& g, Grads& grads) {
     Tensor d(xs, 0.f);
-    for (std::size_t r = 0; r < argmax->size(); ++r) d.data()[(*argmax)[r]] += g.data()[r];
+    for (std::size_t r = 0; r < argmax->size(); ++r)
+      detail::mutable_data(d)[(*argmax)[r]] += g.data()[r];
     grads.add(0, d);
   });
 }

@@ -150,7 +150,7 @@ Tensor transpose(const Tensor& x, std::vector<int> perm) {
   Shape out_shape(static_cast<std::size_t>(n));
   for (int i = 0; i < n; ++i) out_shape[static_cast<std::size_t>(i)] = x.shape()[static_cast<std::size_t>(check[static_cast<std::size_t>(i)])];
   Tensor out = Tensor::empty(out_shape);
-  detail::permute_copy(x.data(), x.shape(), check, out.data());
+  detail::permute_copy(x.data(), x.shape(), check, detail::mutable_data(out));
   std::vector<int> inverse(static_cast<std::size_t>(n));
   for (int i = 0; i < n; ++i) inverse[static_cast<std::size_t>(check[static_cast<std::size_t>(i)])] = i;
   // The gradient of a permutation is the inverse permutation of g.
@@ -189,7 +189,8 @@ Tensor concat(const std::vector<Tensor>& xs, int axis) {
   for (const Tensor& t : xs) {
     const std::size_t w = t.shape()[static_cast<std::size_t>(a)] * inner;
     for (std::size_t o = 0; o < outer; ++o)
-      std::memcpy(out.data() + o * out_row + col, t.data() + o * w, w * sizeof(float));
+      std::memcpy(detail::mutable_data(out) + o * out_row + col, t.data() + o * w,
+                  w * sizeof(float));
     widths.push_back(w);
     col += w;
   }
@@ -202,7 +203,8 @@ Tensor concat(const std::vector<Tensor>& xs, int axis) {
       if (grads.needs(i)) {
         Tensor gi = Tensor::empty(shapes[i]);
         for (std::size_t o = 0; o < outer; ++o)
-          std::memcpy(gi.data() + o * widths[i], g.data() + o * out_row + col, widths[i] * sizeof(float));
+          std::memcpy(detail::mutable_data(gi) + o * widths[i], g.data() + o * out_row + col,
+                      widths[i] * sizeof(float));
         grads.add(i, gi);
       }
       col += widths[i];
@@ -220,14 +222,15 @@ Tensor gather_rows(const Tensor& x, const std::vector<std::size_t>& rows) {
     if (rows[i] >= n)
       throw std::out_of_range("gather_rows: row " + std::to_string(rows[i]) +
                               " out of range for shape " + shape_str(x.shape()));
-    std::memcpy(out.data() + i * row, x.data() + rows[i] * row, row * sizeof(float));
+    std::memcpy(detail::mutable_data(out) + i * row, x.data() + rows[i] * row, row * sizeof(float));
   }
   const Shape xs = x.shape();
   // Scatter-add g's rows back to where they came from.
   return record("gather_rows", out, {x}, [xs, rows, row](const Tensor& g, Grads& grads) {
     Tensor d(xs, 0.f);
     for (std::size_t i = 0; i < rows.size(); ++i)
-      for (std::size_t j = 0; j < row; ++j) d.data()[rows[i] * row + j] += g.data()[i * row + j];
+      for (std::size_t j = 0; j < row; ++j)
+        detail::mutable_data(d)[rows[i] * row + j] += g.data()[i * row + j];
     grads.add(0, d);
   });
 }

@@ -1,6 +1,7 @@
 // Tests of datasets/idx.cpp and datasets/mnist.cpp: IDX round trips (plain and gzip), every
 // corrupt-file error, the MNIST/Fashion-MNIST loaders on a small fake file set, the conversions
 // to float Tensors, and — when the real data is present — the real MNIST and Fashion-MNIST.
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -8,8 +9,10 @@
 #include <array>
 #include <atomic>
 #include <boost/test/unit_test.hpp>
+#include <cerrno>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -21,6 +24,7 @@
 #include "autodiff/tensor.hpp"
 #include "datasets/idx.hpp"
 #include "datasets/mnist.hpp"
+#include "support/files.hpp"
 
 using namespace xtape;
 using namespace xtape::datasets;
@@ -230,6 +234,26 @@ BOOST_AUTO_TEST_CASE(write_idx_round_trips_and_matches_the_format) {
       {"rank", "0"});
 }
 
+BOOST_AUTO_TEST_CASE(write_idx_removes_stale_temporaries_of_dead_processes) {
+  TempDir dir;
+  const std::string p = dir / "w-idx1-ubyte";
+  const pid_t child = fork();
+  BOOST_REQUIRE(child >= 0);
+  if (child == 0) _exit(0);
+  BOOST_REQUIRE(waitpid(child, nullptr, 0) == child);
+  const std::string stale = p + ".tmp" + std::to_string(child) + ".AbC123";
+  const std::string own = p + ".tmp" + std::to_string(getpid()) + ".AbC123";
+  write_plain(stale, {1});
+  write_plain(own, {1});
+  write_idx(p, U8Array{{3}, {1, 2, 3}});
+  BOOST_TEST(!fs::exists(stale));
+  BOOST_TEST(fs::exists(own));
+  BOOST_TEST(read_idx(p).data == (Bytes{1, 2, 3}), boost::test_tools::per_element());
+  std::size_t files = 0;
+  for (const auto& e : fs::directory_iterator(dir.path)) files += (void(e), 1);
+  BOOST_TEST(files == 2u);  // the file and the live process's temporary
+}
+
 // ------------------------------------------------------------------------------ corrupt files
 
 BOOST_AUTO_TEST_CASE(wrong_magic_names_file_and_bytes) {
@@ -311,12 +335,12 @@ BOOST_AUTO_TEST_CASE(absurd_extents_are_rejected_without_huge_allocations) {
   write_plain(neg, idx_bytes({0x80000000u}, {1}));
   check_throws([&] { read_idx(neg); }, {neg, "absurd extent 2147483648"});
   // A product that fits (~4.6e18 bytes) but is absurd for a 20-byte file: must fail on the size
-  // check, not by trying to allocate exabytes; the gzip path must stop at the real data end.
+  // check, not by trying to allocate exabytes; a gzip file cannot inflate that far either.
   const std::string huge = dir / "huge";
   write_plain(huge, idx_bytes({0x7FFFFFFF, 0x7FFFFFFF}, {1, 2, 3, 4}));
   check_throws([&] { read_idx(huge); }, {huge, "truncated data", "4 bytes"});
   write_gz(huge + ".gz", idx_bytes({0x7FFFFFFF, 0x7FFFFFFF}, {1, 2, 3, 4}));
-  check_throws([&] { read_idx(huge + ".gz"); }, {huge + ".gz", "truncated data", "4 bytes"});
+  check_throws([&] { read_idx(huge + ".gz"); }, {huge + ".gz", "impossible size", "1032:1"});
 }
 
 BOOST_AUTO_TEST_CASE(corrupt_gzip_stream_is_rejected) {
@@ -343,6 +367,159 @@ BOOST_AUTO_TEST_CASE(missing_file_and_directory_are_reported) {
   const std::string p = dir / "nope-idx1-ubyte";
   check_throws([&] { read_idx(p); }, {p, "no such file"});
   check_throws([&] { read_idx(dir.path.string()); }, {dir.path.string(), "is a directory"});
+}
+
+BOOST_AUTO_TEST_CASE(gzip_bytes_after_the_stream_are_refused) {
+  TempDir dir;
+  const Bytes content = idx_bytes({3, 4}, iota_bytes(12));
+  // A valid gzip stream, then garbage: zlib's gzread ignores such bytes; the format does not.
+  const std::string p = dir / "junk.gz";
+  write_gz(p, content);
+  {
+    std::ofstream out(p, std::ios::binary | std::ios::app);
+    out << "JUNK";
+  }
+  check_throws([&] { read_idx(p); }, {p, "trailing garbage", "after the gzip stream", "4 bytes"});
+  // Zero padding is garbage too.
+  write_gz(p, content);
+  {
+    std::ofstream out(p, std::ios::binary | std::ios::app);
+    out.write("\0\0\0\0\0\0\0\0", 8);
+  }
+  check_throws([&] { read_idx(p); }, {p, "trailing garbage", "after the gzip stream"});
+  // Concatenated gzip members are one valid stream (as gzip -d reads them).
+  const std::string two = dir / "two.gz";
+  write_gz(two, Bytes(content.begin(), content.begin() + 7));
+  write_gz(dir / "rest.gz", Bytes(content.begin() + 7, content.end()));
+  {
+    std::ifstream rest(dir / "rest.gz", std::ios::binary);
+    std::ofstream out(two, std::ios::binary | std::ios::app);
+    out << rest.rdbuf();
+  }
+  const U8Array a = read_idx(two);
+  BOOST_TEST(a.shape == (Shape{3, 4}));
+  BOOST_TEST(a.data == iota_bytes(12), boost::test_tools::per_element());
+  // A second member holding data beyond the claim is trailing data.
+  write_gz(dir / "extra.gz", Bytes{1, 2, 3, 4, 5});
+  {
+    std::ifstream rest(dir / "extra.gz", std::ios::binary);
+    std::ofstream out(two, std::ios::binary | std::ios::app);
+    out << rest.rdbuf();
+  }
+  check_throws([&] { read_idx(two); }, {two, "trailing garbage", "5 more"});
+}
+
+BOOST_AUTO_TEST_CASE(gzip_claims_beyond_the_deflate_ratio_are_refused_before_inflating) {
+  TempDir dir;
+  // 10^9 bytes claimed by a gzip file of a few dozen bytes: deflate cannot expand beyond
+  // 1032:1, so the claim is a lie, refused before any buffer is allocated or byte inflated.
+  const std::string p = dir / "liar.gz";
+  write_gz(p, idx_bytes({1000, 1000, 1000}, iota_bytes(16)));
+  check_throws([&] { read_idx(p); }, {p, "(1000, 1000, 1000)", "1000000000 bytes", "1032"});
+  // A stream that really inflates far beyond its claim stops at the claim (1 MiB claimed,
+  // 64 MiB of zeros follow): refused as trailing data without inflating all of it.
+  const std::string big = dir / "zeros.gz";
+  {
+    gzFile f = gzopen(big.c_str(), "wb9");
+    BOOST_REQUIRE(f != nullptr);
+    const Bytes head = idx_bytes({1024, 1024}, {});
+    BOOST_REQUIRE(gzwrite(f, head.data(), static_cast<unsigned>(head.size())) > 0);
+    const Bytes zeros(1 << 20, 0);
+    for (int i = 0; i < 65; ++i)
+      BOOST_REQUIRE(gzwrite(f, zeros.data(), static_cast<unsigned>(zeros.size())) > 0);
+    BOOST_REQUIRE_EQUAL(gzclose(f), Z_OK);
+  }
+  check_throws([&] { read_idx(big); }, {big, "trailing garbage", "at least"});
+  // A legitimate file near deflate's limit is read: 4 MiB of zeros compress about 1030:1.
+  const std::string dense = dir / "dense.gz";
+  {
+    gzFile f = gzopen(dense.c_str(), "wb9");
+    BOOST_REQUIRE(f != nullptr);
+    const Bytes all = idx_bytes({4, 1 << 20}, Bytes(4 << 20, 0));
+    BOOST_REQUIRE(gzwrite(f, all.data(), static_cast<unsigned>(all.size())) > 0);
+    BOOST_REQUIRE_EQUAL(gzclose(f), Z_OK);
+  }
+  BOOST_TEST_MESSAGE("4 MiB of zeros: gzip file of " << fs::file_size(dense) << " bytes");
+  const U8Array z = read_idx(dense);
+  BOOST_TEST(z.shape == (Shape{4, 1 << 20}));
+  BOOST_TEST(std::all_of(z.data.begin(), z.data.end(), [](std::uint8_t v) { return v == 0; }));
+}
+
+BOOST_AUTO_TEST_CASE(sparse_files_larger_than_memory_are_refused_naming_the_file) {
+  TempDir dir;
+  // A 64 GiB file (at least twice the machine's memory) with 4 KB on disk and a header that
+  // claims exactly its size: refused on the size, not by allocating it (std::bad_alloc).
+  const std::uint64_t gib = std::uint64_t{1} << 30;
+  const std::uint64_t blocks =
+      std::max<std::uint64_t>(64, 2 * testing::physical_memory() / gib + 1);
+  const std::string p = dir / "sparse-idx2-ubyte";
+  const Bytes head = idx_bytes({static_cast<std::uint32_t>(blocks), 1u << 30}, {});
+  testing::make_sparse_file(p, std::string(head.begin(), head.end()), head.size() + blocks * gib);
+  check_throws([&] { read_idx(p); }, {p, std::to_string(blocks * gib) + " bytes", "memory"});
+  // A sparse file of zeros is refused on its first bytes.
+  const std::string zeros = dir / "zeros";
+  testing::make_sparse_file(zeros, "", 64 * gib);
+  check_throws([&] { read_idx(zeros); }, {zeros, "unsupported element type 0x00"});
+}
+
+#if !XTAPE_TEST_ASAN
+// Under AddressSanitizer a failed allocation aborts instead of throwing, so this runs in the
+// plain build only.
+BOOST_AUTO_TEST_CASE(an_allocation_failure_is_an_error_naming_the_file) {
+  TempDir dir;
+  // 512 MiB of claimed (and present, sparse) data, read by a child whose address space is
+  // capped so that the buffer cannot be allocated.
+  const std::string p = dir / "big-idx2-ubyte";
+  const Bytes head = idx_bytes({512, 1 << 20}, {});
+  testing::make_sparse_file(p, std::string(head.begin(), head.end()), head.size() + (512u << 20));
+  const std::string outcome = testing::outcome_in_child(
+      [&] { read_idx(p); }, [] { return testing::cap_address_space(256 << 20); });
+  BOOST_TEST_INFO(outcome);
+  BOOST_TEST(outcome.rfind("runtime_error: ", 0) == 0);
+  BOOST_TEST(outcome.find(p) != std::string::npos);
+  BOOST_TEST(outcome.find("out of memory") != std::string::npos);
+}
+#endif
+
+BOOST_AUTO_TEST_CASE(fifo_symlink_loop_trailing_slash_and_permission_report_their_reason) {
+  TempDir dir;
+  const Bytes good = idx_bytes({2}, {7, 8});
+  write_plain(dir / "good", good);
+  // A FIFO would block open() forever: refused before opening.
+  const std::string fifo = testing::make_fifo(dir.path.string());
+  check_throws([&] { read_idx(fifo); }, {fifo, "is a FIFO", "expected an IDX file"});
+  // errno's own reason, not "no such file".
+  const std::string loop = testing::make_symlink_loop(dir.path.string());
+  check_throws([&] { read_idx(loop); }, {loop, std::strerror(ELOOP)});
+  const std::string slash = dir / "good/";
+  check_throws([&] { read_idx(slash); }, {slash, std::strerror(ENOTDIR)});
+  // A file behind a directory the reader may not search (as root: checked unprivileged).
+  std::string locked;
+  const std::string outcome = testing::outcome_without_permission(
+      dir.path.string(), std::string(good.begin(), good.end()),
+      [](const std::string& path) { read_idx(path); }, &locked);
+  BOOST_TEST_INFO(outcome);
+  BOOST_TEST(outcome.rfind("runtime_error: ", 0) == 0);
+  BOOST_TEST(outcome.find(locked) != std::string::npos);
+  BOOST_TEST(outcome.find(std::strerror(EACCES)) != std::string::npos);
+  BOOST_TEST(outcome.find("no such file") == std::string::npos);
+  // The good file still reads (each case failed for its own reason).
+  BOOST_TEST(read_idx(dir / "good").data == (Bytes{7, 8}), boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(paths_are_quoted_in_messages) {
+  TempDir dir;
+  // A file name holding a terminal escape and a newline appears escaped, on one line.
+  const std::string p = dir / "bad\x1b[2J\nname";
+  write_plain(p, Bytes{'h', 'i', '!', '!'});
+  check_throws([&] { read_idx(p); }, {"bad\\x1b[2J\\nname", "wrong magic"});
+  try {
+    read_idx(p);
+  } catch (const std::runtime_error& e) {
+    const std::string msg = e.what();
+    BOOST_TEST(msg.find('\x1b') == std::string::npos);
+    BOOST_TEST(msg.find('\n') == std::string::npos);
+  }
 }
 
 // ------------------------------------------------------------------------------ loaders

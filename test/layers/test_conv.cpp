@@ -2,8 +2,10 @@
 // customisation through convolution_op / call with no gradient code.
 #include <boost/test/unit_test.hpp>
 
+#include "autodiff/detail.hpp"
 #include "autodiff/ops.hpp"
 #include "layers/conv.hpp"
+#include "models/sequential.hpp"
 #include "optim/optimizers.hpp"
 #include "test/support/founding_model.hpp"
 #include "test/support/layer_harness.hpp"
@@ -125,6 +127,32 @@ BOOST_AUTO_TEST_CASE(custom_conv_layer_trains) {
     last = loss.item();
   }
   BOOST_TEST(last < 0.8 * first, "loss " << first << " -> " << last);
+}
+
+BOOST_AUTO_TEST_CASE(training_keeps_the_founding_convolutions_deferred) {
+  // fit's own writes (the initializers, the batch gather, Adam's in-place updates) do not expose
+  // the weights or the activations (see Tensor::data()): after training, both standardized
+  // convolutions of a training forward are still deferred, so they fuse their bias, relu and
+  // pooling as in the founding run.
+  clear_session();
+  set_random_seed(5);
+  Sequential model = xtape::testing::founding_model();
+  model.compile("categorical_crossentropy", "adam");
+  Rng rng(10);
+  const Tensor x = xtape::testing::random_tensor({16, 28, 28, 1}, rng, 0.f, 1.f);
+  std::vector<float> labels(16 * 10, 0.f);
+  for (std::size_t i = 0; i < 16; ++i) labels[i * 10 + i % 10] = 1.f;
+  model.fit(x, Tensor({16, 10}, labels), {.batch_size = 8, .epochs = 1, .verbose = 0});
+  Tensor a = gather_rows(x, {0, 1, 2, 3});
+  int convs = 0;
+  for (const auto& layer : model.layers()) {
+    a = (*layer)(a, true);
+    if (dynamic_cast<Conv2D*>(layer.get())) {
+      ++convs;
+      BOOST_TEST(detail::pending_producer(a) != nullptr, layer->name());
+    }
+  }
+  BOOST_TEST(convs == 2);
 }
 
 BOOST_AUTO_TEST_CASE(conv_layer_errors) {

@@ -3,11 +3,11 @@
 // SIGKILL test of checkpointing, and determinism (same seed; 1 thread against 2).
 #include <omp.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <boost/test/unit_test.hpp>
-#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -327,6 +327,76 @@ BOOST_AUTO_TEST_CASE(writes_are_atomic_and_leave_no_temporary_files) {
   BOOST_TEST(read_file(dir / "w.safetensors") == saved);
 }
 
+BOOST_AUTO_TEST_CASE(stale_temporary_files_of_dead_processes_are_removed) {
+  TempDir dir;
+  const std::string path = dir / "w.safetensors";
+  // A dead process: a child that has exited and been reaped.
+  const pid_t child = fork();
+  BOOST_REQUIRE(child >= 0);
+  if (child == 0) _exit(0);
+  BOOST_REQUIRE(waitpid(child, nullptr, 0) == child);
+  const std::string dead = std::to_string(child);
+  const std::string stale = path + ".tmp" + dead + ".AbC123";
+  // Kept: this process's own (a save in progress on another thread), pid 1's (alive), another
+  // target's, and names that do not match the pattern exactly.
+  const std::vector<std::string> kept = {
+      path + ".tmp" + std::to_string(getpid()) + ".XyZ789",
+      path + ".tmp1.Qq1234",
+      dir / ("other.safetensors.tmp" + dead + ".AbC123"),
+      path + ".tmp" + dead + ".AbC12",
+      path + ".tmp" + dead + ".AbC1234",
+      path + ".tmp" + dead + "x.AbC123",
+      path + ".tmp.AbC123",
+      path + ".tmp" + dead + ".AbC-23",
+      path + ".bak" + dead + ".AbC123",
+  };
+  write_bytes(stale, "partial");
+  for (const auto& k : kept) write_bytes(k, "partial");
+  // A directory of the pattern is not a temporary file of ours.
+  const std::string stale_dir = path + ".tmp" + dead + ".Dir123";
+  fs::create_directory(stale_dir);
+  clear_session();
+  Sequential m({Input({2}), std::make_shared<Dense>(DenseOptions{.units = 2})});
+  m.save_weights(path);
+  BOOST_TEST(!fs::exists(stale));
+  for (const auto& k : kept) BOOST_TEST(fs::exists(k), k << " should be kept");
+  BOOST_TEST(fs::is_directory(stale_dir));
+  m.load_weights(path);
+}
+
+BOOST_AUTO_TEST_CASE(load_messages_quote_names_from_the_file) {
+  TempDir dir;
+  clear_session();
+  Sequential m({Input({2}), std::make_shared<Dense>(DenseOptions{.units = 2, .name = "d"})});
+  m.compile("mse", "sgd");
+  const std::string kernel = f32_bytes({1, 2, 3, 4}), bias = f32_bytes({5, 6});
+  const std::string tensors = R"("d/kernel":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},)"
+                              R"("d/bias":{"dtype":"F32","shape":[2],"data_offsets":[16,24]})";
+  // An unknown tensor whose name holds a terminal escape and a newline.
+  write_bytes(dir / "w.safetensors",
+              safetensors_bytes("{" + tensors +
+                                    R"(,"\u001b[2J\nx":{"dtype":"F32","shape":[0],)"
+                                    R"("data_offsets":[24,24]}})",
+                                kernel + bias));
+  std::string msg = error_of([&] { m.load_weights(dir / "w.safetensors"); });
+  BOOST_TEST_INFO(msg);
+  BOOST_TEST(contains(msg, "unknown tensor '\\x1b[2J\\nx'"));
+  BOOST_TEST(!contains(msg, "\x1b"));
+  BOOST_TEST(!contains(msg, "\n"));
+  // A checkpoint format of 1 MB with an escape sequence: quoted and cut.
+  const std::string format = "\\u001b]0;title\\u0007" + std::string(1 << 20, 'f');
+  write_bytes(dir / "c.safetensors",
+              safetensors_bytes(R"({"__metadata__":{"format":")" + format + "\"}," + tensors + "}",
+                                kernel + bias));
+  msg = error_of([&] { m.load_checkpoint(dir / "c.safetensors"); });
+  BOOST_TEST_INFO(msg.substr(0, 300));
+  BOOST_TEST(contains(msg, "format '\\x1b]0;title\\x07fff"));
+  BOOST_TEST(contains(msg, "bytes)"));
+  BOOST_TEST(msg.size() < 500u);
+  BOOST_TEST(!contains(msg, "\x1b"));
+  BOOST_TEST(!contains(msg, "\x07"));
+}
+
 BOOST_AUTO_TEST_CASE(checkpoint_resumes_bitwise) {
   TempDir dir;
   auto [x, y] = images(96, 11);
@@ -418,11 +488,54 @@ BOOST_AUTO_TEST_CASE(checkpoint_errors_leave_model_and_optimizer_unchanged) {
 // each restart resuming from the surviving checkpoint. Every checkpoint found after a kill must
 // load, and resuming from it must reach the uninterrupted run's weights bitwise; so must the job
 // that finally runs to the end.
-BOOST_AUTO_TEST_CASE(sigkill_while_checkpointing, *boost::unit_test::timeout(120)) {
+namespace {
+
+// Where a checkpointing child process dies, counted in checkpoint saves (no clock is read).
+enum class KillPoint {
+  before_write,  // the child reports the N-th save and waits; the parent sends SIGKILL
+  in_write,      // the child lowers RLIMIT_FSIZE: the N-th save's write raises SIGXFSZ midway
+  after_report,  // the child reports the N-th save and goes on; the parent sends SIGKILL at once
+};
+
+// Listed before the ModelCheckpoint, so its on_epoch_end runs just before each save begins.
+class SaveProgress : public Callback {
+ public:
+  SaveProgress(int report_fd, int hold_fd, int kill_at, KillPoint point)
+      : report_fd_(report_fd), hold_fd_(hold_fd), kill_at_(kill_at), point_(point) {}
+  void on_epoch_end(int, const Logs&) override {
+    if (++saves_ != kill_at_) return;
+    if (point_ == KillPoint::in_write) {
+      const rlimit limit{4096, 4096};  // far below a checkpoint's size
+      setrlimit(RLIMIT_FSIZE, &limit);
+      return;
+    }
+    const char byte = 1;
+    if (write(report_fd_, &byte, 1) != 1) _exit(4);
+    if (point_ == KillPoint::before_write) {
+      char none;
+      (void)read(hold_fd_, &none, 1);  // nothing is ever written: blocks until the kill
+      _exit(5);                        // the parent is gone
+    }
+  }
+
+ private:
+  int report_fd_, hold_fd_, kill_at_;
+  KillPoint point_;
+  int saves_ = 0;
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(sigkill_while_checkpointing) {
+  // A job checkpointing every epoch is killed, restarted from what survived, killed again, and
+  // so on; every surviving checkpoint must load and resume to the bits of an uninterrupted run.
+  // Driven by counts: for N = 1..5 and each kill point, the child dies at its N-th save
+  // (reported through a pipe), so the rounds, the kills and the surviving epochs are the same
+  // on any machine under any load.
   TempDir dir;
   const int saved_threads = omp_get_max_threads();
   omp_set_num_threads(1);  // the child runs with one thread (libgomp's pool does not survive fork)
-  constexpr int epochs = 24;
+  constexpr int epochs = 12, max_n = 5;
   Rng data_rng(5);
   Tensor x = Tensor::empty({96, 32}), y(Shape{96, 4}, 0.f);
   for (std::size_t i = 0; i < x.size(); ++i) x.data()[i] = data_rng.normal();
@@ -441,88 +554,142 @@ BOOST_AUTO_TEST_CASE(sigkill_while_checkpointing, *boost::unit_test::timeout(120
     return m;
   };
   const std::string ckpt = dir / "job.safetensors", final_path = dir / "final.safetensors";
-  auto job = [&](int start_epoch, Sequential& m) {
+  auto job = [&](int start_epoch, Sequential& m, std::shared_ptr<Callback> progress) {
+    std::vector<std::shared_ptr<Callback>> callbacks;
+    if (progress) callbacks.push_back(progress);
+    callbacks.push_back(
+        std::make_shared<ModelCheckpoint>(ModelCheckpointOptions{.filepath = ckpt}));
     m.fit(x, y,
           {.batch_size = 16,
            .epochs = epochs,
            .verbose = 0,
            .initial_epoch = start_epoch,
-           .callbacks = {
-               std::make_shared<ModelCheckpoint>(ModelCheckpointOptions{.filepath = ckpt})}});
+           .callbacks = callbacks});
   };
   Sequential ref = make();
-  const auto t0 = std::chrono::steady_clock::now();
-  job(0, ref);
-  const double run_us =
-      std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+  job(0, ref, nullptr);
   const auto reference = ref.get_weights();
   fs::remove(ckpt);
 
-  auto spawn = [&] {
-    const pid_t pid = fork();
-    if (pid == 0) {
-      int code = 0;
-      try {
-        Sequential m = make();
-        int start = 0;
-        if (fs::exists(ckpt)) start = m.load_checkpoint(ckpt);
-        job(start, m);
-        m.save_weights(final_path);
-      } catch (...) {
-        code = 3;
-      }
-      _exit(code);
-    }
-    return pid;
+  auto temp_files = [&] {
+    int n = 0;
+    for (const auto& e : fs::directory_iterator(dir.path))
+      if (e.path().filename().string().find(".tmp") != std::string::npos) ++n;
+    return n;
   };
-
-  Rng kill_rng(123);
-  int kills = 0, completed = 0, checkpoints_checked = 0, temp_files_seen = 0;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  for (int round = 0; round < 60 && std::chrono::steady_clock::now() < deadline; ++round) {
-    const pid_t pid = spawn();
-    BOOST_REQUIRE(pid > 0);
-    // Up to the length of a whole run, so kills land in every phase (start-up, training,
-    // writing, renaming).
-    usleep(static_cast<useconds_t>(kill_rng.uniform() * run_us * 0.5));
-    kill(pid, SIGKILL);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    if (WIFEXITED(status)) {
-      BOOST_TEST(WEXITSTATUS(status) == 0);
-      ++completed;
-      Sequential done = make();
-      done.load_weights(final_path);
-      BOOST_TEST(bitwise_equal(done.get_weights(), reference));
-      fs::remove(final_path);
-      fs::remove(ckpt);  // start the next job from scratch
-      continue;
-    }
-    BOOST_TEST(WIFSIGNALED(status));
-    ++kills;
-    for (const auto& e : fs::directory_iterator(dir.path)) {
-      if (e.path().filename().string().find(".tmp") != std::string::npos) {
-        ++temp_files_seen;  // a write was cut short; the target is untouched
-        fs::remove(e.path());
-      }
-    }
-    if (!fs::exists(ckpt)) continue;
+  // The epoch the surviving checkpoint holds (0: none), after checking it resumes bitwise.
+  auto check_survivor = [&](const std::string& label) {
+    if (!fs::exists(ckpt)) return 0;
     Sequential m = make();
     int epoch = -1;
     BOOST_CHECK_NO_THROW(epoch = m.load_checkpoint(ckpt));
-    BOOST_TEST((epoch >= 1 && epoch <= epochs));
-    ++checkpoints_checked;
-    if (epoch < epochs) {
-      // Resume in this process (another copy of the checkpoint's state), then compare.
-      Sequential r = make();
-      const int e2 = r.load_checkpoint(ckpt);
-      r.fit(x, y, {.batch_size = 16, .epochs = epochs, .verbose = 0, .initial_epoch = e2});
-      BOOST_TEST(bitwise_equal(r.get_weights(), reference), "resume from epoch " << e2);
+    BOOST_TEST((epoch >= 1 && epoch <= epochs), label);
+    if (epoch >= 1 && epoch < epochs) {
+      m.fit(x, y, {.batch_size = 16, .epochs = epochs, .verbose = 0, .initial_epoch = epoch});
+      BOOST_TEST(bitwise_equal(m.get_weights(), reference),
+                 label << ": resumed from epoch " << epoch);
     }
-  }
+    return epoch;
+  };
+
+  int start = 0;  // the epoch the next child resumes from (that of the surviving checkpoint)
+  int rounds = 0, kills = 0, completed = 0, interrupted_writes = 0;
+  for (int n = 1; n <= max_n; ++n)
+    for (KillPoint point :
+         {KillPoint::before_write, KillPoint::in_write, KillPoint::after_report}) {
+      if (start + n > epochs) {  // the child would finish before its n-th save: start afresh
+        fs::remove(ckpt);
+        start = 0;
+      }
+      const std::string label =
+          "round " + std::to_string(++rounds) + " (save " + std::to_string(n) + ", point " +
+          std::to_string(static_cast<int>(point)) + ", from epoch " + std::to_string(start) + ")";
+      int report[2], hold[2];
+      BOOST_REQUIRE(pipe(report) == 0 && pipe(hold) == 0);
+      std::cout.flush();
+      std::fflush(nullptr);
+      const pid_t pid = fork();
+      BOOST_REQUIRE(pid >= 0);
+      if (pid == 0) {
+        signal(SIGXFSZ, SIG_DFL);  // not Boost.Test's handler: the write must end the process
+        close(report[0]);
+        close(hold[1]);
+        int code = 0;
+        try {
+          Sequential m = make();
+          const int from = fs::exists(ckpt) ? m.load_checkpoint(ckpt) : 0;
+          job(from, m, std::make_shared<SaveProgress>(report[1], hold[0], n, point));
+          m.save_weights(final_path);
+        } catch (...) {
+          code = 3;
+        }
+        _exit(code);
+      }
+      close(report[1]);
+      close(hold[0]);
+      if (point != KillPoint::in_write) {
+        char byte;
+        ssize_t got;
+        do got = read(report[0], &byte, 1);
+        while (got < 0 && errno == EINTR);
+        if (got == 1) kill(pid, SIGKILL);  // 0: the child ended before its n-th save
+      }
+      int status = 0;
+      BOOST_REQUIRE(waitpid(pid, &status, 0) == pid);
+      close(report[0]);
+      close(hold[1]);
+
+      if (point != KillPoint::after_report) {
+        const int signal_expected = point == KillPoint::in_write ? SIGXFSZ : SIGKILL;
+        BOOST_TEST((WIFSIGNALED(status) && WTERMSIG(status) == signal_expected), label);
+      }
+      if (WIFEXITED(status)) {  // possible only after the report (the kill came late)
+        BOOST_TEST(WEXITSTATUS(status) == 0, label);
+        BOOST_TEST((point == KillPoint::after_report), label << ": completed");
+        ++completed;
+        Sequential done = make();
+        done.load_weights(final_path);
+        BOOST_TEST(bitwise_equal(done.get_weights(), reference), label);
+        fs::remove(final_path);
+        fs::remove(ckpt);  // the next job starts from scratch
+        start = 0;
+        continue;
+      }
+      BOOST_TEST_REQUIRE(WIFSIGNALED(status), label);
+      ++kills;
+      const int temps = temp_files();
+      if (point == KillPoint::in_write) {
+        BOOST_TEST(temps >= 1, label << ": the interrupted write left its temporary file");
+        ++interrupted_writes;
+      }
+      for (const auto& e : fs::directory_iterator(dir.path))
+        if (e.path().filename().string().find(".tmp") != std::string::npos) fs::remove(e.path());
+      const int survived = check_survivor(label);
+      // Killed before or inside the n-th save: the (n-1)-th (or the checkpoint it resumed from)
+      // is what survives; after the report, that one or a later one.
+      if (point == KillPoint::after_report)
+        BOOST_TEST(survived >= start + n - 1, label << ": survivor " << survived);
+      else
+        BOOST_TEST(survived == start + n - 1, label << ": survivor " << survived);
+      BOOST_TEST_MESSAGE(label << ": killed by signal " << WTERMSIG(status)
+                               << ", checkpoint of epoch " << survived << " survived");
+      start = survived;
+    }
   // The last job runs to the end from whatever survived.
   fs::remove(final_path);
-  const pid_t pid = spawn();
+  const pid_t pid = fork();
+  if (pid == 0) {
+    int code = 0;
+    try {
+      Sequential m = make();
+      const int from = fs::exists(ckpt) ? m.load_checkpoint(ckpt) : 0;
+      job(from, m, nullptr);
+      m.save_weights(final_path);
+    } catch (...) {
+      code = 3;
+    }
+    _exit(code);
+  }
   int status = 0;
   waitpid(pid, &status, 0);
   BOOST_TEST((WIFEXITED(status) && WEXITSTATUS(status) == 0));
@@ -530,12 +697,14 @@ BOOST_AUTO_TEST_CASE(sigkill_while_checkpointing, *boost::unit_test::timeout(120
   done.load_weights(final_path);
   BOOST_TEST(bitwise_equal(done.get_weights(), reference));
   omp_set_num_threads(saved_threads);
-  BOOST_TEST_MESSAGE("kill test: " << kills << " SIGKILLs, " << checkpoints_checked
-                                   << " surviving checkpoints loaded and resumed, " << completed
-                                   << " jobs completed, " << temp_files_seen
-                                   << " interrupted writes seen (temporary files)");
-  BOOST_TEST(kills >= 20);
-  BOOST_TEST(checkpoints_checked >= 10);
+  BOOST_TEST_MESSAGE("kill test: " << rounds << " rounds, " << kills << " kills, "
+                                   << interrupted_writes << " inside a write, " << completed
+                                   << " jobs completed after a late kill");
+  // Every round before or inside a write is a kill; after the report, nearly always.
+  BOOST_TEST(rounds == 3 * max_n);
+  BOOST_TEST(kills + completed == rounds);
+  BOOST_TEST(kills >= 2 * max_n);
+  BOOST_TEST(interrupted_writes == max_n);
 }
 
 BOOST_AUTO_TEST_CASE(same_seed_same_weights_and_one_thread_equals_two) {

@@ -65,7 +65,8 @@ bool same_values(const Tensor& a, const Tensor& b) { return a.to_vector() == b.t
 
 // Trains `model` and checks the loss fell and every weight moved.
 void trains(const std::string& label, Model& model) {
-  auto [x, y] = regression_data(256, 5);
+  auto xy_ = regression_data(256, 5);
+  Tensor &x = xy_.first, &y = xy_.second;
   model.compile("mse", "adam");
   const auto before = model.evaluate(x, y, {.verbose = 0}).at("loss");
   // A first call builds lazily made layers; copy the weights after it.
@@ -159,7 +160,8 @@ BOOST_AUTO_TEST_CASE(frozen_layers_keep_their_weights_and_count_as_non_trainable
   BOOST_TEST(m.trainable_variables().size() == 2u);
   const Tensor frozen = block->weight("dense/kernel").clone();
   const Tensor head_before = head->kernel().clone();
-  auto [x, y] = regression_data(64, 6);
+  auto xy_ = regression_data(64, 6);
+  Tensor &x = xy_.first, &y = xy_.second;
   m.compile("mse", "adam");
   m.fit(x, y, {.batch_size = 16, .epochs = 2, .verbose = 0});
   BOOST_TEST(same_values(block->weight("dense/kernel"), frozen));

@@ -27,36 +27,39 @@ struct GradcheckOptions {
 
 using TensorFn = std::function<Tensor(const std::vector<Tensor>&)>;
 
+// The random tensors are built from vectors, not written through data(): a buffer handed out by
+// data() is "exposed" and deferred ops (conv2d's fusions) compute on it at once.
+
 /// Random tensor with values uniform in [lo, hi).
 inline Tensor random_tensor(const Shape& shape, Rng& rng, float lo = -1.f, float hi = 1.f) {
-  Tensor t = Tensor::empty(shape);
-  for (std::size_t i = 0; i < t.size(); ++i) t.data()[i] = rng.uniform(lo, hi);
-  return t;
+  std::vector<float> v(shape_size(shape));
+  for (float& e : v) e = rng.uniform(lo, hi);
+  return Tensor(shape, v);
 }
 
 /// Random tensor whose values have |x| in [min_abs, max_abs) with a random sign: inputs for ops
 /// with a kink or a pole at 0 (relu, abs, division), kept further from it than any gradcheck step.
 inline Tensor random_away_from_zero(const Shape& shape, Rng& rng, float min_abs = 0.1f,
                                     float max_abs = 1.f) {
-  Tensor t = Tensor::empty(shape);
-  for (std::size_t i = 0; i < t.size(); ++i) {
+  std::vector<float> v(shape_size(shape));
+  for (float& e : v) {
     const float m = rng.uniform(min_abs, max_abs);
-    t.data()[i] = rng.uniform() < 0.5f ? -m : m;
+    e = rng.uniform() < 0.5f ? -m : m;
   }
-  return t;
+  return Tensor(shape, v);
 }
 
 /// Random tensor with no ties: a random permutation of evenly spaced values
 /// lo, lo + spacing, ... Any two elements differ by at least `spacing`, so a max (or max-pool)
 /// keeps its argmax under every finite-difference step smaller than spacing / 2.
 inline Tensor random_distinct(const Shape& shape, Rng& rng, float spacing = 0.05f, float lo = -1.f) {
-  Tensor t = Tensor::empty(shape);
-  const std::size_t n = t.size();
+  const std::size_t n = shape_size(shape);
   std::vector<std::size_t> perm(n);
   for (std::size_t i = 0; i < n; ++i) perm[i] = i;
   for (std::size_t i = n; i > 1; --i) std::swap(perm[i - 1], perm[rng.below(i)]);
-  for (std::size_t i = 0; i < n; ++i) t.data()[i] = lo + spacing * static_cast<float>(perm[i]);
-  return t;
+  std::vector<float> v(n);
+  for (std::size_t i = 0; i < n; ++i) v[i] = lo + spacing * static_cast<float>(perm[i]);
+  return Tensor(shape, v);
 }
 
 /// Checks t's shape and values against an independently computed reference (in double):

@@ -41,7 +41,8 @@ std::pair<Tensor, Tensor> data(std::size_t n) {
 BOOST_AUTO_TEST_SUITE(training_trainer)
 
 BOOST_AUTO_TEST_CASE(a_huge_batch_size_is_one_batch_of_everything) {
-  auto [x, y] = data(10);
+  auto xy_ = data(10);
+  Tensor &x = xy_.first, &y = xy_.second;
   const std::size_t huge = std::numeric_limits<std::size_t>::max() - 3;
   Sequential a = small(1), b = small(1);
   // Before: the step count (n + batch - 1) / batch wrapped to 0 (NaN loss, nothing trained).
@@ -59,7 +60,8 @@ BOOST_AUTO_TEST_CASE(a_huge_batch_size_is_one_batch_of_everything) {
 }
 
 BOOST_AUTO_TEST_CASE(negative_epochs_are_refused) {
-  auto [x, y] = data(8);
+  auto xy_ = data(8);
+  Tensor &x = xy_.first, &y = xy_.second;
   Sequential m = small(2);
   check_throws<std::invalid_argument>("initial_epoch",
                                       [&] { m.fit(x, y, {.verbose = 0, .initial_epoch = -3}); },
@@ -83,7 +85,8 @@ BOOST_AUTO_TEST_CASE(model_checkpoint_refuses_absurd_epoch_widths) {
 
 BOOST_AUTO_TEST_CASE(fit_builds_a_model_on_its_first_call) {
   // A Sequential with no Input and a subclassed model: fit builds them from the data.
-  auto [x, y] = data(64);
+  auto xy_ = data(64);
+  Tensor &x = xy_.first, &y = xy_.second;
   clear_session();
   set_random_seed(3);
   Sequential m({std::make_shared<Dense>(DenseOptions{.units = 4, .activation = "relu"}),
