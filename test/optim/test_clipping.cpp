@@ -9,7 +9,10 @@
 #include <string>
 #include <vector>
 
+#include "autodiff/random.hpp"
 #include "autodiff/tensor.hpp"
+#include "layers/core.hpp"
+#include "models/sequential.hpp"
 #include "optim/optimizers.hpp"
 #include "test/support/gradcheck.hpp"
 
@@ -125,6 +128,51 @@ BOOST_AUTO_TEST_CASE(transform_then_apply_gives_the_bits_of_the_option) {
           BOOST_CHECK_MESSAGE(same_bits(sa[s], sb[s]),
                               clip.label << ", " << name << ": slot " << s << " differs");
       }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(clipping_through_the_training_hook_gives_the_bits_of_the_option) {
+  // The requirement, through Model::fit: a transform in compile's gradient_transforms
+  // against the optimizer's own option, for two optimizers and the three clips.
+  const std::pair<std::string, Maker> makers[] = {
+      {"sgd momentum", maker<SGD>(SGDOptions{.learning_rate = 0.05f, .momentum = 0.9f})},
+      {"adam", maker<Adam>(AdamOptions{.learning_rate = 0.01f})}};
+  const struct {
+    Clip kind;
+    float c;
+    GradientTransform (*make)(float);
+  } clips[] = {{Clip::global_norm, 0.1f, clip_by_global_norm},
+               {Clip::norm, 0.05f, clip_by_norm},
+               {Clip::value, 0.02f, clip_by_value}};
+  Tensor x(Shape{64, 3}, 0.f), y(Shape{64, 1}, 0.f);
+  for (std::size_t i = 0; i < x.size(); ++i) x.data()[i] = 3.f * std::sin(1.3f * float(i));
+  for (std::size_t i = 0; i < y.size(); ++i) y.data()[i] = 5.f * std::cos(0.7f * float(i));
+  for (const auto& [name, make] : makers)
+    for (const auto& clip : clips) {
+      enum Mode { hook, option, none };
+      auto run = [&](Mode mode) {
+        layers::clear_session();
+        set_random_seed(5);
+        layers::Sequential m({layers::Input({3}),
+                              std::make_shared<layers::Dense>(
+                                  layers::DenseOptions{.units = 4, .activation = "tanh"}),
+                              std::make_shared<layers::Dense>(layers::DenseOptions{.units = 1})});
+        std::shared_ptr<Optimizer> opt = make(clip.kind, mode == option ? clip.c : 0.f);
+        layers::CompileOptions o{.loss = {"mse"}, .optimizer = opt};
+        if (mode == hook) o.gradient_transforms = {clip.make(clip.c)};
+        m.compile(std::move(o));
+        m.fit(x, y, {.batch_size = 16, .epochs = 3, .verbose = 0});
+        return m.get_weights();
+      };
+      const auto a = run(hook), b = run(option), c = run(none);
+      BOOST_REQUIRE_EQUAL(a.size(), b.size());
+      bool clipped_something = false;
+      for (std::size_t i = 0; i < a.size(); ++i) {
+        BOOST_CHECK_MESSAGE(same_bits(a[i], b[i]),
+                            name << ", clip " << int(clip.kind) << ": weight " << i << " differs");
+        clipped_something = clipped_something || !same_bits(b[i], c[i]);
+      }
+      BOOST_CHECK_MESSAGE(clipped_something, name << ", clip " << int(clip.kind) << ": no effect");
     }
 }
 
