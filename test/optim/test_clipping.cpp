@@ -147,8 +147,10 @@ BOOST_AUTO_TEST_CASE(clipping_through_the_training_hook_gives_the_bits_of_the_op
   Tensor x(Shape{64, 3}, 0.f), y(Shape{64, 1}, 0.f);
   for (std::size_t i = 0; i < x.size(); ++i) x.data()[i] = 3.f * std::sin(1.3f * float(i));
   for (std::size_t i = 0; i < y.size(); ++i) y.data()[i] = 5.f * std::cos(0.7f * float(i));
-  for (const auto& [name, make] : makers)
+  for (const auto& entry : makers)  // no structured binding: clang 14 cannot capture one
     for (const auto& clip : clips) {
+      const std::string& name = entry.first;
+      const Maker& make = entry.second;
       enum Mode { hook, option, none };
       auto run = [&](Mode mode) {
         layers::clear_session();
