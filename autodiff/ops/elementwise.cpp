@@ -1,9 +1,10 @@
 // Elementwise primitives with NumPy broadcasting, and their backward rules.
+#include "kernels/elementwise.hpp"
+
 #include <cmath>
 #include <stdexcept>
 
 #include "autodiff/ops/helpers.hpp"
-#include "kernels/elementwise.hpp"
 
 namespace xtape {
 
@@ -35,7 +36,7 @@ namespace {
 // one contiguous kernel call whose operands each step by 0 or 1.
 Tensor broadcast_binary(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
   const Shape out_shape = broadcast_shapes(a.shape(), b.shape(), name);
-  Tensor out = Tensor::empty(out_shape);
+  Tensor out = detail::new_result(out_shape, name);
   const std::size_t n = out_shape.size();
   if (a.shape() == b.shape()) {
     kernels::binary(op, out.size(), a.data(), 1, b.data(), 1, out.data());
@@ -81,7 +82,8 @@ Tensor broadcast_binary(BinaryOp op, const Tensor& a, const Tensor& b, const cha
   }
   const std::size_t inner = ext.back(), m = ext.size();
   if (m == 2) {  // e.g. a bias over the last axis: one 2-d kernel call (parallel over rows)
-    kernels::binary_2d(op, ext[0], inner, a.data(), csa[0], csa[1], b.data(), csb[0], csb[1], out.data());
+    kernels::binary_2d(op, ext[0], inner, a.data(), csa[0], csa[1], b.data(), csb[0], csb[1],
+                       out.data());
     return out;
   }
   // Inner steps are 0 or 1 unless the innermost axis has a stride > 1 (cannot happen for the
@@ -121,7 +123,8 @@ Tensor sum_to(const Tensor& x, const Shape& shape) {
     if (Tensor sums = detail::pool_scatter_channel_sums(x, shape); sums.defined()) return sums;
   const Shape& xs = x.shape();
   if (shape.size() > xs.size())
-    throw std::invalid_argument("sum_to: cannot reduce shape " + shape_str(xs) + " to " + shape_str(shape));
+    throw std::invalid_argument("sum_to: cannot reduce shape " + shape_str(xs) + " to " +
+                                shape_str(shape));
   const std::size_t lead = xs.size() - shape.size();
   std::vector<int> axes;
   for (std::size_t i = 0; i < xs.size(); ++i) {
@@ -200,7 +203,8 @@ Tensor sqrt(const Tensor& x) {
   Tensor out = unary_values(UnaryOp::sqrt, x);
   const Tensor y = saved(out);
   // d sqrt(x)/dx = 1 / (2 sqrt(x)).
-  return record("sqrt", out, {x}, [y](const Tensor& g, Grads& grads) { grads.add(0, g * 0.5f / y); });
+  return record("sqrt", out, {x},
+                [y](const Tensor& g, Grads& grads) { grads.add(0, g * 0.5f / y); });
 }
 
 Tensor exp(const Tensor& x) {
@@ -236,7 +240,8 @@ Tensor abs(const Tensor& x) {
     Tensor sign = Tensor::empty(vx.shape());
     const float* xv = vx.data();
     float* s = sign.data();
-    for (std::size_t i = 0; i < vx.size(); ++i) s[i] = static_cast<float>((xv[i] > 0.f) - (xv[i] < 0.f));
+    for (std::size_t i = 0; i < vx.size(); ++i)
+      s[i] = static_cast<float>((xv[i] > 0.f) - (xv[i] < 0.f));
     grads.add(0, g * sign);
   });
 }
@@ -256,7 +261,8 @@ Tensor relu(const Tensor& x) {
   // intermediate results never computed).
   const Tensor vy = saved(out);
   return record("relu", out, {x}, [vy](const Tensor& g, Grads& grads) {
-    if (Tensor masked = detail::mask_pool_scatter(g, vy); masked.defined()) return grads.add(0, masked);
+    if (Tensor masked = detail::mask_pool_scatter(g, vy); masked.defined())
+      return grads.add(0, masked);
     Tensor d = Tensor::empty(vy.shape());
     kernels::relu_backward(vy.size(), vy.data(), g.data(), d.data());
     grads.add(0, d);
