@@ -20,12 +20,13 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
   for (std::size_t i = 0; i < n; ++i) {
     const std::size_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
     const std::size_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
+    // NumPy: an extent of 1 stretches to the other (0 included); otherwise they must agree.
     if (da != db && da != 1 && db != 1)
       throw std::invalid_argument(std::string(op) + ": shapes " + shape_str(a) + " and " +
                                   shape_str(b) + " cannot be broadcast together (axis " +
                                   std::to_string(i) + ": " + std::to_string(da) + " vs " +
                                   std::to_string(db) + ")");
-    out[i] = std::max(da, db);
+    out[i] = da == 1 ? db : da;
   }
   return out;
 }
@@ -37,6 +38,7 @@ namespace {
 Tensor broadcast_binary(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
   const Shape out_shape = broadcast_shapes(a.shape(), b.shape(), name);
   Tensor out = detail::new_result(out_shape, name);
+  if (out.size() == 0) return out;
   const std::size_t n = out_shape.size();
   if (a.shape() == b.shape()) {
     kernels::binary(op, out.size(), a.data(), 1, b.data(), 1, out.data());

@@ -178,6 +178,15 @@ BOOST_AUTO_TEST_CASE(huge_dilations_use_bounded_scratch) {
   check_spec({2, 12, 10, 1, 2, 5, 20, 2, 3, true}, 79);
 }
 
+BOOST_AUTO_TEST_CASE(zero_input_channels_give_zeros) {
+  // Sums of no terms: every output is 0 (the small-patch path indexed its offsets at -1).
+  for (std::int64_t cout : {1, 16, 40})
+    for (bool same : {false, true}) {
+      check_spec({2, 5, 6, 0, 3, 3, cout, 1, 1, same}, 80);
+      check_spec({1, 7, 7, 0, 1, 1, cout, 1, 1, same}, 81);
+    }
+}
+
 BOOST_AUTO_TEST_CASE(exceptions_in_a_parallel_region_reach_the_caller) {
   // Leaving an OpenMP region by an exception calls std::terminate; RegionErrors carries the
   // first one out.

@@ -11,6 +11,7 @@
 using namespace xtape;
 using xtape::testing::check_throws;
 using xtape::testing::check_values;
+using xtape::testing::check_zero_size;
 using xtape::testing::gradcheck;
 using xtape::testing::GradcheckOptions;
 using xtape::testing::random_tensor;
@@ -399,6 +400,41 @@ BOOST_AUTO_TEST_CASE(errors_name_op_and_shapes) {
                                         conv1d(Tensor({2, 10, 3, 1}, 1.f), Tensor({3, 3, 4}, 1.f));
                                       },
                                       {"conv1d", "(2, 10, 3, 1)"});
+}
+
+BOOST_AUTO_TEST_CASE(zero_size_inputs_and_kernels) {
+  const auto conv = [](In in) { return conv2d(in[0], in[1]); };
+  const auto same = [](In in) { return conv2d(in[0], in[1], {1, 1}, Padding::same); };
+  check_zero_size("batch 0", conv, {Tensor({0, 5, 5, 2}, 1.f), Tensor({3, 3, 2, 4}, 1.f)},
+                  {0, 3, 3, 4});
+  check_zero_size("0 filters", conv, {Tensor({2, 5, 5, 2}, 1.f), Tensor({3, 3, 2, 0}, 1.f)},
+                  {2, 3, 3, 0});
+  check_zero_size("height 0, same", same, {Tensor({2, 0, 5, 2}, 1.f), Tensor({3, 3, 2, 4}, 1.f)},
+                  {2, 0, 5, 4});
+  // 0 input channels: sums of no terms (it used to index the kernel out of bounds).
+  for (int filters : {4, 16, 37}) {
+    const std::size_t f = static_cast<std::size_t>(filters);
+    Tensor y =
+        check_zero_size("0 input channels", conv,
+                        {Tensor({2, 5, 5, 0}, 1.f), Tensor({3, 3, 0, f}, 1.f)}, {2, 3, 3, f});
+    BOOST_TEST(y.to_vector() == std::vector<float>(y.size(), 0.f),
+               boost::test_tools::per_element());
+    // Through bias + relu (the fused epilogue when the conv is pending): relu(0 + b).
+    Tensor b = Tensor::empty({f});
+    for (std::size_t i = 0; i < f; ++i) b.data()[i] = static_cast<float>(i % 3) - 1.f;
+    const Tensor z = relu(
+        conv2d(Tensor({1, 4, 4, 0}, 1.f), Tensor({3, 3, 0, f}, 1.f), {1, 1}, Padding::same) + b);
+    BOOST_TEST_REQUIRE((z.shape() == Shape{1, 4, 4, f}));
+    for (std::size_t i = 0; i < z.size(); ++i)
+      BOOST_TEST(z.data()[i] == std::max(0.f, b.data()[i % f]));
+  }
+  const auto c1 = [](In in) { return conv1d(in[0], in[1]); };
+  check_zero_size("conv1d batch 0", c1, {Tensor({0, 9, 3}, 1.f), Tensor({3, 3, 2}, 1.f)},
+                  {0, 7, 2});
+  check_zero_size("conv1d 0 channels", c1, {Tensor({2, 9, 0}, 1.f), Tensor({3, 0, 2}, 1.f)},
+                  {2, 7, 2});
+  check_zero_size("conv1d 0 filters", c1, {Tensor({2, 9, 3}, 1.f), Tensor({3, 3, 0}, 1.f)},
+                  {2, 7, 0});
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <functional>
 #include <stdexcept>
+#include <tuple>
 
 #include "autodiff/ops.hpp"
 #include "support/gradcheck.hpp"
@@ -11,6 +12,7 @@
 using namespace xtape;
 using xtape::testing::check_throws;
 using xtape::testing::check_values;
+using xtape::testing::check_zero_size;
 using xtape::testing::gradcheck;
 using xtape::testing::random_away_from_zero;
 using xtape::testing::random_tensor;
@@ -294,6 +296,72 @@ BOOST_AUTO_TEST_CASE(unary_gradients) {
   // Large inputs: vectorised multi-threaded kernels, directional mode.
   const Tensor big = random_tensor({40, 50}, rng, -2.f, 2.f);
   gradcheck("large sigmoid * tanh", [](In in) { return sigmoid(in[0]) * tanh(in[0]); }, {big});
+}
+
+BOOST_AUTO_TEST_CASE(zero_size_tensors_broadcast_like_numpy) {
+  // An extent of 1 stretches to anything, 0 included; (0, 4) with (4,) is (0, 4), not (1, 4)
+  // (which read a stale value out of a buffer of 0 elements).
+  BOOST_TEST((broadcast_shapes({0, 4}, {4}, "x") == Shape{0, 4}));
+  BOOST_TEST((broadcast_shapes({4}, {0, 4}, "x") == Shape{0, 4}));
+  BOOST_TEST((broadcast_shapes({0}, {1}, "x") == Shape{0}));
+  BOOST_TEST((broadcast_shapes({1, 0}, {5, 1}, "x") == Shape{5, 0}));
+  BOOST_TEST((broadcast_shapes({2, 1, 0}, {3, 1}, "x") == Shape{2, 3, 0}));
+  BOOST_TEST((broadcast_shapes({}, {0}, "x") == Shape{0}));
+  check_throws<std::invalid_argument>("0 against 2", [] { broadcast_shapes({0}, {2}, "myop"); },
+                                      {"myop", "(0,)", "(2,)"});
+  using F = std::function<Tensor(const Tensor&, const Tensor&)>;
+  const std::vector<std::pair<const char*, F>> ops = {
+      {"add", [](const Tensor& a, const Tensor& b) { return a + b; }},
+      {"subtract", [](const Tensor& a, const Tensor& b) { return a - b; }},
+      {"multiply", [](const Tensor& a, const Tensor& b) { return a * b; }},
+      {"divide", [](const Tensor& a, const Tensor& b) { return a / b; }},
+  };
+  const std::vector<std::tuple<Shape, Shape, Shape>> shapes = {
+      {{0, 4}, {4}, {0, 4}},
+      {{0, 4}, {}, {0, 4}},
+      {{}, {0, 4}, {0, 4}},
+      {{3, 0}, {3, 1}, {3, 0}},
+      {{1, 0}, {5, 1}, {5, 0}},
+      {{0, 4}, {1, 4}, {0, 4}},
+      {{2, 0, 3}, {2, 1, 3}, {2, 0, 3}},
+      {{0}, {0}, {0}},
+  };
+  for (const auto& [name, f] : ops)
+    for (const auto& [sa, sb, so] : shapes)
+      check_zero_size(
+          std::string(name) + " " + shape_str(sa) + " " + shape_str(sb),
+          [f = f](const std::vector<Tensor>& in) { return f(in[0], in[1]); },
+          {Tensor(sa, 2.f), Tensor(sb, 2.f)}, so);
+  // With a float, as `x * 2` is written.
+  check_zero_size("(0, 4) * 2", [](const std::vector<Tensor>& in) { return in[0] * 2.f; },
+                  {Tensor({0, 4}, 1.f)}, {0, 4});
+  check_zero_size("1 - (3, 0)", [](const std::vector<Tensor>& in) { return 1.f - in[0]; },
+                  {Tensor({3, 0}, 1.f)}, {3, 0});
+  check_zero_size("sum_to (0, 4) -> (4,)",
+                  [](const std::vector<Tensor>& in) { return sum_to(in[0], {4}); },
+                  {Tensor({0, 4}, 1.f)}, {4});
+}
+
+BOOST_AUTO_TEST_CASE(unary_functions_of_zero_size_tensors) {
+  using F = std::function<Tensor(const Tensor&)>;
+  const std::vector<std::pair<const char*, F>> fns = {
+      {"negative", [](const Tensor& x) { return -x; }},
+      {"sqrt", [](const Tensor& x) { return sqrt(x); }},
+      {"exp", [](const Tensor& x) { return exp(x); }},
+      {"log", [](const Tensor& x) { return log(x); }},
+      {"pow", [](const Tensor& x) { return pow(x, 3.f); }},
+      {"abs", [](const Tensor& x) { return abs(x); }},
+      {"square", [](const Tensor& x) { return square(x); }},
+      {"relu", [](const Tensor& x) { return relu(x); }},
+      {"sigmoid", [](const Tensor& x) { return sigmoid(x); }},
+      {"tanh", [](const Tensor& x) { return tanh(x); }},
+      {"clip", [](const Tensor& x) { return clip(x, -1.f, 1.f); }},
+  };
+  for (const auto& [name, f] : fns)
+    for (const Shape& s : {Shape{0}, Shape{0, 3}, Shape{2, 0, 5}})
+      check_zero_size(
+          std::string(name) + " " + shape_str(s),
+          [f = f](const std::vector<Tensor>& in) { return f(in[0]); }, {Tensor(s, 0.5f)}, s);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

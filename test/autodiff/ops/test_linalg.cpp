@@ -8,6 +8,7 @@
 using namespace xtape;
 using xtape::testing::check_throws;
 using xtape::testing::check_values;
+using xtape::testing::check_zero_size;
 using xtape::testing::gradcheck;
 using xtape::testing::random_tensor;
 
@@ -152,6 +153,23 @@ BOOST_AUTO_TEST_CASE(errors_name_op_and_shapes) {
         matmul(Tensor({std::size_t{1} << 20, 1}, 1.f), Tensor({1, std::size_t{1} << 20}, 1.f));
       },
       {"matmul", "(1048576, 1048576)", "memory"});
+}
+
+BOOST_AUTO_TEST_CASE(zero_size_operands) {
+  using In = const std::vector<Tensor>&;
+  const auto mm = [](In in) { return matmul(in[0], in[1]); };
+  check_zero_size("(0, 3) x (3, 4)", mm, {Tensor({0, 3}, 1.f), Tensor({3, 4}, 1.f)}, {0, 4});
+  check_zero_size("(2, 3) x (3, 0)", mm, {Tensor({2, 3}, 1.f), Tensor({3, 0}, 1.f)}, {2, 0});
+  // An inner extent of 0: sums of no terms, zeros.
+  Tensor z =
+      check_zero_size("(2, 0) x (0, 5)", mm, {Tensor({2, 0}, 1.f), Tensor({0, 5}, 1.f)}, {2, 5});
+  BOOST_TEST(z.to_vector() == std::vector<float>(10, 0.f), boost::test_tools::per_element());
+  check_zero_size("batch 0", mm, {Tensor({0, 2, 3}, 1.f), Tensor({3, 4}, 1.f)}, {0, 2, 4});
+  check_zero_size("batch 0 broadcast with 1", mm, {Tensor({0, 2, 3}, 1.f), Tensor({1, 3, 4}, 1.f)},
+                  {0, 2, 4});
+  Tensor zb = check_zero_size("batched inner 0", mm,
+                              {Tensor({2, 3, 0}, 1.f), Tensor({2, 0, 4}, 1.f)}, {2, 3, 4});
+  BOOST_TEST(zb.to_vector() == std::vector<float>(24, 0.f), boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

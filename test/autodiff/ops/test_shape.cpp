@@ -9,6 +9,7 @@
 using namespace xtape;
 using xtape::testing::check_throws;
 using xtape::testing::check_values;
+using xtape::testing::check_zero_size;
 using xtape::testing::gradcheck;
 using xtape::testing::random_tensor;
 
@@ -268,6 +269,42 @@ BOOST_AUTO_TEST_CASE(gather_and_slice_rows) {
                                   {"slice_rows", "(4, 3)"});
   check_throws<std::out_of_range>("slice_rows reversed", [&] { slice_rows(x, 3, 2); },
                                   {"slice_rows"});
+}
+
+BOOST_AUTO_TEST_CASE(shape_ops_on_zero_size_tensors) {
+  const Tensor x({0, 3, 2}, 1.f);
+  check_zero_size("reshape to (3, 0)", [](In in) { return reshape(in[0], {3, 0}); }, {x}, {3, 0});
+  check_zero_size("reshape to (-1, 2)", [](In in) { return reshape(in[0], {-1, 2}); }, {x}, {0, 2});
+  check_zero_size("flatten", [](In in) { return flatten(in[0]); }, {x}, {0});
+  check_zero_size("flatten from 1", [](In in) { return flatten(in[0], 1); }, {x}, {0, 6});
+  check_zero_size("transpose", [](In in) { return transpose(in[0]); }, {x}, {2, 3, 0});
+  check_zero_size("transpose (1, 0, 2)",
+                  [](In in) {
+                    return transpose(in[0], {1, 0, 2});
+                  },
+                  {x}, {3, 0, 2});
+  Tensor c = check_zero_size("concat with an empty part",
+                             [](In in) {
+                               return concat({in[0], in[1]}, 0);
+                             },
+                             {Tensor({0, 3}, 1.f), Tensor({2, 3}, 1.f)}, {2, 3});
+  BOOST_TEST(c.to_vector() == std::vector<float>(6, 1.f), boost::test_tools::per_element());
+  check_zero_size("concat of empty parts",
+                  [](In in) {
+                    return concat({in[0], in[1]}, 1);
+                  },
+                  {Tensor({0, 3}, 1.f), Tensor({0, 2}, 1.f)}, {0, 5});
+  check_zero_size("slice_rows [2, 2)", [](In in) { return slice_rows(in[0], 2, 2); },
+                  {Tensor({4, 3}, 1.f)}, {0, 3});
+  check_zero_size("gather_rows of none", [](In in) { return gather_rows(in[0], {}); },
+                  {Tensor({4, 3}, 1.f)}, {0, 3});
+  check_zero_size("gather_rows of (0, 3)", [](In in) { return gather_rows(in[0], {}); },
+                  {Tensor({0, 3}, 1.f)}, {0, 3});
+  check_zero_size("gather_rows of (4, 0)",
+                  [](In in) {
+                    return gather_rows(in[0], {1, 3});
+                  },
+                  {Tensor({4, 0}, 1.f)}, {2, 0});
 }
 
 BOOST_AUTO_TEST_SUITE_END()
