@@ -44,6 +44,7 @@ Tensor log(const Tensor& x);
 Tensor pow(const Tensor& x, float p);
 Tensor abs(const Tensor& x);
 Tensor square(const Tensor& x);
+/// max(x, 0); relu(NaN) is NaN, and the gradient passes where the result is NaN (PyTorch).
 Tensor relu(const Tensor& x);
 Tensor sigmoid(const Tensor& x);
 Tensor tanh(const Tensor& x);
@@ -55,7 +56,9 @@ Tensor clip(const Tensor& x, float lo, float hi);
 Tensor sum(const Tensor& x, std::vector<int> axes = {}, bool keepdims = false);
 /// Mean over `axes`; NaN for groups of no elements (an axis of extent 0), as NumPy and PyTorch.
 Tensor mean(const Tensor& x, std::vector<int> axes = {}, bool keepdims = false);
-/// Maximum; the gradient goes to the first maximal element of each reduced group. Throws
+/// Maximum; the gradient goes to the first maximal element of each reduced group. NaN counts
+/// as greater than every number (IEEE, PyTorch): a group holding NaN gives NaN, and its
+/// gradient goes to the group's first NaN (PyTorch's max over a dimension). Throws
 /// std::invalid_argument when a group is empty (a maximum of no elements has no value).
 Tensor max(const Tensor& x, std::vector<int> axes = {}, bool keepdims = false);
 /// (mean, population variance) over `axes`, as tf.nn.moments. A composition of primitives.
@@ -89,7 +92,9 @@ Tensor conv2d(const Tensor& input, const Tensor& kernel, std::array<int, 2> stri
 /// input (n, w, cin), kernel (k, cin, cout) -> (n, ow, cout).
 Tensor conv1d(const Tensor& input, const Tensor& kernel, int stride = 1,
               Padding padding = Padding::valid, int dilation = 1);
-/// Window max over (n, h, w, c); strides default to the pool size when {0, 0}.
+/// Window max over (n, h, w, c); strides default to the pool size when {0, 0}. NaN counts as
+/// greater than every number: a window holding NaN gives NaN, and the gradient goes to its
+/// first NaN; otherwise to its first maximal element.
 Tensor max_pool2d(const Tensor& x, std::array<int, 2> pool_size,
                   std::array<int, 2> strides = {0, 0}, Padding padding = Padding::valid);
 /// Window mean over the in-bounds positions (TensorFlow's "same" semantics).

@@ -20,6 +20,7 @@
 #include <vector>
 #include <xsimd/xsimd.hpp>
 
+#include "kernels/compare.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/partials.hpp"
 #include "kernels/region_errors.hpp"
@@ -338,8 +339,7 @@ void small_patch_forward(const Conv2DGeometry& g, const float* input, const floa
         if (ep.relu) {
 #pragma GCC unroll 4
           for (int i = 0; i < RB; ++i)
-            acc[i][0] = xsimd::max(acc[i][0], batch(0.f)),
-            acc[i][1] = xsimd::max(acc[i][1], batch(0.f));
+            acc[i][0] = detail::relu(acc[i][0]), acc[i][1] = detail::relu(acc[i][1]);
         }
         for (std::int64_t i = 0; i < rows; ++i) {
           acc[i][0].store_unaligned(o + i * N);
@@ -352,7 +352,7 @@ void small_patch_forward(const Conv2DGeometry& g, const float* input, const floa
             for (std::int64_t q = 0; q < K; ++q)
               sum = std::fma(a[i][offset[q]], kernel[q * N + c0 + j], sum);
             if (ep.bias) sum += ep.bias[c0 + j];
-            if (ep.relu) sum = std::max(sum, 0.f);
+            if (ep.relu) sum = detail::relu(sum);
             o[i * N + j] = sum;
           }
       }
@@ -365,20 +365,19 @@ void small_patch_forward(const Conv2DGeometry& g, const float* input, const floa
 // chunk, applied while the chunk is still in cache).
 void apply_epilogue(float* out, std::int64_t rows, std::int64_t N, const ConvEpilogue& ep) {
   if (!ep.bias && !ep.relu) return;
-  const batch zero(0.f);
   for (std::int64_t r = 0; r < rows; ++r) {
     float* o = out + r * N;
     std::int64_t c = 0;
     for (; c + simd_width <= N; c += simd_width) {
       batch v = batch::load_unaligned(o + c);
       if (ep.bias) v += batch::load_unaligned(ep.bias + c);
-      if (ep.relu) v = xsimd::max(v, zero);
+      if (ep.relu) v = detail::relu(v);
       v.store_unaligned(o + c);
     }
     for (; c < N; ++c) {
       float v = o[c];
       if (ep.bias) v += ep.bias[c];
-      if (ep.relu) v = std::max(v, 0.f);
+      if (ep.relu) v = detail::relu(v);
       o[c] = v;
     }
   }
@@ -407,7 +406,7 @@ void conv3x3_c1_forward(const Conv2DGeometry& g, const float* input, const float
     const batch bias = ep.bias ? batch::load_unaligned(ep.bias + c0) : zero;
     auto store = [&](batch v, float* o) {
       if (ep.bias) v += bias;
-      if (ep.relu) v = xsimd::max(v, zero);
+      if (ep.relu) v = detail::relu(v);
       v.store_unaligned(o);
     };
     for (std::int64_t r = r0; r < r1;) {

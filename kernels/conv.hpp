@@ -25,7 +25,7 @@ struct Conv2DGeometry {
 
 /// output = conv(input, kernel). Overwrites output.
 /// What conv2d_forward applies to each output value before storing it: + bias[channel], then
-/// max(., 0) when `relu` (the same roundings as separate add and relu passes).
+/// relu when `relu` (the same roundings as separate add and relu passes; relu(NaN) is NaN).
 struct ConvEpilogue {
   const float* bias = nullptr;
   bool relu = false;

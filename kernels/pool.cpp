@@ -10,6 +10,7 @@
 #include <xsimd/xsimd.hpp>
 
 #include "kernels/column_sums.hpp"
+#include "kernels/compare.hpp"
 #include "kernels/row_cursors.hpp"
 
 namespace xtape::kernels {
@@ -48,7 +49,7 @@ inline void max_window_simd(const Pool2DGeometry& g, const float* img, const Win
     const batch vy(static_cast<float>(y));
     for (std::int64_t x = win.x0; x < win.x1; ++x) {
       const batch v = batch::load_unaligned(img + (y * g.w + x) * c + c0);
-      const auto gt = v > best;  // strict: the first maximum wins
+      const auto gt = detail::replaces_max(v, best);  // the first maximum (or NaN) wins
       best = xsimd::select(gt, v, best);
       best_y = xsimd::select(gt, vy, best_y);
       best_x = xsimd::select(gt, batch(static_cast<float>(x)), best_x);
@@ -104,11 +105,11 @@ void max_pool2x2_rows(const Pool2DGeometry& g, const float* input, float* output
         const batch v10 = batch::load_unaligned(p + wc + c0),
                     v11 = batch::load_unaligned(p + wc + c + c0);
         batch best = v00;
-        const auto g01 = v01 > best;
+        const auto g01 = detail::replaces_max(v01, best);
         best = xsimd::select(g01, v01, best);
-        const auto g10 = v10 > best;
+        const auto g10 = detail::replaces_max(v10, best);
         best = xsimd::select(g10, v10, best);
-        const auto g11 = v11 > best;
+        const auto g11 = detail::replaces_max(v11, best);
         best = xsimd::select(g11, v11, best);
         best.store_unaligned(out + ox * c + c0);
         if (am != nullptr) {
@@ -155,7 +156,7 @@ void max_pool2d_forward_rows(const Pool2DGeometry& g, const float* input, float*
         for (std::int64_t y = win.y0; y < win.y1; ++y)
           for (std::int64_t x = win.x0; x < win.x1; ++x) {
             const std::int64_t at = (y * g.w + x) * c + c0;
-            if (img[at] > best) best = img[at], best_at = at;
+            if (detail::replaces_max(img[at], best)) best = img[at], best_at = at;
           }
         out[c0] = best;
         if (am != nullptr) am[c0] = static_cast<std::int32_t>(b * image + best_at);
@@ -262,13 +263,14 @@ void max_pool2d_mask_positive(std::int64_t count, const float* grad_output,
     const ibatch at = ibatch::load_unaligned(argmax + i);
     const auto valid = at >= izero;
     const batch v = batch::gather(values, xsimd::select(valid, at, izero));
-    const batch kept = xsimd::select(v > zero, batch::load_unaligned(grad_output + i), zero);
+    const batch kept =
+        xsimd::select(detail::relu_passes(v), batch::load_unaligned(grad_output + i), zero);
     const ibatch bits = xsimd::select(valid, xsimd::bitwise_cast<ibatch>(kept), izero);
     xsimd::bitwise_cast<batch>(bits).store_unaligned(masked + i);
   }
   for (std::int64_t i = vec_end; i < count; ++i) {
     const std::int32_t at = argmax[i];
-    masked[i] = at >= 0 && values[at] > 0.f ? grad_output[i] : 0.f;
+    masked[i] = at >= 0 && detail::relu_passes(values[at]) ? grad_output[i] : 0.f;
   }
 }
 
@@ -278,10 +280,11 @@ void max_pool2d_mask_positive_pooled(std::int64_t count, const float* grad_outpu
   const batch zero(0.f);
 #pragma omp parallel for schedule(static) if (count >= 8 * parallel_pool_work)
   for (std::int64_t i = 0; i < vec_end; i += simd_width)
-    xsimd::select(batch::load_unaligned(pooled + i) > zero, batch::load_unaligned(grad_output + i),
-                  zero)
+    xsimd::select(detail::relu_passes(batch::load_unaligned(pooled + i)),
+                  batch::load_unaligned(grad_output + i), zero)
         .store_unaligned(masked + i);
-  for (std::int64_t i = vec_end; i < count; ++i) masked[i] = pooled[i] > 0.f ? grad_output[i] : 0.f;
+  for (std::int64_t i = vec_end; i < count; ++i)
+    masked[i] = detail::relu_passes(pooled[i]) ? grad_output[i] : 0.f;
 }
 
 void avg_pool2d_forward(const Pool2DGeometry& g, const float* input, float* output) {

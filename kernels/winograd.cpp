@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <xsimd/xsimd.hpp>
 
+#include "kernels/compare.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/partials.hpp"
 #include "kernels/region_errors.hpp"
@@ -103,7 +104,6 @@ void output_tile(const Conv2DGeometry& g, const float* m, std::int64_t stride, f
   const bool row2 = oy0 + 1 < g.out_h, col2 = ox0 + 1 < g.out_w;
   float* o00 = img + (oy0 * g.out_w + ox0) * K;
   float* o10 = o00 + g.out_w * K;
-  const batch zero(0.f);
   for (std::int64_t k = 0; k < K; k += simd_width) {
     batch q[16];
     for (int xi = 0; xi < 16; ++xi) q[xi] = batch::load_unaligned(m + xi * stride + k);
@@ -119,7 +119,7 @@ void output_tile(const Conv2DGeometry& g, const float* m, std::int64_t stride, f
       for (auto& v : y) v += b;
     }
     if (ep.relu)
-      for (auto& v : y) v = xsimd::max(v, zero);
+      for (auto& v : y) v = detail::relu(v);
     y[0].store_unaligned(o00 + k);
     if (col2) y[1].store_unaligned(o00 + K + k);
     if (row2) y[2].store_unaligned(o10 + k);

@@ -149,12 +149,15 @@ Tensor max(const Tensor& x, std::vector<int> axes, bool keepdims) {
   float* o = out.data();
   for (std::size_t r = 0; r < rows; ++r) {
     std::size_t best = src[r * cols];
-    for (std::size_t c = 1; c < cols; ++c)
-      if (xv[src[r * cols + c]] > xv[best]) best = src[r * cols + c];
+    // NaN is greater than every number (IEEE, PyTorch): the first maximum, or the first NaN.
+    for (std::size_t c = 1; c < cols; ++c) {
+      const float v = xv[src[r * cols + c]], b = xv[best];
+      if (!(v <= b) && b == b) best = src[r * cols + c];
+    }
     o[r] = xv[best];
     (*argmax)[r] = best;
   }
-  // d max(x)/dx = 1 at the (first) maximal element of each group, 0 elsewhere.
+  // d max(x)/dx = 1 at the (first) maximal element of each group, or its first NaN, 0 elsewhere.
   return record("max", out, {x}, [xs, argmax](const Tensor& g, Grads& grads) {
     Tensor d(xs, 0.f);
     for (std::size_t r = 0; r < argmax->size(); ++r) d.data()[(*argmax)[r]] += g.data()[r];

@@ -3,6 +3,7 @@
 #include <boost/test/unit_test.hpp>
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <stdexcept>
 #include <tuple>
 
@@ -362,6 +363,38 @@ BOOST_AUTO_TEST_CASE(unary_functions_of_zero_size_tensors) {
       check_zero_size(
           std::string(name) + " " + shape_str(s),
           [f = f](const std::vector<Tensor>& in) { return f(in[0]); }, {Tensor(s, 0.5f)}, s);
+}
+
+BOOST_AUTO_TEST_CASE(relu_and_clip_keep_nan) {
+  // relu(NaN) was 0 (a vector max returns its second operand when one is NaN). Every length
+  // 1..40 puts the NaN in a full vector and in the tail; the gradient passes where relu's
+  // result is NaN (PyTorch's threshold_backward: y <= 0 ? 0 : g).
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (std::size_t n = 1; n <= 40; ++n)
+    for (std::size_t at : {std::size_t{0}, n / 2, n - 1}) {
+      Tensor x = Tensor::empty({n});
+      for (std::size_t i = 0; i < n; ++i)
+        x.data()[i] = i % 2 ? -1.f - static_cast<float>(i) : static_cast<float>(i) + 0.5f;
+      x.data()[at] = nan;
+      x.set_requires_grad();
+      const Tensor y = relu(x);
+      sum(y).backward();
+      for (std::size_t i = 0; i < n; ++i) {
+        const float v = x.data()[i];
+        if (i == at) {
+          BOOST_TEST(std::isnan(y.data()[i]), "relu length " << n << " NaN at " << at);
+          BOOST_TEST(x.grad().data()[i] == 1.f, "relu gradient at the NaN, length " << n);
+        } else {
+          BOOST_TEST(y.data()[i] == (v > 0 ? v : 0.f));
+          BOOST_TEST(x.grad().data()[i] == (v > 0 ? 1.f : 0.f));
+        }
+      }
+    }
+  // -0 still gives +0 (the bits of max(x, 0)).
+  BOOST_TEST(!std::signbit(relu(Tensor({1}, {-0.f})).item()));
+  const Tensor c = clip(Tensor({3}, {nan, -5.f, 5.f}), -1.f, 1.f);
+  BOOST_TEST(std::isnan(c.data()[0]));
+  BOOST_TEST((c.data()[1] == -1.f && c.data()[2] == 1.f));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -1,7 +1,9 @@
 // Tests for autodiff/ops/pool.cpp: max_pool2d and avg_pool2d (NHWC, TensorFlow semantics)
 // against naive loops, their gradients, and errors.
 #include <algorithm>
+#include <array>
 #include <boost/test/unit_test.hpp>
+#include <cmath>
 #include <limits>
 #include <stdexcept>
 
@@ -212,6 +214,69 @@ BOOST_AUTO_TEST_CASE(zero_size_inputs) {
                                         },
                                         {op, "(2, 0, 5, 3)"});
   }
+}
+
+BOOST_AUTO_TEST_CASE(max_pool_propagates_nan) {
+  // A window holding NaN gives NaN wherever the NaN sits, and the gradient goes to it (the
+  // first NaN of the window); the 2x2 fast path (channels in whole vectors), the general vector
+  // path and its scalar channel tail all agree.
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  struct Case {
+    Shape input;
+    std::array<int, 2> size, strides;
+    Padding padding;
+  };
+  const Case cases[] = {
+      {{2, 4, 6, 16}, {2, 2}, {2, 2}, Padding::valid},  // 2x2 fast path
+      {{1, 5, 5, 19}, {3, 3}, {2, 2}, Padding::same},   // vector + scalar channel tail
+      {{1, 6, 5, 3}, {2, 3}, {1, 2}, Padding::valid},   // scalar channels, overlapping windows
+  };
+  Rng rng(9);
+  for (const Case& c : cases)
+    for (int trial = 0; trial < 3; ++trial) {
+      Tensor x = random_distinct(c.input, rng);
+      for (std::size_t i = 0; i < x.size(); ++i)
+        if (rng.uniform() < 0.08f) x.data()[i] = nan;
+      x.set_requires_grad();
+      const Tensor y = max_pool2d(x, c.size, c.strides, c.padding);
+      sum(y).backward();
+      // Reference: scan each window in row-major order; NaN beats every number, the first wins.
+      const long h = static_cast<long>(c.input[1]), w = static_cast<long>(c.input[2]),
+                 ch = static_cast<long>(c.input[3]);
+      const long oh = static_cast<long>(y.dim(1)), ow = static_cast<long>(y.dim(2));
+      const long pt = c.padding == Padding::same
+                          ? std::max(0L, (oh - 1) * c.strides[0] + c.size[0] - h) / 2
+                          : 0;
+      const long pl = c.padding == Padding::same
+                          ? std::max(0L, (ow - 1) * c.strides[1] + c.size[1] - w) / 2
+                          : 0;
+      std::vector<float> grad(x.size(), 0.f);
+      std::size_t nans = 0, mismatches = 0;
+      for (long b = 0; b < static_cast<long>(c.input[0]); ++b)
+        for (long oy = 0; oy < oh; ++oy)
+          for (long ox = 0; ox < ow; ++ox)
+            for (long k = 0; k < ch; ++k) {
+              long best = -1;
+              for (long dy = 0; dy < c.size[0]; ++dy)
+                for (long dx = 0; dx < c.size[1]; ++dx) {
+                  const long iy = oy * c.strides[0] - pt + dy, ix = ox * c.strides[1] - pl + dx;
+                  if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+                  const long at = ((b * h + iy) * w + ix) * ch + k;
+                  const float v = x.data()[at];
+                  if (best < 0 ||
+                      (!std::isnan(x.data()[best]) && (std::isnan(v) || v > x.data()[best])))
+                    best = at;
+                }
+              grad[static_cast<std::size_t>(best)] += 1.f;
+              const float got = y.data()[((b * oh + oy) * ow + ox) * ch + k], want = x.data()[best];
+              nans += std::isnan(want);
+              mismatches += std::isnan(want) ? !std::isnan(got) : got != want;
+            }
+      BOOST_TEST(nans > 0u);
+      BOOST_TEST(mismatches == 0u,
+                 mismatches << " windows differ from the reference, input " << shape_str(c.input));
+      BOOST_TEST(x.grad().to_vector() == grad, boost::test_tools::per_element());
+    }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -223,4 +223,34 @@ BOOST_AUTO_TEST_CASE(reductions_of_zero_size_tensors) {
   check_zero_size("max of (2^40, 0) axis 0", [](In in) { return max(in[0], {0}); }, {wide}, {0});
 }
 
+BOOST_AUTO_TEST_CASE(max_propagates_nan_wherever_it_sits) {
+  // max([1, NaN, 3]) was 3 and max([NaN, 1, 3]) NaN: NaN is greater than every number (IEEE,
+  // PyTorch), whatever its position, and the gradient goes to it (the first one of several).
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const std::vector<std::vector<float>> rows = {{1, nan, 3},   {nan, 1, 3},   {1, 3, nan},
+                                                {nan, nan, 3}, {3, nan, nan}, {-1, -2, nan}};
+  const std::vector<std::size_t> first_nan = {1, 0, 2, 0, 1, 2};
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    Tensor x = Tensor({3}, rows[r]).set_requires_grad();
+    Tensor m = max(x);
+    BOOST_TEST(std::isnan(m.item()), "row " << r);
+    m.backward();
+    for (std::size_t i = 0; i < 3; ++i)
+      BOOST_TEST(x.grad().data()[i] == (i == first_nan[r] ? 1.f : 0.f),
+                 "row " << r << " element " << i);
+  }
+  // Along an axis: only the groups holding NaN become NaN.
+  Tensor x = Tensor({2, 4}, {5, 1, nan, 2, 0, 7, 3, -1}).set_requires_grad();
+  const Tensor by_row = max(x, {1});
+  BOOST_TEST(std::isnan(by_row.data()[0]));
+  BOOST_TEST(by_row.data()[1] == 7.f);
+  const Tensor by_col = max(x, {0});
+  BOOST_TEST(by_col.data()[0] == 5.f);
+  BOOST_TEST(by_col.data()[1] == 7.f);
+  BOOST_TEST(std::isnan(by_col.data()[2]));
+  BOOST_TEST(by_col.data()[3] == 2.f);
+  sum(by_row).backward();
+  BOOST_TEST((x.grad().to_vector() == std::vector<float>{0, 0, 1, 0, 0, 1, 0, 0}));
+}
+
 BOOST_AUTO_TEST_SUITE_END()
