@@ -69,7 +69,7 @@ struct Node {
   /// Inputs in op order; nullptr for inputs that need no gradient.
   std::vector<std::shared_ptr<TensorImpl>> inputs;
   BackwardFn backward;
-  Tensor grad;        ///< gradient w.r.t. the output, accumulated during backward
+  Tensor grad;  ///< gradient w.r.t. the output, accumulated during backward
   Shape out_shape;
   /// 0 while free, the id of the backward() walking it (one walk at a time owns a record and
   /// its `grad`), kConsumed once run.
@@ -100,6 +100,15 @@ Tensor record(const char* op, Tensor out, const std::vector<Tensor>& inputs, Bac
 /// True when recording is on and any of the tensors requires a gradient.
 bool any_requires_grad(const std::vector<Tensor>& inputs);
 
+/// The largest buffer a tensor may have, in bytes: the machine's physical memory (a larger one
+/// could never be used, and asking the system for it gives a bare std::bad_alloc).
+std::size_t max_tensor_bytes();
+
+/// Element count of `shape` for a tensor that `op` is about to create. Throws std::length_error
+/// naming `op` and the shape when the product of the extents overflows or the buffer would
+/// exceed max_tensor_bytes().
+std::size_t checked_size(const Shape& shape, const char* op);
+
 /// A tensor of `shape` whose values `producer` computes on first access; `reads` are the
 /// tensors the producer reads (a later write to one of them computes it first). When one of
 /// them is exposed (a pointer from Tensor::data() may be outstanding), the values are computed
@@ -119,7 +128,8 @@ Tensor fuse_conv_relu(const Tensor& a);
 /// Max pooling of a pending conv2d result that nothing else holds: runs the convolution and the
 /// pooling together per image, writes `out` and `argmax`, and returns true; `x` stays pending
 /// (computed again only if read). False when `x` is not such a result.
-bool fuse_conv_max_pool(const Tensor& x, const kernels::Pool2DGeometry& pool, float* out, std::int32_t* argmax);
+bool fuse_conv_max_pool(const Tensor& x, const kernels::Pool2DGeometry& pool, float* out,
+                        std::int32_t* argmax);
 
 /// Gradients from max_pool2d's backward are deferred scatters of the pooled gradient
 /// (autodiff/ops/pool.cpp), computed when read. relu's backward masks such a gradient in
@@ -131,7 +141,8 @@ Tensor mask_pool_scatter(const Tensor& g, const Tensor& values);
 /// argmax, for kernels that read it in pooled form, and a handle that keeps them alive while
 /// used. Null otherwise.
 std::shared_ptr<const Producer> pending_pool_grad(const Tensor& t, kernels::Pool2DGeometry& pool,
-                                                  const float*& grad_pooled, const std::int32_t*& argmax);
+                                                  const float*& grad_pooled,
+                                                  const std::int32_t*& argmax);
 /// sum_to(x, shape) for a pending pool scatter x and a per-channel `shape` (a bias gradient),
 /// summed in pooled form with the bits of the dense sum. Undefined when not applicable.
 Tensor pool_scatter_channel_sums(const Tensor& x, const Shape& shape);

@@ -28,7 +28,9 @@ Tensor operator*(float a, const Tensor& b);
 Tensor operator/(float a, const Tensor& b);
 Tensor operator-(const Tensor& a);
 
-/// Shape of broadcasting a with b (NumPy rules); throws std::invalid_argument naming `op`.
+/// Shape of broadcasting a with b (NumPy rules: shapes align at the last axis, an extent of 1
+/// stretches to the other extent, 0 included, and other extents must be equal); throws
+/// std::invalid_argument naming `op`.
 Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);
 /// Sums `x` down to `shape` (the inverse of broadcasting `shape` to x.shape()): the one helper
 /// every broadcasting backward rule uses.
@@ -42,6 +44,7 @@ Tensor log(const Tensor& x);
 Tensor pow(const Tensor& x, float p);
 Tensor abs(const Tensor& x);
 Tensor square(const Tensor& x);
+/// max(x, 0); relu(NaN) is NaN, and the gradient passes where the result is NaN (PyTorch).
 Tensor relu(const Tensor& x);
 Tensor sigmoid(const Tensor& x);
 Tensor tanh(const Tensor& x);
@@ -51,8 +54,12 @@ Tensor clip(const Tensor& x, float lo, float hi);
 // ---- reductions (autodiff/ops/reduce.cpp). Empty `axes` means every axis; negative axes count
 // from the end. ----
 Tensor sum(const Tensor& x, std::vector<int> axes = {}, bool keepdims = false);
+/// Mean over `axes`; NaN for groups of no elements (an axis of extent 0), as NumPy and PyTorch.
 Tensor mean(const Tensor& x, std::vector<int> axes = {}, bool keepdims = false);
-/// Maximum; the gradient goes to the first maximal element of each reduced group.
+/// Maximum; the gradient goes to the first maximal element of each reduced group. NaN counts
+/// as greater than every number (IEEE, PyTorch): a group holding NaN gives NaN, and its
+/// gradient goes to the group's first NaN (PyTorch's max over a dimension). Throws
+/// std::invalid_argument when a group is empty (a maximum of no elements has no value).
 Tensor max(const Tensor& x, std::vector<int> axes = {}, bool keepdims = false);
 /// (mean, population variance) over `axes`, as tf.nn.moments. A composition of primitives.
 std::pair<Tensor, Tensor> moments(const Tensor& x, std::vector<int> axes, bool keepdims = false);
@@ -85,12 +92,14 @@ Tensor conv2d(const Tensor& input, const Tensor& kernel, std::array<int, 2> stri
 /// input (n, w, cin), kernel (k, cin, cout) -> (n, ow, cout).
 Tensor conv1d(const Tensor& input, const Tensor& kernel, int stride = 1,
               Padding padding = Padding::valid, int dilation = 1);
-/// Window max over (n, h, w, c); strides default to the pool size when {0, 0}.
-Tensor max_pool2d(const Tensor& x, std::array<int, 2> pool_size, std::array<int, 2> strides = {0, 0},
-                  Padding padding = Padding::valid);
+/// Window max over (n, h, w, c); strides default to the pool size when {0, 0}. NaN counts as
+/// greater than every number: a window holding NaN gives NaN, and the gradient goes to its
+/// first NaN; otherwise to its first maximal element.
+Tensor max_pool2d(const Tensor& x, std::array<int, 2> pool_size,
+                  std::array<int, 2> strides = {0, 0}, Padding padding = Padding::valid);
 /// Window mean over the in-bounds positions (TensorFlow's "same" semantics).
-Tensor avg_pool2d(const Tensor& x, std::array<int, 2> pool_size, std::array<int, 2> strides = {0, 0},
-                  Padding padding = Padding::valid);
+Tensor avg_pool2d(const Tensor& x, std::array<int, 2> pool_size,
+                  std::array<int, 2> strides = {0, 0}, Padding padding = Padding::valid);
 
 // ---- neural-network ops (nn.cpp) ----
 Tensor softmax(const Tensor& x, int axis = -1);
@@ -103,7 +112,8 @@ Tensor dropout(const Tensor& x, float rate, bool training, Rng& rng);
 /// [1e-7, 1 - 1e-7]; from logits: computed with log_softmax. As in Keras's TensorFlow backend,
 /// probabilities produced by softmax() over the last axis are scored from that softmax's logits
 /// (exact, and the gradient does not vanish where a probability saturates).
-Tensor categorical_crossentropy(const Tensor& y_true, const Tensor& y_pred, bool from_logits = false);
+Tensor categorical_crossentropy(const Tensor& y_true, const Tensor& y_pred,
+                                bool from_logits = false);
 /// Per-sample cross-entropy (n,) from integer class labels stored as floats (n,).
 Tensor sparse_categorical_crossentropy(const Tensor& labels, const Tensor& y_pred,
                                        bool from_logits = false);

@@ -7,9 +7,12 @@
 // from the root (iteratively, claiming each for this walk), sorts them by that number and runs
 // them from the newest, each that received a gradient, freeing each once run: no recursion, and
 // the same order the walk of a thread's list of records would take.
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <ostream>
 #include <sstream>
@@ -26,9 +29,39 @@ namespace xtape {
 using detail::Node;
 using detail::TensorImpl;
 
+namespace {
+
+// Product of the extents; false when it overflows (a zero extent makes it 0 whatever the rest).
+bool extent_product(const Shape& shape, std::size_t& n) {
+  n = 1;
+  bool overflow = false;
+  for (std::size_t d : shape) {
+    if (d == 0) {
+      n = 0;
+      return true;
+    }
+    overflow = overflow || __builtin_mul_overflow(n, d, &n);
+  }
+  return !overflow;
+}
+
+std::string byte_str(double bytes) {
+  const char* units[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  int u = 0;
+  while (bytes >= 1024.0 && u < 6) bytes /= 1024.0, ++u;
+  std::ostringstream os;
+  os.precision(u == 0 ? 0 : 3);
+  os << std::fixed << bytes << ' ' << units[u];
+  return os.str();
+}
+
+}  // namespace
+
 std::size_t shape_size(const Shape& shape) {
-  std::size_t n = 1;
-  for (std::size_t d : shape) n *= d;
+  std::size_t n;
+  if (!extent_product(shape, n))
+    throw std::length_error("shape_size: the extents of shape " + shape_str(shape) +
+                            " multiply to more than 2^64 elements");
   return n;
 }
 
@@ -74,19 +107,49 @@ std::atomic<std::uint64_t> g_next_walk{1};
 std::atomic<std::size_t> g_live_records{0};
 
 std::shared_ptr<TensorImpl> make_impl(const Shape& shape) {
+  const std::size_t n = detail::checked_size(shape, "Tensor");
   auto impl = std::make_shared<TensorImpl>();
   impl->shape = shape;
-  impl->storage = std::make_shared<detail::Storage>(shape_size(shape));
+  impl->storage = std::make_shared<detail::Storage>(n);
   return impl;
 }
 
 }  // namespace
 
+std::size_t detail::max_tensor_bytes() {
+  static const std::size_t limit = [] {
+    const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+    std::size_t bytes;
+    if (pages <= 0 || page <= 0 ||
+        __builtin_mul_overflow(static_cast<std::size_t>(pages), static_cast<std::size_t>(page),
+                               &bytes))
+      bytes = std::numeric_limits<std::size_t>::max();
+    // Kernels index buffers with signed 64-bit offsets.
+    return std::min<std::size_t>(bytes, std::numeric_limits<std::ptrdiff_t>::max());
+  }();
+  return limit;
+}
+
+std::size_t detail::checked_size(const Shape& shape, const char* op) {
+  std::size_t n;
+  if (!extent_product(shape, n))
+    throw std::length_error(std::string(op) + ": the extents of shape " + shape_str(shape) +
+                            " multiply to more than 2^64 elements");
+  if (n > max_tensor_bytes() / sizeof(float))
+    throw std::length_error(std::string(op) + ": a tensor of shape " + shape_str(shape) + " (" +
+                            std::to_string(n) + " elements, " +
+                            byte_str(static_cast<double>(n) * sizeof(float)) +
+                            ") would exceed this machine's memory (" +
+                            byte_str(static_cast<double>(max_tensor_bytes())) + ")");
+  return n;
+}
+
 Tensor detail::make_deferred(const Shape& shape, std::shared_ptr<const Producer> producer,
                              const std::vector<Tensor>& reads) {
+  const std::size_t n = checked_size(shape, "Tensor");
   auto impl = std::make_shared<TensorImpl>();
   impl->shape = shape;
-  impl->storage = std::make_shared<Storage>(shape_size(shape), std::move(producer));
+  impl->storage = std::make_shared<Storage>(n, std::move(producer));
   const bool exposed = std::any_of(reads.begin(), reads.end(), [](const Tensor& t) {
     return t.defined() && t.impl()->storage->exposed();
   });
@@ -131,8 +194,8 @@ std::size_t Tensor::dim(int axis) const {
   const int n = static_cast<int>(s.size());
   const int a = axis < 0 ? axis + n : axis;
   if (a < 0 || a >= n)
-    throw std::out_of_range("Tensor::dim: axis " + std::to_string(axis) + " out of range for shape " +
-                            shape_str(s));
+    throw std::out_of_range("Tensor::dim: axis " + std::to_string(axis) +
+                            " out of range for shape " + shape_str(s));
   return s[static_cast<std::size_t>(a)];
 }
 
@@ -151,7 +214,8 @@ std::vector<float> Tensor::to_vector() const { return std::vector<float>(data(),
 
 float Tensor::item() const {
   if (size() != 1)
-    throw std::invalid_argument("Tensor::item: expected one element, got shape " + shape_str(shape()));
+    throw std::invalid_argument("Tensor::item: expected one element, got shape " +
+                                shape_str(shape()));
   return data()[0];
 }
 
@@ -185,8 +249,10 @@ bool Tensor::requires_grad() const { return checked().requires_grad; }
 
 Tensor& Tensor::set_requires_grad(bool value) {
   if (checked().grad_fn)
-    throw std::logic_error("Tensor::set_requires_grad: only leaves can be marked; this tensor was "
-                           "produced by '" + std::string(impl_->grad_fn->op) + "' (use detach())");
+    throw std::logic_error(
+        "Tensor::set_requires_grad: only leaves can be marked; this tensor was "
+        "produced by '" +
+        std::string(impl_->grad_fn->op) + "' (use detach())");
   impl_->requires_grad = value;
   return *this;
 }
@@ -329,22 +395,24 @@ void run_backward(const std::shared_ptr<Node>& root, TensorImpl& root_impl, cons
 
 void Tensor::backward() {
   if (size() != 1)
-    throw std::logic_error("backward: called without a seed gradient on a non-scalar tensor of shape " +
-                           shape_str(shape()) + "; pass a seed of that shape");
+    throw std::logic_error(
+        "backward: called without a seed gradient on a non-scalar tensor of shape " +
+        shape_str(shape()) + "; pass a seed of that shape");
   backward(Tensor::ones(shape()));
 }
 
 void Tensor::backward(const Tensor& seed) {
   const TensorImpl& self = checked();
   if (!seed.defined() || seed.shape() != self.shape)
-    throw std::invalid_argument("backward: seed of shape " +
-                                (seed.defined() ? shape_str(seed.shape()) : std::string("<undefined>")) +
-                                " for a tensor of shape " + shape_str(self.shape));
+    throw std::invalid_argument(
+        "backward: seed of shape " +
+        (seed.defined() ? shape_str(seed.shape()) : std::string("<undefined>")) +
+        " for a tensor of shape " + shape_str(self.shape));
   if (!self.requires_grad)
     throw std::logic_error("backward: the tensor of shape " + shape_str(self.shape) +
                            " does not require a gradient (no input of its computation did, or it "
                            "was computed under NoGrad)");
-  NoGrad no_grad;  // backward rules compute plain values
+  NoGrad no_grad;       // backward rules compute plain values
   if (!self.grad_fn) {  // a leaf: its gradient is the seed
     detail::accumulate(*impl_, seed, "backward");
     return;

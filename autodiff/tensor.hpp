@@ -21,7 +21,8 @@ namespace xtape {
 /// Shape of a tensor: extents, outermost first. An empty shape is a scalar (one element).
 using Shape = std::vector<std::size_t>;
 
-/// Number of elements of a shape (1 for a scalar).
+/// Number of elements of a shape (1 for a scalar, 0 when any extent is 0). Throws
+/// std::length_error when the extents multiply to more than 2^64 elements.
 std::size_t shape_size(const Shape& shape);
 
 /// "(2, 3, 4)" — used in every error message.
@@ -37,7 +38,9 @@ class Tensor {
  public:
   /// An undefined tensor (defined() is false): the value of grad() before any backward().
   Tensor() = default;
-  /// A tensor of the given shape filled with `fill`.
+  /// A tensor of the given shape filled with `fill`. Throws std::length_error when the extents
+  /// overflow or the buffer would exceed the machine's physical memory (ops check their results
+  /// the same way, and their errors name the op).
   explicit Tensor(const Shape& shape, float fill = 0.f);
   /// A tensor of the given shape holding `values` (row-major). Throws std::invalid_argument
   /// when values.size() differs from the shape's element count.

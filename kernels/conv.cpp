@@ -20,8 +20,10 @@
 #include <vector>
 #include <xsimd/xsimd.hpp>
 
+#include "kernels/compare.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/partials.hpp"
+#include "kernels/region_errors.hpp"
 #include "kernels/row_cursors.hpp"
 #include "kernels/winograd.hpp"
 #include "kernels/workspace.hpp"
@@ -45,10 +47,12 @@ bool is_pointwise(const Conv2DGeometry& g) {
 }
 
 // Rows per im2col chunk: about 64K floats (256 KiB, half an L2) but at least 128 rows so the
-// GEMM is not dominated by packing; a multiple of 16.
+// GEMM is not dominated by packing; a multiple of 16. Patches of more than 32K values take
+// fewer rows, so that a chunk's buffer never exceeds 4M floats (16 MiB) or one patch.
 std::int64_t chunk_rows(const Conv2DGeometry& g) {
-  const std::int64_t rows = std::clamp<std::int64_t>(65536 / std::max<std::int64_t>(1, patch_size(g)), 128, 8192);
-  return rows / 16 * 16;
+  const std::int64_t K = std::max<std::int64_t>(1, patch_size(g));
+  const std::int64_t rows = std::clamp<std::int64_t>(65536 / K, 128, 8192) / 16 * 16;
+  return std::max<std::int64_t>(1, std::min(rows, (std::int64_t{1} << 22) / K));
 }
 
 // GCC turns plain copy/zero loops back into memcpy/memset calls, which cost more than the
@@ -64,7 +68,8 @@ std::int64_t chunk_rows(const Conv2DGeometry& g) {
 
 // d[0, n) = s[0, n). Inline for short runs: a kernel row of kw * cin floats (3 for cin = 1,
 // 96 for conv2), where a memcpy call costs about as much as the copy itself.
-XTAPE_FORCE_INLINE inline void copy_floats(float* __restrict d, const float* __restrict s, std::int64_t n) {
+XTAPE_FORCE_INLINE inline void copy_floats(float* __restrict d, const float* __restrict s,
+                                           std::int64_t n) {
   if (n > 64 * simd_width) {
     std::memcpy(d, s, sizeof(float) * static_cast<std::size_t>(n));
     return;
@@ -79,7 +84,8 @@ XTAPE_FORCE_INLINE inline void zero_floats(float* d, std::int64_t n) {
 }
 
 // col[r - r0] = patch of output pixel r (flat over n, out_h, out_w), for r in [r0, r1).
-XTAPE_NO_LIBCALL void im2col_rows(const Conv2DGeometry& g, const float* input, std::int64_t r0, std::int64_t r1, float* col) {
+XTAPE_NO_LIBCALL void im2col_rows(const Conv2DGeometry& g, const float* input, std::int64_t r0,
+                                  std::int64_t r1, float* col) {
   const std::int64_t K = patch_size(g), cin = g.cin, run = g.kw * cin;
   const std::int64_t pix = g.out_h * g.out_w;
   std::int64_t b = r0 / pix, oy = (r0 % pix) / g.out_w, ox = r0 % g.out_w;
@@ -156,15 +162,30 @@ void col2im_rows_add(const Conv2DGeometry& g, const float* dcol, std::int64_t r0
 // would cost more than the few multiply-adds per element.
 constexpr std::int64_t small_patch = 14;
 
+// Whether the small-patch loops (PatchWalker) take geometry g: K <= small_patch, and a
+// dilated window that spans at most 64K floats of the input (border pixels are gathered into a
+// buffer laid out like the input; a wider one would be mostly unused memory).
+bool small_patch_in_place(const Conv2DGeometry& g) {
+  constexpr std::int64_t max_window = std::int64_t{1} << 16;
+  const std::int64_t K = patch_size(g);
+  if (K < 1 || K > small_patch) return false;
+  const std::int64_t span_y = (g.kh - 1) * g.dil_h, span_x = (g.kw - 1) * g.dil_w;
+  if (span_y > max_window || span_x > max_window || (span_y > 0 && g.w > max_window)) return false;
+  return (span_y * g.w + span_x + 1) * g.cin <= max_window;
+}
+
 // Walks output pixels from a flat row index and yields, for each, a pointer `a` with
 // a[offset[q]] = patch value q (q < K <= small_patch): the input itself for interior pixels, or
-// one of `slots` small zero-padded windows laid out like the input for border pixels.
+// one of `slots` windows laid out like the input for border pixels, holding the pixel's taps
+// (zeros for those in the padding) at the offsets and nothing else (only offsets are read).
 class PatchWalker {
  public:
-  PatchWalker(const Conv2DGeometry& g, const float* input, std::int64_t r0, int slots) : g_(g), input_(input) {
+  PatchWalker(const Conv2DGeometry& g, const float* input, std::int64_t r0, int slots)
+      : g_(g), input_(input) {
     for (std::int64_t ky = 0, q = 0; ky < g.kh; ++ky)
       for (std::int64_t kx = 0; kx < g.kw; ++kx)
-        for (std::int64_t c = 0; c < g.cin; ++c, ++q) offset[q] = (ky * g.dil_h * g.w + kx * g.dil_w) * g.cin + c;
+        for (std::int64_t c = 0; c < g.cin; ++c, ++q)
+          offset[q] = (ky * g.dil_h * g.w + kx * g.dil_w) * g.cin + c;
     span_y_ = (g.kh - 1) * g.dil_h;
     span_x_ = (g.kw - 1) * g.dil_w;
     window_ = offset[patch_size(g) - 1] + 1;
@@ -185,7 +206,7 @@ class PatchWalker {
       a = input_ + ((b_ * g_.h + iy) * g_.w + ix) * g_.cin;
     } else {
       float* win = border_ + slot * window_;
-      std::fill(win, win + window_, 0.f);
+      for (std::int64_t q = 0; q < patch_size(g_); ++q) win[offset[q]] = 0.f;
       for (std::int64_t ky = 0; ky < g_.kh; ++ky)
         for (std::int64_t kx = 0; kx < g_.kw; ++kx) {
           const std::int64_t y = iy + ky * g_.dil_h, x = ix + kx * g_.dil_w;
@@ -216,8 +237,8 @@ class PatchWalker {
 // K <= small_patch, without an im2col buffer: the K x 2 vector accumulators of one column
 // block stay in registers; rows are summed in increasing order. KT > 0 fixes K at compile time.
 template <int KT, class GradRows>
-void small_patch_outer(const Conv2DGeometry& g, const float* input, std::int64_t r0, std::int64_t r1,
-                       GradRows grad_rows, float* out) {
+void small_patch_outer(const Conv2DGeometry& g, const float* input, std::int64_t r0,
+                       std::int64_t r1, GradRows grad_rows, float* out) {
   constexpr int KMAX = KT > 0 ? KT : static_cast<int>(small_patch);
   const std::int64_t K = KT > 0 ? KT : patch_size(g), N = g.cout;
   PatchWalker walk(g, input, r0, 1);
@@ -243,7 +264,8 @@ void small_patch_outer(const Conv2DGeometry& g, const float* input, std::int64_t
       }
     }
     for (std::int64_t q = 0; q < K; ++q) {
-      for (int v = 0; v < (two ? 2 : 1); ++v) acc[q][v].store_unaligned(out + q * N + c0 + v * simd_width);
+      for (int v = 0; v < (two ? 2 : 1); ++v)
+        acc[q][v].store_unaligned(out + q * N + c0 + v * simd_width);
     }
     c0 += two ? 2 * simd_width : simd_width;
   }
@@ -268,8 +290,8 @@ void small_patch_outer(const Conv2DGeometry& g, const float* input, std::int64_t
 // pixels are computed together so that 8 independent accumulator chains hide the FMA latency.
 // KT > 0 fixes K at compile time (clean register allocation for the common 3x3x1).
 template <int KT>
-void small_patch_forward(const Conv2DGeometry& g, const float* input, const float* kernel, std::int64_t r0,
-                         std::int64_t r1, float* output, const ConvEpilogue& ep) {
+void small_patch_forward(const Conv2DGeometry& g, const float* input, const float* kernel,
+                         std::int64_t r0, std::int64_t r1, float* output, const ConvEpilogue& ep) {
   constexpr int KMAX = KT > 0 ? KT : static_cast<int>(small_patch), RB = 4;
   const std::int64_t K = KT > 0 ? KT : patch_size(g), N = g.cout;
   PatchWalker walk(g, input, r0, RB);
@@ -289,7 +311,8 @@ void small_patch_forward(const Conv2DGeometry& g, const float* input, const floa
     for (std::int64_t r = r0; r < r1; r += RB) {
       const std::int64_t rows = std::min<std::int64_t>(RB, r1 - r);
       const float* a[RB];
-      for (int i = 0; i < RB; ++i) a[i] = i < rows ? walk.next(i) : a[i - 1];  // short group: repeat, not stored
+      for (int i = 0; i < RB; ++i)
+        a[i] = i < rows ? walk.next(i) : a[i - 1];  // short group: repeat, not stored
       float* o = output + r * N + c0;
       if (vec) {
         batch acc[RB][2];
@@ -315,7 +338,8 @@ void small_patch_forward(const Conv2DGeometry& g, const float* input, const floa
         }
         if (ep.relu) {
 #pragma GCC unroll 4
-          for (int i = 0; i < RB; ++i) acc[i][0] = xsimd::max(acc[i][0], batch(0.f)), acc[i][1] = xsimd::max(acc[i][1], batch(0.f));
+          for (int i = 0; i < RB; ++i)
+            acc[i][0] = detail::relu(acc[i][0]), acc[i][1] = detail::relu(acc[i][1]);
         }
         for (std::int64_t i = 0; i < rows; ++i) {
           acc[i][0].store_unaligned(o + i * N);
@@ -325,9 +349,10 @@ void small_patch_forward(const Conv2DGeometry& g, const float* input, const floa
         for (std::int64_t i = 0; i < rows; ++i)
           for (std::int64_t j = 0; j < width; ++j) {
             float sum = 0.f;
-            for (std::int64_t q = 0; q < K; ++q) sum = std::fma(a[i][offset[q]], kernel[q * N + c0 + j], sum);
+            for (std::int64_t q = 0; q < K; ++q)
+              sum = std::fma(a[i][offset[q]], kernel[q * N + c0 + j], sum);
             if (ep.bias) sum += ep.bias[c0 + j];
-            if (ep.relu) sum = std::max(sum, 0.f);
+            if (ep.relu) sum = detail::relu(sum);
             o[i * N + j] = sum;
           }
       }
@@ -340,20 +365,19 @@ void small_patch_forward(const Conv2DGeometry& g, const float* input, const floa
 // chunk, applied while the chunk is still in cache).
 void apply_epilogue(float* out, std::int64_t rows, std::int64_t N, const ConvEpilogue& ep) {
   if (!ep.bias && !ep.relu) return;
-  const batch zero(0.f);
   for (std::int64_t r = 0; r < rows; ++r) {
     float* o = out + r * N;
     std::int64_t c = 0;
     for (; c + simd_width <= N; c += simd_width) {
       batch v = batch::load_unaligned(o + c);
       if (ep.bias) v += batch::load_unaligned(ep.bias + c);
-      if (ep.relu) v = xsimd::max(v, zero);
+      if (ep.relu) v = detail::relu(v);
       v.store_unaligned(o + c);
     }
     for (; c < N; ++c) {
       float v = o[c];
       if (ep.bias) v += ep.bias[c];
-      if (ep.relu) v = std::max(v, 0.f);
+      if (ep.relu) v = detail::relu(v);
       o[c] = v;
     }
   }
@@ -364,13 +388,13 @@ void apply_epilogue(float* out, std::int64_t rows, std::int64_t N, const ConvEpi
 // three floats on consecutive input rows, so pixels are walked with plain pointers. Same
 // operations, in the same order, as small_patch_forward<9>. Needs cout % W == 0.
 bool is_3x3_c1_valid(const Conv2DGeometry& g) {
-  return g.kh == 3 && g.kw == 3 && g.cin == 1 && g.stride_h == 1 && g.stride_w == 1 && g.dil_h == 1 &&
-         g.dil_w == 1 && g.pad_top == 0 && g.pad_left == 0 && g.out_h + 2 <= g.h && g.out_w + 2 <= g.w &&
-         g.cout % simd_width == 0;
+  return g.kh == 3 && g.kw == 3 && g.cin == 1 && g.stride_h == 1 && g.stride_w == 1 &&
+         g.dil_h == 1 && g.dil_w == 1 && g.pad_top == 0 && g.pad_left == 0 && g.out_h + 2 <= g.h &&
+         g.out_w + 2 <= g.w && g.cout % simd_width == 0;
 }
 
-void conv3x3_c1_forward(const Conv2DGeometry& g, const float* input, const float* kernel, std::int64_t r0,
-                        std::int64_t r1, float* output, const ConvEpilogue& ep) {
+void conv3x3_c1_forward(const Conv2DGeometry& g, const float* input, const float* kernel,
+                        std::int64_t r0, std::int64_t r1, float* output, const ConvEpilogue& ep) {
   // One channel vector at a time: its 9 kernel vectors and RB pixel accumulators stay in
   // registers (RB independent FMA chains).
   constexpr int RB = 8;
@@ -382,7 +406,7 @@ void conv3x3_c1_forward(const Conv2DGeometry& g, const float* input, const float
     const batch bias = ep.bias ? batch::load_unaligned(ep.bias + c0) : zero;
     auto store = [&](batch v, float* o) {
       if (ep.bias) v += bias;
-      if (ep.relu) v = xsimd::max(v, zero);
+      if (ep.relu) v = detail::relu(v);
       v.store_unaligned(o);
     };
     for (std::int64_t r = r0; r < r1;) {
@@ -399,13 +423,15 @@ void conv3x3_c1_forward(const Conv2DGeometry& g, const float* input, const float
 #pragma GCC unroll 3
           for (int kx = 0; kx < 3; ++kx)
 #pragma GCC unroll 8
-            for (int i = 0; i < RB; ++i) acc[i] = xsimd::fma(batch(top[ky * w + kx + i]), kv[ky * 3 + kx], acc[i]);
+            for (int i = 0; i < RB; ++i)
+              acc[i] = xsimd::fma(batch(top[ky * w + kx + i]), kv[ky * 3 + kx], acc[i]);
         for (int i = 0; i < RB; ++i) store(acc[i], output + (r + i) * N + c0);
       }
       for (; r < end; ++r, ++top) {
         batch acc = zero;
         for (int ky = 0; ky < 3; ++ky)
-          for (int kx = 0; kx < 3; ++kx) acc = xsimd::fma(batch(top[ky * w + kx]), kv[ky * 3 + kx], acc);
+          for (int kx = 0; kx < 3; ++kx)
+            acc = xsimd::fma(batch(top[ky * w + kx]), kv[ky * 3 + kx], acc);
         store(acc, output + r * N + c0);
       }
     }
@@ -451,10 +477,13 @@ void conv3x3_c1_outer(const Conv2DGeometry& g, const float* input, std::int64_t 
 
 // Pointers to the first input element of the patch of each output pixel in [r0, r1), in a
 // per-thread table, or nullptr when a patch reaches outside the image (padding).
-const float* const* patch_pointers(const Conv2DGeometry& g, const float* input, std::int64_t r0, std::int64_t r1) {
+const float* const* patch_pointers(const Conv2DGeometry& g, const float* input, std::int64_t r0,
+                                   std::int64_t r1) {
   thread_local std::vector<const float*> table;
-  if (table.size() < static_cast<std::size_t>(r1 - r0)) table.resize(static_cast<std::size_t>(r1 - r0));
-  const std::int64_t pix = g.out_h * g.out_w, span_y = (g.kh - 1) * g.dil_h, span_x = (g.kw - 1) * g.dil_w;
+  if (table.size() < static_cast<std::size_t>(r1 - r0))
+    table.resize(static_cast<std::size_t>(r1 - r0));
+  const std::int64_t pix = g.out_h * g.out_w, span_y = (g.kh - 1) * g.dil_h,
+                     span_x = (g.kw - 1) * g.dil_w;
   std::int64_t b = r0 / pix, oy = (r0 % pix) / g.out_w, ox = r0 % g.out_w;
   for (std::int64_t r = r0; r < r1; ++r) {
     const std::int64_t iy = oy * g.stride_h - g.pad_top, ix = ox * g.stride_w - g.pad_left;
@@ -469,27 +498,27 @@ const float* const* patch_pointers(const Conv2DGeometry& g, const float* input, 
 }
 
 // Output rows [r0, r1) (at most chunk_rows) of a non-pointwise convolution.
-void forward_rows(const Conv2DGeometry& g, const float* input, const float* kernel, std::int64_t r0, std::int64_t r1,
-                  float* output, const ConvEpilogue& ep) {
+void forward_rows(const Conv2DGeometry& g, const float* input, const float* kernel, std::int64_t r0,
+                  std::int64_t r1, float* output, const ConvEpilogue& ep) {
   const std::int64_t K = patch_size(g), N = g.cout;
   if (is_3x3_c1_valid(g)) {
     conv3x3_c1_forward(g, input, kernel, r0, r1, output, ep);
     return;
   }
-  if (K == 9) {
-    small_patch_forward<9>(g, input, kernel, r0, r1, output, ep);
-    return;
-  }
-  if (K <= small_patch) {
-    small_patch_forward<0>(g, input, kernel, r0, r1, output, ep);
+  if (small_patch_in_place(g)) {
+    if (K == 9)
+      small_patch_forward<9>(g, input, kernel, r0, r1, output, ep);
+    else
+      small_patch_forward<0>(g, input, kernel, r0, r1, output, ep);
     return;
   }
   // Patches read in place when every one lies inside the image, on a thread of a parallel loop
   // (a lone chunk keeps sgemm's own threading).
-  if (g.dil_w == 1 && (omp_in_parallel() || omp_get_max_threads() == 1) && sgemm_gathered_rows_supported(r1 - r0, N, K))
+  if (g.dil_w == 1 && (omp_in_parallel() || omp_get_max_threads() == 1) &&
+      sgemm_gathered_rows_supported(r1 - r0, N, K))
     if (const float* const* rows = patch_pointers(g, input, r0, r1)) {
-      sgemm_gathered_rows(r1 - r0, N, K, 1.f, rows, g.kw * g.cin, g.dil_h * g.w * g.cin, kernel, N, 0.f,
-                          output + r0 * N, N);
+      sgemm_gathered_rows(r1 - r0, N, K, 1.f, rows, g.kw * g.cin, g.dil_h * g.w * g.cin, kernel, N,
+                          0.f, output + r0 * N, N);
       apply_epilogue(output + r0 * N, r1 - r0, N, ep);
       return;
     }
@@ -519,17 +548,23 @@ void conv2d_forward(const Conv2DGeometry& g, const float* input, const float* ke
   }
   if (winograd::supported(g)) {  // one image per task, as the fused conv + pool computes it
     const float* u = winograd::transform_kernel(g, kernel);
+    detail::RegionErrors errors;
 #pragma omp parallel for schedule(dynamic, 1) if (g.n > 1)
-    for (std::int64_t b = 0; b < g.n; ++b) winograd::forward_images(g, input, u, b, b + 1, output, ep);
+    for (std::int64_t b = 0; b < g.n; ++b)
+      errors.run([&] { winograd::forward_images(g, input, u, b, b + 1, output, ep); });
+    errors.rethrow();
     return;
   }
   const std::int64_t R = chunk_rows(g), chunks = ceil_div(M, R);
   // One chunk: a single parallel GEMM. Several: chunks in parallel, each GEMM single-threaded.
+  detail::RegionErrors errors;
 #pragma omp parallel for schedule(dynamic, 1) if (chunks > 1)
-  for (std::int64_t ch = 0; ch < chunks; ++ch) {
-    const std::int64_t r0 = ch * R;
-    forward_rows(g, input, kernel, r0, std::min(M, r0 + R), output, ep);
-  }
+  for (std::int64_t ch = 0; ch < chunks; ++ch)
+    errors.run([&] {
+      const std::int64_t r0 = ch * R;
+      forward_rows(g, input, kernel, r0, std::min(M, r0 + R), output, ep);
+    });
+  errors.rethrow();
 }
 
 void conv2d_max_pool2d_forward(const Conv2DGeometry& g, const float* input, const float* kernel,
@@ -545,29 +580,33 @@ void conv2d_max_pool2d_forward(const Conv2DGeometry& g, const float* input, cons
   const bool wino = winograd::supported(g);
   const float* u = wino ? winograd::transform_kernel(g, kernel) : nullptr;
   // One image per task, on the thread that runs it (no nested parallel regions).
+  detail::RegionErrors errors;
 #pragma omp parallel for schedule(dynamic, 1) if (g.n > 1)
-  for (std::int64_t b = 0; b < g.n; ++b) {
-    float* conv_out = scratch(slot_conv_fused, static_cast<std::size_t>(conv_image));
-    const float* in = input + b * in_image;
-    if (wino)
-      winograd::forward_images(g1, in, u, 0, 1, conv_out, ep);
-    else if (is_pointwise(g))
-      for (std::int64_t r0 = 0; r0 < rows; r0 += R) {
-        const std::int64_t r1 = std::min(rows, r0 + R);
-        sgemm(false, false, r1 - r0, g.cout, g.cin, 1.f, in + r0 * g.cin, g.cin, kernel, g.cout, 0.f,
-              conv_out + r0 * g.cout, g.cout);
-        apply_epilogue(conv_out + r0 * g.cout, r1 - r0, g.cout, ep);
+  for (std::int64_t b = 0; b < g.n; ++b)
+    errors.run([&] {
+      float* conv_out = scratch(slot_conv_fused, static_cast<std::size_t>(conv_image));
+      const float* in = input + b * in_image;
+      if (wino)
+        winograd::forward_images(g1, in, u, 0, 1, conv_out, ep);
+      else if (is_pointwise(g))
+        for (std::int64_t r0 = 0; r0 < rows; r0 += R) {
+          const std::int64_t r1 = std::min(rows, r0 + R);
+          sgemm(false, false, r1 - r0, g.cout, g.cin, 1.f, in + r0 * g.cin, g.cin, kernel, g.cout,
+                0.f, conv_out + r0 * g.cout, g.cout);
+          apply_epilogue(conv_out + r0 * g.cout, r1 - r0, g.cout, ep);
+        }
+      else
+        for (std::int64_t r0 = 0; r0 < rows; r0 += R)
+          forward_rows(g1, in, kernel, r0, std::min(rows, r0 + R), conv_out, ep);
+      std::int32_t* am = argmax != nullptr ? argmax + b * pool_image : nullptr;
+      max_pool2d_forward_rows(p1, conv_out, output + b * pool_image, am, 0, pool.out_h);
+      if (am != nullptr) {  // indices into image 0 -> into image b of the full output
+        const auto shift = static_cast<std::int32_t>(b * conv_image);
+        for (std::int64_t i = 0; i < pool_image; ++i)
+          if (am[i] >= 0) am[i] += shift;
       }
-    else
-      for (std::int64_t r0 = 0; r0 < rows; r0 += R) forward_rows(g1, in, kernel, r0, std::min(rows, r0 + R), conv_out, ep);
-    std::int32_t* am = argmax != nullptr ? argmax + b * pool_image : nullptr;
-    max_pool2d_forward_rows(p1, conv_out, output + b * pool_image, am, 0, pool.out_h);
-    if (am != nullptr) {  // indices into image 0 -> into image b of the full output
-      const auto shift = static_cast<std::int32_t>(b * conv_image);
-      for (std::int64_t i = 0; i < pool_image; ++i)
-        if (am[i] >= 0) am[i] += shift;
-    }
-  }
+    });
+  errors.rethrow();
 }
 
 void conv2d_backward_input(const Conv2DGeometry& g, const float* grad_output, const float* kernel,
@@ -590,9 +629,14 @@ void conv2d_backward_input(const Conv2DGeometry& g, const float* grad_output, co
   if (g.pad_top <= 2 && g.pad_left <= 2 && winograd::supported(gi)) {
     const float* u = winograd::transform_kernel_for_input_grad(g, kernel);
     const std::int64_t group = 2, tasks = ceil_div(g.n, group);
+    detail::RegionErrors errors;
 #pragma omp parallel for schedule(dynamic, 1) if (tasks > 1)
     for (std::int64_t t = 0; t < tasks; ++t)
-      winograd::forward_images(gi, grad_output, u, t * group, std::min(g.n, (t + 1) * group), grad_input, {});
+      errors.run([&] {
+        winograd::forward_images(gi, grad_output, u, t * group, std::min(g.n, (t + 1) * group),
+                                 grad_input, {});
+      });
+    errors.rethrow();
     return;
   }
   // kernel^T (cout, K) once, so the GEMM packs B with plain row copies.
@@ -604,17 +648,21 @@ void conv2d_backward_input(const Conv2DGeometry& g, const float* grad_output, co
   // walks their rows in order, R at a time (about 4 chunks per task, so few GEMMs end on a
   // partial row panel).
   const std::int64_t group = std::max<std::int64_t>(1, 4 * R / pix), tasks = ceil_div(g.n, group);
+  detail::RegionErrors errors;
 #pragma omp parallel for schedule(dynamic, 1) if (tasks > 1)
-  for (std::int64_t t = 0; t < tasks; ++t) {
-    const std::int64_t b0 = t * group, b1 = std::min(g.n, b0 + group);
-    std::fill(grad_input + b0 * image, grad_input + b1 * image, 0.f);
-    float* dcol = scratch(slot_conv_col, static_cast<std::size_t>(std::min(R, (b1 - b0) * pix) * K));
-    for (std::int64_t r0 = b0 * pix; r0 < b1 * pix; r0 += R) {
-      const std::int64_t r1 = std::min(b1 * pix, r0 + R);
-      sgemm(false, false, r1 - r0, K, N, 1.f, grad_output + r0 * N, N, kernel_t, K, 0.f, dcol, K);
-      col2im_rows_add(g, dcol, r0, r1, grad_input);
-    }
-  }
+  for (std::int64_t t = 0; t < tasks; ++t)
+    errors.run([&] {
+      const std::int64_t b0 = t * group, b1 = std::min(g.n, b0 + group);
+      std::fill(grad_input + b0 * image, grad_input + b1 * image, 0.f);
+      float* dcol =
+          scratch(slot_conv_col, static_cast<std::size_t>(std::min(R, (b1 - b0) * pix) * K));
+      for (std::int64_t r0 = b0 * pix; r0 < b1 * pix; r0 += R) {
+        const std::int64_t r1 = std::min(b1 * pix, r0 + R);
+        sgemm(false, false, r1 - r0, K, N, 1.f, grad_output + r0 * N, N, kernel_t, K, 0.f, dcol, K);
+        col2im_rows_add(g, dcol, r0, r1, grad_input);
+      }
+    });
+  errors.rethrow();
 }
 
 namespace {
@@ -638,38 +686,43 @@ void backward_kernel_impl(const Conv2DGeometry& g, const float* input, const flo
   const std::int64_t parts = ranges.count, range = ranges.size;
   const std::int64_t R = std::min(chunk_rows(g), range);
   const bool pointwise = is_pointwise(g);
-  float* partial = parts == 1 ? grad_kernel : scratch(slot_conv_partial, static_cast<std::size_t>(parts * kn));
+  float* partial =
+      parts == 1 ? grad_kernel : scratch(slot_conv_partial, static_cast<std::size_t>(parts * kn));
+  detail::RegionErrors errors;
 #pragma omp parallel for schedule(dynamic, 1) if (parts > 1)
-  for (std::int64_t part = 0; part < parts; ++part) {
-    const std::int64_t p0 = part * range, p1 = std::min(M, p0 + range);
-    float* out = partial + (parts == 1 ? 0 : part * kn);
-    if (K <= small_patch && !pointwise) {  // no im2col: patches read in place, whole range at once
-      if (is_3x3_c1_valid(g))
-        conv3x3_c1_outer(g, input, p0, p1, make_rows(), out);
-      else if (K == 9)
-        small_patch_outer<9>(g, input, p0, p1, make_rows(), out);
-      else
-        small_patch_outer<0>(g, input, p0, p1, make_rows(), out);
-      continue;
-    }
-    float* col = pointwise ? nullptr : scratch(slot_conv_col, static_cast<std::size_t>(R * K));
-    for (std::int64_t r0 = p0; r0 < p1; r0 += R) {
-      const std::int64_t r1 = std::min(p1, r0 + R);
-      const float beta = r0 == p0 ? 0.f : 1.f;
-      // Patches read in place when every one lies inside the image (no im2col copy).
-      if (!pointwise && g.dil_w == 1 && sgemm_gathered_supported(K, N, r1 - r0, g.kw * g.cin)) {
-        const float* const* columns = patch_pointers(g, input, r0, r1);
-        if (columns) {
-          sgemm_gathered_at(K, N, r1 - r0, 1.f, columns, g.kw * g.cin, g.dil_h * g.w * g.cin, grad_output + r0 * N, N,
-                            beta, out, N);
-          continue;
-        }
+  for (std::int64_t part = 0; part < parts; ++part)
+    errors.run([&] {
+      const std::int64_t p0 = part * range, p1 = std::min(M, p0 + range);
+      float* out = partial + (parts == 1 ? 0 : part * kn);
+      if (!pointwise &&
+          (is_3x3_c1_valid(g) || small_patch_in_place(g))) {  // no im2col: patches read in place
+        if (is_3x3_c1_valid(g))
+          conv3x3_c1_outer(g, input, p0, p1, make_rows(), out);
+        else if (K == 9)
+          small_patch_outer<9>(g, input, p0, p1, make_rows(), out);
+        else
+          small_patch_outer<0>(g, input, p0, p1, make_rows(), out);
+        return;
       }
-      const float* a = pointwise ? input + r0 * K : col;
-      if (!pointwise) im2col_rows(g, input, r0, r1, col);
-      sgemm(true, false, K, N, r1 - r0, 1.f, a, K, grad_output + r0 * N, N, beta, out, N);
-    }
-  }
+      float* col = pointwise ? nullptr : scratch(slot_conv_col, static_cast<std::size_t>(R * K));
+      for (std::int64_t r0 = p0; r0 < p1; r0 += R) {
+        const std::int64_t r1 = std::min(p1, r0 + R);
+        const float beta = r0 == p0 ? 0.f : 1.f;
+        // Patches read in place when every one lies inside the image (no im2col copy).
+        if (!pointwise && g.dil_w == 1 && sgemm_gathered_supported(K, N, r1 - r0, g.kw * g.cin)) {
+          const float* const* columns = patch_pointers(g, input, r0, r1);
+          if (columns) {
+            sgemm_gathered_at(K, N, r1 - r0, 1.f, columns, g.kw * g.cin, g.dil_h * g.w * g.cin,
+                              grad_output + r0 * N, N, beta, out, N);
+            continue;
+          }
+        }
+        const float* a = pointwise ? input + r0 * K : col;
+        if (!pointwise) im2col_rows(g, input, r0, r1, col);
+        sgemm(true, false, K, N, r1 - r0, 1.f, a, K, grad_output + r0 * N, N, beta, out, N);
+      }
+    });
+  errors.rethrow();
   if (parts > 1) detail::sum_partials(parts, kn, partial, grad_kernel);
 }
 
@@ -681,17 +734,21 @@ void conv2d_backward_kernel(const Conv2DGeometry& g, const float* input, const f
     winograd::backward_kernel(g, input, grad_output, grad_kernel);
     return;
   }
-  backward_kernel_impl(g, input, grad_output, [&] { return DenseRows(grad_output, g.cout); }, grad_kernel);
+  backward_kernel_impl(
+      g, input, grad_output, [&] { return DenseRows(grad_output, g.cout); }, grad_kernel);
 }
 
 bool conv2d_backward_kernel_pooled_supported(const Conv2DGeometry& g, const Pool2DGeometry& pool) {
-  return patch_size(g) <= small_patch && !is_pointwise(g) && pooled_grad_rows_supported(pool) && pool.n == g.n &&
-         pool.h == g.out_h && pool.w == g.out_w && pool.c == g.cout;
+  return !is_pointwise(g) && (is_3x3_c1_valid(g) || small_patch_in_place(g)) &&
+         pooled_grad_rows_supported(pool) && pool.n == g.n && pool.h == g.out_h &&
+         pool.w == g.out_w && pool.c == g.cout;
 }
 
-void conv2d_backward_kernel_pooled(const Conv2DGeometry& g, const float* input, const Pool2DGeometry& pool,
-                                   const float* grad_pooled, const std::int32_t* argmax, float* grad_kernel) {
-  backward_kernel_impl(g, input, nullptr, [&] { return PooledGradRows(pool, grad_pooled, argmax); }, grad_kernel);
+void conv2d_backward_kernel_pooled(const Conv2DGeometry& g, const float* input,
+                                   const Pool2DGeometry& pool, const float* grad_pooled,
+                                   const std::int32_t* argmax, float* grad_kernel) {
+  backward_kernel_impl(
+      g, input, nullptr, [&] { return PooledGradRows(pool, grad_pooled, argmax); }, grad_kernel);
 }
 
 }  // namespace xtape::kernels

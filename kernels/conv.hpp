@@ -25,7 +25,7 @@ struct Conv2DGeometry {
 
 /// output = conv(input, kernel). Overwrites output.
 /// What conv2d_forward applies to each output value before storing it: + bias[channel], then
-/// max(., 0) when `relu` (the same roundings as separate add and relu passes).
+/// relu when `relu` (the same roundings as separate add and relu passes; relu(NaN) is NaN).
 struct ConvEpilogue {
   const float* bias = nullptr;
   bool relu = false;
@@ -39,8 +39,8 @@ void conv2d_forward(const Conv2DGeometry& g, const float* input, const float* ke
 /// convolution's output to memory: each image's output is pooled while in cache. pool.n, h, w
 /// and c must match g's output. Same values and argmax as the two calls.
 void conv2d_max_pool2d_forward(const Conv2DGeometry& g, const float* input, const float* kernel,
-                               const ConvEpilogue& epilogue, const Pool2DGeometry& pool, float* output,
-                               std::int32_t* argmax);
+                               const ConvEpilogue& epilogue, const Pool2DGeometry& pool,
+                               float* output, std::int32_t* argmax);
 
 void conv2d_backward_input(const Conv2DGeometry& g, const float* grad_output, const float* kernel,
                            float* grad_input);
@@ -53,9 +53,10 @@ void conv2d_backward_kernel(const Conv2DGeometry& g, const float* input, const f
 /// conv2d_backward_kernel with grad_output = max_pool2d_backward(pool, grad_pooled, argmax),
 /// read in pooled form (never written out): the same bits. Only when
 /// conv2d_backward_kernel_pooled_supported: a thin kernel (kh * kw * cin <= 14, as a first
-/// layer's) under a 2x2 / stride-2 pool.
+/// layer's, whose dilated window spans at most 64K input floats) under a 2x2 / stride-2 pool.
 bool conv2d_backward_kernel_pooled_supported(const Conv2DGeometry& g, const Pool2DGeometry& pool);
-void conv2d_backward_kernel_pooled(const Conv2DGeometry& g, const float* input, const Pool2DGeometry& pool,
-                                   const float* grad_pooled, const std::int32_t* argmax, float* grad_kernel);
+void conv2d_backward_kernel_pooled(const Conv2DGeometry& g, const float* input,
+                                   const Pool2DGeometry& pool, const float* grad_pooled,
+                                   const std::int32_t* argmax, float* grad_kernel);
 
 }  // namespace xtape::kernels

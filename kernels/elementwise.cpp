@@ -8,6 +8,7 @@
 #include <xsimd/xsimd.hpp>
 
 #include "kernels/column_sums.hpp"
+#include "kernels/compare.hpp"
 #include "kernels/row_cursors.hpp"
 #include "kernels/workspace.hpp"
 
@@ -72,25 +73,37 @@ void map2(std::size_t n, const float* a, std::size_t sa, const float* b, std::si
 void binary(BinaryOp op, std::size_t n, const float* a, std::size_t a_step, const float* b,
             std::size_t b_step, float* out) {
   switch (op) {
-    case BinaryOp::add: return map2(n, a, a_step, b, b_step, out, [](batch x, batch y) { return x + y; });
-    case BinaryOp::sub: return map2(n, a, a_step, b, b_step, out, [](batch x, batch y) { return x - y; });
-    case BinaryOp::mul: return map2(n, a, a_step, b, b_step, out, [](batch x, batch y) { return x * y; });
-    case BinaryOp::div: return map2(n, a, a_step, b, b_step, out, [](batch x, batch y) { return x / y; });
+    case BinaryOp::add:
+      return map2(n, a, a_step, b, b_step, out, [](batch x, batch y) { return x + y; });
+    case BinaryOp::sub:
+      return map2(n, a, a_step, b, b_step, out, [](batch x, batch y) { return x - y; });
+    case BinaryOp::mul:
+      return map2(n, a, a_step, b, b_step, out, [](batch x, batch y) { return x * y; });
+    case BinaryOp::div:
+      return map2(n, a, a_step, b, b_step, out, [](batch x, batch y) { return x / y; });
   }
 }
 
 void unary(UnaryOp op, std::size_t n, const float* x, float* out) {
   switch (op) {
-    case UnaryOp::neg: return map1(n, x, out, [](batch v) { return -v; });
-    case UnaryOp::sqrt: return map1(n, x, out, [](batch v) { return xsimd::sqrt(v); });
-    case UnaryOp::exp: return map1(n, x, out, [](batch v) { return xsimd::exp(v); });
-    case UnaryOp::log: return map1(n, x, out, [](batch v) { return xsimd::log(v); });
-    case UnaryOp::abs: return map1(n, x, out, [](batch v) { return xsimd::abs(v); });
-    case UnaryOp::square: return map1(n, x, out, [](batch v) { return v * v; });
-    case UnaryOp::relu: return map1(n, x, out, [](batch v) { return xsimd::max(v, batch(0.f)); });
+    case UnaryOp::neg:
+      return map1(n, x, out, [](batch v) { return -v; });
+    case UnaryOp::sqrt:
+      return map1(n, x, out, [](batch v) { return xsimd::sqrt(v); });
+    case UnaryOp::exp:
+      return map1(n, x, out, [](batch v) { return xsimd::exp(v); });
+    case UnaryOp::log:
+      return map1(n, x, out, [](batch v) { return xsimd::log(v); });
+    case UnaryOp::abs:
+      return map1(n, x, out, [](batch v) { return xsimd::abs(v); });
+    case UnaryOp::square:
+      return map1(n, x, out, [](batch v) { return v * v; });
+    case UnaryOp::relu:
+      return map1(n, x, out, [](batch v) { return detail::relu(v); });
     case UnaryOp::sigmoid:
       return map1(n, x, out, [](batch v) { return batch(1.f) / (batch(1.f) + xsimd::exp(-v)); });
-    case UnaryOp::tanh: return map1(n, x, out, [](batch v) { return xsimd::tanh(v); });
+    case UnaryOp::tanh:
+      return map1(n, x, out, [](batch v) { return xsimd::tanh(v); });
   }
 }
 
@@ -106,7 +119,8 @@ void affine(std::size_t n, const float* x, float a, float b, float* out) {
 }
 
 void relu_backward(std::size_t n, const float* x, const float* g, float* out) {
-  map2(n, x, 1, g, 1, out, [](batch v, batch d) { return xsimd::select(v > batch(0.f), d, batch(0.f)); });
+  map2(n, x, 1, g, 1, out,
+       [](batch v, batch d) { return xsimd::select(detail::relu_passes(v), d, batch(0.f)); });
 }
 
 void masked_scale(std::size_t n, const float* mask, const float* g, float scale, float* out) {
@@ -136,7 +150,7 @@ void binary_2d(BinaryOp op, std::size_t rows, std::size_t cols, const float* a, 
   };
   auto run = [&](auto f) {
     if (rows * cols < kParallelMin || rows < 2) return rows_of(f, 0, rows);
-    // Elementwise: any split gives the same bits; blocks of rows keep the calls cheap.
+      // Elementwise: any split gives the same bits; blocks of rows keep the calls cheap.
 #pragma omp parallel
     {
       const std::size_t nt = static_cast<std::size_t>(omp_get_num_threads());
@@ -146,10 +160,14 @@ void binary_2d(BinaryOp op, std::size_t rows, std::size_t cols, const float* a, 
     }
   };
   switch (op) {
-    case BinaryOp::add: return run([](batch x, batch y) { return x + y; });
-    case BinaryOp::sub: return run([](batch x, batch y) { return x - y; });
-    case BinaryOp::mul: return run([](batch x, batch y) { return x * y; });
-    case BinaryOp::div: return run([](batch x, batch y) { return x / y; });
+    case BinaryOp::add:
+      return run([](batch x, batch y) { return x + y; });
+    case BinaryOp::sub:
+      return run([](batch x, batch y) { return x - y; });
+    case BinaryOp::mul:
+      return run([](batch x, batch y) { return x * y; });
+    case BinaryOp::div:
+      return run([](batch x, batch y) { return x / y; });
   }
 }
 
@@ -175,12 +193,14 @@ inline ubatch fmix32(ubatch h) {
 }
 }  // namespace
 
-void dropout_forward(std::size_t n, std::uint64_t key, float rate, float scale, const float* x, float* mask,
-                     float* out) {
-  const std::uint32_t k0 = static_cast<std::uint32_t>(key), k1 = static_cast<std::uint32_t>(key >> 32);
+void dropout_forward(std::size_t n, std::uint64_t key, float rate, float scale, const float* x,
+                     float* mask, float* out) {
+  const std::uint32_t k0 = static_cast<std::uint32_t>(key),
+                      k1 = static_cast<std::uint32_t>(key >> 32);
   // Kept when the top 24 bits of the hash, as a uniform in [0, 1), are >= rate: compare the
   // integers against ceil(rate * 2^24).
-  const std::uint32_t threshold = static_cast<std::uint32_t>(std::ceil(static_cast<double>(rate) * 16777216.0));
+  const std::uint32_t threshold =
+      static_cast<std::uint32_t>(std::ceil(static_cast<double>(rate) * 16777216.0));
   // Element i's hash depends only on (key, i).
   auto run = [&](std::size_t lo, std::size_t hi) {
     alignas(64) std::uint32_t lane[W];
@@ -191,7 +211,8 @@ void dropout_forward(std::size_t n, std::uint64_t key, float rate, float scale, 
     for (; i + W <= hi; i += W) {
       const ubatch h = fmix32(fmix32(ubatch(static_cast<std::uint32_t>(i)) + iota + vk0) ^ vk1);
       // h >> 8 < 2^24 converts to float exactly.
-      const auto keep = xsimd::to_float(xsimd::bitwise_cast<xsimd::batch<std::int32_t>>(h >> 8)) >= vt;
+      const auto keep =
+          xsimd::to_float(xsimd::bitwise_cast<xsimd::batch<std::int32_t>>(h >> 8)) >= vt;
       xsimd::select(keep, vs, zero).store_unaligned(mask + i);
       xsimd::select(keep, batch::load_unaligned(x + i) * vs, zero).store_unaligned(out + i);
     }

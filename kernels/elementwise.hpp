@@ -15,7 +15,7 @@ void binary(BinaryOp op, std::size_t n, const float* a, std::size_t a_step, cons
 
 enum class UnaryOp { neg, sqrt, exp, log, abs, square, relu, sigmoid, tanh };
 
-/// out[i] = f(x[i]); out may alias x.
+/// out[i] = f(x[i]); out may alias x. relu(NaN) is NaN (kernels/compare.hpp).
 void unary(UnaryOp op, std::size_t n, const float* x, float* out);
 
 /// out[i] = x[i] ** p.
@@ -24,7 +24,8 @@ void pow_scalar(std::size_t n, const float* x, float p, float* out);
 /// out[i] = a * x[i] + b.
 void affine(std::size_t n, const float* x, float a, float b, float* out);
 
-/// out[i] = x[i] > 0 ? g[i] : 0 (the relu derivative applied to g).
+/// out[i] = x[i] <= 0 ? 0 : g[i] (the relu derivative applied to g, x being relu's output; it
+/// passes where x is NaN, as PyTorch's threshold_backward).
 void relu_backward(std::size_t n, const float* x, const float* g, float* out);
 
 /// out[i] = cond[i] != 0 ? g[i] * scale : 0 (dropout and clip masks).
@@ -40,8 +41,8 @@ void binary_2d(BinaryOp op, std::size_t rows, std::size_t cols, const float* a, 
 /// caller's generator): element i is kept when the 24-bit uniform u(key, i) >= rate. Writes
 /// mask[i] = scale or 0 and out[i] = x[i] * scale or 0. The counter is 32-bit (the pattern repeats
 /// after 2^32 elements). Deterministic for any thread count.
-void dropout_forward(std::size_t n, std::uint64_t key, float rate, float scale, const float* x, float* mask,
-                     float* out);
+void dropout_forward(std::size_t n, std::uint64_t key, float rate, float scale, const float* x,
+                     float* mask, float* out);
 
 /// Sum of x[0..n) in a fixed order (deterministic, vectorised).
 float sum(std::size_t n, const float* x);

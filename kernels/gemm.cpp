@@ -14,9 +14,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <type_traits>
 #include <xsimd/xsimd.hpp>
 
+#include "kernels/region_errors.hpp"
 #include "kernels/workspace.hpp"
 
 namespace xtape::kernels {
@@ -70,7 +72,8 @@ void pack_a(bool trans_a, const float* a, std::int64_t lda, std::int64_t m, std:
   constexpr int mr = T::MR;
   // A vector copy of a piece spills (W - 1) / MR slots past p; those are rewritten later.
   constexpr std::int64_t spill = (simd_width - 1) / mr;
-  const std::int64_t full_rows = std::max<std::int64_t>(0, std::min(mc, m - i0));  // rows that exist
+  const std::int64_t full_rows =
+      std::max<std::int64_t>(0, std::min(mc, m - i0));  // rows that exist
   if (trans_a) {
     // op(A)(i, p) = a[p * lda + i]: walk each source row once (streaming) and drop MR-wide
     // pieces into the panels. A full piece is one vector copy when W >= MR: the extra lanes land
@@ -150,9 +153,10 @@ void pack_b_panel(bool trans_b, const float* b, std::int64_t ldb, std::int64_t n
 enum class AMode { packed, rows, cols, gathered, gathered_rows };
 
 template <class T, AMode Mode>
-void micro_kernel(std::int64_t kc, const float* __restrict ap, std::int64_t a_rs, const float* __restrict bp,
-                  float* c, std::int64_t ldc, std::int64_t mr, std::int64_t nr, float alpha,
-                  float beta_eff, bool overwrite, const float* const* a_cols = nullptr, std::int64_t g_run = 0,
+void micro_kernel(std::int64_t kc, const float* __restrict ap, std::int64_t a_rs,
+                  const float* __restrict bp, float* c, std::int64_t ldc, std::int64_t mr,
+                  std::int64_t nr, float alpha, float beta_eff, bool overwrite,
+                  const float* const* a_cols = nullptr, std::int64_t g_run = 0,
                   std::int64_t g_jump = 0, std::int64_t g_left = 0) {
   constexpr int MR = T::MR, NV = T::NV, W = simd_width, NR = T::NR;
   batch acc[MR][NV];
@@ -179,21 +183,21 @@ void micro_kernel(std::int64_t kc, const float* __restrict ap, std::int64_t a_rs
       if (--left == 0) off += g_jump, left = g_run;
     }
   } else
-  for (std::int64_t p = 0; p < kc; ++p) {
-    batch bv[NV];
+    for (std::int64_t p = 0; p < kc; ++p) {
+      batch bv[NV];
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) bv[v] = batch::load_aligned(bp + p * NR + v * W);
-    const float* col = Mode == AMode::gathered ? a_cols[p] + a_rs : nullptr;
+      for (int v = 0; v < NV; ++v) bv[v] = batch::load_aligned(bp + p * NR + v * W);
+      const float* col = Mode == AMode::gathered ? a_cols[p] + a_rs : nullptr;
 #pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      const batch av(Mode == AMode::rows       ? ap[i * a_rs + p]
-                     : Mode == AMode::cols     ? ap[p * a_rs + i]
-                     : Mode == AMode::gathered ? col[i]
-                                               : ap[p * MR + i]);
+      for (int i = 0; i < MR; ++i) {
+        const batch av(Mode == AMode::rows       ? ap[i * a_rs + p]
+                       : Mode == AMode::cols     ? ap[p * a_rs + i]
+                       : Mode == AMode::gathered ? col[i]
+                                                 : ap[p * MR + i]);
 #pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) acc[i][v] = xsimd::fma(av, bv[v], acc[i][v]);
+        for (int v = 0; v < NV; ++v) acc[i][v] = xsimd::fma(av, bv[v], acc[i][v]);
+      }
     }
-  }
   const batch va(alpha), vb(beta_eff);
   if (mr == MR && nr == NR) {
 #pragma GCC unroll 16
@@ -243,7 +247,8 @@ void small_gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std:
   for (std::int64_t i = 0; i < m; ++i) {
     for (std::int64_t j = 0; j < n; ++j) {
       float s = 0.f;
-      for (std::int64_t p = 0; p < k; ++p) s = std::fma(a[i * sa_i + p * sa_p], b[p * sb_p + j * sb_j], s);
+      for (std::int64_t p = 0; p < k; ++p)
+        s = std::fma(a[i * sa_i + p * sa_p], b[p * sb_p + j * sb_j], s);
       float r = s * alpha;
       if (beta != 0.f) r = std::fma(beta, c[i * ldc + j], r);
       c[i * ldc + j] = r;
@@ -258,7 +263,8 @@ void blocked_gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, st
                   float alpha, const float* a, std::int64_t lda, const float* b, std::int64_t ldb,
                   float beta, float* c, std::int64_t ldc) {
   constexpr std::int64_t gemm_mr = T::MR, gemm_nr = T::NR;
-  constexpr std::int64_t gemm_mc = gemm_mc_rows / gemm_mr * gemm_mr, gemm_nc = gemm_nr * gemm_nc_panels;
+  constexpr std::int64_t gemm_mc = gemm_mc_rows / gemm_mr * gemm_mr,
+                         gemm_nc = gemm_nr * gemm_nc_panels;
   const std::int64_t kc_max = even_block(k, gemm_kc, 1);
   const std::int64_t nc_max = even_block(n, gemm_nc, gemm_nr);
   const std::int64_t mc_max = even_block(m, gemm_mc, gemm_mr);
@@ -277,27 +283,30 @@ void blocked_gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, st
       const bool first = pc == 0;
       const bool overwrite = first && beta == 0.f;
       const float beta_eff = first ? beta : 1.f;
-      for (std::int64_t jp = 0; jp < n_panels; ++jp) pack_b_panel<T>(trans_b, b, ldb, n, jc, jp, pc, kc, bpack);
+      for (std::int64_t jp = 0; jp < n_panels; ++jp)
+        pack_b_panel<T>(trans_b, b, ldb, n, jc, jp, pc, kc, bpack);
       for (std::int64_t ic = 0; ic < m; ic += mc_max) {
         const std::int64_t mc = std::min(mc_max, m - ic);
         const std::int64_t mc_full = direct || direct_t ? mc / gemm_mr * gemm_mr : 0;
         if (mc_full < mc)  // direct mode packs only the tail panel
-          pack_a<T>(trans_a, a, lda, m, ic + mc_full, ceil_div(mc - mc_full, gemm_mr) * gemm_mr, pc, kc, apack);
+          pack_a<T>(trans_a, a, lda, m, ic + mc_full, ceil_div(mc - mc_full, gemm_mr) * gemm_mr, pc,
+                    kc, apack);
         for (std::int64_t jp = 0; jp < n_panels; ++jp) {
           const std::int64_t j0 = jc + jp * gemm_nr, ncur = std::min<std::int64_t>(gemm_nr, n - j0);
           const float* bp = bpack + jp * gemm_nr * kc;
           for (std::int64_t ir = 0; ir < mc_full; ir += gemm_mr) {
             float* ct = c + (ic + ir) * ldc + j0;
             if (direct)
-              micro_kernel<T, AMode::rows>(kc, a + (ic + ir) * lda + pc, lda, bp, ct, ldc, gemm_mr, ncur, alpha,
-                                        beta_eff, overwrite);
+              micro_kernel<T, AMode::rows>(kc, a + (ic + ir) * lda + pc, lda, bp, ct, ldc, gemm_mr,
+                                           ncur, alpha, beta_eff, overwrite);
             else
-              micro_kernel<T, AMode::cols>(kc, a + pc * lda + ic + ir, lda, bp, ct, ldc, gemm_mr, ncur, alpha,
-                                        beta_eff, overwrite);
+              micro_kernel<T, AMode::cols>(kc, a + pc * lda + ic + ir, lda, bp, ct, ldc, gemm_mr,
+                                           ncur, alpha, beta_eff, overwrite);
           }
           for (std::int64_t ir = mc_full; ir < mc; ir += gemm_mr)
-            micro_kernel<T, AMode::packed>(kc, apack + (ir - mc_full) * kc, 0, bp, c + (ic + ir) * ldc + j0, ldc,
-                                std::min<std::int64_t>(gemm_mr, mc - ir), ncur, alpha, beta_eff, overwrite);
+            micro_kernel<T, AMode::packed>(
+                kc, apack + (ir - mc_full) * kc, 0, bp, c + (ic + ir) * ldc + j0, ldc,
+                std::min<std::int64_t>(gemm_mr, mc - ir), ncur, alpha, beta_eff, overwrite);
         }
       }
     }
@@ -321,12 +330,14 @@ void parallel_gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, s
     if (threads % tm != 0) continue;
     const int tn = threads / tm;
     const std::int64_t rows = ceil_div(m_tiles, tm), cols = ceil_div(n_tiles, tn);
-    const std::int64_t cost = rows * cols * gemm_mr * gemm_nr + 8 * (rows * gemm_mr + cols * gemm_nr);
+    const std::int64_t cost =
+        rows * cols * gemm_mr * gemm_nr + 8 * (rows * gemm_mr + cols * gemm_nr);
     if (best_cost < 0 || cost < best_cost) best_cost = cost, best_tm = tm;
   }
   const int tm = best_tm, tn = threads / best_tm;
+  RegionErrors errors;
 #pragma omp parallel num_threads(threads)
-  {
+  errors.run([&] {
     const int t = omp_get_thread_num();
     const int ti = t / tn, tj = t % tn;
     const std::int64_t r0 = std::min(m, m_tiles * ti / tm * gemm_mr);
@@ -339,7 +350,8 @@ void parallel_gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, s
       blocked_gemm<T>(trans_a, trans_b, r1 - r0, c1 - c0, k, alpha, as, lda, bs, ldb, beta,
                       c + r0 * ldc + c0, ldc);
     }
-  }
+  });
+  errors.rethrow();
 }
 
 }  // namespace detail
@@ -352,7 +364,9 @@ void sgemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int6
     detail::scale_c(m, n, beta, c, ldc);
     return;
   }
-  const std::int64_t work = m * n * k;
+  std::int64_t work;  // multiply-adds, saturated (only compared against thresholds)
+  if (__builtin_mul_overflow(m, n, &work) || __builtin_mul_overflow(work, k, &work))
+    work = std::numeric_limits<std::int64_t>::max();
   if (work < detail::small_gemm_work) {
     detail::small_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
@@ -360,7 +374,8 @@ void sgemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int6
   const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   auto run = [&]<class T>(T) {
     if (threads > 1 && work >= detail::parallel_gemm_work)
-      detail::parallel_gemm<T>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
+      detail::parallel_gemm<T>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+                               threads);
     else
       detail::blocked_gemm<T>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   };
@@ -372,20 +387,22 @@ void sgemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int6
   if (detail::simd_width >= 16 && n > 2 * wide) {
     const std::int64_t n_wide = n / wide * wide;
     sgemm(trans_a, trans_b, m, n_wide, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    sgemm(trans_a, trans_b, m, n - n_wide, k, alpha, a, lda, trans_b ? b + n_wide * ldb : b + n_wide, ldb, beta,
-          c + n_wide, ldc);
+    sgemm(trans_a, trans_b, m, n - n_wide, k, alpha, a, lda,
+          trans_b ? b + n_wide * ldb : b + n_wide, ldb, beta, c + n_wide, ldc);
     return;
   }
   run(detail::NarrowTile{});
 }
 
 SgemmTile sgemm_tile_for(std::int64_t n) {
-  if (detail::simd_width >= 16 && n % detail::WideTile::NR == 0) return {detail::WideTile::MR, detail::WideTile::NR};
+  if (detail::simd_width >= 16 && n % detail::WideTile::NR == 0)
+    return {detail::WideTile::MR, detail::WideTile::NR};
   return {detail::NarrowTile::MR, detail::NarrowTile::NR};
 }
 
-void sgemm_tile_product(SgemmTile tile, std::int64_t k, const float* a, std::int64_t lda, bool trans_a,
-                        const float* b, float* c, std::int64_t ldc, std::int64_t mr, bool accumulate) {
+void sgemm_tile_product(SgemmTile tile, std::int64_t k, const float* a, std::int64_t lda,
+                        bool trans_a, const float* b, float* c, std::int64_t ldc, std::int64_t mr,
+                        bool accumulate) {
   using detail::AMode;
   using detail::micro_kernel;
   using W = detail::WideTile;
@@ -409,8 +426,8 @@ namespace detail {
 // c_tile, beta_eff, overwrite)`, which runs the micro-kernel for rows [ir, ir + MR) of k slice
 // [pc, pc + kc) against packed B panel bp. Same k slices, so the same bits as blocked_gemm.
 template <class TileFn>
-void gathered_gemm(std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* b, std::int64_t ldb,
-                   float beta, float* c, std::int64_t ldc, const TileFn& tile) {
+void gathered_gemm(std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* b,
+                   std::int64_t ldb, float beta, float* c, std::int64_t ldc, const TileFn& tile) {
   using T = GatherTile;
   if (k <= 0 || alpha == 0.f) {
     scale_c(m, n, beta, c, ldc);
@@ -423,7 +440,8 @@ void gathered_gemm(std::int64_t m, std::int64_t n, std::int64_t k, float alpha, 
     const std::int64_t kc = std::min(kc_max, k - pc);
     const bool overwrite = pc == 0 && beta == 0.f;
     const float beta_eff = pc == 0 ? beta : 1.f;
-    for (std::int64_t jp = 0; jp < n_panels; ++jp) pack_b_panel<T>(false, b, ldb, n, 0, jp, pc, kc, bpack);
+    for (std::int64_t jp = 0; jp < n_panels; ++jp)
+      pack_b_panel<T>(false, b, ldb, n, 0, jp, pc, kc, bpack);
     for (std::int64_t jp = 0; jp < n_panels; ++jp)
       for (std::int64_t ir = 0; ir < m; ir += T::MR)
         tile(pc, kc, ir, bpack + jp * T::NR * kc, c + ir * ldc + jp * T::NR, beta_eff, overwrite);
@@ -441,42 +459,45 @@ bool sgemm_gathered_rows_supported(std::int64_t m, std::int64_t n, std::int64_t 
   return detail::gathered_supported(m, n, k);
 }
 
-void sgemm_gathered_rows(std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* const* rows,
-                         std::int64_t run, std::int64_t pitch, const float* b, std::int64_t ldb, float beta, float* c,
-                         std::int64_t ldc) {
+void sgemm_gathered_rows(std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
+                         const float* const* rows, std::int64_t run, std::int64_t pitch,
+                         const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
   // Untransposed A: a short last panel repeats its last row (computed, not stored), as the
   // packed tail's zero rows are.
   using T = detail::GatherTile;
   detail::gathered_gemm(m, n, k, alpha, b, ldb, beta, c, ldc,
-                        [&](std::int64_t pc, std::int64_t kc, std::int64_t ir, const float* bp, float* ct,
-                            float beta_eff, bool overwrite) {
+                        [&](std::int64_t pc, std::int64_t kc, std::int64_t ir, const float* bp,
+                            float* ct, float beta_eff, bool overwrite) {
                           const std::int64_t mr = std::min<std::int64_t>(T::MR, m - ir);
                           const float* panel[T::MR];
-                          for (std::int64_t i = 0; i < T::MR; ++i) panel[i] = rows[ir + std::min(i, mr - 1)];
-                          const std::int64_t off = (pc / run) * pitch + pc % run, left = run - pc % run;
-                          detail::micro_kernel<T, detail::AMode::gathered_rows>(kc, nullptr, off, bp, ct, ldc, mr,
-                                                                                T::NR, alpha, beta_eff, overwrite,
-                                                                                panel, run, pitch - run, left);
+                          for (std::int64_t i = 0; i < T::MR; ++i)
+                            panel[i] = rows[ir + std::min(i, mr - 1)];
+                          const std::int64_t off = (pc / run) * pitch + pc % run,
+                                             left = run - pc % run;
+                          detail::micro_kernel<T, detail::AMode::gathered_rows>(
+                              kc, nullptr, off, bp, ct, ldc, mr, T::NR, alpha, beta_eff, overwrite,
+                              panel, run, pitch - run, left);
                         });
 }
 
 bool sgemm_gathered_supported(std::int64_t m, std::int64_t n, std::int64_t k, std::int64_t run) {
-  return detail::gathered_supported(m, n, k) && m % detail::GatherTile::MR == 0 && run % detail::GatherTile::MR == 0;
+  return detail::gathered_supported(m, n, k) && m % detail::GatherTile::MR == 0 &&
+         run % detail::GatherTile::MR == 0;
 }
 
-void sgemm_gathered_at(std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* const* columns,
-                       std::int64_t run, std::int64_t pitch, const float* b, std::int64_t ldb, float beta, float* c,
-                       std::int64_t ldc) {
+void sgemm_gathered_at(std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
+                       const float* const* columns, std::int64_t run, std::int64_t pitch,
+                       const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
   // Transposed A: every MR-row panel of op(A) lies within one kernel row, so it is MR
   // contiguous floats of each column.
   using T = detail::GatherTile;
   detail::gathered_gemm(m, n, k, alpha, b, ldb, beta, c, ldc,
-                        [&](std::int64_t pc, std::int64_t kc, std::int64_t ir, const float* bp, float* ct,
-                            float beta_eff, bool overwrite) {
+                        [&](std::int64_t pc, std::int64_t kc, std::int64_t ir, const float* bp,
+                            float* ct, float beta_eff, bool overwrite) {
                           const std::int64_t offset = (ir / run) * pitch + ir % run;
-                          detail::micro_kernel<T, detail::AMode::gathered>(kc, nullptr, offset, bp, ct, ldc, T::MR,
-                                                                           T::NR, alpha, beta_eff, overwrite,
-                                                                           columns + pc);
+                          detail::micro_kernel<T, detail::AMode::gathered>(
+                              kc, nullptr, offset, bp, ct, ldc, T::MR, T::NR, alpha, beta_eff,
+                              overwrite, columns + pc);
                         });
 }
 

@@ -17,14 +17,16 @@ struct Pool2DGeometry {
 };
 
 /// output = window max. argmax (one int32 per output element, may be null) receives the flat
-/// index into input of the first maximal element (in row-major window order).
+/// index into input of the first maximal element (in row-major window order). NaN counts as
+/// greater than every number: a window holding NaN gives NaN, and its argmax is the first NaN
+/// (PyTorch takes the last one of several).
 void max_pool2d_forward(const Pool2DGeometry& g, const float* input, float* output,
                         std::int32_t* argmax);
 
 /// max_pool2d_forward for output rows [row0, row1) of the flat (n * out_h) row index, on the
 /// calling thread only (for kernels that fuse pooling into their own parallel loop).
-void max_pool2d_forward_rows(const Pool2DGeometry& g, const float* input, float* output, std::int32_t* argmax,
-                             std::int64_t row0, std::int64_t row1);
+void max_pool2d_forward_rows(const Pool2DGeometry& g, const float* input, float* output,
+                             std::int32_t* argmax, std::int64_t row0, std::int64_t row1);
 /// grad_input = scatter-add of grad_output at argmax. Overwrites grad_input.
 void max_pool2d_backward(const Pool2DGeometry& g, const float* grad_output,
                          const std::int32_t* argmax, float* grad_input);
@@ -36,17 +38,17 @@ bool pooled_grad_rows_supported(const Pool2DGeometry& g);
 /// add_column_sums(n * h * w, c, G, column_sums) for G = max_pool2d_backward(g, grad_output,
 /// argmax) (a bias gradient before the pooling), without writing G: the same bits. Only when
 /// pooled_grad_rows_supported(g) (kernels/row_cursors.hpp): 2x2 windows, stride 2.
-void add_column_sums_pooled(const Pool2DGeometry& g, const float* grad_output, const std::int32_t* argmax,
-                            float* column_sums);
-/// masked[i] = grad_output[i] where argmax[i] is valid and values[argmax[i]] > 0, else 0: the
-/// pooled form of relu's backward (values = relu's output, the pool's input) applied after
+void add_column_sums_pooled(const Pool2DGeometry& g, const float* grad_output,
+                            const std::int32_t* argmax, float* column_sums);
+/// masked[i] = grad_output[i] where argmax[i] is valid and values[argmax[i]] > 0 or NaN, else 0:
+/// the pooled form of relu's backward (values = relu's output, the pool's input) applied after
 /// max_pool2d_backward. `count` is the pooled element count.
-void max_pool2d_mask_positive(std::int64_t count, const float* grad_output, const std::int32_t* argmax,
-                              const float* values, float* masked);
+void max_pool2d_mask_positive(std::int64_t count, const float* grad_output,
+                              const std::int32_t* argmax, const float* values, float* masked);
 /// The same mask from the pooled values (max_pool2d's output, which holds values[argmax[i]],
-/// or 0 for an empty window): masked[i] = pooled[i] > 0 ? grad_output[i] : 0, with no gathers.
-void max_pool2d_mask_positive_pooled(std::int64_t count, const float* grad_output, const float* pooled,
-                                     float* masked);
+/// or 0 for an empty window): masked[i] = pooled[i] > 0 or NaN ? grad_output[i] : 0, no gathers.
+void max_pool2d_mask_positive_pooled(std::int64_t count, const float* grad_output,
+                                     const float* pooled, float* masked);
 
 /// output = mean over the valid (in-bounds) positions of each window.
 void avg_pool2d_forward(const Pool2DGeometry& g, const float* input, float* output);

@@ -15,8 +15,10 @@
 #include <cstdint>
 #include <xsimd/xsimd.hpp>
 
+#include "kernels/compare.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/partials.hpp"
+#include "kernels/region_errors.hpp"
 #include "kernels/workspace.hpp"
 
 namespace xtape::kernels::winograd {
@@ -102,7 +104,6 @@ void output_tile(const Conv2DGeometry& g, const float* m, std::int64_t stride, f
   const bool row2 = oy0 + 1 < g.out_h, col2 = ox0 + 1 < g.out_w;
   float* o00 = img + (oy0 * g.out_w + ox0) * K;
   float* o10 = o00 + g.out_w * K;
-  const batch zero(0.f);
   for (std::int64_t k = 0; k < K; k += simd_width) {
     batch q[16];
     for (int xi = 0; xi < 16; ++xi) q[xi] = batch::load_unaligned(m + xi * stride + k);
@@ -118,7 +119,7 @@ void output_tile(const Conv2DGeometry& g, const float* m, std::int64_t stride, f
       for (auto& v : y) v += b;
     }
     if (ep.relu)
-      for (auto& v : y) v = xsimd::max(v, zero);
+      for (auto& v : y) v = detail::relu(v);
     y[0].store_unaligned(o00 + k);
     if (col2) y[1].store_unaligned(o00 + K + k);
     if (row2) y[2].store_unaligned(o10 + k);
@@ -262,32 +263,35 @@ void backward_kernel(const Conv2DGeometry& g, const float* input, const float* g
   const detail::PartialRanges ranges = detail::partial_ranges(g.n, 16, 16 * plane);
   const std::int64_t parts = ranges.count, per_part = ranges.size;
   float* partial = scratch(slot_winograd_u, static_cast<std::size_t>(parts * 16 * plane));
+  detail::RegionErrors errors;
 #pragma omp parallel for schedule(dynamic, 1) if (parts > 1)
-  for (std::int64_t part = 0; part < parts; ++part) {
-    float* du = partial + part * 16 * plane;
-    const std::int64_t first = part * per_part * per_image;
-    const std::int64_t last = std::min(g.n, (part + 1) * per_part) * per_image;
-    // The last row tile reads up to MR - 1 channels past the end of V: slack kept at zero.
-    float* v = scratch(slot_winograd_v, static_cast<std::size_t>(16 * chunk * C + MR));
-    float* m = scratch(slot_winograd_m, static_cast<std::size_t>(16 * chunk * K));
-    std::fill(v + 16 * chunk * C, v + 16 * chunk * C + MR, 0.f);
-    for (std::int64_t t0 = first; t0 < last; t0 += chunk) {
-      const std::int64_t T = std::min(chunk, last - t0);
-      for (std::int64_t i = 0; i < T; ++i) {
-        const std::int64_t t = t0 + i, b = t / per_image, ty = t % per_image / tw, tx = t % tw;
-        input_tile(g, input + b * in_image, 2 * ty - g.pad_top, 2 * tx - g.pad_left, v + i * C,
-                   chunk * C);
-        grad_output_tile(g, grad_output + b * out_image, 2 * ty, 2 * tx, m + i * NR, chunk * K, NR,
-                         T * NR);
+  for (std::int64_t part = 0; part < parts; ++part)
+    errors.run([&] {
+      float* du = partial + part * 16 * plane;
+      const std::int64_t first = part * per_part * per_image;
+      const std::int64_t last = std::min(g.n, (part + 1) * per_part) * per_image;
+      // The last row tile reads up to MR - 1 channels past the end of V: slack kept at zero.
+      float* v = scratch(slot_winograd_v, static_cast<std::size_t>(16 * chunk * C + MR));
+      float* m = scratch(slot_winograd_m, static_cast<std::size_t>(16 * chunk * K));
+      std::fill(v + 16 * chunk * C, v + 16 * chunk * C + MR, 0.f);
+      for (std::int64_t t0 = first; t0 < last; t0 += chunk) {
+        const std::int64_t T = std::min(chunk, last - t0);
+        for (std::int64_t i = 0; i < T; ++i) {
+          const std::int64_t t = t0 + i, b = t / per_image, ty = t % per_image / tw, tx = t % tw;
+          input_tile(g, input + b * in_image, 2 * ty - g.pad_top, 2 * tx - g.pad_left, v + i * C,
+                     chunk * C);
+          grad_output_tile(g, grad_output + b * out_image, 2 * ty, 2 * tx, m + i * NR, chunk * K,
+                           NR, T * NR);
+        }
+        for (int xi = 0; xi < 16; ++xi)
+          for (std::int64_t i0 = 0; i0 < C; i0 += MR)
+            for (std::int64_t jp = 0; jp < panels; ++jp)
+              sgemm_tile_product(
+                  tile, T, v + xi * chunk * C + i0, C, true, m + xi * chunk * K + jp * T * NR,
+                  du + xi * plane + i0 * K + jp * NR, K, std::min(MR, C - i0), t0 != first);
       }
-      for (int xi = 0; xi < 16; ++xi)
-        for (std::int64_t i0 = 0; i0 < C; i0 += MR)
-          for (std::int64_t jp = 0; jp < panels; ++jp)
-            sgemm_tile_product(tile, T, v + xi * chunk * C + i0, C, true,
-                               m + xi * chunk * K + jp * T * NR, du + xi * plane + i0 * K + jp * NR,
-                               K, std::min(MR, C - i0), t0 != first);
-    }
-  }
+    });
+  errors.rethrow();
   detail::sum_partials(parts, 16 * plane, partial, partial);
   transform_kernel_grad(C, K, partial, grad_kernel);
 }

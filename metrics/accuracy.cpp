@@ -68,10 +68,12 @@ std::vector<std::size_t> broadcast_offsets(const std::string& who, const Shape& 
 
 namespace {
 
+// The first maximal element, or the first NaN (NaN ranks above every number, as in PyTorch's
+// argmax), so a NaN prediction is not silently scored as a class.
 std::size_t argmax(const float* row, std::size_t k) {
   std::size_t best = 0;
-  for (std::size_t j = 1; j < k; ++j)
-    if (row[j] > row[best]) best = j;
+  for (std::size_t j = 1; j < k && row[best] == row[best]; ++j)
+    if (!(row[j] <= row[best])) best = j;
   return best;
 }
 
@@ -160,10 +162,10 @@ Values top_k_accuracy(const std::string& who, int k, bool sparse, const Tensor& 
   for (std::size_t r = 0; r < ids.size(); ++r) {
     const float* row = y_pred.data() + r * classes;
     const float target = row[ids[r]];
-    // In the top k when fewer than k predictions are strictly larger (ties count in); a NaN
-    // target is never in it.
+    // In the top k when fewer than k predictions are strictly larger (ties count in). NaN ranks
+    // above every number (as in argmax and PyTorch's topk), and a NaN target is never in it.
     std::size_t larger = 0;
-    for (std::size_t j = 0; j < classes; ++j) larger += row[j] > target;
+    for (std::size_t j = 0; j < classes; ++j) larger += row[j] > target || std::isnan(row[j]);
     out.v[r] = !std::isnan(target) && larger < static_cast<std::size_t>(k);
   }
   return out;

@@ -1,11 +1,12 @@
 // conv2d and conv1d (NHWC / NWC, TensorFlow semantics) and their backward rules. The arithmetic
 // lives in kernels/conv.cpp; this file checks shapes, records the tape and routes gradients.
+#include "kernels/conv.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <stdexcept>
 
 #include "autodiff/ops/helpers.hpp"
-#include "kernels/conv.hpp"
 
 namespace xtape {
 
@@ -24,18 +25,76 @@ Padding parse_padding(const std::string& name, const char* who) {
 
 namespace detail {
 
-/// Output extent and leading pad of one spatial axis (TensorFlow's rules).
-std::pair<std::size_t, std::size_t> conv_axis(std::size_t in, std::size_t window, std::size_t stride,
-                                              std::size_t dilation, Padding padding) {
-  const std::size_t eff = dilation * (window - 1) + 1;
+/// A range of kernel taps along one axis: [first, first + count).
+struct TapRange {
+  std::int64_t first = 0, count = 0;
+};
+
+/// Output extent and leading pad of one spatial axis (TensorFlow's rules). Throws
+/// std::length_error naming `op` when the extent or the dilated window reaches 2^62 (every
+/// coordinate the kernels compute then fits a signed 64-bit integer).
+std::pair<std::size_t, std::size_t> conv_axis(std::size_t in, std::size_t window,
+                                              std::size_t stride, std::size_t dilation,
+                                              Padding padding, const char* op) {
+  constexpr std::size_t limit = std::size_t{1} << 62;
+  std::size_t span;  // dilation * (window - 1): the dilated window's extent minus one
+  if (window == 0 || __builtin_mul_overflow(dilation, window - 1, &span) || span >= limit)
+    throw std::length_error(std::string(op) + ": a window of " + std::to_string(window) +
+                            " taps with dilation " + std::to_string(dilation) +
+                            " spans 2^62 positions or more");
+  if (in >= limit)
+    throw std::length_error(std::string(op) + ": a spatial extent of " + std::to_string(in) +
+                            " is 2^62 or more");
+  const std::size_t eff = span + 1;
   if (padding == Padding::valid) {
     if (in < eff) return {0, 0};
     return {(in - eff) / stride + 1, 0};
   }
-  const std::size_t out = (in + stride - 1) / stride;
+  const std::size_t out = in / stride + (in % stride != 0);
+  if (out == 0) return {0, 0};
   const std::size_t needed = (out - 1) * stride + eff;
   const std::size_t pad_total = needed > in ? needed - in : 0;
   return {out, pad_total / 2};
+}
+
+/// The taps of one kernel axis that read the input for at least one output position: tap t
+/// reads coordinates t * dil - pad + o * stride for o < out, live when they meet [0, in).
+TapRange live_taps(std::int64_t in, std::int64_t out, std::int64_t window, std::int64_t stride,
+                   std::int64_t dil, std::int64_t pad) {
+  if (in == 0 || out == 0) return {0, 0};
+  const std::int64_t low = pad - (out - 1) * stride;  // live taps have t * dil >= low
+  const std::int64_t high = pad + in - 1;             // and t * dil <= high
+  const std::int64_t first = low <= 0 ? 0 : (low + dil - 1) / dil;
+  const std::int64_t last = high < 0 ? -1 : std::min(window - 1, high / dil);
+  return {first, std::max<std::int64_t>(0, last - first + 1)};
+}
+
+/// kernel[rows, cols, :, :] (a copy, no tape) of a (kh, kw, cin, cout) kernel.
+Tensor kernel_block(const Tensor& kernel, const TapRange& rows, const TapRange& cols) {
+  const Shape& ks = kernel.shape();
+  const std::size_t tap = ks[2] * ks[3], row = ks[1] * tap;
+  const std::size_t run = static_cast<std::size_t>(cols.count) * tap,
+                    skip = static_cast<std::size_t>(cols.first) * tap;
+  Tensor block = Tensor::empty(
+      {static_cast<std::size_t>(rows.count), static_cast<std::size_t>(cols.count), ks[2], ks[3]});
+  const float* src = kernel.data();
+  for (std::int64_t r = 0; r < rows.count; ++r)
+    std::copy_n(src + static_cast<std::size_t>(rows.first + r) * row + skip, run,
+                block.data() + r * run);
+  return block;
+}
+
+/// The (kh, kw, cin, cout) tensor of shape `ks` that is `block` at [rows, cols] and 0 elsewhere.
+Tensor embed_kernel_block(const Tensor& block, const Shape& ks, const TapRange& rows,
+                          const TapRange& cols) {
+  Tensor full(ks, 0.f);
+  const std::size_t tap = ks[2] * ks[3], row = ks[1] * tap;
+  const std::size_t run = static_cast<std::size_t>(cols.count) * tap,
+                    skip = static_cast<std::size_t>(cols.first) * tap;
+  for (std::int64_t r = 0; r < rows.count; ++r)
+    std::copy_n(block.data() + r * run, run,
+                full.data() + static_cast<std::size_t>(rows.first + r) * row + skip);
+  return full;
 }
 
 namespace {
@@ -53,12 +112,15 @@ struct PendingConv final : Producer {
     kernels::conv2d_forward(g, input.data(), kernel.data(), out,
                             {bias.defined() ? bias.data() : nullptr, relu});
   }
-  std::size_t out_size() const { return static_cast<std::size_t>(g.n * g.out_h * g.out_w * g.cout); }
+  std::size_t out_size() const {
+    return static_cast<std::size_t>(g.n * g.out_h * g.out_w * g.cout);
+  }
 };
 
 std::shared_ptr<const PendingConv> pending_conv(const Tensor& t) {
   auto p = std::dynamic_pointer_cast<const PendingConv>(pending_producer(t));
-  return p && t.size() == p->out_size() && !t.shape().empty() && t.shape().back() == static_cast<std::size_t>(p->g.cout)
+  return p && t.size() == p->out_size() && !t.shape().empty() &&
+                 t.shape().back() == static_cast<std::size_t>(p->g.cout)
              ? p
              : nullptr;
 }
@@ -88,7 +150,8 @@ Tensor fuse_conv_relu(const Tensor& a) {
   return defer(a.shape(), std::move(fused));
 }
 
-bool fuse_conv_max_pool(const Tensor& x, const kernels::Pool2DGeometry& pool, float* out, std::int32_t* argmax) {
+bool fuse_conv_max_pool(const Tensor& x, const kernels::Pool2DGeometry& pool, float* out,
+                        std::int32_t* argmax) {
   const auto p = pending_conv(x);
   // Only when no other handle shares the storage (a saved copy for a backward rule, as relu
   // keeps, would read it later and compute the convolution a second time).
@@ -96,40 +159,51 @@ bool fuse_conv_max_pool(const Tensor& x, const kernels::Pool2DGeometry& pool, fl
   const kernels::Conv2DGeometry& g = p->g;
   if (pool.n != g.n || pool.h != g.out_h || pool.w != g.out_w || pool.c != g.cout) return false;
   kernels::conv2d_max_pool2d_forward(g, p->input.data(), p->kernel.data(),
-                                     {p->bias.defined() ? p->bias.data() : nullptr, p->relu}, pool, out, argmax);
+                                     {p->bias.defined() ? p->bias.data() : nullptr, p->relu}, pool,
+                                     out, argmax);
   return true;
 }
 
 }  // namespace detail
 
-Tensor conv2d(const Tensor& input, const Tensor& kernel, std::array<int, 2> strides, Padding padding,
-              std::array<int, 2> dilation) {
+Tensor conv2d(const Tensor& input, const Tensor& kernel, std::array<int, 2> strides,
+              Padding padding, std::array<int, 2> dilation) {
   const Shape &is = input.shape(), &ks = kernel.shape();
   if (is.size() != 4)
-    throw std::invalid_argument("conv2d: expected an input of rank 4 (batch, height, width, channels), "
-                                "got shape " + shape_str(is));
+    throw std::invalid_argument(
+        "conv2d: expected an input of rank 4 (batch, height, width, channels), "
+        "got shape " +
+        shape_str(is));
   if (ks.size() != 4)
-    throw std::invalid_argument("conv2d: expected a kernel of rank 4 (kh, kw, in_channels, filters), "
-                                "got shape " + shape_str(ks));
+    throw std::invalid_argument(
+        "conv2d: expected a kernel of rank 4 (kh, kw, in_channels, filters), "
+        "got shape " +
+        shape_str(ks));
   if (is[3] != ks[2])
-    throw std::invalid_argument("conv2d: input of shape " + shape_str(is) + " has " + std::to_string(is[3]) +
-                                " channels but the kernel of shape " + shape_str(ks) + " expects " +
-                                std::to_string(ks[2]));
+    throw std::invalid_argument("conv2d: input of shape " + shape_str(is) + " has " +
+                                std::to_string(is[3]) + " channels but the kernel of shape " +
+                                shape_str(ks) + " expects " + std::to_string(ks[2]));
   if (strides[0] <= 0 || strides[1] <= 0)
-    throw std::invalid_argument("conv2d: strides must be positive, got (" + std::to_string(strides[0]) +
-                                ", " + std::to_string(strides[1]) + ")");
+    throw std::invalid_argument("conv2d: strides must be positive, got (" +
+                                std::to_string(strides[0]) + ", " + std::to_string(strides[1]) +
+                                ")");
   if (dilation[0] <= 0 || dilation[1] <= 0)
-    throw std::invalid_argument("conv2d: dilation must be positive, got (" + std::to_string(dilation[0]) +
-                                ", " + std::to_string(dilation[1]) + ")");
-  if (ks[0] == 0 || ks[1] == 0 || ks[3] == 0)
-    throw std::invalid_argument("conv2d: empty kernel of shape " + shape_str(ks));
+    throw std::invalid_argument("conv2d: dilation must be positive, got (" +
+                                std::to_string(dilation[0]) + ", " + std::to_string(dilation[1]) +
+                                ")");
+  if (ks[0] == 0 || ks[1] == 0)
+    throw std::invalid_argument("conv2d: a kernel window of extent 0 (kernel of shape " +
+                                shape_str(ks) + ")");
   const auto [oh, pt] = detail::conv_axis(is[1], ks[0], static_cast<std::size_t>(strides[0]),
-                                          static_cast<std::size_t>(dilation[0]), padding);
+                                          static_cast<std::size_t>(dilation[0]), padding, "conv2d");
   const auto [ow, pl] = detail::conv_axis(is[2], ks[1], static_cast<std::size_t>(strides[1]),
-                                          static_cast<std::size_t>(dilation[1]), padding);
-  if (oh == 0 || ow == 0)
-    throw std::invalid_argument("conv2d: input of shape " + shape_str(is) + " is smaller than the " +
-                                "(dilated) kernel of shape " + shape_str(ks) + " with 'valid' padding");
+                                          static_cast<std::size_t>(dilation[1]), padding, "conv2d");
+  if (padding == Padding::valid && (oh == 0 || ow == 0))
+    throw std::invalid_argument("conv2d: input of shape " + shape_str(is) +
+                                " is smaller than the " + "(dilated) kernel of shape " +
+                                shape_str(ks) + " with 'valid' padding");
+  const Shape out_shape{is[0], oh, ow, ks[3]};
+  detail::checked_size(out_shape, "conv2d");
   kernels::Conv2DGeometry g;
   g.n = static_cast<std::int64_t>(is[0]);
   g.h = static_cast<std::int64_t>(is[1]);
@@ -146,52 +220,84 @@ Tensor conv2d(const Tensor& input, const Tensor& kernel, std::array<int, 2> stri
   g.pad_left = static_cast<std::int64_t>(pl);
   g.out_h = static_cast<std::int64_t>(oh);
   g.out_w = static_cast<std::int64_t>(ow);
-  const Tensor vi = detail::saved(input), vk = detail::saved(kernel);
+  // Taps that read only padding (a dilated window wider than the padded input) are dropped:
+  // the kernels see the live block of the kernel, and the gradient is 0 elsewhere.
+  const detail::TapRange rows =
+      detail::live_taps(g.h, g.out_h, g.kh, g.stride_h, g.dil_h, g.pad_top);
+  const detail::TapRange cols =
+      detail::live_taps(g.w, g.out_w, g.kw, g.stride_w, g.dil_w, g.pad_left);
+  const Shape kshape = ks;
+  if (input.size() == 0 || kernel.size() == 0 || shape_size(out_shape) == 0 || rows.count == 0 ||
+      cols.count == 0) {
+    // Nothing to compute: an empty result, or sums of no terms (0 input channels, every tap in
+    // the padding): zeros, and zero gradients.
+    const Shape xs = is;
+    return record("conv2d", Tensor::zeros(out_shape), {input, kernel},
+                  [xs, kshape](const Tensor&, Grads& grads) {
+                    if (grads.needs(0)) grads.add(0, Tensor::zeros(xs));
+                    if (grads.needs(1)) grads.add(1, Tensor::zeros(kshape));
+                  });
+  }
+  const bool pruned = rows.count != g.kh || cols.count != g.kw;
+  const Tensor vi = detail::saved(input);
+  const Tensor vk = pruned ? detail::kernel_block(kernel, rows, cols) : detail::saved(kernel);
+  if (pruned) {
+    g.kh = rows.count;
+    g.kw = cols.count;
+    g.pad_top -= rows.first * g.dil_h;
+    g.pad_left -= cols.first * g.dil_w;
+  }
   auto pending = std::make_shared<detail::PendingConv>();
   pending->g = g;
   pending->input = vi;
   pending->kernel = vk;
-  Tensor out = detail::defer({is[0], oh, ow, ks[3]}, std::move(pending));
+  Tensor out = detail::defer(out_shape, std::move(pending));
   // d/d input: transposed convolution of g with the kernel; d/d kernel: correlation of the
   // input with g (both in kernels/conv.cpp).
-  return record("conv2d", out, {input, kernel}, [vi, vk, g](const Tensor& go, Grads& grads) {
-    if (grads.needs(0)) {
-      Tensor gi = Tensor::empty(vi.shape());
-      kernels::conv2d_backward_input(g, go.data(), vk.data(), detail::mutable_data(gi));
-      grads.add(0, gi);
-    }
-    if (grads.needs(1)) {
-      Tensor gk = Tensor::empty(vk.shape());
-      // Under a max pool, a thin layer's gradient is read in pooled form (never written out).
-      kernels::Pool2DGeometry pool;
-      const float* pooled = nullptr;
-      const std::int32_t* argmax = nullptr;
-      const auto keep = detail::pending_pool_grad(go, pool, pooled, argmax);
-      if (keep && kernels::conv2d_backward_kernel_pooled_supported(g, pool))
-        kernels::conv2d_backward_kernel_pooled(g, vi.data(), pool, pooled, argmax,
-                                               detail::mutable_data(gk));
-      else
-        kernels::conv2d_backward_kernel(g, vi.data(), go.data(), detail::mutable_data(gk));
-      grads.add(1, gk);
-    }
-  });
+  return record("conv2d", out, {input, kernel},
+                [vi, vk, g, pruned, rows, cols, kshape](const Tensor& go, Grads& grads) {
+                  if (grads.needs(0)) {
+                    Tensor gi = Tensor::empty(vi.shape());
+                    kernels::conv2d_backward_input(g, go.data(), vk.data(), detail::mutable_data(gi));
+                    grads.add(0, gi);
+                  }
+                  if (grads.needs(1)) {
+                    Tensor gk = Tensor::empty(vk.shape());
+                    // Under a max pool, a thin layer's gradient is read in pooled form (never
+                    // written out).
+                    kernels::Pool2DGeometry pool;
+                    const float* pooled = nullptr;
+                    const std::int32_t* argmax = nullptr;
+                    const auto keep = detail::pending_pool_grad(go, pool, pooled, argmax);
+                    if (keep && kernels::conv2d_backward_kernel_pooled_supported(g, pool))
+                      kernels::conv2d_backward_kernel_pooled(g, vi.data(), pool, pooled, argmax,
+                                                             detail::mutable_data(gk));
+                    else
+                      kernels::conv2d_backward_kernel(g, vi.data(), go.data(), detail::mutable_data(gk));
+                    grads.add(1, pruned ? detail::embed_kernel_block(gk, kshape, rows, cols) : gk);
+                  }
+                });
 }
 
-Tensor conv1d(const Tensor& input, const Tensor& kernel, int stride, Padding padding, int dilation) {
+Tensor conv1d(const Tensor& input, const Tensor& kernel, int stride, Padding padding,
+              int dilation) {
   const Shape &is = input.shape(), &ks = kernel.shape();
   if (is.size() != 3)
-    throw std::invalid_argument("conv1d: expected an input of rank 3 (batch, steps, channels), got shape " +
-                                shape_str(is));
+    throw std::invalid_argument(
+        "conv1d: expected an input of rank 3 (batch, steps, channels), got shape " + shape_str(is));
   if (ks.size() != 3)
-    throw std::invalid_argument("conv1d: expected a kernel of rank 3 (k, in_channels, filters), got shape " +
-                                shape_str(ks));
+    throw std::invalid_argument(
+        "conv1d: expected a kernel of rank 3 (k, in_channels, filters), got shape " +
+        shape_str(ks));
   if (is[2] != ks[1])
-    throw std::invalid_argument("conv1d: input of shape " + shape_str(is) + " has " + std::to_string(is[2]) +
-                                " channels but the kernel of shape " + shape_str(ks) + " expects " +
-                                std::to_string(ks[1]));
-  if (stride <= 0) throw std::invalid_argument("conv1d: stride must be positive, got " + std::to_string(stride));
+    throw std::invalid_argument("conv1d: input of shape " + shape_str(is) + " has " +
+                                std::to_string(is[2]) + " channels but the kernel of shape " +
+                                shape_str(ks) + " expects " + std::to_string(ks[1]));
+  if (stride <= 0)
+    throw std::invalid_argument("conv1d: stride must be positive, got " + std::to_string(stride));
   if (dilation <= 0)
-    throw std::invalid_argument("conv1d: dilation must be positive, got " + std::to_string(dilation));
+    throw std::invalid_argument("conv1d: dilation must be positive, got " +
+                                std::to_string(dilation));
   // A 1-d convolution is a 2-d one over a height of 1 (a composition: no backward code here).
   const auto l = [](std::size_t v) { return static_cast<long>(v); };
   Tensor x4 = reshape(input, {l(is[0]), 1, l(is[1]), l(is[2])});

@@ -1,9 +1,10 @@
 // Elementwise primitives with NumPy broadcasting, and their backward rules.
+#include "kernels/elementwise.hpp"
+
 #include <cmath>
 #include <stdexcept>
 
 #include "autodiff/ops/helpers.hpp"
-#include "kernels/elementwise.hpp"
 
 namespace xtape {
 
@@ -19,12 +20,13 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
   for (std::size_t i = 0; i < n; ++i) {
     const std::size_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
     const std::size_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
+    // NumPy: an extent of 1 stretches to the other (0 included); otherwise they must agree.
     if (da != db && da != 1 && db != 1)
       throw std::invalid_argument(std::string(op) + ": shapes " + shape_str(a) + " and " +
                                   shape_str(b) + " cannot be broadcast together (axis " +
                                   std::to_string(i) + ": " + std::to_string(da) + " vs " +
                                   std::to_string(db) + ")");
-    out[i] = std::max(da, db);
+    out[i] = da == 1 ? db : da;
   }
   return out;
 }
@@ -35,7 +37,8 @@ namespace {
 // one contiguous kernel call whose operands each step by 0 or 1.
 Tensor broadcast_binary(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
   const Shape out_shape = broadcast_shapes(a.shape(), b.shape(), name);
-  Tensor out = Tensor::empty(out_shape);
+  Tensor out = detail::new_result(out_shape, name);
+  if (out.size() == 0) return out;
   const std::size_t n = out_shape.size();
   if (a.shape() == b.shape()) {
     kernels::binary(op, out.size(), a.data(), 1, b.data(), 1, detail::mutable_data(out));
@@ -122,7 +125,8 @@ Tensor sum_to(const Tensor& x, const Shape& shape) {
     if (Tensor sums = detail::pool_scatter_channel_sums(x, shape); sums.defined()) return sums;
   const Shape& xs = x.shape();
   if (shape.size() > xs.size())
-    throw std::invalid_argument("sum_to: cannot reduce shape " + shape_str(xs) + " to " + shape_str(shape));
+    throw std::invalid_argument("sum_to: cannot reduce shape " + shape_str(xs) + " to " +
+                                shape_str(shape));
   const std::size_t lead = xs.size() - shape.size();
   std::vector<int> axes;
   for (std::size_t i = 0; i < xs.size(); ++i) {
@@ -201,7 +205,8 @@ Tensor sqrt(const Tensor& x) {
   Tensor out = unary_values(UnaryOp::sqrt, x);
   const Tensor y = saved(out);
   // d sqrt(x)/dx = 1 / (2 sqrt(x)).
-  return record("sqrt", out, {x}, [y](const Tensor& g, Grads& grads) { grads.add(0, g * 0.5f / y); });
+  return record("sqrt", out, {x},
+                [y](const Tensor& g, Grads& grads) { grads.add(0, g * 0.5f / y); });
 }
 
 Tensor exp(const Tensor& x) {
@@ -257,7 +262,8 @@ Tensor relu(const Tensor& x) {
   // intermediate results never computed).
   const Tensor vy = saved(out);
   return record("relu", out, {x}, [vy](const Tensor& g, Grads& grads) {
-    if (Tensor masked = detail::mask_pool_scatter(g, vy); masked.defined()) return grads.add(0, masked);
+    if (Tensor masked = detail::mask_pool_scatter(g, vy); masked.defined())
+      return grads.add(0, masked);
     Tensor d = Tensor::empty(vy.shape());
     kernels::relu_backward(vy.size(), vy.data(), g.data(), detail::mutable_data(d));
     grads.add(0, d);

@@ -32,6 +32,13 @@ Tensor broadcast_values(const Tensor& x, const Shape& shape);
 /// Same storage, new shape, no tape (element counts must match).
 Tensor view_as(const Tensor& x, const Shape& shape);
 
+/// Tensor::empty(shape) for a result of `op` whose shape comes from its arguments (and may be
+/// far larger than its inputs): throws std::length_error naming `op` when the shape is too large.
+inline Tensor new_result(const Shape& shape, const char* op) {
+  checked_size(shape, op);
+  return Tensor::empty(shape);
+}
+
 /// "Op 'name': " prefix for error messages.
 inline std::string op_error(const char* op, const std::string& what) {
   return std::string(op) + ": " + what;

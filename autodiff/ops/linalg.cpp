@@ -14,14 +14,16 @@ namespace {
 // out[b] = op(a[b]) x op(b[b]) for every batch b; a, b and out are contiguous stacks of
 // matrices with the same batch count. rows/cols are the stored (untransposed) extents.
 void batched_gemm(bool ta, bool tb, std::size_t batch, const float* a, std::size_t a_rows,
-                  std::size_t a_cols, const float* b, std::size_t b_rows, std::size_t b_cols, float* out) {
+                  std::size_t a_cols, const float* b, std::size_t b_rows, std::size_t b_cols,
+                  float* out) {
   const std::size_t m = ta ? a_cols : a_rows, k = ta ? a_rows : a_cols;
   const std::size_t n = tb ? b_rows : b_cols;
   for (std::size_t i = 0; i < batch; ++i)
     kernels::sgemm(ta, tb, static_cast<std::int64_t>(m), static_cast<std::int64_t>(n),
                    static_cast<std::int64_t>(k), 1.f, a + i * a_rows * a_cols,
                    static_cast<std::int64_t>(a_cols), b + i * b_rows * b_cols,
-                   static_cast<std::int64_t>(b_cols), 0.f, out + i * m * n, static_cast<std::int64_t>(n));
+                   static_cast<std::int64_t>(b_cols), 0.f, out + i * m * n,
+                   static_cast<std::int64_t>(n));
 }
 
 }  // namespace
@@ -29,22 +31,26 @@ void batched_gemm(bool ta, bool tb, std::size_t batch, const float* a, std::size
 Tensor matmul(const Tensor& a, const Tensor& b) {
   const Shape &as = a.shape(), &bs = b.shape();
   if (as.size() < 2 || bs.size() < 2)
-    throw std::invalid_argument("matmul: expected operands of rank >= 2, got shapes " + shape_str(as) +
-                                " and " + shape_str(bs));
+    throw std::invalid_argument("matmul: expected operands of rank >= 2, got shapes " +
+                                shape_str(as) + " and " + shape_str(bs));
   const std::size_t m = as[as.size() - 2], k = as.back(), k2 = bs[bs.size() - 2], n = bs.back();
   if (k != k2)
-    throw std::invalid_argument("matmul: inner dimensions differ: shapes " + shape_str(as) + " and " +
-                                shape_str(bs) + " (" + std::to_string(k) + " vs " + std::to_string(k2) + ")");
+    throw std::invalid_argument("matmul: inner dimensions differ: shapes " + shape_str(as) +
+                                " and " + shape_str(bs) + " (" + std::to_string(k) + " vs " +
+                                std::to_string(k2) + ")");
   const Shape a_batch(as.begin(), as.end() - 2), b_batch(bs.begin(), bs.end() - 2);
   const Shape batch = broadcast_shapes(a_batch, b_batch, "matmul");
   const std::size_t nb = shape_size(batch);
   Shape out_shape = batch;
   out_shape.push_back(m);
   out_shape.push_back(n);
-  Tensor out = Tensor::empty(out_shape);
+  Tensor out = detail::new_result(out_shape, "matmul");
   Shape a_full = batch, b_full = batch;
   a_full.insert(a_full.end(), {m, k});
   b_full.insert(b_full.end(), {k, n});
+  // The operands broadcast over the batch (copies, unless b is 2-d).
+  detail::checked_size(a_full, "matmul");
+  detail::checked_size(b_full, "matmul");
   // A 2-d right operand shared across the batch is one tall GEMM.
   if (bs.size() == 2 && as.size() >= 2) {
     kernels::sgemm(false, false, static_cast<std::int64_t>(nb * m), static_cast<std::int64_t>(n),

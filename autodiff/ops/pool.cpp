@@ -1,10 +1,12 @@
 // max_pool2d and avg_pool2d (NHWC, TensorFlow semantics) and their backward rules.
+#include "kernels/pool.hpp"
+
+#include <limits>
 #include <memory>
 #include <stdexcept>
 #include <vector>
 
 #include "autodiff/ops/helpers.hpp"
-#include "kernels/pool.hpp"
 
 namespace xtape {
 
@@ -12,8 +14,9 @@ using detail::Grads;
 using detail::record;
 
 namespace detail {
-std::pair<std::size_t, std::size_t> conv_axis(std::size_t in, std::size_t window, std::size_t stride,
-                                              std::size_t dilation, Padding padding);
+std::pair<std::size_t, std::size_t> conv_axis(std::size_t in, std::size_t window,
+                                              std::size_t stride, std::size_t dilation,
+                                              Padding padding, const char* op);
 }
 
 namespace {
@@ -22,23 +25,26 @@ kernels::Pool2DGeometry pool_geometry(const char* op, const Tensor& x, std::arra
                                       std::array<int, 2>& strides, Padding padding) {
   const Shape& s = x.shape();
   if (s.size() != 4)
-    throw std::invalid_argument(std::string(op) + ": expected an input of rank 4 (batch, height, width, "
-                                "channels), got shape " + shape_str(s));
+    throw std::invalid_argument(std::string(op) +
+                                ": expected an input of rank 4 (batch, height, width, "
+                                "channels), got shape " +
+                                shape_str(s));
   if (pool[0] <= 0 || pool[1] <= 0)
     throw std::invalid_argument(std::string(op) + ": pool size must be positive, got (" +
                                 std::to_string(pool[0]) + ", " + std::to_string(pool[1]) + ")");
   if (strides[0] == 0 && strides[1] == 0) strides = pool;
   if (strides[0] <= 0 || strides[1] <= 0)
     throw std::invalid_argument(std::string(op) + ": strides must be positive, got (" +
-                                std::to_string(strides[0]) + ", " + std::to_string(strides[1]) + ")");
+                                std::to_string(strides[0]) + ", " + std::to_string(strides[1]) +
+                                ")");
   const auto [oh, pt] = detail::conv_axis(s[1], static_cast<std::size_t>(pool[0]),
-                                          static_cast<std::size_t>(strides[0]), 1, padding);
+                                          static_cast<std::size_t>(strides[0]), 1, padding, op);
   const auto [ow, pl] = detail::conv_axis(s[2], static_cast<std::size_t>(pool[1]),
-                                          static_cast<std::size_t>(strides[1]), 1, padding);
-  if (oh == 0 || ow == 0)
+                                          static_cast<std::size_t>(strides[1]), 1, padding, op);
+  if (padding == Padding::valid && (oh == 0 || ow == 0))
     throw std::invalid_argument(std::string(op) + ": input of shape " + shape_str(s) +
-                                " is smaller than the pool window (" + std::to_string(pool[0]) + ", " +
-                                std::to_string(pool[1]) + ") with 'valid' padding");
+                                " is smaller than the pool window (" + std::to_string(pool[0]) +
+                                ", " + std::to_string(pool[1]) + ") with 'valid' padding");
   kernels::Pool2DGeometry g;
   g.n = static_cast<std::int64_t>(s[0]);
   g.h = static_cast<std::int64_t>(s[1]);
@@ -61,7 +67,9 @@ namespace detail {
 namespace {
 
 // The int32 view of an argmax tensor (int32 indices stored in a float buffer).
-std::int32_t* int_view(const Tensor& t) { return reinterpret_cast<std::int32_t*>(const_cast<float*>(t.data())); }
+std::int32_t* int_view(const Tensor& t) {
+  return reinterpret_cast<std::int32_t*>(const_cast<float*>(t.data()));
+}
 
 // The input gradient of max_pool2d, not yet scattered: grad_input = scatter of `go` at argmax.
 struct PoolScatter final : Producer {
@@ -71,7 +79,9 @@ struct PoolScatter final : Producer {
   // (out[i] == input[argmax[i]]) instead of gathering from its input.
   Tensor pooled;
   std::weak_ptr<const Storage> source;
-  void run(float* out) const override { kernels::max_pool2d_backward(g, go.data(), int_view(argmax), out); }
+  void run(float* out) const override {
+    kernels::max_pool2d_backward(g, go.data(), int_view(argmax), out);
+  }
 };
 
 std::shared_ptr<const PoolScatter> pending_scatter(const Tensor& t) {
@@ -80,8 +90,8 @@ std::shared_ptr<const PoolScatter> pending_scatter(const Tensor& t) {
 }
 
 // The deferred input gradient of max_pool2d (pool geometry `g`, pooled gradient `go`).
-Tensor defer_pool_scatter(const kernels::Pool2DGeometry& g, const Shape& input_shape, const Tensor& go,
-                          const Tensor& argmax, const Tensor& pooled = Tensor(),
+Tensor defer_pool_scatter(const kernels::Pool2DGeometry& g, const Shape& input_shape,
+                          const Tensor& go, const Tensor& argmax, const Tensor& pooled = Tensor(),
                           std::weak_ptr<const Storage> source = {}) {
   auto p = std::make_shared<PoolScatter>();
   p->g = g;
@@ -110,7 +120,8 @@ Tensor mask_pool_scatter(const Tensor& g, const Tensor& values) {
 }
 
 std::shared_ptr<const Producer> pending_pool_grad(const Tensor& t, kernels::Pool2DGeometry& pool,
-                                                  const float*& grad_pooled, const std::int32_t*& argmax) {
+                                                  const float*& grad_pooled,
+                                                  const std::int32_t*& argmax) {
   auto p = pending_scatter(t);
   if (!p) return nullptr;
   pool = p->g;
@@ -121,7 +132,9 @@ std::shared_ptr<const Producer> pending_pool_grad(const Tensor& t, kernels::Pool
 
 Tensor pool_scatter_channel_sums(const Tensor& x, const Shape& shape) {
   const auto p = pending_scatter(x);
-  if (!p || !kernels::pooled_grad_rows_supported(p->g) || !is_channel_vector(shape, 4, x.shape()[3])) return Tensor();
+  if (!p || !kernels::pooled_grad_rows_supported(p->g) ||
+      !is_channel_vector(shape, 4, x.shape()[3]))
+    return Tensor();
   Tensor sums = Tensor::zeros(shape);
   kernels::add_column_sums_pooled(p->g, p->go.data(), int_view(p->argmax),
                                   detail::mutable_data(sums));
@@ -133,9 +146,18 @@ Tensor pool_scatter_channel_sums(const Tensor& x, const Shape& shape) {
 Tensor max_pool2d(const Tensor& x, std::array<int, 2> pool_size, std::array<int, 2> strides,
                   Padding padding) {
   const auto g = pool_geometry("max_pool2d", x, pool_size, strides, padding);
-  Tensor out = Tensor::empty({x.shape()[0], static_cast<std::size_t>(g.out_h),
-                              static_cast<std::size_t>(g.out_w), x.shape()[3]});
+  const Shape out_shape{x.shape()[0], static_cast<std::size_t>(g.out_h),
+                        static_cast<std::size_t>(g.out_w), x.shape()[3]};
+  const Shape xs = x.shape();
+  if (x.size() == 0)  // so is the result (no window has a position, or there are none)
+    return record("max_pool2d", Tensor::zeros(out_shape), {x},
+                  [xs](const Tensor&, Grads& grads) { grads.add(0, Tensor::zeros(xs)); });
+  Tensor out = Tensor::empty(out_shape);
   const bool track = detail::any_requires_grad({x});
+  if (track && x.size() > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max()))
+    throw std::length_error("max_pool2d: an input of shape " + shape_str(xs) +
+                            " has more than 2^31 - 1 elements; "
+                            "the gradient's argmax indices are 32-bit");
   // The int32 argmax indices live in a tensor-sized buffer from the caching allocator (same
   // byte count as the output), so a training step maps no fresh pages for them.
   static_assert(sizeof(std::int32_t) == sizeof(float));
@@ -144,23 +166,27 @@ Tensor max_pool2d(const Tensor& x, std::array<int, 2> pool_size, std::array<int,
   // A pending convolution (conv2d [+ bias] [relu]) pools image by image as it is computed.
   if (!detail::fuse_conv_max_pool(x, g, detail::mutable_data(out), indices))
     kernels::max_pool2d_forward(g, x.data(), detail::mutable_data(out), indices);
-  const Shape xs = x.shape();
   // The gradient goes to the (first) maximal element of each window. It is deferred: relu's
   // backward masks it in pooled form, and whatever reads it computes it.
   const Tensor pooled = detail::saved(out);
   std::weak_ptr<const detail::Storage> source = x.impl()->storage;
-  return record("max_pool2d", out, {x}, [g, xs, argmax, pooled, source](const Tensor& go, Grads& grads) {
-    grads.add(0, detail::defer_pool_scatter(g, xs, go, argmax, pooled, source));
-  });
+  return record("max_pool2d", out, {x},
+                [g, xs, argmax, pooled, source](const Tensor& go, Grads& grads) {
+                  grads.add(0, detail::defer_pool_scatter(g, xs, go, argmax, pooled, source));
+                });
 }
 
 Tensor avg_pool2d(const Tensor& x, std::array<int, 2> pool_size, std::array<int, 2> strides,
                   Padding padding) {
   const auto g = pool_geometry("avg_pool2d", x, pool_size, strides, padding);
-  Tensor out = Tensor::empty({x.shape()[0], static_cast<std::size_t>(g.out_h),
-                              static_cast<std::size_t>(g.out_w), x.shape()[3]});
-  kernels::avg_pool2d_forward(g, x.data(), detail::mutable_data(out));
+  const Shape out_shape{x.shape()[0], static_cast<std::size_t>(g.out_h),
+                        static_cast<std::size_t>(g.out_w), x.shape()[3]};
   const Shape xs = x.shape();
+  if (x.size() == 0)
+    return record("avg_pool2d", Tensor::zeros(out_shape), {x},
+                  [xs](const Tensor&, Grads& grads) { grads.add(0, Tensor::zeros(xs)); });
+  Tensor out = Tensor::empty(out_shape);
+  kernels::avg_pool2d_forward(g, x.data(), detail::mutable_data(out));
   // Each window's gradient is shared evenly by its in-bounds elements.
   return record("avg_pool2d", out, {x}, [g, xs](const Tensor& go, Grads& grads) {
     Tensor gi = Tensor::empty(xs);

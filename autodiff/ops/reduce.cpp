@@ -36,36 +36,46 @@ Shape reduced_shape(const Shape& shape, const std::vector<int>& axes, bool keepd
   Shape out;
   for (std::size_t i = 0; i < shape.size(); ++i) {
     const bool reduced = std::find(axes.begin(), axes.end(), static_cast<int>(i)) != axes.end();
-    if (!reduced) out.push_back(shape[i]);
-    else if (keepdims) out.push_back(1);
+    if (!reduced)
+      out.push_back(shape[i]);
+    else if (keepdims)
+      out.push_back(1);
   }
   return out;
 }
 
 namespace {
 // Coalesces adjacent axes with the same reduce flag: returns (extent, reduced) groups.
-std::vector<std::pair<std::size_t, bool>> groups_of(const Shape& shape, const std::vector<int>& axes) {
+std::vector<std::pair<std::size_t, bool>> groups_of(const Shape& shape,
+                                                    const std::vector<int>& axes) {
   std::vector<std::pair<std::size_t, bool>> g;
   for (std::size_t i = 0; i < shape.size(); ++i) {
     if (shape[i] == 1) continue;
     const bool r = std::find(axes.begin(), axes.end(), static_cast<int>(i)) != axes.end();
-    if (!g.empty() && g.back().second == r) g.back().first *= shape[i];
-    else g.emplace_back(shape[i], r);
+    if (!g.empty() && g.back().second == r)
+      g.back().first *= shape[i];
+    else
+      g.emplace_back(shape[i], r);
   }
   return g;
 }
 }  // namespace
 
 Tensor sum_values(const Tensor& x, const std::vector<int>& axes) {
-  Tensor out(reduced_shape(x.shape(), axes, true), 0.f);
+  const Shape kept = reduced_shape(x.shape(), axes, true);
+  checked_size(kept, "sum");
+  Tensor out(kept, 0.f);
+  if (x.size() == 0) return out;  // sums of no elements are 0 (the extents may be huge)
   const auto g = groups_of(x.shape(), axes);
   const float* xv = x.data();
   float* o = detail::mutable_data(out);
   if (g.empty()) {
     o[0] = xv[0];
   } else if (g.size() == 1) {
-    if (g[0].second) o[0] = kernels::sum(x.size(), xv);
-    else std::copy(xv, xv + x.size(), o);
+    if (g[0].second)
+      o[0] = kernels::sum(x.size(), xv);
+    else
+      std::copy(xv, xv + x.size(), o);
   } else if (g.size() == 2 && g[0].second) {
     kernels::add_column_sums(g[0].first, g[1].first, xv, o);
   } else if (g.size() == 2) {
@@ -103,16 +113,27 @@ Tensor sum(const Tensor& x, std::vector<int> axes, bool keepdims) {
 
 Tensor mean(const Tensor& x, std::vector<int> axes, bool keepdims) {
   axes = detail::normalize_axes(std::move(axes), x.shape(), "mean");
+  // A group of no elements: 0 / 0, NaN (the product of the extents wraps harmlessly then).
   std::size_t count = 1;
   for (int a : axes) count *= x.shape()[static_cast<std::size_t>(a)];
-  if (count == 0)
-    throw std::invalid_argument("mean: reducing an empty axis of shape " + shape_str(x.shape()));
-  return sum(x, axes, keepdims) * (1.f / static_cast<float>(count));
+  bool empty = false;
+  for (int a : axes) empty = empty || x.shape()[static_cast<std::size_t>(a)] == 0;
+  const float scale =
+      empty ? std::numeric_limits<float>::quiet_NaN() : 1.f / static_cast<float>(count);
+  return sum(x, axes, keepdims) * scale;
 }
 
 Tensor max(const Tensor& x, std::vector<int> axes, bool keepdims) {
   axes = detail::normalize_axes(std::move(axes), x.shape(), "max");
-  if (x.size() == 0) throw std::invalid_argument("max: empty tensor of shape " + shape_str(x.shape()));
+  const Shape kept_shape = detail::reduced_shape(x.shape(), axes, true);
+  const Shape xs = x.shape();
+  if (x.size() == 0) {
+    if (shape_size(kept_shape) != 0)
+      throw std::invalid_argument("max: reducing an axis of extent 0 of shape " + shape_str(xs) +
+                                  " (a maximum of no elements)");
+    return record("max", Tensor::empty(detail::reduced_shape(xs, axes, keepdims)), {x},
+                  [xs](const Tensor&, Grads& grads) { grads.add(0, Tensor::zeros(xs)); });
+  }
   // Move reduced axes last; track where each element came from for the backward scatter.
   std::vector<int> perm;
   for (int i = 0; i < static_cast<int>(x.ndim()); ++i)
@@ -121,7 +142,6 @@ Tensor max(const Tensor& x, std::vector<int> axes, bool keepdims) {
   const std::size_t n = x.size();
   // src[i]: the offset in x of the i-th element of the permuted view.
   const std::vector<std::size_t> src = detail::permuted_offsets(x.shape(), perm);
-  const Shape kept_shape = detail::reduced_shape(x.shape(), axes, true);
   Tensor out = Tensor::empty(detail::reduced_shape(x.shape(), axes, keepdims));
   const std::size_t rows = shape_size(kept_shape), cols = n / rows;
   auto argmax = std::make_shared<std::vector<std::size_t>>(rows);
@@ -129,13 +149,15 @@ Tensor max(const Tensor& x, std::vector<int> axes, bool keepdims) {
   float* o = detail::mutable_data(out);
   for (std::size_t r = 0; r < rows; ++r) {
     std::size_t best = src[r * cols];
-    for (std::size_t c = 1; c < cols; ++c)
-      if (xv[src[r * cols + c]] > xv[best]) best = src[r * cols + c];
+    // NaN is greater than every number (IEEE, PyTorch): the first maximum, or the first NaN.
+    for (std::size_t c = 1; c < cols; ++c) {
+      const float v = xv[src[r * cols + c]], b = xv[best];
+      if (!(v <= b) && b == b) best = src[r * cols + c];
+    }
     o[r] = xv[best];
     (*argmax)[r] = best;
   }
-  const Shape xs = x.shape();
-  // d max(x)/dx = 1 at the (first) maximal element of each group, 0 elsewhere.
+  // d max(x)/dx = 1 at the (first) maximal element of each group, or its first NaN, 0 elsewhere.
   return record("max", out, {x}, [xs, argmax](const Tensor& g, Grads& grads) {
     Tensor d(xs, 0.f);
     for (std::size_t r = 0; r < argmax->size(); ++r)

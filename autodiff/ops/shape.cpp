@@ -57,7 +57,8 @@ void permute_copy(const float* src, const Shape& shape, const std::vector<int>& 
   std::size_t off = 0;
   for (std::size_t r = 0; r < rows; ++r) {
     float* d = dst + r * inner;
-    if (inner_st == 1) std::memcpy(d, src + off, inner * sizeof(float));
+    if (inner_st == 1)
+      std::memcpy(d, src + off, inner * sizeof(float));
     else
       for (std::size_t j = 0; j < inner; ++j) d[j] = src[off + j * inner_st];
     for (std::size_t k = n - 1; k-- > 0;) {
@@ -86,6 +87,7 @@ Tensor reshape(const Tensor& x, const std::vector<long>& shape) {
   Shape target;
   long infer = -1;
   std::size_t known = 1;
+  bool overflow = false, has_zero = false;
   for (std::size_t i = 0; i < shape.size(); ++i) {
     if (shape[i] == -1) {
       if (infer >= 0) throw std::invalid_argument("reshape: more than one -1 in the target shape");
@@ -95,7 +97,9 @@ Tensor reshape(const Tensor& x, const std::vector<long>& shape) {
       throw std::invalid_argument("reshape: negative extent " + std::to_string(shape[i]));
     } else {
       target.push_back(static_cast<std::size_t>(shape[i]));
-      known *= static_cast<std::size_t>(shape[i]);
+      overflow =
+          __builtin_mul_overflow(known, static_cast<std::size_t>(shape[i]), &known) || overflow;
+      has_zero = has_zero || shape[i] == 0;
     }
   }
   auto describe = [&] {
@@ -103,9 +107,15 @@ Tensor reshape(const Tensor& x, const std::vector<long>& shape) {
     for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
     return s + ")";
   };
+  // A product that wraps could match x's element count by accident.
+  if (overflow && !has_zero)
+    throw std::length_error("reshape: the extents of the target shape " + describe() +
+                            " multiply to more than 2^64 elements (the tensor has shape " +
+                            shape_str(x.shape()) + ")");
   if (infer >= 0) {
-    if (known == 0 || x.size() % known != 0)
-      throw std::invalid_argument("reshape: cannot reshape " + shape_str(x.shape()) + " to " + describe());
+    if (has_zero || x.size() % known != 0)
+      throw std::invalid_argument("reshape: cannot reshape " + shape_str(x.shape()) + " to " +
+                                  describe());
     target[static_cast<std::size_t>(infer)] = x.size() / known;
   }
   if (shape_size(target) != x.size())
@@ -126,8 +136,10 @@ Tensor flatten(const Tensor& x, int start_axis) {
   std::vector<long> target;
   std::size_t rest = 1;
   for (int i = 0; i < n; ++i) {
-    if (i < s) target.push_back(static_cast<long>(x.shape()[static_cast<std::size_t>(i)]));
-    else rest *= x.shape()[static_cast<std::size_t>(i)];
+    if (i < s)
+      target.push_back(static_cast<long>(x.shape()[static_cast<std::size_t>(i)]));
+    else
+      rest *= x.shape()[static_cast<std::size_t>(i)];
   }
   target.push_back(static_cast<long>(rest));
   return reshape(x, target);
@@ -148,11 +160,14 @@ Tensor transpose(const Tensor& x, std::vector<int> perm) {
                                 " axes is not a permutation of the axes of shape " +
                                 shape_str(x.shape()));
   Shape out_shape(static_cast<std::size_t>(n));
-  for (int i = 0; i < n; ++i) out_shape[static_cast<std::size_t>(i)] = x.shape()[static_cast<std::size_t>(check[static_cast<std::size_t>(i)])];
+  for (int i = 0; i < n; ++i)
+    out_shape[static_cast<std::size_t>(i)] =
+        x.shape()[static_cast<std::size_t>(check[static_cast<std::size_t>(i)])];
   Tensor out = Tensor::empty(out_shape);
   detail::permute_copy(x.data(), x.shape(), check, detail::mutable_data(out));
   std::vector<int> inverse(static_cast<std::size_t>(n));
-  for (int i = 0; i < n; ++i) inverse[static_cast<std::size_t>(check[static_cast<std::size_t>(i)])] = i;
+  for (int i = 0; i < n; ++i)
+    inverse[static_cast<std::size_t>(check[static_cast<std::size_t>(i)])] = i;
   // The gradient of a permutation is the inverse permutation of g.
   return record("transpose", out, {x},
                 [inverse](const Tensor& g, Grads& grads) { grads.add(0, transpose(g, inverse)); });
@@ -164,8 +179,8 @@ Tensor concat(const std::vector<Tensor>& xs, int axis) {
   const int n = static_cast<int>(s0.size());
   const int a = axis < 0 ? axis + n : axis;
   if (a < 0 || a >= n)
-    throw std::invalid_argument("concat: axis " + std::to_string(axis) + " out of range for shape " +
-                                shape_str(s0));
+    throw std::invalid_argument("concat: axis " + std::to_string(axis) +
+                                " out of range for shape " + shape_str(s0));
   Shape out_shape = s0;
   out_shape[static_cast<std::size_t>(a)] = 0;
   for (const Tensor& t : xs) {
@@ -173,17 +188,23 @@ Tensor concat(const std::vector<Tensor>& xs, int axis) {
     if (s.size() != s0.size())
       throw std::invalid_argument("concat: shapes " + shape_str(s0) + " and " + shape_str(s) +
                                   " differ in rank");
-    out_shape[static_cast<std::size_t>(a)] += s[static_cast<std::size_t>(a)];
+    if (__builtin_add_overflow(out_shape[static_cast<std::size_t>(a)],
+                               s[static_cast<std::size_t>(a)],
+                               &out_shape[static_cast<std::size_t>(a)]))
+      throw std::length_error("concat: the extents along axis " + std::to_string(a) +
+                              " add up to more than 2^64");
     s[static_cast<std::size_t>(a)] = s0[static_cast<std::size_t>(a)];
     if (s != s0)
-      throw std::invalid_argument("concat: shapes " + shape_str(s0) + " and " + shape_str(t.shape()) +
-                                  " differ outside axis " + std::to_string(a));
+      throw std::invalid_argument("concat: shapes " + shape_str(s0) + " and " +
+                                  shape_str(t.shape()) + " differ outside axis " +
+                                  std::to_string(a));
   }
   std::size_t outer = 1, inner = 1;
   for (int i = 0; i < a; ++i) outer *= s0[static_cast<std::size_t>(i)];
   for (int i = a + 1; i < n; ++i) inner *= s0[static_cast<std::size_t>(i)];
-  Tensor out = Tensor::empty(out_shape);
+  Tensor out = detail::new_result(out_shape, "concat");
   const std::size_t out_row = out_shape[static_cast<std::size_t>(a)] * inner;
+  if (out.size() == 0) outer = 0;  // nothing to copy (the other extents may be huge)
   std::vector<std::size_t> widths;
   std::size_t col = 0;
   for (const Tensor& t : xs) {
@@ -217,7 +238,7 @@ Tensor gather_rows(const Tensor& x, const std::vector<std::size_t>& rows) {
   const std::size_t n = x.shape()[0], row = x.size() / std::max<std::size_t>(n, 1);
   Shape out_shape = x.shape();
   out_shape[0] = rows.size();
-  Tensor out = Tensor::empty(out_shape);
+  Tensor out = detail::new_result(out_shape, "gather_rows");
   for (std::size_t i = 0; i < rows.size(); ++i) {
     if (rows[i] >= n)
       throw std::out_of_range("gather_rows: row " + std::to_string(rows[i]) +
@@ -237,8 +258,9 @@ Tensor gather_rows(const Tensor& x, const std::vector<std::size_t>& rows) {
 
 Tensor slice_rows(const Tensor& x, std::size_t start, std::size_t stop) {
   if (x.ndim() == 0 || start > stop || stop > x.shape()[0])
-    throw std::out_of_range("slice_rows: rows [" + std::to_string(start) + ", " + std::to_string(stop) +
-                            ") out of range for shape " + shape_str(x.shape()));
+    throw std::out_of_range("slice_rows: rows [" + std::to_string(start) + ", " +
+                            std::to_string(stop) + ") out of range for shape " +
+                            shape_str(x.shape()));
   std::vector<std::size_t> rows(stop - start);
   std::iota(rows.begin(), rows.end(), start);
   return gather_rows(x, rows);

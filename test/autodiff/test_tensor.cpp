@@ -32,10 +32,15 @@ BOOST_AUTO_TEST_CASE(construction_and_shape) {
   Tensor values({2, 2}, {1.f, 2.f, 3.f, 4.f});
   BOOST_TEST((values.to_vector() == std::vector<float>{1.f, 2.f, 3.f, 4.f}));
   check_throws<std::invalid_argument>("Tensor with 3 values for (2, 2)",
-                                      [] { Tensor t({2, 2}, {1.f, 2.f, 3.f}); }, {"(2, 2)", "3"});
+                                      [] {
+                                        Tensor t({2, 2}, {1.f, 2.f, 3.f});
+                                      },
+                                      {"(2, 2)", "3"});
 
-  BOOST_TEST(Tensor::zeros({3}).to_vector() == std::vector<float>(3, 0.f), boost::test_tools::per_element());
-  BOOST_TEST(Tensor::ones({3}).to_vector() == std::vector<float>(3, 1.f), boost::test_tools::per_element());
+  BOOST_TEST(Tensor::zeros({3}).to_vector() == std::vector<float>(3, 0.f),
+             boost::test_tools::per_element());
+  BOOST_TEST(Tensor::ones({3}).to_vector() == std::vector<float>(3, 1.f),
+             boost::test_tools::per_element());
   BOOST_TEST(Tensor::full({2}, -2.f).to_vector() == std::vector<float>(2, -2.f),
              boost::test_tools::per_element());
   Tensor s = Tensor::scalar(4.f);
@@ -58,11 +63,20 @@ BOOST_AUTO_TEST_CASE(element_access) {
   BOOST_TEST(t.data()[5] == -7.f);
   const Tensor& ct = t;
   BOOST_TEST(ct.at({0, 1, 1}) == -7.f);
-  check_throws<std::out_of_range>("at with a bad index", [&] { (void)ct.at({2, 0, 0}); }, {"(2, 3, 4)"});
-  check_throws<std::out_of_range>("at with a bad rank", [&] { (void)ct.at({0, 0}); }, {"(2, 3, 4)"});
+  check_throws<std::out_of_range>("at with a bad index",
+                                  [&] {
+                                    (void)ct.at({2, 0, 0});
+                                  },
+                                  {"(2, 3, 4)"});
+  check_throws<std::out_of_range>("at with a bad rank",
+                                  [&] {
+                                    (void)ct.at({0, 0});
+                                  },
+                                  {"(2, 3, 4)"});
 
   BOOST_TEST(Tensor({1, 1}, {3.f}).item() == 3.f);
-  check_throws<std::invalid_argument>("item of many elements", [&] { (void)t.item(); }, {"(2, 3, 4)"});
+  check_throws<std::invalid_argument>("item of many elements", [&] { (void)t.item(); },
+                                      {"(2, 3, 4)"});
 
   std::ostringstream os;
   os << Tensor({2, 2}, {1.f, 2.f, 3.f, 4.f});
@@ -115,8 +129,8 @@ BOOST_AUTO_TEST_CASE(clone_copies) {
   Tensor target({4}, 0.f);
   target.assign(c);
   BOOST_TEST((target.to_vector() == std::vector<float>{100.f, 3.f, 4.f, 5.f}));
-  check_throws<std::invalid_argument>("assign of a different size", [&] { target.assign(Tensor({3}, 0.f)); },
-                                      {"(3,)", "(4,)"});
+  check_throws<std::invalid_argument>("assign of a different size",
+                                      [&] { target.assign(Tensor({3}, 0.f)); }, {"(3,)", "(4,)"});
 }
 
 BOOST_AUTO_TEST_CASE(xtensor_round_trip) {
@@ -164,7 +178,8 @@ BOOST_AUTO_TEST_CASE(requires_grad_propagation) {
   BOOST_TEST(!c.is_leaf());
   BOOST_TEST(exp(b + c).requires_grad());
   BOOST_TEST(!exp(b + b).requires_grad());
-  check_throws<std::logic_error>("set_requires_grad on a non-leaf", [&] { c.set_requires_grad(); }, {"multiply"});
+  check_throws<std::logic_error>("set_requires_grad on a non-leaf", [&] { c.set_requires_grad(); },
+                                 {"multiply"});
 
   a.set_requires_grad(false);
   BOOST_TEST(!(a * b).requires_grad());
@@ -218,14 +233,41 @@ BOOST_AUTO_TEST_CASE(flush_denormal_guard_nests_and_restores) {
   set_flush_denormal(initial);
 }
 
+BOOST_AUTO_TEST_CASE(element_counts_that_overflow_or_exceed_memory_are_refused) {
+  // 2^32 x 2^32 elements wrap to 0 in 64 bits: refused, naming the constructor and the shape.
+  const std::size_t big = std::size_t{1} << 32;
+  check_throws<std::length_error>("Tensor of 2^64 elements",
+                                  [&] {
+                                    Tensor t(Shape{big, big});
+                                  },
+                                  {"Tensor", "(4294967296, 4294967296)"});
+  check_throws<std::length_error>("Tensor::empty of 2^64 elements",
+                                  [&] {
+                                    Tensor::empty({big, big, 2});
+                                  },
+                                  {"Tensor", "(4294967296, 4294967296, 2)"});
+  check_throws<std::length_error>("shape_size of 2^64 elements",
+                                  [&] {
+                                    shape_size({big, big});
+                                  },
+                                  {"(4294967296, 4294967296)"});
+  // A legal count whose buffer (4 PiB) no machine has: an error naming the op, not bad_alloc.
+  check_throws<std::length_error>("Tensor of 4 PiB", [] { Tensor::zeros({std::size_t{1} << 50}); },
+                                  {"Tensor", "(1125899906842624,)", "memory"});
+  // A zero extent makes the count 0 whatever the others (NumPy): legal and empty.
+  const Tensor empty(Shape{std::size_t{1} << 63, 2, 0});
+  BOOST_TEST(empty.size() == 0u);
+  BOOST_TEST(shape_size({std::size_t{1} << 63, 4, 0, 7}) == 0u);
+}
+
 BOOST_AUTO_TEST_CASE(grad_of_a_leaf) {
   Tensor x({2}, {1.f, 2.f});
   x.set_requires_grad();
   BOOST_TEST(!x.grad().defined());
   x.backward(Tensor({2}, {3.f, 4.f}));  // a leaf's gradient is the seed
   BOOST_TEST((x.grad().to_vector() == std::vector<float>{3.f, 4.f}));
-  check_throws<std::invalid_argument>("set_grad of the wrong shape", [&] { x.set_grad(Tensor({3}, 0.f)); },
-                                      {"(3,)", "(2,)"});
+  check_throws<std::invalid_argument>("set_grad of the wrong shape",
+                                      [&] { x.set_grad(Tensor({3}, 0.f)); }, {"(3,)", "(2,)"});
   x.set_grad(Tensor({2}, {5.f, 6.f}));
   BOOST_TEST((x.grad().to_vector() == std::vector<float>{5.f, 6.f}));
   x.zero_grad();

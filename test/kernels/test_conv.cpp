@@ -7,13 +7,17 @@
 #include <cstdint>
 #include <cstring>
 #include <random>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "kernels/conv.hpp"
-#include "kernels/winograd.hpp"
 #include "kernels/elementwise.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/pool.hpp"
+#include "kernels/region_errors.hpp"
+#include "kernels/winograd.hpp"
+#include "kernels/workspace.hpp"
 
 namespace {
 
@@ -33,8 +37,8 @@ struct Spec {
 };
 
 // Output extent and leading pad of one axis, TensorFlow rules.
-void axis(std::int64_t in, std::int64_t k, std::int64_t s, std::int64_t d, bool same, std::int64_t& out,
-          std::int64_t& pad) {
+void axis(std::int64_t in, std::int64_t k, std::int64_t s, std::int64_t d, bool same,
+          std::int64_t& out, std::int64_t& pad) {
   const std::int64_t ek = (k - 1) * d + 1;
   if (same) {
     out = (in + s - 1) / s;
@@ -68,22 +72,25 @@ void for_each_tap(const Conv2DGeometry& g, F&& f) {
             if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) continue;
             for (std::int64_t ci = 0; ci < g.cin; ++ci)
               for (std::int64_t co = 0; co < g.cout; ++co)
-                f(((b * g.out_h + oy) * g.out_w + ox) * g.cout + co, ((ky * g.kw + kx) * g.cin + ci) * g.cout + co,
+                f(((b * g.out_h + oy) * g.out_w + ox) * g.cout + co,
+                  ((ky * g.kw + kx) * g.cin + ci) * g.cout + co,
                   ((b * g.h + iy) * g.w + ix) * g.cin + ci);
           }
 }
 
 // Checks got against ref with |got - ref| <= 1e-4 * sqrt(terms) * mag + tiny, where mag is the
 // sum of the absolute values of the terms and `terms` the largest number of terms in a sum.
-void expect_close(const std::vector<float>& got, const std::vector<double>& ref, const std::vector<double>& mag,
-                  std::int64_t terms, const char* what, const Spec& s) {
+void expect_close(const std::vector<float>& got, const std::vector<double>& ref,
+                  const std::vector<double>& mag, std::int64_t terms, const char* what,
+                  const Spec& s) {
   const double tol = 1e-4 * std::sqrt(static_cast<double>(std::max<std::int64_t>(terms, 1)));
   std::int64_t bad = 0;
   for (std::size_t i = 0; i < got.size(); ++i)
     if (!(std::abs(got[i] - ref[i]) <= tol * mag[i] + 1e-30)) ++bad;
-  BOOST_TEST(bad == 0, what << " n=" << s.n << " h=" << s.h << " w=" << s.w << " cin=" << s.cin << " k=" << s.kh
-                            << "x" << s.kw << " cout=" << s.cout << " stride=" << s.stride << " dil=" << s.dil
-                            << " same=" << s.same << ": " << bad << " of " << got.size() << " elements off");
+  BOOST_TEST(bad == 0, what << " n=" << s.n << " h=" << s.h << " w=" << s.w << " cin=" << s.cin
+                            << " k=" << s.kh << "x" << s.kw << " cout=" << s.cout
+                            << " stride=" << s.stride << " dil=" << s.dil << " same=" << s.same
+                            << ": " << bad << " of " << got.size() << " elements off");
 }
 
 void check_spec(const Spec& s, std::uint32_t seed) {
@@ -128,19 +135,23 @@ xtape::kernels::Pool2DGeometry pool_2x2(const Conv2DGeometry& g) {
 
 // The fused conv + epilogue + pool against conv2d_forward then max_pool2d_forward: the same
 // bits and argmax. Returns the separate path's argmax.
-std::vector<std::int32_t> check_fused_forward(const Conv2DGeometry& g, const xtape::kernels::Pool2DGeometry& pool,
-                                              const std::vector<float>& x, const std::vector<float>& k,
+std::vector<std::int32_t> check_fused_forward(const Conv2DGeometry& g,
+                                              const xtape::kernels::Pool2DGeometry& pool,
+                                              const std::vector<float>& x,
+                                              const std::vector<float>& k,
                                               const xtape::kernels::ConvEpilogue& ep, int threads) {
   const std::size_t conv_size = static_cast<std::size_t>(g.n * g.out_h * g.out_w * g.cout);
-  const std::size_t pooled_size = static_cast<std::size_t>(pool.n * pool.out_h * pool.out_w * pool.c);
+  const std::size_t pooled_size =
+      static_cast<std::size_t>(pool.n * pool.out_h * pool.out_w * pool.c);
   std::vector<float> y(conv_size), pooled(pooled_size), pooled_fused(pooled_size);
   std::vector<std::int32_t> argmax(pooled_size), argmax_fused(pooled_size);
   xtape::kernels::conv2d_forward(g, x.data(), k.data(), y.data(), ep);
   xtape::kernels::max_pool2d_forward(pool, y.data(), pooled.data(), argmax.data());
-  xtape::kernels::conv2d_max_pool2d_forward(g, x.data(), k.data(), ep, pool, pooled_fused.data(), argmax_fused.data());
+  xtape::kernels::conv2d_max_pool2d_forward(g, x.data(), k.data(), ep, pool, pooled_fused.data(),
+                                            argmax_fused.data());
   BOOST_TEST(std::memcmp(pooled.data(), pooled_fused.data(), pooled_size * sizeof(float)) == 0,
-             "fused forward n=" << g.n << " cin=" << g.cin << " cout=" << g.cout << " relu=" << ep.relu
-                                << " threads=" << threads);
+             "fused forward n=" << g.n << " cin=" << g.cin << " cout=" << g.cout
+                                << " relu=" << ep.relu << " threads=" << threads);
   BOOST_TEST(argmax == argmax_fused);
   return argmax;
 }
@@ -148,6 +159,54 @@ std::vector<std::int32_t> check_fused_forward(const Conv2DGeometry& g, const xta
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(kernels_conv)
+
+BOOST_AUTO_TEST_CASE(huge_dilations_use_bounded_scratch) {
+  // 'same' padding with a dilation far beyond the image: most taps of every pixel lie in the
+  // padding. Thin patches (cin = 1) used to gather each border pixel into a zeroed window laid
+  // out like the input (1.9 GB for dilation 10^7; for 2^30 the allocation threw inside an
+  // OpenMP region, which aborts the process).
+  for (std::int64_t dil :
+       {std::int64_t{10'000'000}, std::int64_t{1} << 30, std::int64_t{2147483647}})
+    for (std::int64_t cin : {1, 3}) {
+      xtape::kernels::release_scratch();
+      check_spec({2, 5, 5, cin, 3, 3, 16, 1, dil, true}, 77);
+      BOOST_TEST(xtape::kernels::scratch_bytes() < (std::size_t{8} << 20),
+                 "dilation " << dil << ", cin " << cin);
+    }
+  // A dilation that keeps the window small enough for the in-place path (border pixels).
+  check_spec({1, 9, 40, 1, 3, 3, 16, 1, 6, true}, 78);
+  check_spec({2, 12, 10, 1, 2, 5, 20, 2, 3, true}, 79);
+}
+
+BOOST_AUTO_TEST_CASE(zero_input_channels_give_zeros) {
+  // Sums of no terms: every output is 0 (the small-patch path indexed its offsets at -1).
+  for (std::int64_t cout : {1, 16, 40})
+    for (bool same : {false, true}) {
+      check_spec({2, 5, 6, 0, 3, 3, cout, 1, 1, same}, 80);
+      check_spec({1, 7, 7, 0, 1, 1, cout, 1, 1, same}, 81);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(exceptions_in_a_parallel_region_reach_the_caller) {
+  // Leaving an OpenMP region by an exception calls std::terminate; RegionErrors carries the
+  // first one out.
+  xtape::kernels::detail::RegionErrors errors;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(2)
+  for (int i = 0; i < 256; ++i)
+    errors.run([&] {
+      if (i == 3) throw std::length_error("body 3");
+    });
+  try {
+    errors.rethrow();
+    BOOST_ERROR("rethrow() did not throw");
+  } catch (const std::length_error& e) {
+    BOOST_TEST(std::string(e.what()) == "body 3");
+  }
+  xtape::kernels::detail::RegionErrors fine;
+#pragma omp parallel for num_threads(2)
+  for (int i = 0; i < 8; ++i) fine.run([] {});
+  fine.rethrow();  // nothing to throw
+}
 
 BOOST_AUTO_TEST_CASE(valid_padding_stride_1) {
   check_spec({1, 5, 5, 1, 3, 3, 1, 1, 1, false}, 1);
@@ -162,7 +221,8 @@ BOOST_AUTO_TEST_CASE(same_padding_and_strides) {
     for (bool same : {false, true}) {
       check_spec({2, 10, 11, 3, 3, 3, 7, stride, 1, same}, seed++);
       check_spec({1, 8, 8, 17, 5, 5, 33, stride, 1, same}, seed++);
-      check_spec({3, 7, 9, 4, 2, 2, 5, stride, 1, same}, seed++);  // even kernel: asymmetric SAME pad
+      check_spec({3, 7, 9, 4, 2, 2, 5, stride, 1, same},
+                 seed++);  // even kernel: asymmetric SAME pad
     }
 }
 
@@ -173,9 +233,9 @@ BOOST_AUTO_TEST_CASE(dilation) {
 }
 
 BOOST_AUTO_TEST_CASE(pointwise_and_conv1d_shapes) {
-  check_spec({3, 6, 7, 19, 1, 1, 21, 1, 1, false}, 40);   // 1x1 fast path
-  check_spec({2, 6, 7, 8, 1, 1, 5, 2, 1, true}, 41);      // 1x1 with stride: im2col path
-  check_spec({4, 1, 50, 6, 1, 5, 10, 1, 1, true}, 42);    // conv1d as h == 1
+  check_spec({3, 6, 7, 19, 1, 1, 21, 1, 1, false}, 40);  // 1x1 fast path
+  check_spec({2, 6, 7, 8, 1, 1, 5, 2, 1, true}, 41);     // 1x1 with stride: im2col path
+  check_spec({4, 1, 50, 6, 1, 5, 10, 1, 1, true}, 42);   // conv1d as h == 1
   check_spec({4, 1, 50, 6, 1, 3, 10, 2, 2, false}, 43);
 }
 
@@ -199,13 +259,15 @@ BOOST_AUTO_TEST_CASE(winograd_shapes) {
   // forward and backward_input: odd and even outputs (tiles overhanging the output), 'same'
   // padding (tiles overhanging the input), rectangular images, more inputs than outputs.
   std::uint32_t seed = 80;
-  for (const Spec& s : {Spec{2, 13, 13, 32, 3, 3, 64, 1, 1, false}, Spec{3, 16, 16, 32, 3, 3, 32, 1, 1, true},
-                        Spec{2, 12, 10, 32, 3, 3, 96, 1, 1, true}, Spec{1, 15, 11, 64, 3, 3, 32, 1, 1, false},
-                        Spec{2, 13, 13, 32, 3, 3, 32, 1, 1, true}, Spec{7, 5, 6, 32, 3, 3, 64, 1, 1, true},
-                        Spec{600, 5, 5, 32, 3, 3, 64, 1, 1, false}}) {  // many images: capped partial sums
+  for (const Spec& s :
+       {Spec{2, 13, 13, 32, 3, 3, 64, 1, 1, false}, Spec{3, 16, 16, 32, 3, 3, 32, 1, 1, true},
+        Spec{2, 12, 10, 32, 3, 3, 96, 1, 1, true}, Spec{1, 15, 11, 64, 3, 3, 32, 1, 1, false},
+        Spec{2, 13, 13, 32, 3, 3, 32, 1, 1, true}, Spec{7, 5, 6, 32, 3, 3, 64, 1, 1, true},
+        Spec{600, 5, 5, 32, 3, 3, 64, 1, 1, false}}) {  // many images: capped partial sums
     const Conv2DGeometry g = geometry(s);
     BOOST_TEST_REQUIRE(xtape::kernels::winograd::supported(g));
-    BOOST_TEST_REQUIRE(xtape::kernels::winograd::supported(xtape::kernels::winograd::input_grad_geometry(g)));
+    BOOST_TEST_REQUIRE(
+        xtape::kernels::winograd::supported(xtape::kernels::winograd::input_grad_geometry(g)));
     check_spec(s, seed++);
   }
   // Forward only: 16 input channels are a whole vector, but not a whole GEMM tile of outputs
@@ -214,19 +276,25 @@ BOOST_AUTO_TEST_CASE(winograd_shapes) {
   BOOST_TEST_REQUIRE(xtape::kernels::winograd::supported(geometry(forward_only)));
   check_spec(forward_only, seed++);
   // Not eligible: strided, dilated, or channels that are not whole vectors.
-  BOOST_TEST(!xtape::kernels::winograd::supported(geometry({2, 13, 13, 32, 3, 3, 64, 2, 1, false})));
-  BOOST_TEST(!xtape::kernels::winograd::supported(geometry({2, 13, 13, 32, 3, 3, 64, 1, 2, false})));
-  BOOST_TEST(!xtape::kernels::winograd::supported(geometry({2, 13, 13, 33, 3, 3, 64, 1, 1, false})));
-  BOOST_TEST(!xtape::kernels::winograd::supported(geometry({2, 13, 13, 32, 5, 5, 64, 1, 1, false})));
+  BOOST_TEST(
+      !xtape::kernels::winograd::supported(geometry({2, 13, 13, 32, 3, 3, 64, 2, 1, false})));
+  BOOST_TEST(
+      !xtape::kernels::winograd::supported(geometry({2, 13, 13, 32, 3, 3, 64, 1, 2, false})));
+  BOOST_TEST(
+      !xtape::kernels::winograd::supported(geometry({2, 13, 13, 33, 3, 3, 64, 1, 1, false})));
+  BOOST_TEST(
+      !xtape::kernels::winograd::supported(geometry({2, 13, 13, 32, 5, 5, 64, 1, 1, false})));
   // Output channels must fill whole register tiles (32 or 64 wide with AVX-512, 16 with AVX2).
   const bool whole_tiles = 48 % xtape::kernels::sgemm_tile_for(48).cols == 0;
-  BOOST_TEST(xtape::kernels::winograd::supported(geometry({2, 13, 13, 32, 3, 3, 48, 1, 1, false})) == whole_tiles);
+  BOOST_TEST(xtape::kernels::winograd::supported(
+                 geometry({2, 13, 13, 32, 3, 3, 48, 1, 1, false})) == whole_tiles);
 }
 
 BOOST_AUTO_TEST_CASE(winograd_fused_pool_matches_separate_kernels_bitwise) {
   // The fused conv + bias + relu + pool computes each image as conv2d_forward does.
   const int saved = omp_get_max_threads();
-  for (const Spec& s : {Spec{3, 13, 13, 32, 3, 3, 64, 1, 1, false}, Spec{2, 12, 10, 32, 3, 3, 96, 1, 1, true}}) {
+  for (const Spec& s :
+       {Spec{3, 13, 13, 32, 3, 3, 64, 1, 1, false}, Spec{2, 12, 10, 32, 3, 3, 96, 1, 1, true}}) {
     const Conv2DGeometry g = geometry(s);
     BOOST_TEST_REQUIRE(xtape::kernels::winograd::supported(g));
     const auto x = random_vector(static_cast<std::size_t>(g.n * g.h * g.w * g.cin), 90);
@@ -244,14 +312,16 @@ BOOST_AUTO_TEST_CASE(bitwise_identical_for_1_and_2_threads) {
   // Required of backward_kernel (a reduction over pixels); forward and backward_input get the
   // same guarantee from fixed chunking, checked here too.
   const int saved = omp_get_max_threads();
-  for (const Spec& s : {Spec{32, 13, 13, 32, 3, 3, 64, 1, 1, false}, Spec{50, 28, 28, 1, 3, 3, 32, 1, 1, false},
-                        Spec{3, 17, 17, 8, 3, 3, 16, 2, 1, true}, Spec{1, 40, 40, 16, 3, 3, 24, 1, 1, true},
-                        Spec{600, 5, 5, 32, 3, 3, 64, 1, 1, false}}) {
+  for (const Spec& s :
+       {Spec{32, 13, 13, 32, 3, 3, 64, 1, 1, false}, Spec{50, 28, 28, 1, 3, 3, 32, 1, 1, false},
+        Spec{3, 17, 17, 8, 3, 3, 16, 2, 1, true}, Spec{1, 40, 40, 16, 3, 3, 24, 1, 1, true},
+        Spec{600, 5, 5, 32, 3, 3, 64, 1, 1, false}}) {
     const Conv2DGeometry g = geometry(s);
     const auto x = random_vector(static_cast<std::size_t>(g.n * g.h * g.w * g.cin), 60);
     const auto k = random_vector(static_cast<std::size_t>(g.kh * g.kw * g.cin * g.cout), 62);
     const auto go = random_vector(static_cast<std::size_t>(g.n * g.out_h * g.out_w * g.cout), 61);
-    std::vector<float> k1(k.size()), k2(k.size()), y1(go.size()), y2(go.size()), x1(x.size()), x2(x.size());
+    std::vector<float> k1(k.size()), k2(k.size()), y1(go.size()), y2(go.size()), x1(x.size()),
+        x2(x.size());
     omp_set_num_threads(1);
     xtape::kernels::conv2d_backward_kernel(g, x.data(), go.data(), k1.data());
     xtape::kernels::conv2d_forward(g, x.data(), k.data(), y1.data());
@@ -260,12 +330,14 @@ BOOST_AUTO_TEST_CASE(bitwise_identical_for_1_and_2_threads) {
     xtape::kernels::conv2d_backward_kernel(g, x.data(), go.data(), k2.data());
     xtape::kernels::conv2d_forward(g, x.data(), k.data(), y2.data());
     xtape::kernels::conv2d_backward_input(g, go.data(), k.data(), x2.data());
-    BOOST_TEST(std::memcmp(k1.data(), k2.data(), k1.size() * sizeof(float)) == 0,
-               "conv2d_backward_kernel differs between 1 and 2 threads for n=" << s.n << " cin=" << s.cin);
+    BOOST_TEST(
+        std::memcmp(k1.data(), k2.data(), k1.size() * sizeof(float)) == 0,
+        "conv2d_backward_kernel differs between 1 and 2 threads for n=" << s.n << " cin=" << s.cin);
     BOOST_TEST(std::memcmp(y1.data(), y2.data(), y1.size() * sizeof(float)) == 0,
                "conv2d_forward differs between 1 and 2 threads for n=" << s.n << " cin=" << s.cin);
-    BOOST_TEST(std::memcmp(x1.data(), x2.data(), x1.size() * sizeof(float)) == 0,
-               "conv2d_backward_input differs between 1 and 2 threads for n=" << s.n << " cin=" << s.cin);
+    BOOST_TEST(
+        std::memcmp(x1.data(), x2.data(), x1.size() * sizeof(float)) == 0,
+        "conv2d_backward_input differs between 1 and 2 threads for n=" << s.n << " cin=" << s.cin);
   }
   omp_set_num_threads(saved);
 }
@@ -274,8 +346,9 @@ BOOST_AUTO_TEST_CASE(bitwise_identical_for_1_and_2_threads) {
 // epilogue and a pool give exactly the bits of the separate kernels, for 1 and 2 threads.
 BOOST_AUTO_TEST_CASE(pooled_paths_match_separate_kernels_bitwise) {
   const int saved = omp_get_max_threads();
-  for (const Spec& s : {Spec{50, 28, 28, 1, 3, 3, 32, 1, 1, false}, Spec{3, 9, 11, 1, 3, 3, 16, 1, 1, true},
-                        Spec{4, 12, 12, 1, 2, 3, 48, 1, 1, false}, Spec{2, 10, 10, 2, 2, 2, 64, 1, 1, false}}) {
+  for (const Spec& s :
+       {Spec{50, 28, 28, 1, 3, 3, 32, 1, 1, false}, Spec{3, 9, 11, 1, 3, 3, 16, 1, 1, true},
+        Spec{4, 12, 12, 1, 2, 3, 48, 1, 1, false}, Spec{2, 10, 10, 2, 2, 2, 64, 1, 1, false}}) {
     const Conv2DGeometry g = geometry(s);
     const xtape::kernels::Pool2DGeometry pool = pool_2x2(g);
     BOOST_TEST_REQUIRE(xtape::kernels::conv2d_backward_kernel_pooled_supported(g, pool));
@@ -283,24 +356,29 @@ BOOST_AUTO_TEST_CASE(pooled_paths_match_separate_kernels_bitwise) {
     const auto k = random_vector(static_cast<std::size_t>(g.kh * g.kw * g.cin * g.cout), 71);
     const auto bias = random_vector(static_cast<std::size_t>(g.cout), 72);
     const std::size_t conv_size = static_cast<std::size_t>(g.n * g.out_h * g.out_w * g.cout);
-    const std::size_t pooled_size = static_cast<std::size_t>(pool.n * pool.out_h * pool.out_w * pool.c);
+    const std::size_t pooled_size =
+        static_cast<std::size_t>(pool.n * pool.out_h * pool.out_w * pool.c);
     for (bool relu : {false, true}) {
-      const std::vector<std::int32_t> argmax = check_fused_forward(g, pool, x, k, {bias.data(), relu}, saved);
+      const std::vector<std::int32_t> argmax =
+          check_fused_forward(g, pool, x, k, {bias.data(), relu}, saved);
       auto go = random_vector(pooled_size, 73);
       for (std::size_t i = 0; i < pooled_size; i += 29) go[i] = -0.f;
       std::vector<float> dense(conv_size), k_dense(k.size()), sums_dense(bias.size(), 0.f);
       xtape::kernels::max_pool2d_backward(pool, go.data(), argmax.data(), dense.data());
       xtape::kernels::conv2d_backward_kernel(g, x.data(), dense.data(), k_dense.data());
-      xtape::kernels::add_column_sums(conv_size / bias.size(), bias.size(), dense.data(), sums_dense.data());
+      xtape::kernels::add_column_sums(conv_size / bias.size(), bias.size(), dense.data(),
+                                      sums_dense.data());
       for (int threads : {1, 2}) {
         omp_set_num_threads(threads);
         std::vector<float> k_pooled(k.size()), sums_pooled(bias.size(), 0.f);
-        xtape::kernels::conv2d_backward_kernel_pooled(g, x.data(), pool, go.data(), argmax.data(), k_pooled.data());
+        xtape::kernels::conv2d_backward_kernel_pooled(g, x.data(), pool, go.data(), argmax.data(),
+                                                      k_pooled.data());
         xtape::kernels::add_column_sums_pooled(pool, go.data(), argmax.data(), sums_pooled.data());
         BOOST_TEST(std::memcmp(k_pooled.data(), k_dense.data(), k.size() * sizeof(float)) == 0,
                    "backward_kernel n=" << s.n << " cout=" << s.cout << " threads=" << threads);
-        BOOST_TEST(std::memcmp(sums_pooled.data(), sums_dense.data(), bias.size() * sizeof(float)) == 0,
-                   "column sums n=" << s.n << " cout=" << s.cout << " threads=" << threads);
+        BOOST_TEST(
+            std::memcmp(sums_pooled.data(), sums_dense.data(), bias.size() * sizeof(float)) == 0,
+            "column sums n=" << s.n << " cout=" << s.cout << " threads=" << threads);
       }
       omp_set_num_threads(saved);
     }

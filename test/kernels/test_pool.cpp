@@ -59,16 +59,18 @@ void for_each_window(const Pool2DGeometry& g, F&& f) {
         for (std::int64_t ch = 0; ch < g.c; ++ch)
           for (std::int64_t py = 0; py < g.pool_h; ++py)
             for (std::int64_t px = 0; px < g.pool_w; ++px) {
-              const std::int64_t iy = oy * g.stride_h - g.pad_top + py, ix = ox * g.stride_w - g.pad_left + px;
+              const std::int64_t iy = oy * g.stride_h - g.pad_top + py,
+                                 ix = ox * g.stride_w - g.pad_left + px;
               if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) continue;
-              f(((b * g.out_h + oy) * g.out_w + ox) * g.c + ch, ((b * g.h + iy) * g.w + ix) * g.c + ch);
+              f(((b * g.out_h + oy) * g.out_w + ox) * g.c + ch,
+                ((b * g.h + iy) * g.w + ix) * g.c + ch);
             }
 }
 
 std::string describe(const Spec& s) {
   return "n=" + std::to_string(s.n) + " h=" + std::to_string(s.h) + " w=" + std::to_string(s.w) +
-         " c=" + std::to_string(s.c) + " pool=" + std::to_string(s.pool) + " stride=" + std::to_string(s.stride) +
-         (s.same ? " same" : " valid");
+         " c=" + std::to_string(s.c) + " pool=" + std::to_string(s.pool) +
+         " stride=" + std::to_string(s.stride) + (s.same ? " same" : " valid");
 }
 
 void check_max(const Spec& s, std::uint32_t seed) {
@@ -123,14 +125,20 @@ void check_avg(const Spec& s, std::uint32_t seed) {
   BOOST_TEST(bad == 0, "avg_pool2d_backward " << describe(s) << ": " << bad << " off");
 }
 
-const Spec specs[] = {
-    {1, 4, 4, 1, 2, 2, false},   {2, 26, 26, 32, 2, 2, false},  // the founding model's pool
-    {3, 7, 9, 5, 2, 2, false},   {2, 7, 9, 5, 2, 2, true},   {2, 7, 7, 19, 3, 1, true},
-    {2, 8, 6, 33, 3, 2, true},   {1, 5, 5, 16, 3, 3, true},  {2, 10, 10, 3, 3, 2, false},
-    {4, 1, 20, 7, 1, 1, false},  {2, 11, 11, 17, 5, 3, true},
-    // 2x2 / stride-2 fast path with odd extents (uncovered last row and column), as the
-    // founding model's second pool, and with an odd width only.
-    {2, 11, 11, 64, 2, 2, false}, {3, 8, 9, 16, 2, 2, false}};
+const Spec specs[] = {{1, 4, 4, 1, 2, 2, false},
+                      {2, 26, 26, 32, 2, 2, false},  // the founding model's pool
+                      {3, 7, 9, 5, 2, 2, false},
+                      {2, 7, 9, 5, 2, 2, true},
+                      {2, 7, 7, 19, 3, 1, true},
+                      {2, 8, 6, 33, 3, 2, true},
+                      {1, 5, 5, 16, 3, 3, true},
+                      {2, 10, 10, 3, 3, 2, false},
+                      {4, 1, 20, 7, 1, 1, false},
+                      {2, 11, 11, 17, 5, 3, true},
+                      // 2x2 / stride-2 fast path with odd extents (uncovered last row and column),
+                      // as the founding model's second pool, and with an odd width only.
+                      {2, 11, 11, 64, 2, 2, false},
+                      {3, 8, 9, 16, 2, 2, false}};
 
 }  // namespace
 
@@ -152,7 +160,8 @@ BOOST_AUTO_TEST_CASE(max_pool_large_batch_parallel) {
 }
 
 // The pooled relu mask, scattered, gives exactly the bits of relu_backward on the scattered
-// gradient, on gradients with signed zeros.
+// gradient, on gradients with signed zeros, and with NaNs among relu's outputs (the max pool
+// picks them, and relu passes their gradient).
 BOOST_AUTO_TEST_CASE(pooled_relu_mask_matches_relu_backward_bitwise) {
   const Spec mask_specs[] = {
       {64, 26, 26, 32, 2, 2, false},  // parallel
@@ -160,34 +169,39 @@ BOOST_AUTO_TEST_CASE(pooled_relu_mask_matches_relu_backward_bitwise) {
       {2, 7, 9, 5, 2, 2, false},      // channels not a multiple of the SIMD width
       {2, 7, 7, 19, 3, 1, true}};     // overlapping windows: scatter-add of several gradients
   std::uint32_t seed = 300;
-  for (const Spec& s : mask_specs) {
-    const Pool2DGeometry g = geometry(s);
-    const auto x = pool_input(g, seed++);
-    const std::size_t out_size = static_cast<std::size_t>(g.n * g.out_h * g.out_w * g.c);
-    std::vector<float> y(out_size);
-    std::vector<std::int32_t> arg(out_size);
-    xtape::kernels::max_pool2d_forward(g, x.data(), y.data(), arg.data());
-    std::mt19937 gen(seed);
-    std::uniform_real_distribution<float> dist(-1.f, 1.f);
-    std::vector<float> go(out_size);
-    for (float& v : go) v = dist(gen) * 1e-3f;
-    for (std::size_t i = 0; i < out_size; i += 37) go[i] = -0.f;
-    std::vector<float> gx(x.size(), NAN), relu_ref(x.size()), masked(out_size), relu_fused(x.size(), NAN);
-    xtape::kernels::max_pool2d_backward(g, go.data(), arg.data(), gx.data());
-    // The pool input plays relu's output (about half of it positive).
-    xtape::kernels::relu_backward(x.size(), x.data(), gx.data(), relu_ref.data());
-    xtape::kernels::max_pool2d_mask_positive(static_cast<std::int64_t>(out_size), go.data(), arg.data(), x.data(),
-                                             masked.data());
-    xtape::kernels::max_pool2d_backward(g, masked.data(), arg.data(), relu_fused.data());
-    BOOST_TEST(std::memcmp(relu_fused.data(), relu_ref.data(), x.size() * sizeof(float)) == 0, "relu " << describe(s));
-    // The same mask from the pooled values (no gathers from the pool's input).
-    std::vector<float> masked_pooled(out_size, NAN), relu_pooled(x.size(), NAN);
-    xtape::kernels::max_pool2d_mask_positive_pooled(static_cast<std::int64_t>(out_size), go.data(), y.data(),
-                                                    masked_pooled.data());
-    xtape::kernels::max_pool2d_backward(g, masked_pooled.data(), arg.data(), relu_pooled.data());
-    BOOST_TEST(std::memcmp(relu_pooled.data(), relu_ref.data(), x.size() * sizeof(float)) == 0,
-               "relu from pooled values " << describe(s));
-  }
+  for (bool nans : {false, true})
+    for (const Spec& s : mask_specs) {
+      const Pool2DGeometry g = geometry(s);
+      auto x = pool_input(g, seed++);
+      if (nans)
+        for (std::size_t i = 5; i < x.size(); i += 23) x[i] = NAN;
+      const std::size_t out_size = static_cast<std::size_t>(g.n * g.out_h * g.out_w * g.c);
+      std::vector<float> y(out_size);
+      std::vector<std::int32_t> arg(out_size);
+      xtape::kernels::max_pool2d_forward(g, x.data(), y.data(), arg.data());
+      std::mt19937 gen(seed);
+      std::uniform_real_distribution<float> dist(-1.f, 1.f);
+      std::vector<float> go(out_size);
+      for (float& v : go) v = dist(gen) * 1e-3f;
+      for (std::size_t i = 0; i < out_size; i += 37) go[i] = -0.f;
+      std::vector<float> gx(x.size(), NAN), relu_ref(x.size()), masked(out_size),
+          relu_fused(x.size(), NAN);
+      xtape::kernels::max_pool2d_backward(g, go.data(), arg.data(), gx.data());
+      // The pool input plays relu's output (about half of it positive).
+      xtape::kernels::relu_backward(x.size(), x.data(), gx.data(), relu_ref.data());
+      xtape::kernels::max_pool2d_mask_positive(static_cast<std::int64_t>(out_size), go.data(),
+                                               arg.data(), x.data(), masked.data());
+      xtape::kernels::max_pool2d_backward(g, masked.data(), arg.data(), relu_fused.data());
+      BOOST_TEST(std::memcmp(relu_fused.data(), relu_ref.data(), x.size() * sizeof(float)) == 0,
+                 "relu " << describe(s) << (nans ? " with NaNs" : ""));
+      // The same mask from the pooled values (no gathers from the pool's input).
+      std::vector<float> masked_pooled(out_size, NAN), relu_pooled(x.size(), NAN);
+      xtape::kernels::max_pool2d_mask_positive_pooled(static_cast<std::int64_t>(out_size),
+                                                      go.data(), y.data(), masked_pooled.data());
+      xtape::kernels::max_pool2d_backward(g, masked_pooled.data(), arg.data(), relu_pooled.data());
+      BOOST_TEST(std::memcmp(relu_pooled.data(), relu_ref.data(), x.size() * sizeof(float)) == 0,
+                 "relu from pooled values " << describe(s) << (nans ? " with NaNs" : ""));
+    }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

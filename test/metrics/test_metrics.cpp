@@ -5,6 +5,7 @@
 #include <boost/test/unit_test.hpp>
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <stdexcept>
@@ -193,6 +194,25 @@ BOOST_AUTO_TEST_CASE(ties_and_labels) {
                                         top1.update_state(Tensor({2}, {0.5f, 1.f}), p);
                                       },
                                       {"label 0.5", "position 0"});
+}
+
+BOOST_AUTO_TEST_CASE(a_nan_prediction_is_never_scored_as_the_largest_finite_class) {
+  // Row 0 holds a NaN: it ranks above every number (PyTorch's argmax and topk), so the label of
+  // the largest finite value (2) is not a hit; before, argmax skipped the NaN and scored it.
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const Tensor p({2, 3}, {0.1f, nan, 0.9f, 0.2f, 0.7f, 0.1f});
+  auto acc = get("sparse_categorical_accuracy");
+  acc->update_state(Tensor({2}, {2.f, 1.f}), p);
+  BOOST_TEST(acc->result() == 0.5);
+  auto cat = get("categorical_accuracy");
+  cat->update_state(Tensor({2, 3}, {0.f, 0.f, 1.f, 0.f, 1.f, 0.f}), p);
+  BOOST_TEST(cat->result() == 0.5);
+  auto top1 = SparseTopKCategoricalAccuracy({.k = 1});
+  top1.update_state(Tensor({2}, {2.f, 1.f}), p);
+  BOOST_TEST(top1.result() == 0.5);
+  auto top2 = SparseTopKCategoricalAccuracy({.k = 2});  // NaN and 0.9 are the top two
+  top2.update_state(Tensor({2}, {0.f, 1.f}), p);
+  BOOST_TEST(top2.result() == 0.5);
 }
 
 BOOST_AUTO_TEST_CASE(sample_weights) {

@@ -17,11 +17,11 @@
 namespace xtape::testing {
 
 struct GradcheckOptions {
-  double eps = 1e-2;      ///< finite-difference step (float32 forward: not too small)
-  double rtol = 1e-2;     ///< relative tolerance
-  double atol = 2e-3;     ///< absolute tolerance
+  double eps = 1e-2;                  ///< finite-difference step (float32 forward: not too small)
+  double rtol = 1e-2;                 ///< relative tolerance
+  double atol = 2e-3;                 ///< absolute tolerance
   std::size_t max_elementwise = 400;  ///< inputs above this size are checked by directions
-  int directions = 6;     ///< random directions per input in directional mode
+  int directions = 6;                 ///< random directions per input in directional mode
   std::uint64_t seed = 7;
 };
 
@@ -65,9 +65,10 @@ inline Tensor random_distinct(const Shape& shape, Rng& rng, float spacing = 0.05
 /// Checks t's shape and values against an independently computed reference (in double):
 /// |t - expected| <= atol + rtol |expected| element by element.
 inline void check_values(const std::string& label, const Tensor& t, const Shape& shape,
-                         const std::vector<double>& expected, double rtol = 1e-5, double atol = 1e-5) {
-  BOOST_TEST_REQUIRE((t.shape() == shape),
-                     label << ": shape " << shape_str(t.shape()) << ", expected " << shape_str(shape));
+                         const std::vector<double>& expected, double rtol = 1e-5,
+                         double atol = 1e-5) {
+  BOOST_TEST_REQUIRE((t.shape() == shape), label << ": shape " << shape_str(t.shape())
+                                                 << ", expected " << shape_str(shape));
   BOOST_TEST_REQUIRE(t.size() == expected.size(), label << ": reference of the wrong size");
   std::size_t failures = 0;
   for (std::size_t i = 0; i < expected.size(); ++i) {
@@ -126,7 +127,8 @@ inline void gradcheck_leaves(const std::string& label, const std::function<Tenso
   // L(x + delta) for the leaf `which`, in double. The leaf holds floats, so the step actually
   // taken is float(x + delta) - x, not delta; it is stored in `applied` and the comparisons use
   // it (this matters for large inputs, where float spacing is not small against the step).
-  auto loss_at = [&](std::size_t which, const std::vector<double>& delta, std::vector<double>& applied) {
+  auto loss_at = [&](std::size_t which, const std::vector<double>& delta,
+                     std::vector<double>& applied) {
     NoGrad guard;
     Tensor x = leaves[which];
     const Tensor original = x.clone();
@@ -144,8 +146,9 @@ inline void gradcheck_leaves(const std::string& label, const std::function<Tenso
     const Tensor& x = leaves[which];
     Tensor g = x.grad();
     BOOST_TEST_REQUIRE(g.defined(), label << ": input " << which << " received no gradient");
-    BOOST_TEST_REQUIRE((g.shape() == x.shape()), label << ": gradient shape " << shape_str(g.shape())
-                                                       << " for input shape " << shape_str(x.shape()));
+    BOOST_TEST_REQUIRE((g.shape() == x.shape()),
+                       label << ": gradient shape " << shape_str(g.shape()) << " for input shape "
+                             << shape_str(x.shape()));
     const std::size_t n = x.size();
     std::vector<double> delta(n, 0.0), applied_up, applied_down;
     if (n <= opt.max_elementwise) {
@@ -177,7 +180,8 @@ inline void gradcheck_leaves(const std::string& label, const std::function<Tenso
         const double down = loss_at(which, delta, applied_down);
         // <grad, d> along the step actually taken.
         double analytic = 0.0;
-        for (std::size_t i = 0; i < n; ++i) analytic += (applied_up[i] - applied_down[i]) * g.data()[i];
+        for (std::size_t i = 0; i < n; ++i)
+          analytic += (applied_up[i] - applied_down[i]) * g.data()[i];
         analytic /= 2 * opt.eps;
         const double numeric = (up - down) / (2 * opt.eps);
         const double tol = opt.atol + opt.rtol * std::abs(numeric);
@@ -195,7 +199,42 @@ inline void gradcheck_leaves(const std::string& label, const std::function<Tenso
 inline void gradcheck(const std::string& label, const TensorFn& f, std::vector<Tensor> inputs,
                       GradcheckOptions opt = {}) {
   for (Tensor& t : inputs) t = t.clone().set_requires_grad(true);
-  gradcheck_leaves(label, [&] { return f(inputs); }, inputs, opt);
+  gradcheck_leaves(
+      label, [&] { return f(inputs); }, inputs, opt);
+}
+
+/// For ops on zero-size tensors: runs f on copies of `inputs` (fresh leaves that require
+/// gradients), checks that the result has shape `expected`, back-propagates sum(result) and
+/// checks that every input received a gradient of its own shape; when the result is empty,
+/// every element of those gradients must be 0 (nothing flows through an empty tensor).
+/// Returns the result.
+inline Tensor check_zero_size(const std::string& label, const TensorFn& f,
+                              std::vector<Tensor> inputs, const Shape& expected) {
+  for (Tensor& t : inputs) t = t.clone().set_requires_grad(true);
+  Tensor y;
+  try {
+    y = f(inputs);
+  } catch (const std::exception& e) {
+    BOOST_ERROR(label << ": threw " << e.what());
+    return Tensor();
+  }
+  BOOST_TEST_REQUIRE((y.shape() == expected), label << ": shape " << shape_str(y.shape())
+                                                    << ", expected " << shape_str(expected));
+  BOOST_TEST_REQUIRE(y.requires_grad(), label << ": the result has no gradient record");
+  sum(y).backward();
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    const Tensor g = inputs[i].grad();
+    BOOST_TEST_REQUIRE(g.defined(), label << ": input " << i << " received no gradient");
+    BOOST_TEST_REQUIRE((g.shape() == inputs[i].shape()),
+                       label << ": gradient of input " << i << " has shape " << shape_str(g.shape())
+                             << ", expected " << shape_str(inputs[i].shape()));
+    if (y.size() != 0) continue;
+    std::size_t nonzero = 0;
+    for (std::size_t k = 0; k < g.size(); ++k) nonzero += g.data()[k] != 0.f;
+    BOOST_TEST(nonzero == 0u,
+               label << ": " << nonzero << " nonzero elements in the gradient of input " << i);
+  }
+  return y;
 }
 
 }  // namespace xtape::testing

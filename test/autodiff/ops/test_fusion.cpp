@@ -1,12 +1,13 @@
 // Tests for the deferred conv2d and the ops it fuses (autodiff/ops/conv.cpp): `conv2d(...) + bias`
 // and relu run in the convolution's epilogue when the intermediate results are not read. The
 // fused values and gradients must be bitwise those of the separate ops, intermediate results
-// must stay readable, and a write to an input after the call must not change the result, however
-// the writer reached the buffer (a fresh data() call or a pointer taken before the call).
+// must stay readable, and a write to an input after the call must not change the result.
 #include <array>
 #include <atomic>
 #include <boost/test/unit_test.hpp>
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <thread>
 #include <tuple>
 #include <utility>
@@ -41,13 +42,29 @@ struct FusionCase {
   Padding padding;
 };
 
-// cin = 1 takes the small-patch kernel, cin = 5 the im2col + GEMM path, 1x1 the pointwise GEMM.
+// cin = 1 takes the small-patch kernel, cin = 5 the im2col + GEMM path, 1x1 the pointwise GEMM,
+// 3x3 with 16 channels in and out the Winograd kernels.
 const FusionCase kCases[] = {
     {"3x3 cin 1", {3, 9, 8, 1}, {3, 3, 1, 32}, Padding::valid},
     {"3x3 cin 1 odd filters", {2, 7, 7, 1}, {3, 3, 1, 21}, Padding::same},
     {"3x3 cin 5", {2, 8, 9, 5}, {3, 3, 5, 19}, Padding::same},
     {"1x1 cin 6", {2, 5, 5, 6}, {1, 1, 6, 17}, Padding::valid},
+    {"3x3 cin 16 (Winograd)", {2, 8, 9, 16}, {3, 3, 16, 32}, Padding::valid},
 };
+
+// x with every 29th element from a random start set to NaN (the NaNs then reach the
+// convolution's outputs and its gradients).
+Tensor with_nans(Tensor x, Rng& rng) {
+  for (std::size_t i = rng.below(17); i < x.size(); i += 29)
+    x.data()[i] = std::numeric_limits<float>::quiet_NaN();
+  return x;
+}
+
+std::size_t count_nans(const Tensor& t) {
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < t.size(); ++i) n += std::isnan(t.data()[i]);
+  return n;
+}
 
 }  // namespace
 
@@ -125,7 +142,8 @@ BOOST_AUTO_TEST_CASE(fused_gradients_equal_separate_ops_bitwise) {
   Rng rng(15);
   for (const FusionCase& c : kCases) {
     BOOST_TEST_CONTEXT(c.name) {
-      Tensor x = random_tensor(c.input, rng).set_requires_grad(), k = random_tensor(c.kernel, rng).set_requires_grad();
+      Tensor x = random_tensor(c.input, rng).set_requires_grad(),
+             k = random_tensor(c.kernel, rng).set_requires_grad();
       Tensor b = random_tensor({c.kernel[3]}, rng).set_requires_grad();
       const Tensor w = random_tensor(conv2d(x, k, {1, 1}, c.padding).shape(), rng);
       auto grads = [&](bool fuse) {
@@ -143,14 +161,22 @@ BOOST_AUTO_TEST_CASE(fused_gradients_equal_separate_ops_bitwise) {
 
 BOOST_AUTO_TEST_CASE(conv_bias_gradients_against_finite_differences) {
   Rng rng(16);
-  gradcheck("conv2d + bias (fused)", [](In in) { return conv2d(in[0], in[1], {1, 1}, Padding::same) + in[2]; },
-            {random_tensor({2, 5, 5, 1}, rng), random_tensor({3, 3, 1, 6}, rng), random_tensor({6}, rng)});
+  gradcheck("conv2d + bias (fused)",
+            [](In in) {
+              return conv2d(in[0], in[1], {1, 1}, Padding::same) + in[2];
+            },
+            {random_tensor({2, 5, 5, 1}, rng), random_tensor({3, 3, 1, 6}, rng),
+             random_tensor({6}, rng)});
   gradcheck("conv2d + bias (fused, im2col path)",
-            [](In in) { return in[2] + conv2d(in[0], in[1], {2, 1}, Padding::valid); },
-            {random_tensor({2, 7, 6, 3}, rng), random_tensor({3, 2, 3, 4}, rng), random_tensor({1, 1, 1, 4}, rng)});
-  gradcheck("conv1d + bias (fused through the reshape)",
-            [](In in) { return conv1d(in[0], in[1], 1, Padding::valid) + in[2]; },
-            {random_tensor({2, 9, 2}, rng), random_tensor({3, 2, 5}, rng), random_tensor({5}, rng)});
+            [](In in) {
+              return in[2] + conv2d(in[0], in[1], {2, 1}, Padding::valid);
+            },
+            {random_tensor({2, 7, 6, 3}, rng), random_tensor({3, 2, 3, 4}, rng),
+             random_tensor({1, 1, 1, 4}, rng)});
+  gradcheck(
+      "conv1d + bias (fused through the reshape)",
+      [](In in) { return conv1d(in[0], in[1], 1, Padding::valid) + in[2]; },
+      {random_tensor({2, 9, 2}, rng), random_tensor({3, 2, 5}, rng), random_tensor({5}, rng)});
 }
 
 BOOST_AUTO_TEST_CASE(max_pool_of_a_pending_conv_pools_per_image_bitwise) {
@@ -159,14 +185,19 @@ BOOST_AUTO_TEST_CASE(max_pool_of_a_pending_conv_pools_per_image_bitwise) {
     std::array<int, 2> size, strides;
     Padding padding;
   };
-  const PoolCase pools[] = {{{2, 2}, {2, 2}, Padding::valid}, {{3, 3}, {2, 2}, Padding::same}, {{2, 3}, {1, 2}, Padding::valid}};
+  const PoolCase pools[] = {{{2, 2}, {2, 2}, Padding::valid},
+                            {{3, 3}, {2, 2}, Padding::same},
+                            {{2, 3}, {1, 2}, Padding::valid}};
   for (const FusionCase& c : kCases)
     for (const PoolCase& pc : pools) {
       BOOST_TEST_CONTEXT(c.name << ", pool " << pc.size[0] << "x" << pc.size[1]) {
-        Tensor x = random_tensor(c.input, rng).set_requires_grad(), k = random_tensor(c.kernel, rng).set_requires_grad();
+        Tensor x = random_tensor(c.input, rng).set_requires_grad(),
+               k = random_tensor(c.kernel, rng).set_requires_grad();
         Tensor b = random_tensor({c.kernel[3]}, rng).set_requires_grad();
         const Tensor w = random_tensor(
-            max_pool2d(computed(conv2d(x, k, {1, 1}, c.padding)), pc.size, pc.strides, pc.padding).shape(), rng);
+            max_pool2d(computed(conv2d(x, k, {1, 1}, c.padding)), pc.size, pc.strides, pc.padding)
+                .shape(),
+            rng);
         auto run = [&](bool fuse, bool with_relu) {
           for (Tensor* t : {&x, &k, &b}) t->zero_grad();
           Tensor conv = conv2d(x, k, {1, 1}, c.padding);
@@ -176,7 +207,8 @@ BOOST_AUTO_TEST_CASE(max_pool_of_a_pending_conv_pools_per_image_bitwise) {
           const Tensor pooled = max_pool2d(pre, pc.size, pc.strides, pc.padding);
           const bool deferred = detail::pending_producer(pre) != nullptr;
           sum(pooled * w).backward();
-          return std::make_tuple(pooled.clone(), x.grad().clone(), k.grad().clone(), b.grad().clone(), deferred);
+          return std::make_tuple(pooled.clone(), x.grad().clone(), k.grad().clone(),
+                                 b.grad().clone(), deferred);
         };
         for (bool with_relu : {false, true}) {
           const auto fused = run(true, with_relu), separate = run(false, with_relu);
@@ -192,8 +224,10 @@ BOOST_AUTO_TEST_CASE(max_pool_of_a_pending_conv_pools_per_image_bitwise) {
     }
   // Under NoGrad (inference) the same fusion, without argmax.
   NoGrad no_grad;
-  const Tensor x = random_tensor({3, 10, 10, 1}, rng), k = random_tensor({3, 3, 1, 16}, rng), b = random_tensor({16}, rng);
-  BOOST_TEST(same_bits(max_pool2d(conv2d(x, k) + b, {2, 2}), max_pool2d(computed(conv2d(x, k)) + b, {2, 2})));
+  const Tensor x = random_tensor({3, 10, 10, 1}, rng), k = random_tensor({3, 3, 1, 16}, rng),
+               b = random_tensor({16}, rng);
+  BOOST_TEST(same_bits(max_pool2d(conv2d(x, k) + b, {2, 2}),
+                       max_pool2d(computed(conv2d(x, k)) + b, {2, 2})));
 }
 
 BOOST_AUTO_TEST_CASE(deferred_pool_gradients_equal_dense_gradients_bitwise) {
@@ -204,7 +238,8 @@ BOOST_AUTO_TEST_CASE(deferred_pool_gradients_equal_dense_gradients_bitwise) {
   for (const FusionCase& c : kCases)
     for (bool with_relu : {false, true}) {
       BOOST_TEST_CONTEXT(c.name << (with_relu ? ", relu" : "")) {
-        Tensor x = random_tensor(c.input, rng).set_requires_grad(), k = random_tensor(c.kernel, rng).set_requires_grad();
+        Tensor x = random_tensor(c.input, rng).set_requires_grad(),
+               k = random_tensor(c.kernel, rng).set_requires_grad();
         Tensor b = random_tensor({c.kernel[3]}, rng).set_requires_grad();
         Tensor w;
         auto run = [&](bool dense) {
@@ -252,7 +287,8 @@ BOOST_AUTO_TEST_CASE(threads_share_weights_and_pending_results) {
     for (int t = 0; t < threads; ++t)
       pool.emplace_back([&, t] {
         for (int i = 0; i < iterations; ++i) {
-          const Tensor y = max_pool2d(relu(conv2d(inputs[static_cast<std::size_t>(t)], k) + b), {2, 2});
+          const Tensor y =
+              max_pool2d(relu(conv2d(inputs[static_cast<std::size_t>(t)], k) + b), {2, 2});
           if (!same_bits(y, expected[static_cast<std::size_t>(t)])) ++mismatches;
         }
       });
@@ -321,6 +357,40 @@ BOOST_AUTO_TEST_CASE(pointers_taken_before_the_call_do_not_reach_a_deferred_resu
     }
 }
 
+BOOST_AUTO_TEST_CASE(fused_relu_keeps_nan_for_every_filter_count) {
+  // relu(conv2d(x)) with NaNs in x: the fused epilogue gives NaN exactly where the convolution
+  // does (it gave 0 in the vector lanes and NaN in the scalar tail), the bits of relu of the
+  // computed convolution, for each kernel path and filter counts filling vectors or not.
+  Rng rng(21);
+  struct PathCase {
+    const char* name;
+    Shape input, kernel;  // kernel's last extent replaced by the filter count
+    Padding padding;
+  };
+  const PathCase paths[] = {
+      {"3x3 cin 1 valid", {2, 9, 8, 1}, {3, 3, 1, 0}, Padding::valid},
+      {"3x3 cin 1 same", {2, 7, 7, 1}, {3, 3, 1, 0}, Padding::same},
+      {"3x3 cin 5 same", {2, 6, 7, 5}, {3, 3, 5, 0}, Padding::same},
+      {"1x1 cin 6", {2, 5, 5, 6}, {1, 1, 6, 0}, Padding::valid},
+      {"3x3 cin 16", {1, 6, 6, 16}, {3, 3, 16, 0}, Padding::valid},
+  };
+  for (const PathCase& c : paths)
+    for (std::size_t filters : {1, 5, 16, 17, 31, 32, 33, 48, 64}) {
+      BOOST_TEST_CONTEXT(c.name << ", " << filters << " filters") {
+        Shape ks = c.kernel;
+        ks[3] = filters;
+        const Tensor x = with_nans(random_tensor(c.input, rng), rng), k = random_tensor(ks, rng);
+        const Tensor b = random_tensor({filters}, rng);
+        const Tensor plain = computed(conv2d(x, k, {1, 1}, c.padding));
+        BOOST_TEST_REQUIRE(count_nans(plain) > 0u);
+        const Tensor fused = relu(conv2d(x, k, {1, 1}, c.padding));
+        BOOST_TEST(count_nans(fused) == count_nans(plain));
+        BOOST_TEST(same_bits(fused, relu(plain)));
+        BOOST_TEST(same_bits(relu(conv2d(x, k, {1, 1}, c.padding) + b), relu(plain + b)));
+      }
+    }
+}
+
 BOOST_AUTO_TEST_CASE(a_pointer_to_the_seed_does_not_reach_a_deferred_pool_gradient) {
   // max_pool2d's input gradient is a deferred scatter of the seed: a write through a pointer
   // to the seed, taken before backward(), must not reach the leaf's gradient.
@@ -359,6 +429,44 @@ BOOST_AUTO_TEST_CASE(library_writes_keep_fusion) {
   (void)b.data();
   BOOST_TEST(detail::pending_producer(relu(conv2d(x, k) + b)) == nullptr);
   BOOST_TEST(detail::pending_producer(conv2d(x, k)) != nullptr);  // x and k are still unexposed
+}
+
+BOOST_AUTO_TEST_CASE(nan_takes_the_same_paths_through_fused_and_deferred_pooling) {
+  // NaN inputs through conv2d (+ bias) (relu) max_pool2d: the fused per-image pooling, the
+  // deferred pooled gradients (relu's mask, the bias sums, the thin kernel's gradient) give
+  // the bits of the separate dense ops, and the NaN windows pool to NaN.
+  Rng rng(22);
+  for (const FusionCase& c : kCases)
+    for (bool with_relu : {false, true}) {
+      BOOST_TEST_CONTEXT(c.name << (with_relu ? ", relu" : "")) {
+        Tensor x = with_nans(random_tensor(c.input, rng), rng).set_requires_grad();
+        Tensor k = random_tensor(c.kernel, rng).set_requires_grad();
+        Tensor b = random_tensor({c.kernel[3]}, rng).set_requires_grad();
+        Tensor w;
+        // mode 0: fused conv + pool, deferred pooled gradients; 1: computed conv (separate
+        // forward); 2: a dense gradient (pre * 1 reads it densely).
+        auto run = [&](int mode) {
+          for (Tensor* t : {&x, &k, &b}) t->zero_grad();
+          Tensor conv = conv2d(x, k, {1, 1}, c.padding);
+          if (mode == 1) conv = computed(conv);
+          Tensor pre = conv + b;
+          if (with_relu) pre = relu(pre);
+          if (mode == 2) pre = pre * 1.f;
+          const Tensor pooled = max_pool2d(pre, {2, 2});
+          if (!w.defined()) w = random_tensor(pooled.shape(), rng);
+          sum(pooled * w).backward();
+          return std::vector<Tensor>{pooled.clone(), x.grad().clone(), k.grad().clone(),
+                                     b.grad().clone()};
+        };
+        const auto fused = run(0), separate = run(1), dense = run(2);
+        BOOST_TEST(count_nans(fused[0]) > 0u);
+        for (std::size_t i = 0; i < 4; ++i) {
+          BOOST_TEST(same_bits(fused[i], separate[i]), "output " << i << ": fused vs separate");
+          BOOST_TEST(same_bits(fused[i], dense[i]),
+                     "output " << i << ": deferred vs dense gradient");
+        }
+      }
+    }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -8,6 +8,7 @@
 using namespace xtape;
 using xtape::testing::check_throws;
 using xtape::testing::check_values;
+using xtape::testing::check_zero_size;
 using xtape::testing::gradcheck;
 using xtape::testing::random_tensor;
 
@@ -20,7 +21,9 @@ std::vector<double> matmul_reference(const Tensor& a, const Tensor& b, Shape& ou
   const Shape ab(as.begin(), as.end() - 2), bb(bs.begin(), bs.end() - 2);
   const std::size_t nd = std::max(ab.size(), bb.size());
   Shape batch(nd);
-  auto ext = [&](const Shape& s, std::size_t i) { return i < nd - s.size() ? std::size_t{1} : s[i - (nd - s.size())]; };
+  auto ext = [&](const Shape& s, std::size_t i) {
+    return i < nd - s.size() ? std::size_t{1} : s[i - (nd - s.size())];
+  };
   for (std::size_t i = 0; i < nd; ++i) batch[i] = std::max(ext(ab, i), ext(bb, i));
   out_shape = batch;
   out_shape.push_back(m);
@@ -82,18 +85,20 @@ BOOST_AUTO_TEST_CASE(forward_against_reference) {
     const Tensor a = random_tensor(c.a, rng), b = random_tensor(c.b, rng);
     Shape out;
     const std::vector<double> ref = matmul_reference(a, b, out);
-    check_values("matmul " + shape_str(c.a) + " x " + shape_str(c.b), matmul(a, b), out, ref, 1e-5, 1e-5);
+    check_values("matmul " + shape_str(c.a) + " x " + shape_str(c.b), matmul(a, b), out, ref, 1e-5,
+                 1e-5);
   }
   // Sizes that exercise the GEMM's blocking, edges and threads.
   for (const MatmulCase& c : std::vector<MatmulCase>{{{64, 70}, {70, 33}},
-                                                    {{257, 129}, {129, 65}},
-                                                    {{3, 37, 50}, {50, 19}},
-                                                    {{4, 17, 31}, {4, 31, 23}},
-                                                    {{1, 300}, {300, 1}}}) {
+                                                     {{257, 129}, {129, 65}},
+                                                     {{3, 37, 50}, {50, 19}},
+                                                     {{4, 17, 31}, {4, 31, 23}},
+                                                     {{1, 300}, {300, 1}}}) {
     const Tensor a = random_tensor(c.a, rng), b = random_tensor(c.b, rng);
     Shape out;
     const std::vector<double> ref = matmul_reference(a, b, out);
-    check_values("matmul " + shape_str(c.a) + " x " + shape_str(c.b), matmul(a, b), out, ref, 1e-4, 1e-4);
+    check_values("matmul " + shape_str(c.a) + " x " + shape_str(c.b), matmul(a, b), out, ref, 1e-4,
+                 1e-4);
   }
 }
 
@@ -108,26 +113,63 @@ BOOST_AUTO_TEST_CASE(gradients) {
   gradcheck("matmul constant x w", [x](const std::vector<Tensor>& in) { return matmul(x, in[0]); },
             {random_tensor({3, 4}, rng)});
   // The same tensor on both sides: x x^T accumulates two contributions.
-  gradcheck("matmul x x^T", [](const std::vector<Tensor>& in) { return matmul(in[0], transpose(in[0])); },
+  gradcheck("matmul x x^T",
+            [](const std::vector<Tensor>& in) { return matmul(in[0], transpose(in[0])); },
             {random_tensor({3, 4}, rng)});
   // A realistic dense layer in directional mode.
-  gradcheck("matmul (32,64) x (64,48)", [](const std::vector<Tensor>& in) { return matmul(in[0], in[1]); },
+  gradcheck("matmul (32,64) x (64,48)",
+            [](const std::vector<Tensor>& in) { return matmul(in[0], in[1]); },
             {random_tensor({32, 64}, rng), random_tensor({64, 48}, rng)});
-  gradcheck("matmul (2,3,20,30) x (3,30,25)", [](const std::vector<Tensor>& in) { return matmul(in[0], in[1]); },
+  gradcheck("matmul (2,3,20,30) x (3,30,25)",
+            [](const std::vector<Tensor>& in) { return matmul(in[0], in[1]); },
             {random_tensor({2, 1, 20, 30}, rng), random_tensor({3, 30, 25}, rng)});
 }
 
 BOOST_AUTO_TEST_CASE(errors_name_op_and_shapes) {
-  check_throws<std::invalid_argument>("inner mismatch", [] { matmul(Tensor({2, 3}, 1.f), Tensor({4, 5}, 1.f)); },
+  check_throws<std::invalid_argument>("inner mismatch",
+                                      [] {
+                                        matmul(Tensor({2, 3}, 1.f), Tensor({4, 5}, 1.f));
+                                      },
                                       {"matmul", "(2, 3)", "(4, 5)"});
   check_throws<std::invalid_argument>("batched inner mismatch",
-                                      [] { matmul(Tensor({2, 3, 4}, 1.f), Tensor({2, 3, 5}, 1.f)); },
+                                      [] {
+                                        matmul(Tensor({2, 3, 4}, 1.f), Tensor({2, 3, 5}, 1.f));
+                                      },
                                       {"matmul", "(2, 3, 4)", "(2, 3, 5)"});
   check_throws<std::invalid_argument>("batch mismatch",
-                                      [] { matmul(Tensor({2, 3, 4}, 1.f), Tensor({3, 4, 5}, 1.f)); },
+                                      [] {
+                                        matmul(Tensor({2, 3, 4}, 1.f), Tensor({3, 4, 5}, 1.f));
+                                      },
                                       {"matmul", "(2,)", "(3,)"});
-  check_throws<std::invalid_argument>("rank 1", [] { matmul(Tensor({3}, 1.f), Tensor({3, 2}, 1.f)); },
+  check_throws<std::invalid_argument>("rank 1",
+                                      [] {
+                                        matmul(Tensor({3}, 1.f), Tensor({3, 2}, 1.f));
+                                      },
                                       {"matmul", "(3,)", "(3, 2)"});
+  // An outer product of two 4 MiB vectors is 4 TiB: refused, naming the op and the shape.
+  check_throws<std::length_error>(
+      "result too large",
+      [] {
+        matmul(Tensor({std::size_t{1} << 20, 1}, 1.f), Tensor({1, std::size_t{1} << 20}, 1.f));
+      },
+      {"matmul", "(1048576, 1048576)", "memory"});
+}
+
+BOOST_AUTO_TEST_CASE(zero_size_operands) {
+  using In = const std::vector<Tensor>&;
+  const auto mm = [](In in) { return matmul(in[0], in[1]); };
+  check_zero_size("(0, 3) x (3, 4)", mm, {Tensor({0, 3}, 1.f), Tensor({3, 4}, 1.f)}, {0, 4});
+  check_zero_size("(2, 3) x (3, 0)", mm, {Tensor({2, 3}, 1.f), Tensor({3, 0}, 1.f)}, {2, 0});
+  // An inner extent of 0: sums of no terms, zeros.
+  Tensor z =
+      check_zero_size("(2, 0) x (0, 5)", mm, {Tensor({2, 0}, 1.f), Tensor({0, 5}, 1.f)}, {2, 5});
+  BOOST_TEST(z.to_vector() == std::vector<float>(10, 0.f), boost::test_tools::per_element());
+  check_zero_size("batch 0", mm, {Tensor({0, 2, 3}, 1.f), Tensor({3, 4}, 1.f)}, {0, 2, 4});
+  check_zero_size("batch 0 broadcast with 1", mm, {Tensor({0, 2, 3}, 1.f), Tensor({1, 3, 4}, 1.f)},
+                  {0, 2, 4});
+  Tensor zb = check_zero_size("batched inner 0", mm,
+                              {Tensor({2, 3, 0}, 1.f), Tensor({2, 0, 4}, 1.f)}, {2, 3, 4});
+  BOOST_TEST(zb.to_vector() == std::vector<float>(24, 0.f), boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

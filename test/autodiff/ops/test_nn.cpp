@@ -10,6 +10,7 @@
 using namespace xtape;
 using xtape::testing::check_throws;
 using xtape::testing::check_values;
+using xtape::testing::check_zero_size;
 using xtape::testing::gradcheck;
 using xtape::testing::random_tensor;
 
@@ -20,7 +21,8 @@ using In = const std::vector<Tensor>&;
 // Reference softmax (or log-softmax) in double along `axis` of a tensor of any rank.
 std::vector<double> softmax_reference(const Tensor& x, int axis, bool log_space) {
   const Shape& s = x.shape();
-  const std::size_t a = static_cast<std::size_t>(axis < 0 ? axis + static_cast<int>(s.size()) : axis);
+  const std::size_t a =
+      static_cast<std::size_t>(axis < 0 ? axis + static_cast<int>(s.size()) : axis);
   std::size_t outer = 1, inner = 1;
   for (std::size_t i = 0; i < a; ++i) outer *= s[i];
   for (std::size_t i = a + 1; i < s.size(); ++i) inner *= s[i];
@@ -55,23 +57,33 @@ BOOST_AUTO_TEST_CASE(softmax_values) {
   check_values("softmax hand", softmax(Tensor({1, 3}, {0.f, std::log(2.f), std::log(5.f)})), {1, 3},
                {1.0 / 8, 2.0 / 8, 5.0 / 8}, 1e-6, 1e-7);
   // Stable for large logits.
-  check_values("softmax large logits", softmax(Tensor({2}, {1000.f, 1000.f})), {2}, {0.5, 0.5}, 1e-6, 0);
-  check_values("log_softmax large logits", log_softmax(Tensor({2}, {1000.f, 0.f})), {2}, {0, -1000}, 1e-6, 1e-6);
+  check_values("softmax large logits", softmax(Tensor({2}, {1000.f, 1000.f})), {2}, {0.5, 0.5},
+               1e-6, 0);
+  check_values("log_softmax large logits", log_softmax(Tensor({2}, {1000.f, 0.f})), {2}, {0, -1000},
+               1e-6, 1e-6);
 
   Rng rng(1);
   const Tensor x2 = random_tensor({4, 6}, rng, -3.f, 3.f);
   const Tensor x3 = random_tensor({2, 5, 3}, rng, -3.f, 3.f);
-  check_values("softmax last axis", softmax(x2), {4, 6}, softmax_reference(x2, -1, false), 1e-5, 1e-7);
-  check_values("softmax axis 0", softmax(x2, 0), {4, 6}, softmax_reference(x2, 0, false), 1e-5, 1e-7);
-  check_values("softmax 3-d axis 1", softmax(x3, 1), {2, 5, 3}, softmax_reference(x3, 1, false), 1e-5, 1e-7);
-  check_values("log_softmax last axis", log_softmax(x2), {4, 6}, softmax_reference(x2, -1, true), 1e-5, 1e-6);
-  check_values("log_softmax axis 0", log_softmax(x2, 0), {4, 6}, softmax_reference(x2, 0, true), 1e-5, 1e-6);
-  check_values("log_softmax 3-d axis 1", log_softmax(x3, 1), {2, 5, 3}, softmax_reference(x3, 1, true), 1e-5, 1e-6);
+  check_values("softmax last axis", softmax(x2), {4, 6}, softmax_reference(x2, -1, false), 1e-5,
+               1e-7);
+  check_values("softmax axis 0", softmax(x2, 0), {4, 6}, softmax_reference(x2, 0, false), 1e-5,
+               1e-7);
+  check_values("softmax 3-d axis 1", softmax(x3, 1), {2, 5, 3}, softmax_reference(x3, 1, false),
+               1e-5, 1e-7);
+  check_values("log_softmax last axis", log_softmax(x2), {4, 6}, softmax_reference(x2, -1, true),
+               1e-5, 1e-6);
+  check_values("log_softmax axis 0", log_softmax(x2, 0), {4, 6}, softmax_reference(x2, 0, true),
+               1e-5, 1e-6);
+  check_values("log_softmax 3-d axis 1", log_softmax(x3, 1), {2, 5, 3},
+               softmax_reference(x3, 1, true), 1e-5, 1e-6);
   // Rows sum to 1.
   const Tensor big = random_tensor({64, 10}, rng, -5.f, 5.f);
-  check_values("softmax rows sum to 1", sum(softmax(big), {-1}), {64}, std::vector<double>(64, 1.0), 1e-6, 1e-6);
+  check_values("softmax rows sum to 1", sum(softmax(big), {-1}), {64}, std::vector<double>(64, 1.0),
+               1e-6, 1e-6);
 
-  check_throws<std::invalid_argument>("softmax bad axis", [&] { softmax(x2, 2); }, {"softmax", "(4, 6)"});
+  check_throws<std::invalid_argument>("softmax bad axis", [&] { softmax(x2, 2); },
+                                      {"softmax", "(4, 6)"});
   check_throws<std::invalid_argument>("log_softmax bad axis", [&] { log_softmax(x2, -3); },
                                       {"log_softmax", "(4, 6)"});
 }
@@ -102,34 +114,46 @@ BOOST_AUTO_TEST_CASE(dropout_behaviour) {
   std::size_t zeros = 0;
   bool scaled = true;
   for (std::size_t i = 0; i < y.size(); ++i) {
-    if (y.data()[i] == 0.f) ++zeros;
-    else scaled = scaled && std::abs(y.data()[i] - x.data()[i] / 0.7f) <= 1e-6f * std::abs(y.data()[i]);
+    if (y.data()[i] == 0.f)
+      ++zeros;
+    else
+      scaled =
+          scaled && std::abs(y.data()[i] - x.data()[i] / 0.7f) <= 1e-6f * std::abs(y.data()[i]);
   }
   BOOST_TEST(scaled, "survivors are scaled by 1 / (1 - rate)");
   const double fraction = static_cast<double>(zeros) / static_cast<double>(y.size());
   BOOST_TEST(std::abs(fraction - 0.3) < 0.02, "dropped fraction " << fraction);
   // Same seed, same mask.
   Rng r2(42);
-  BOOST_TEST(dropout(x, 0.3f, true, r2).to_vector() == y.to_vector(), boost::test_tools::per_element());
+  BOOST_TEST(dropout(x, 0.3f, true, r2).to_vector() == y.to_vector(),
+             boost::test_tools::per_element());
 
-  check_throws<std::invalid_argument>("dropout rate 1", [&] { dropout(x, 1.f, true, rng); }, {"dropout", "1"});
-  check_throws<std::invalid_argument>("dropout rate -0.1", [&] { dropout(x, -0.1f, true, rng); }, {"dropout"});
-  check_throws<std::invalid_argument>("dropout rate 1.5", [&] { dropout(x, 1.5f, false, rng); }, {"dropout"});
-  check_throws<std::invalid_argument>("dropout rate NaN", [&] { dropout(x, NAN, true, rng); }, {"dropout"});
+  check_throws<std::invalid_argument>("dropout rate 1", [&] { dropout(x, 1.f, true, rng); },
+                                      {"dropout", "1"});
+  check_throws<std::invalid_argument>("dropout rate -0.1", [&] { dropout(x, -0.1f, true, rng); },
+                                      {"dropout"});
+  check_throws<std::invalid_argument>("dropout rate 1.5", [&] { dropout(x, 1.5f, false, rng); },
+                                      {"dropout"});
+  check_throws<std::invalid_argument>("dropout rate NaN", [&] { dropout(x, NAN, true, rng); },
+                                      {"dropout"});
 }
 
 BOOST_AUTO_TEST_CASE(dropout_gradients_use_the_forward_mask) {
   Rng rng(4);
   // Each call builds Rng(seed): every forward pass (the taped one and the finite-difference
   // ones) draws the same mask, so a backward that used another mask would fail the check.
-  gradcheck("dropout 0.4", [](In in) {
-    Rng local(99);
-    return dropout(in[0], 0.4f, true, local);
-  }, {random_tensor({6, 7}, rng)});
-  gradcheck("dropout(2x) * x", [](In in) {
-    Rng local(5);
-    return dropout(in[0] * 2.f, 0.4f, true, local) * in[0];
-  }, {random_tensor({5, 5}, rng)});
+  gradcheck("dropout 0.4",
+            [](In in) {
+              Rng local(99);
+              return dropout(in[0], 0.4f, true, local);
+            },
+            {random_tensor({6, 7}, rng)});
+  gradcheck("dropout(2x) * x",
+            [](In in) {
+              Rng local(5);
+              return dropout(in[0] * 2.f, 0.4f, true, local) * in[0];
+            },
+            {random_tensor({5, 5}, rng)});
 
   // Directly: the gradient is mask / (1 - rate), nonzero exactly where the output is.
   Tensor x = random_tensor({40, 30}, rng, 0.5f, 1.5f).set_requires_grad();
@@ -146,22 +170,30 @@ BOOST_AUTO_TEST_CASE(dropout_gradients_use_the_forward_mask) {
 
 BOOST_AUTO_TEST_CASE(categorical_crossentropy_from_probabilities) {
   const Tensor y_true({2, 3}, {0.f, 1.f, 0.f, 1.f, 0.f, 0.f});
-  check_values("hand", categorical_crossentropy(y_true, Tensor({2, 3}, {0.1f, 0.7f, 0.2f, 0.5f, 0.25f, 0.25f})),
-               {2}, {-std::log(0.7), -std::log(0.5)}, 1e-6, 1e-6);
+  check_values(
+      "hand",
+      categorical_crossentropy(y_true, Tensor({2, 3}, {0.1f, 0.7f, 0.2f, 0.5f, 0.25f, 0.25f})), {2},
+      {-std::log(0.7), -std::log(0.5)}, 1e-6, 1e-6);
   // Predictions are renormalised to sum to 1 (Keras).
-  check_values("renormalised", categorical_crossentropy(y_true, Tensor({2, 3}, {0.2f, 1.4f, 0.4f, 1.f, 0.5f, 0.5f})),
-               {2}, {-std::log(0.7), -std::log(0.5)}, 1e-6, 1e-6);
+  check_values(
+      "renormalised",
+      categorical_crossentropy(y_true, Tensor({2, 3}, {0.2f, 1.4f, 0.4f, 1.f, 0.5f, 0.5f})), {2},
+      {-std::log(0.7), -std::log(0.5)}, 1e-6, 1e-6);
   // A zero probability is clipped to 1e-7: -log(1e-7) = 16.118..., not infinity.
-  check_values("clipped at 1e-7", categorical_crossentropy(y_true, Tensor({2, 3}, {0.f, 0.f, 1.f, 0.f, 1.f, 0.f})),
+  check_values("clipped at 1e-7",
+               categorical_crossentropy(y_true, Tensor({2, 3}, {0.f, 0.f, 1.f, 0.f, 1.f, 0.f})),
                {2}, {-std::log(1e-7), -std::log(1e-7)}, 1e-5, 0);
   // Soft targets.
   check_values("soft targets",
-               categorical_crossentropy(Tensor({1, 3}, {0.2f, 0.3f, 0.5f}), Tensor({1, 3}, {0.5f, 0.25f, 0.25f})), {1},
-               {-(0.2 * std::log(0.5) + 0.3 * std::log(0.25) + 0.5 * std::log(0.25))}, 1e-6, 1e-6);
+               categorical_crossentropy(Tensor({1, 3}, {0.2f, 0.3f, 0.5f}),
+                                        Tensor({1, 3}, {0.5f, 0.25f, 0.25f})),
+               {1}, {-(0.2 * std::log(0.5) + 0.3 * std::log(0.25) + 0.5 * std::log(0.25))}, 1e-6,
+               1e-6);
   // A (batch, time, classes) prediction reduces the last axis only.
   const Tensor p3({1, 2, 2}, {0.25f, 0.75f, 0.6f, 0.4f});
   const Tensor t3({1, 2, 2}, {0.f, 1.f, 0.f, 1.f});
-  check_values("3-d", categorical_crossentropy(t3, p3), {1, 2}, {-std::log(0.75), -std::log(0.4)}, 1e-6, 1e-6);
+  check_values("3-d", categorical_crossentropy(t3, p3), {1, 2}, {-std::log(0.75), -std::log(0.4)},
+               1e-6, 1e-6);
 
   Rng rng(5);
   const Tensor targets = one_hot({2, 0, 1, 2}, 3);
@@ -179,20 +211,25 @@ BOOST_AUTO_TEST_CASE(categorical_crossentropy_from_softmax_and_logits) {
   std::vector<double> ref(5, 0.0);
   for (std::size_t i = 0; i < 5; ++i)
     for (std::size_t j = 0; j < 4; ++j) ref[i] -= targets.at({i, j}) * logp[i * 4 + j];
-  check_values("from logits", categorical_crossentropy(targets, logits, true), {5}, ref, 1e-5, 1e-6);
-  check_values("from softmax probabilities", categorical_crossentropy(targets, softmax(logits)), {5}, ref, 1e-5, 1e-6);
-  // Probabilities equal to a softmax's but computed elsewhere go through the clip; same value.
-  check_values("from plain probabilities", categorical_crossentropy(targets, softmax(logits).clone()), {5}, ref, 1e-5,
+  check_values("from logits", categorical_crossentropy(targets, logits, true), {5}, ref, 1e-5,
                1e-6);
+  check_values("from softmax probabilities", categorical_crossentropy(targets, softmax(logits)),
+               {5}, ref, 1e-5, 1e-6);
+  // Probabilities equal to a softmax's but computed elsewhere go through the clip; same value.
+  check_values("from plain probabilities",
+               categorical_crossentropy(targets, softmax(logits).clone()), {5}, ref, 1e-5, 1e-6);
 
   gradcheck("categorical_crossentropy from logits",
             [targets](In in) { return categorical_crossentropy(targets, in[0], true); }, {logits});
   gradcheck("categorical_crossentropy of softmax outputs (w.r.t. the logits)",
-            [targets](In in) { return categorical_crossentropy(targets, softmax(in[0])); }, {logits});
+            [targets](In in) { return categorical_crossentropy(targets, softmax(in[0])); },
+            {logits});
   // Softmax over another axis gives plain probabilities (the clipped formula).
   const Tensor targets_t = one_hot({1, 0, 2, 2}, 3);
   gradcheck("categorical_crossentropy of softmax over axis 0 (transposed)",
-            [targets_t](In in) { return categorical_crossentropy(targets_t, transpose(softmax(in[0], 0))); },
+            [targets_t](In in) {
+              return categorical_crossentropy(targets_t, transpose(softmax(in[0], 0)));
+            },
             {random_tensor({3, 4}, rng, -1.f, 1.f)});
 
   // Keras (TensorFlow backend): a saturated softmax is scored from its logits, exactly, and its
@@ -205,9 +242,12 @@ BOOST_AUTO_TEST_CASE(categorical_crossentropy_from_softmax_and_logits) {
   BOOST_TEST(sat.grad().data()[0] == -1.f, boost::test_tools::tolerance(1e-5f));
   BOOST_TEST(sat.grad().data()[1] == 1.f, boost::test_tools::tolerance(1e-5f));
 
-  check_throws<std::invalid_argument>("shape mismatch",
-                                      [] { categorical_crossentropy(Tensor({2, 3}, 0.f), Tensor({2, 4}, 0.25f)); },
-                                      {"categorical_crossentropy", "(2, 3)", "(2, 4)"});
+  check_throws<std::invalid_argument>(
+      "shape mismatch",
+      [] {
+        categorical_crossentropy(Tensor({2, 3}, 0.f), Tensor({2, 4}, 0.25f));
+      },
+      {"categorical_crossentropy", "(2, 3)", "(2, 4)"});
 }
 
 BOOST_AUTO_TEST_CASE(sparse_categorical_crossentropy_values_and_gradients) {
@@ -216,13 +256,14 @@ BOOST_AUTO_TEST_CASE(sparse_categorical_crossentropy_values_and_gradients) {
   const Tensor labels({4}, {2.f, 0.f, 1.f, 2.f});
   const Tensor targets = one_hot({2, 0, 1, 2}, 3);
   const Tensor probs = random_tensor({4, 3}, rng, 0.2f, 1.f);
-  check_values("sparse from logits", sparse_categorical_crossentropy(labels, logits, true), {4},
-               [&] {
-                 std::vector<double> v;
-                 for (float f : categorical_crossentropy(targets, logits, true).to_vector()) v.push_back(f);
-                 return v;
-               }(),
-               1e-6, 1e-6);
+  check_values(
+      "sparse from logits", sparse_categorical_crossentropy(labels, logits, true), {4},
+      [&] {
+        std::vector<double> v;
+        for (float f : categorical_crossentropy(targets, logits, true).to_vector()) v.push_back(f);
+        return v;
+      }(),
+      1e-6, 1e-6);
   const std::vector<double> logp = softmax_reference(logits, -1, true);
   check_values("sparse from softmax", sparse_categorical_crossentropy(labels, softmax(logits)), {4},
                {-logp[2], -logp[3], -logp[7], -logp[11]}, 1e-5, 1e-6);
@@ -232,30 +273,76 @@ BOOST_AUTO_TEST_CASE(sparse_categorical_crossentropy_values_and_gradients) {
     for (std::size_t j = 0; j < 3; ++j) s += probs.at({i, j});
     ref.push_back(-std::log(probs.at({i, static_cast<std::size_t>(labels.data()[i])}) / s));
   }
-  check_values("sparse from probabilities", sparse_categorical_crossentropy(labels, probs), {4}, ref, 1e-5, 1e-6);
+  check_values("sparse from probabilities", sparse_categorical_crossentropy(labels, probs), {4},
+               ref, 1e-5, 1e-6);
   // Labels of shape (n, 1), as Keras accepts.
-  check_values("sparse labels (n, 1)", sparse_categorical_crossentropy(Tensor({4, 1}, labels.to_vector()), probs),
-               {4}, ref, 1e-5, 1e-6);
+  check_values("sparse labels (n, 1)",
+               sparse_categorical_crossentropy(Tensor({4, 1}, labels.to_vector()), probs), {4}, ref,
+               1e-5, 1e-6);
 
   gradcheck("sparse_categorical_crossentropy from logits",
-            [labels](In in) { return sparse_categorical_crossentropy(labels, in[0], true); }, {logits});
+            [labels](In in) { return sparse_categorical_crossentropy(labels, in[0], true); },
+            {logits});
   gradcheck("sparse_categorical_crossentropy from softmax",
-            [labels](In in) { return sparse_categorical_crossentropy(labels, softmax(in[0])); }, {logits});
+            [labels](In in) { return sparse_categorical_crossentropy(labels, softmax(in[0])); },
+            {logits});
   gradcheck("sparse_categorical_crossentropy from probabilities",
             [labels](In in) { return sparse_categorical_crossentropy(labels, in[0]); }, {probs});
 
-  check_throws<std::invalid_argument>("label out of range",
-                                      [&] { sparse_categorical_crossentropy(Tensor({4}, {0.f, 3.f, 1.f, 1.f}), probs); },
-                                      {"sparse_categorical_crossentropy", "3"});
-  check_throws<std::invalid_argument>("negative label",
-                                      [&] { sparse_categorical_crossentropy(Tensor({4}, {0.f, -1.f, 1.f, 1.f}), probs); },
-                                      {"sparse_categorical_crossentropy"});
-  check_throws<std::invalid_argument>("fractional label",
-                                      [&] { sparse_categorical_crossentropy(Tensor({4}, {0.f, 1.5f, 1.f, 1.f}), probs); },
-                                      {"sparse_categorical_crossentropy"});
-  check_throws<std::invalid_argument>("label count mismatch",
-                                      [&] { sparse_categorical_crossentropy(Tensor({3}, 0.f), probs); },
-                                      {"sparse_categorical_crossentropy", "(3,)", "(4, 3)"});
+  check_throws<std::invalid_argument>(
+      "label out of range",
+      [&] {
+        sparse_categorical_crossentropy(Tensor({4}, {0.f, 3.f, 1.f, 1.f}), probs);
+      },
+      {"sparse_categorical_crossentropy", "3"});
+  check_throws<std::invalid_argument>(
+      "negative label",
+      [&] {
+        sparse_categorical_crossentropy(Tensor({4}, {0.f, -1.f, 1.f, 1.f}), probs);
+      },
+      {"sparse_categorical_crossentropy"});
+  check_throws<std::invalid_argument>(
+      "fractional label",
+      [&] {
+        sparse_categorical_crossentropy(Tensor({4}, {0.f, 1.5f, 1.f, 1.f}), probs);
+      },
+      {"sparse_categorical_crossentropy"});
+  check_throws<std::invalid_argument>(
+      "label count mismatch", [&] { sparse_categorical_crossentropy(Tensor({3}, 0.f), probs); },
+      {"sparse_categorical_crossentropy", "(3,)", "(4, 3)"});
+}
+
+BOOST_AUTO_TEST_CASE(zero_size_inputs) {
+  check_zero_size("softmax (0, 5)", [](In in) { return softmax(in[0]); }, {Tensor({0, 5}, 1.f)},
+                  {0, 5});
+  check_zero_size("softmax (3, 0)", [](In in) { return softmax(in[0]); }, {Tensor({3, 0}, 1.f)},
+                  {3, 0});
+  check_zero_size("softmax (0, 5) axis 0", [](In in) { return softmax(in[0], 0); },
+                  {Tensor({0, 5}, 1.f)}, {0, 5});
+  check_zero_size("log_softmax (0, 5)", [](In in) { return log_softmax(in[0]); },
+                  {Tensor({0, 5}, 1.f)}, {0, 5});
+  check_zero_size("log_softmax (3, 0)", [](In in) { return log_softmax(in[0]); },
+                  {Tensor({3, 0}, 1.f)}, {3, 0});
+  check_zero_size("dropout",
+                  [](In in) {
+                    Rng rng(1);
+                    return dropout(in[0], 0.5f, true, rng);
+                  },
+                  {Tensor({0, 5}, 1.f)}, {0, 5});
+  check_zero_size("categorical_crossentropy from logits",
+                  [](In in) { return categorical_crossentropy(in[0], in[1], true); },
+                  {Tensor({0, 5}, 0.f), Tensor({0, 5}, 1.f)}, {0});
+  check_zero_size("categorical_crossentropy from probabilities",
+                  [](In in) { return categorical_crossentropy(in[0], in[1]); },
+                  {Tensor({0, 5}, 0.f), Tensor({0, 5}, 1.f)}, {0});
+  const Tensor no_labels({0}, 0.f);
+  check_zero_size(
+      "sparse_categorical_crossentropy",
+      [no_labels](In in) { return sparse_categorical_crossentropy(no_labels, in[0], true); },
+      {Tensor({0, 5}, 1.f)}, {0});
+  check_zero_size("categorical_crossentropy of softmax",
+                  [](In in) { return categorical_crossentropy(in[0], softmax(in[1])); },
+                  {Tensor({0, 5}, 0.f), Tensor({0, 5}, 1.f)}, {0});
 }
 
 BOOST_AUTO_TEST_SUITE_END()
