@@ -102,10 +102,10 @@ void Storage::materialize() const {
   std::lock_guard<std::mutex> lock(mutex_);
   if (!pending_.load(std::memory_order_relaxed)) return;  // another thread computed it
   if (!data_) data_ = static_cast<float*>(cache().take(block_bytes(size_)));
-  // Released once run: the producer's inputs are no longer held once computed.
-  const std::shared_ptr<const Producer> p = std::move(producer_);
+  // Released once run: the producer's inputs are no longer held once computed. A producer that
+  // throws stays (the storage is still pending; a later read runs it again).
+  producer_->run(data_);
   producer_.reset();
-  p->run(data_);
   pending_.store(false, std::memory_order_release);
 }
 

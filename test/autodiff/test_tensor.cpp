@@ -1,9 +1,11 @@
 // Tests for autodiff/tensor.hpp: construction, access, detach/clone, xtensor interop,
 // requires_grad propagation, NoGrad and FlushDenormal.
+#include <algorithm>
 #include <boost/test/unit_test.hpp>
 #include <sstream>
 #include <stdexcept>
 
+#include "autodiff/detail.hpp"
 #include "autodiff/ops.hpp"
 #include "autodiff/xtensor_interop.hpp"
 #include "support/gradcheck.hpp"
@@ -272,6 +274,38 @@ BOOST_AUTO_TEST_CASE(grad_of_a_leaf) {
   BOOST_TEST((x.grad().to_vector() == std::vector<float>{5.f, 6.f}));
   x.zero_grad();
   BOOST_TEST(!x.grad().defined());
+}
+
+namespace {
+
+// A producer that fails its first `failures` runs, then fills ones.
+class FlakyProducer : public detail::Producer {
+ public:
+  FlakyProducer(int failures, std::size_t size) : failures_(failures), size_(size) {}
+  void run(float* out) const override {
+    ++runs;
+    if (runs <= failures_) throw std::runtime_error("flaky: run " + std::to_string(runs));
+    std::fill_n(out, size_, 1.f);
+  }
+  mutable int runs = 0;
+
+ private:
+  int failures_;
+  std::size_t size_;
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_deferred_result_whose_producer_throws_stays_pending) {
+  // The producer's exception reaches the reader, and the tensor keeps its producer: the next
+  // read runs it again (it once was moved out first, so the next read dereferenced null).
+  auto p = std::make_shared<FlakyProducer>(1, 4);
+  const Tensor t = detail::make_deferred({4}, p, {});
+  check_throws<std::runtime_error>("first read", [&] { (void)t.to_vector(); }, {"flaky: run 1"});
+  BOOST_TEST(detail::pending_producer(t) != nullptr);
+  for (float v : t.to_vector()) BOOST_TEST(v == 1.f);
+  BOOST_TEST(p->runs == 2);
+  BOOST_TEST(detail::pending_producer(t) == nullptr);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
