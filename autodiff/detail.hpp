@@ -71,6 +71,9 @@ struct Node {
   BackwardFn backward;
   Tensor grad;  ///< gradient w.r.t. the output, accumulated during backward
   Shape out_shape;
+  /// The rule computes its gradients with recorded ops when creating_graph() is true, so they
+  /// can be differentiated again. A rule without that form refuses create_graph.
+  bool differentiable = false;
   /// 0 while free, the id of the backward() walking it (one walk at a time owns a record and
   /// its `grad`), kConsumed once run.
   std::atomic<std::uint64_t> walk{0};
@@ -95,7 +98,29 @@ void accumulate(TensorImpl& target, const Tensor& g, const char* op);
 
 /// Records `out` as produced by `op` from `inputs` with rule `backward` when recording is on and
 /// some input requires a gradient; returns `out` (marked requires_grad in that case).
-Tensor record(const char* op, Tensor out, const std::vector<Tensor>& inputs, BackwardFn backward);
+/// `differentiable`: the rule has a create_graph form (see Node::differentiable).
+Tensor record(const char* op, Tensor out, const std::vector<Tensor>& inputs, BackwardFn backward,
+              bool differentiable = false);
+
+/// True while a backward rule runs for a backward()/grad() with create_graph: the rule must
+/// then compute with recorded ops (grad_enabled() is on), reading its saved tensors with their
+/// history (inputs as captured handles, its own output through SavedOutput).
+bool creating_graph();
+
+/// A rule's own output, saved without the cycle a plain handle would make (the output owns the
+/// record that would own it): values() has no history; tensor() is the output itself, with its
+/// history, while creating_graph() (the output is alive then: the walk holds its consumers).
+class SavedOutput {
+ public:
+  explicit SavedOutput(const Tensor& out) : values_(out.detach()), self_(out.impl()) {}
+  const Tensor& values() const { return values_; }
+  /// The output with history when creating a graph, else values().
+  Tensor tensor() const;
+
+ private:
+  Tensor values_;
+  std::weak_ptr<TensorImpl> self_;
+};
 
 /// True when recording is on and any of the tensors requires a gradient.
 bool any_requires_grad(const std::vector<Tensor>& inputs);

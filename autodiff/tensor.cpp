@@ -343,13 +343,62 @@ struct Walk {
   }
 };
 
-void run_backward(const std::shared_ptr<Node>& root, TensorImpl& root_impl, const Tensor& seed) {
-  if (root->consumed())
-    throw std::logic_error(
-        "backward: the tape records of this graph were already consumed by an "
-        "earlier backward(); recompute the forward pass");
+// What grad() asked for: the tensors whose gradients it returns. Leaves' contributions reach
+// `leaf_grads` instead of their grad(); a requested result's gradient is read from its record
+// when the walk reaches it (complete then: every consumer is newer and already ran).
+struct Capture {
+  std::vector<const TensorImpl*> inputs;
+  std::vector<Tensor> grads;  // one per input
+  std::size_t index_of(const TensorImpl* t) const {
+    const auto it = std::find(inputs.begin(), inputs.end(), t);
+    return it == inputs.end() ? inputs.size() : static_cast<std::size_t>(it - inputs.begin());
+  }
+};
+
+thread_local Capture* t_capture = nullptr;
+thread_local bool t_creating_graph = false;
+
+struct WalkMode {
+  bool create_graph = false;
+  bool retain_graph = false;
+  Capture* capture = nullptr;
+};
+
+// Sets the per-thread state a walk's rules run under, restored on exit.
+class WalkScope {
+ public:
+  explicit WalkScope(const WalkMode& mode)
+      : grad_(t_grad_enabled), creating_(t_creating_graph), capture_(t_capture) {
+    t_grad_enabled = mode.create_graph;  // rules compute plain values unless creating a graph
+    t_creating_graph = mode.create_graph;
+    t_capture = mode.capture;
+  }
+  ~WalkScope() {
+    t_grad_enabled = grad_;
+    t_creating_graph = creating_;
+    t_capture = capture_;
+  }
+  WalkScope(const WalkScope&) = delete;
+  WalkScope& operator=(const WalkScope&) = delete;
+
+ private:
+  bool grad_, creating_;
+  Capture* capture_;
+};
+
+// Back-propagates seeds[i] from roots[i]. The first-order path (no option set) is the one
+// backward() always took: every reachable record that receives a gradient runs and is freed.
+void run_walk(const std::vector<std::shared_ptr<TensorImpl>>& roots,
+              const std::vector<Tensor>& seeds, const WalkMode& mode) {
   Walk walk;
-  walk.claim(root);
+  for (const auto& r : roots)
+    if (r->grad_fn) {
+      if (r->grad_fn->consumed())
+        throw std::logic_error(
+            "backward: the tape records of this graph were already consumed by an "
+            "earlier backward(); recompute the forward pass, or pass retain_graph");
+      walk.claim(r->grad_fn);
+    }
   // Breadth-first over the inputs, iteratively: the vector is its own queue.
   for (std::size_t i = 0; i < walk.nodes.size(); ++i)
     for (const auto& in : walk.nodes[i]->inputs)
@@ -358,17 +407,53 @@ void run_backward(const std::shared_ptr<Node>& root, TensorImpl& root_impl, cons
             [](const std::shared_ptr<Node>& a, const std::shared_ptr<Node>& b) {
               return a->seq > b->seq;
             });
-  detail::accumulate(root_impl, seed, "backward");
+  // grad(): only the records on a path to a requested input run. Oldest first, a record is
+  // needed when one of its inputs is requested or is the output of a needed record.
+  std::vector<char> needed;
+  std::vector<std::size_t> requested_at;  // capture index of each record's output, or none
+  if (mode.capture) {
+    const std::size_t n = walk.nodes.size(), none = mode.capture->inputs.size();
+    needed.assign(n, 0);
+    requested_at.assign(n, none);
+    std::map<const Node*, std::size_t> position;
+    for (std::size_t i = 0; i < n; ++i) position[walk.nodes[i].get()] = i;
+    for (std::size_t k = 0; k < none; ++k)
+      if (const auto& fn = mode.capture->inputs[k]->grad_fn; fn && position.count(fn.get()))
+        requested_at[position[fn.get()]] = k;
+    for (std::size_t i = n; i-- > 0;)
+      for (const auto& in : walk.nodes[i]->inputs) {
+        if (!in) continue;
+        if (mode.capture->index_of(in.get()) != none ||
+            (in->grad_fn && needed[position[in->grad_fn.get()]])) {
+          needed[i] = 1;
+          break;
+        }
+      }
+  }
 
-  // The walk holds every record strongly: consuming one releases its inputs, which may be the
-  // last owners of records further down that still await their gradient.
-  for (auto& slot : walk.nodes) {
+  WalkScope scope(mode);
+  for (std::size_t i = 0; i < roots.size(); ++i)
+    detail::accumulate(*roots[i], seeds[i], "backward");
+
+  // Records run with create_graph are freed at the end: their rules' saved outputs are read
+  // through the inputs of the records that consumed them.
+  std::vector<std::shared_ptr<Node>> finished;
+  for (std::size_t i = 0; i < walk.nodes.size(); ++i) {
+    std::shared_ptr<Node>& slot = walk.nodes[i];
     Node& node = *slot;
-    if (!node.grad.defined()) {  // not on a path from the root that carries a gradient
+    if (mode.capture && requested_at[i] < mode.capture->inputs.size() && node.grad.defined())
+      mode.capture->grads[requested_at[i]] = node.grad;
+    if (!node.grad.defined() || (mode.capture && !needed[i])) {
+      node.grad = Tensor();
       walk.release(node);
       slot.reset();
       continue;
     }
+    if (mode.create_graph && !node.differentiable)
+      throw std::logic_error(std::string("backward with create_graph: the backward rule of '") +
+                             node.op +
+                             "' has no differentiable form yet, so its gradient cannot be "
+                             "differentiated again (use create_graph only through other ops)");
     detail::Grads grads(node.inputs, node.op);
     if (t_profile.on) {
       const auto t0 = prof_clock::now();
@@ -380,15 +465,36 @@ void run_backward(const std::shared_ptr<Node>& root, TensorImpl& root_impl, cons
     } else {
       node.backward(node.grad, grads);
     }
-    // Free what the record held: saved tensors, inputs and the gradient.
-    node.backward = nullptr;
-    node.inputs.clear();
     node.grad = Tensor();
+    if (mode.retain_graph) {  // kept whole for another pass
+      walk.release(node);
+      if (mode.create_graph) finished.push_back(std::move(slot));
+      slot.reset();
+      continue;
+    }
     node.walk.store(Node::kConsumed, std::memory_order_release);
     g_live_records.fetch_sub(1, std::memory_order_relaxed);
+    if (mode.create_graph) {
+      finished.push_back(std::move(slot));
+    } else {  // free what the record held: saved tensors and inputs
+      node.backward = nullptr;
+      node.inputs.clear();
+    }
     slot.reset();
   }
+  if (!mode.retain_graph)
+    for (const auto& n : finished) {
+      n->backward = nullptr;
+      n->inputs.clear();
+    }
   if (t_profile.on) t_profile.last = prof_clock::now();
+}
+
+WalkMode walk_mode(const BackwardOptions& options) {
+  WalkMode mode;
+  mode.create_graph = options.create_graph;
+  mode.retain_graph = options.retain_graph.value_or(options.create_graph);
+  return mode;
 }
 
 }  // namespace
@@ -401,7 +507,17 @@ void Tensor::backward() {
   backward(Tensor::ones(shape()));
 }
 
-void Tensor::backward(const Tensor& seed) {
+void Tensor::backward(const Tensor& seed) { backward(seed, BackwardOptions{}); }
+
+void Tensor::backward(const BackwardOptions& options) {
+  if (size() != 1)
+    throw std::logic_error(
+        "backward: called without a seed gradient on a non-scalar tensor of shape " +
+        shape_str(shape()) + "; pass a seed of that shape");
+  backward(Tensor::ones(shape()), options);
+}
+
+void Tensor::backward(const Tensor& seed, const BackwardOptions& options) {
   const TensorImpl& self = checked();
   if (!seed.defined() || seed.shape() != self.shape)
     throw std::invalid_argument(
@@ -412,12 +528,60 @@ void Tensor::backward(const Tensor& seed) {
     throw std::logic_error("backward: the tensor of shape " + shape_str(self.shape) +
                            " does not require a gradient (no input of its computation did, or it "
                            "was computed under NoGrad)");
-  NoGrad no_grad;       // backward rules compute plain values
-  if (!self.grad_fn) {  // a leaf: its gradient is the seed
-    detail::accumulate(*impl_, seed, "backward");
-    return;
+  run_walk({impl_}, {seed}, walk_mode(options));
+}
+
+std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
+                         const GradOptions& options) {
+  if (outputs.empty()) throw std::invalid_argument("grad: no outputs given");
+  if (!options.grad_outputs.empty() && options.grad_outputs.size() != outputs.size())
+    throw std::invalid_argument("grad: " + std::to_string(options.grad_outputs.size()) +
+                                " grad_outputs for " + std::to_string(outputs.size()) +
+                                " outputs (give one per output, or none)");
+  std::vector<std::shared_ptr<TensorImpl>> roots;
+  std::vector<Tensor> seeds;
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    const Tensor& y = outputs[i];
+    const std::string which = "grad: output " + std::to_string(i);
+    if (!y.defined()) throw std::invalid_argument(which + " is undefined");
+    if (!y.requires_grad())
+      throw std::invalid_argument(which + " of shape " + shape_str(y.shape()) +
+                                  " does not require a gradient (no input of its computation "
+                                  "did, or it was computed under NoGrad)");
+    Tensor seed = options.grad_outputs.empty() ? Tensor() : options.grad_outputs[i];
+    if (!seed.defined()) {
+      if (y.size() != 1)
+        throw std::invalid_argument(which + " has shape " + shape_str(y.shape()) +
+                                    "; a non-scalar output needs a seed in grad_outputs");
+      seed = Tensor::ones(y.shape());
+    } else if (seed.shape() != y.shape()) {
+      throw std::invalid_argument(which + " has shape " + shape_str(y.shape()) +
+                                  " but its seed has shape " + shape_str(seed.shape()));
+    }
+    roots.push_back(y.impl());
+    seeds.push_back(seed);
   }
-  run_backward(self.grad_fn, *impl_, seed);
+  Capture capture;
+  for (std::size_t k = 0; k < inputs.size(); ++k) {
+    const Tensor& x = inputs[k];
+    if (!x.defined() || !x.requires_grad())
+      throw std::invalid_argument(
+          "grad: input " + std::to_string(k) +
+          (x.defined() ? " of shape " + shape_str(x.shape()) + " does not require a gradient"
+                       : std::string(" is undefined")));
+    capture.inputs.push_back(x.impl().get());
+  }
+  capture.grads.resize(inputs.size());
+  WalkMode mode = walk_mode(options);
+  mode.capture = &capture;
+  run_walk(roots, seeds, mode);
+  for (std::size_t k = 0; k < inputs.size(); ++k)
+    if (!capture.grads[k].defined() && !options.allow_unused)
+      throw std::logic_error("grad: input " + std::to_string(k) + " of shape " +
+                             shape_str(inputs[k].shape()) +
+                             " is not used by the outputs (pass allow_unused to get an "
+                             "undefined tensor for it)");
+  return std::move(capture.grads);
 }
 
 // ---------------------------------------------------------------- recording
@@ -427,6 +591,9 @@ namespace detail {
 Node::~Node() {
   if (walk.load(std::memory_order_relaxed) != kConsumed)
     g_live_records.fetch_sub(1, std::memory_order_relaxed);
+  // The rule goes first: it may hold handles of the inputs (saved for create_graph), which
+  // would otherwise keep them from the iterative release below.
+  backward = nullptr;
   // Take over the inputs whose last owner is this record, and their records' inputs in turn:
   // each is then destroyed with an empty input list, so no destructor recurses.
   std::vector<std::shared_ptr<TensorImpl>> pending = std::move(inputs);
@@ -434,6 +601,7 @@ Node::~Node() {
     std::shared_ptr<TensorImpl> impl = std::move(pending.back());
     pending.pop_back();
     if (impl && impl.use_count() == 1 && impl->grad_fn && impl->grad_fn.use_count() == 1) {
+      impl->grad_fn->backward = nullptr;  // its saved handles too (see above)
       auto& next = impl->grad_fn->inputs;
       for (auto& p : next) pending.push_back(std::move(p));
       next.clear();
@@ -455,6 +623,14 @@ void accumulate(TensorImpl& target, const Tensor& g, const char* op) {
     node.grad = node.grad.defined() ? node.grad + g : g;
     return;
   }
+  if (t_capture) {  // grad(): a requested leaf's gradient goes to the caller, others nowhere
+    const std::size_t k = t_capture->index_of(&target);
+    if (k < t_capture->inputs.size()) {
+      Tensor& slot = t_capture->grads[k];
+      slot = slot.defined() ? slot + g : g;
+    }
+    return;
+  }
   std::lock_guard<std::mutex> lock(target.grad_mutex);
   target.grad = target.grad.defined() ? target.grad + g : g;
 }
@@ -471,10 +647,12 @@ bool any_requires_grad(const std::vector<Tensor>& inputs) {
   return false;
 }
 
-Tensor record(const char* op, Tensor out, const std::vector<Tensor>& inputs, BackwardFn backward) {
+Tensor record(const char* op, Tensor out, const std::vector<Tensor>& inputs, BackwardFn backward,
+              bool differentiable) {
   if (!any_requires_grad(inputs)) return out;
   auto node = std::make_shared<Node>();
   node->op = op;
+  node->differentiable = differentiable;
   node->out_shape = out.shape();
   node->inputs.reserve(inputs.size());
   for (const Tensor& t : inputs)
@@ -529,8 +707,20 @@ FlushDenormal::FlushDenormal(bool on) : previous_(kernels::thread_flushes_denorm
 FlushDenormal::~FlushDenormal() { kernels::set_team_flush_denormals(previous_); }
 
 bool grad_enabled() { return t_grad_enabled; }
+
+bool detail::creating_graph() { return t_creating_graph; }
+
+Tensor detail::SavedOutput::tensor() const {
+  if (!t_creating_graph) return values_;
+  auto self = self_.lock();
+  if (!self)  // cannot happen while a walk holds the consumers; never differentiate wrongly
+    throw std::logic_error("backward with create_graph: a rule's saved output is gone");
+  return Tensor(std::move(self));
+}
 NoGrad::NoGrad() : previous_(t_grad_enabled) { t_grad_enabled = false; }
 NoGrad::~NoGrad() { t_grad_enabled = previous_; }
+EnableGrad::EnableGrad() : previous_(t_grad_enabled) { t_grad_enabled = true; }
+EnableGrad::~EnableGrad() { t_grad_enabled = previous_; }
 
 std::ostream& operator<<(std::ostream& os, const Tensor& t) {
   if (!t.defined()) return os << "Tensor(undefined)";

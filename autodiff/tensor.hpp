@@ -13,6 +13,7 @@
 #include <initializer_list>
 #include <iosfwd>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,16 @@ namespace detail {
 struct TensorImpl;
 struct Node;
 }  // namespace detail
+
+/// Options of Tensor::backward and grad().
+struct BackwardOptions {
+  /// Run the backward rules on the tape, so the gradients produced carry history and can be
+  /// differentiated again (to any order). Rules without a differentiable form throw
+  /// std::logic_error naming the op.
+  bool create_graph = false;
+  /// Keep the records for another backward pass (by default: what create_graph is).
+  std::optional<bool> retain_graph;
+};
 
 /// An n-d float32 array that can take part in automatic differentiation.
 class Tensor {
@@ -109,6 +120,10 @@ class Tensor {
   void backward();
   /// Back-propagates with an explicit seed gradient of the same shape as this tensor.
   void backward(const Tensor& seed);
+  /// backward() with options: `create_graph` makes the leaves' gradients carry history (they
+  /// can be differentiated again); `retain_graph` keeps the records for another backward().
+  void backward(const BackwardOptions& options);
+  void backward(const Tensor& seed, const BackwardOptions& options);
 
   /// A tensor sharing this one's data with no history and requires_grad() false.
   Tensor detach() const;
@@ -147,6 +162,19 @@ class NoGrad {
   bool previous_;
 };
 
+/// RAII guard that turns tape recording back on in its scope (inside a NoGrad region), as
+/// torch.enable_grad.
+class EnableGrad {
+ public:
+  EnableGrad();
+  ~EnableGrad();
+  EnableGrad(const EnableGrad&) = delete;
+  EnableGrad& operator=(const EnableGrad&) = delete;
+
+ private:
+  bool previous_;
+};
+
 /// Flushes denormal (subnormal) floats to zero, or stops flushing them, on the calling thread
 /// and on the OpenMP threads that run the kernels (PyTorch's torch.set_flush_denormal).
 /// Denormals are below 1.2e-38 in magnitude; with flushing on they read and compute as 0, and
@@ -174,5 +202,24 @@ class FlushDenormal {
 /// Number of records alive and not yet run by a backward(), on all threads (for tests of
 /// memory growth).
 std::size_t tape_size();
+
+/// Options of grad(): those of backward, and
+struct GradOptions : BackwardOptions {
+  /// Seeds, one per output (an undefined entry, or none at all, seeds a one-element output
+  /// with 1). Each must have its output's shape.
+  std::vector<Tensor> grad_outputs;
+  /// An input no output depends on gets an undefined tensor instead of an error.
+  bool allow_unused = false;
+};
+
+/// The gradients of `outputs` (summed, each seeded by its grad_outputs entry) with respect to
+/// each of `inputs`, which may be any tensors that require a gradient (leaves or results of
+/// ops), as torch.autograd.grad. Leaves' grad() are left untouched, and only the records on a
+/// path from an input to an output run. With `create_graph` the returned tensors carry
+/// history. Throws std::invalid_argument for an input that does not require a gradient, a
+/// seed of the wrong shape or a missing seed for a non-scalar output, and std::logic_error
+/// for an unused input (unless allow_unused) or records already consumed.
+std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
+                         const GradOptions& options = {});
 
 }  // namespace xtape

@@ -110,6 +110,15 @@ Tensor broadcast_binary(BinaryOp op, const Tensor& a, const Tensor& b, const cha
   return out;
 }
 
+// [y > 0] as 1/0 (a constant): relu's derivative from its output.
+Tensor positive_mask(const Tensor& y) {
+  Tensor m = Tensor::empty(y.shape());
+  const float* yv = y.data();
+  float* o = detail::mutable_data(m);
+  for (std::size_t i = 0; i < y.size(); ++i) o[i] = yv[i] > 0.f ? 1.f : 0.f;
+  return m;
+}
+
 Tensor unary_values(UnaryOp op, const Tensor& x) {
   Tensor out = Tensor::empty(x.shape());
   kernels::unary(op, x.size(), x.data(), detail::mutable_data(out));
@@ -153,7 +162,7 @@ Tensor operator+(const Tensor& a, const Tensor& b) {
   return record("add", out, {a, b}, [sa, sb](const Tensor& g, Grads& grads) {
     if (grads.needs(0)) grads.add(0, sum_to(g, sa));
     if (grads.needs(1)) grads.add(1, sum_to(g, sb));
-  });
+  }, true);
 }
 
 Tensor operator-(const Tensor& a, const Tensor& b) {
@@ -163,27 +172,29 @@ Tensor operator-(const Tensor& a, const Tensor& b) {
   return record("subtract", out, {a, b}, [sa, sb](const Tensor& g, Grads& grads) {
     if (grads.needs(0)) grads.add(0, sum_to(g, sa));
     if (grads.needs(1)) grads.add(1, sum_to(-g, sb));
-  });
+  }, true);
 }
 
 Tensor operator*(const Tensor& a, const Tensor& b) {
   Tensor out = broadcast_binary(BinaryOp::mul, a, b, "multiply");
-  const Tensor va = saved(a), vb = saved(b);
+  // The operands with their history (for create_graph; no cycle: they are inputs).
+  const Tensor va = a, vb = b;
   // d(ab)/da = b, d(ab)/db = a.
   return record("multiply", out, {a, b}, [va, vb](const Tensor& g, Grads& grads) {
     if (grads.needs(0)) grads.add(0, sum_to(g * vb, va.shape()));
     if (grads.needs(1)) grads.add(1, sum_to(g * va, vb.shape()));
-  });
+  }, true);
 }
 
 Tensor operator/(const Tensor& a, const Tensor& b) {
   Tensor out = broadcast_binary(BinaryOp::div, a, b, "divide");
-  const Tensor va = saved(a), vb = saved(b), vout = saved(out);
+  const Tensor va = a, vb = b;
+  const detail::SavedOutput vout(out);
   // d(a/b)/da = 1/b, d(a/b)/db = -a/b^2 = -(a/b)/b.
   return record("divide", out, {a, b}, [va, vb, vout](const Tensor& g, Grads& grads) {
     if (grads.needs(0)) grads.add(0, sum_to(g / vb, va.shape()));
-    if (grads.needs(1)) grads.add(1, sum_to(-(g * vout / vb), vb.shape()));
-  });
+    if (grads.needs(1)) grads.add(1, sum_to(-(g * vout.tensor() / vb), vb.shape()));
+  }, true);
 }
 
 Tensor operator+(const Tensor& a, float b) { return a + Tensor::scalar(b); }
@@ -198,41 +209,42 @@ Tensor operator/(float a, const Tensor& b) { return Tensor::scalar(a) / b; }
 Tensor operator-(const Tensor& a) {
   // d(-a)/da = -1.
   return record("negative", unary_values(UnaryOp::neg, a), {a},
-                [](const Tensor& g, Grads& grads) { grads.add(0, -g); });
+                [](const Tensor& g, Grads& grads) { grads.add(0, -g); }, true);
 }
 
 Tensor sqrt(const Tensor& x) {
   Tensor out = unary_values(UnaryOp::sqrt, x);
-  const Tensor y = saved(out);
+  const detail::SavedOutput y(out);
   // d sqrt(x)/dx = 1 / (2 sqrt(x)).
-  return record("sqrt", out, {x},
-                [y](const Tensor& g, Grads& grads) { grads.add(0, g * 0.5f / y); });
+  return record(
+      "sqrt", out, {x}, [y](const Tensor& g, Grads& grads) { grads.add(0, g * 0.5f / y.tensor()); },
+      true);
 }
 
 Tensor exp(const Tensor& x) {
   Tensor out = unary_values(UnaryOp::exp, x);
-  const Tensor y = saved(out);
+  const detail::SavedOutput y(out);
   // d exp(x)/dx = exp(x).
-  return record("exp", out, {x}, [y](const Tensor& g, Grads& grads) { grads.add(0, g * y); });
+  return record(
+      "exp", out, {x}, [y](const Tensor& g, Grads& grads) { grads.add(0, g * y.tensor()); }, true);
 }
 
 Tensor log(const Tensor& x) {
-  const Tensor vx = saved(x);
+  const Tensor vx = x;
   // d log(x)/dx = 1/x.
-  return record("log", unary_values(UnaryOp::log, x), {x},
-                [vx](const Tensor& g, Grads& grads) { grads.add(0, g / vx); });
+  return record(
+      "log", unary_values(UnaryOp::log, x), {x},
+      [vx](const Tensor& g, Grads& grads) { grads.add(0, g / vx); }, true);
 }
 
 Tensor pow(const Tensor& x, float p) {
   Tensor out = Tensor::empty(x.shape());
   kernels::pow_scalar(x.size(), x.data(), p, detail::mutable_data(out));
-  const Tensor vx = saved(x);
-  // d x^p/dx = p x^(p-1).
-  return record("pow", out, {x}, [vx, p](const Tensor& g, Grads& grads) {
-    Tensor d = Tensor::empty(vx.shape());
-    kernels::pow_scalar(vx.size(), vx.data(), p - 1.f, detail::mutable_data(d));
-    grads.add(0, g * d * p);
-  });
+  const Tensor vx = x;
+  // d x^p/dx = p x^(p-1) (pow again: differentiable to any order).
+  return record(
+      "pow", out, {x}, [vx, p](const Tensor& g, Grads& grads) { grads.add(0, g * pow(vx, p - 1.f) * p); },
+      true);
 }
 
 Tensor abs(const Tensor& x) {
@@ -243,15 +255,16 @@ Tensor abs(const Tensor& x) {
     const float* xv = vx.data();
     float* s = detail::mutable_data(sign);
     for (std::size_t i = 0; i < vx.size(); ++i) s[i] = static_cast<float>((xv[i] > 0.f) - (xv[i] < 0.f));
-    grads.add(0, g * sign);
-  });
+    grads.add(0, g * sign);  // the sign is piecewise constant: no history needed
+  }, true);
 }
 
 Tensor square(const Tensor& x) {
-  const Tensor vx = saved(x);
+  const Tensor vx = x;
   // d x^2/dx = 2x.
-  return record("square", unary_values(UnaryOp::square, x), {x},
-                [vx](const Tensor& g, Grads& grads) { grads.add(0, g * vx * 2.f); });
+  return record(
+      "square", unary_values(UnaryOp::square, x), {x},
+      [vx](const Tensor& g, Grads& grads) { grads.add(0, g * vx * 2.f); }, true);
 }
 
 Tensor relu(const Tensor& x) {
@@ -262,28 +275,40 @@ Tensor relu(const Tensor& x) {
   // intermediate results never computed).
   const Tensor vy = saved(out);
   return record("relu", out, {x}, [vy](const Tensor& g, Grads& grads) {
+    if (detail::creating_graph())  // g times the mask [y > 0], a constant
+      return grads.add(0, g * positive_mask(vy));
     if (Tensor masked = detail::mask_pool_scatter(g, vy); masked.defined())
       return grads.add(0, masked);
     Tensor d = Tensor::empty(vy.shape());
     kernels::relu_backward(vy.size(), vy.data(), g.data(), detail::mutable_data(d));
     grads.add(0, d);
-  });
+  }, true);
 }
 
 Tensor sigmoid(const Tensor& x) {
   Tensor out = unary_values(UnaryOp::sigmoid, x);
-  const Tensor y = saved(out);
+  const detail::SavedOutput vy(out);
   // d sigmoid(x)/dx = y (1 - y).
-  return record("sigmoid", out, {x},
-                [y](const Tensor& g, Grads& grads) { grads.add(0, g * y * (1.f - y)); });
+  return record(
+      "sigmoid", out, {x},
+      [vy](const Tensor& g, Grads& grads) {
+        const Tensor y = vy.tensor();
+        grads.add(0, g * y * (1.f - y));
+      },
+      true);
 }
 
 Tensor tanh(const Tensor& x) {
   Tensor out = unary_values(UnaryOp::tanh, x);
-  const Tensor y = saved(out);
+  const detail::SavedOutput vy(out);
   // d tanh(x)/dx = 1 - y^2.
-  return record("tanh", out, {x},
-                [y](const Tensor& g, Grads& grads) { grads.add(0, g * (1.f - y * y)); });
+  return record(
+      "tanh", out, {x},
+      [vy](const Tensor& g, Grads& grads) {
+        const Tensor y = vy.tensor();
+        grads.add(0, g * (1.f - y * y));
+      },
+      true);
 }
 
 Tensor clip(const Tensor& x, float lo, float hi) {
@@ -301,10 +326,11 @@ Tensor clip(const Tensor& x, float lo, float hi) {
     const float* xv = vx.data();
     float* m = detail::mutable_data(mask);
     for (std::size_t i = 0; i < vx.size(); ++i) m[i] = (xv[i] >= lo && xv[i] <= hi) ? 1.f : 0.f;
+    if (detail::creating_graph()) return grads.add(0, g * mask);  // a constant mask
     Tensor d = Tensor::empty(vx.shape());
     kernels::masked_scale(vx.size(), m, g.data(), 1.f, detail::mutable_data(d));
     grads.add(0, d);
-  });
+  }, true);
 }
 
 }  // namespace xtape

@@ -1,5 +1,6 @@
 // Matrix multiplication (2-d and batched with broadcast batch axes) and its backward rule.
 #include <stdexcept>
+#include <utility>
 
 #include "autodiff/ops/helpers.hpp"
 #include "kernels/gemm.hpp"
@@ -24,6 +25,14 @@ void batched_gemm(bool ta, bool tb, std::size_t batch, const float* a, std::size
                    static_cast<std::int64_t>(a_cols), b + i * b_rows * b_cols,
                    static_cast<std::int64_t>(b_cols), 0.f, out + i * m * n,
                    static_cast<std::int64_t>(n));
+}
+
+// x with its last two axes exchanged (recorded).
+Tensor swap_last_axes(const Tensor& x) {
+  std::vector<int> perm(x.ndim());
+  for (std::size_t i = 0; i < perm.size(); ++i) perm[i] = static_cast<int>(i);
+  std::swap(perm[perm.size() - 1], perm[perm.size() - 2]);
+  return transpose(x, perm);
 }
 
 }  // namespace
@@ -61,9 +70,14 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
     const Tensor af = detail::broadcast_values(a, a_full), bf = detail::broadcast_values(b, b_full);
     batched_gemm(false, false, nb, af.data(), m, k, bf.data(), k, n, detail::mutable_data(out));
   }
-  const Tensor va = detail::saved(a), vb = detail::saved(b);
+  const Tensor va = a, vb = b;  // with their history, for create_graph (inputs: no cycle)
   // dA = G B^T, dB = A^T G (per batch), summed over broadcast batch axes.
   return record("matmul", out, {a, b}, [va, vb, a_full, b_full, nb, m, k, n](const Tensor& g, Grads& grads) {
+    if (detail::creating_graph()) {  // the same products, recorded
+      if (grads.needs(0)) grads.add(0, sum_to(matmul(g, swap_last_axes(vb)), va.shape()));
+      if (grads.needs(1)) grads.add(1, sum_to(matmul(swap_last_axes(va), g), vb.shape()));
+      return;
+    }
     const Tensor af = detail::broadcast_values(va, a_full), bf = detail::broadcast_values(vb, b_full);
     if (grads.needs(0)) {
       Tensor ga = Tensor::empty(a_full);
@@ -84,7 +98,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
         grads.add(1, sum_to(gb, vb.shape()));
       }
     }
-  });
+  }, true);
 }
 
 }  // namespace xtape

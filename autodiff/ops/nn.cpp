@@ -56,9 +56,12 @@ void log_softmax_rows(const Tensor& x, float* logy, float* y) {
   }
 }
 
-// Row sums of a (rows, cols) tensor, shape (rows, 1)-compatible for broadcasting back.
+// Row sums of a (rows, cols) tensor, shape (rows, 1)-compatible for broadcasting back
+// (recorded when a backward creates a graph).
 Tensor row_sum_keep(const Tensor& t) {
-  return detail::sum_values(t, {static_cast<int>(t.ndim()) - 1});
+  const int last = static_cast<int>(t.ndim()) - 1;
+  if (detail::creating_graph()) return sum(t, {last}, true);
+  return detail::sum_values(t, {last});
 }
 
 }  // namespace
@@ -68,11 +71,12 @@ Tensor softmax(const Tensor& x, int axis) {
   Tensor result = along_axis(x, axis, "softmax", [](const Tensor& v) {
     Tensor out = Tensor::empty(v.shape());
     log_softmax_rows(v, nullptr, detail::mutable_data(out));
-    const Tensor y = detail::saved(out);
+    const detail::SavedOutput vy(out);
     // dx = y * (g - sum(g * y)) along the axis.
-    return record("softmax", out, {v}, [y](const Tensor& g, Grads& grads) {
+    return record("softmax", out, {v}, [vy](const Tensor& g, Grads& grads) {
+      const Tensor y = vy.tensor();
       grads.add(0, y * (g - row_sum_keep(g * y)));
-    });
+    }, true);
   });
   if (last) result.impl()->softmax_logits = x;  // for categorical_crossentropy (see there)
   return result;
@@ -85,9 +89,11 @@ Tensor log_softmax(const Tensor& x, int axis) {
     Tensor sm = Tensor::empty(v.shape());
     log_softmax_rows(v, detail::mutable_data(out), detail::mutable_data(sm));
     // dx = g - softmax(x) * sum(g) along the axis.
-    return record("log_softmax", out, {v}, [sm](const Tensor& g, Grads& grads) {
-      grads.add(0, g - sm * row_sum_keep(g));
-    });
+    const detail::SavedOutput vout(out);
+    return record("log_softmax", out, {v}, [sm, vout](const Tensor& g, Grads& grads) {
+      // Creating a graph: softmax = exp(log_softmax), recorded from the output.
+      grads.add(0, g - (detail::creating_graph() ? exp(vout.tensor()) : sm) * row_sum_keep(g));
+    }, true);
   });
 }
 
@@ -104,10 +110,17 @@ Tensor dropout(const Tensor& x, float rate, bool training, Rng& rng) {
                            detail::mutable_data(mask), detail::mutable_data(out));
   // d/dx = mask / (1 - rate).
   return record("dropout", out, {x}, [mask, scale](const Tensor& g, Grads& grads) {
+    if (detail::creating_graph()) {  // g times the constant scale-or-zero mask
+      Tensor m = Tensor::empty(mask.shape());
+      const float* mv = mask.data();
+      float* o = detail::mutable_data(m);
+      for (std::size_t i = 0; i < mask.size(); ++i) o[i] = mv[i] != 0.f ? scale : 0.f;
+      return grads.add(0, g * m);
+    }
     Tensor d = Tensor::empty(g.shape());
     kernels::masked_scale(g.size(), mask.data(), g.data(), scale, detail::mutable_data(d));
     grads.add(0, d);
-  });
+  }, true);
 }
 
 namespace {

@@ -107,8 +107,10 @@ Tensor sum(const Tensor& x, std::vector<int> axes, bool keepdims) {
   const Shape xs = x.shape(), ks = kept.shape();
   // d sum(x)/dx = 1 on every summed element: broadcast g back.
   return record("sum", out, {x}, [xs, ks](const Tensor& g, Grads& grads) {
+    if (detail::creating_graph())  // the same broadcast, recorded
+      return grads.add(0, reshape(g, std::vector<long>(ks.begin(), ks.end())) + Tensor::zeros(xs));
     grads.add(0, detail::broadcast_values(detail::view_as(g, ks), xs));
-  });
+  }, true);
 }
 
 Tensor mean(const Tensor& x, std::vector<int> axes, bool keepdims) {
@@ -132,7 +134,7 @@ Tensor max(const Tensor& x, std::vector<int> axes, bool keepdims) {
       throw std::invalid_argument("max: reducing an axis of extent 0 of shape " + shape_str(xs) +
                                   " (a maximum of no elements)");
     return record("max", Tensor::empty(detail::reduced_shape(xs, axes, keepdims)), {x},
-                  [xs](const Tensor&, Grads& grads) { grads.add(0, Tensor::zeros(xs)); });
+                  [xs](const Tensor&, Grads& grads) { grads.add(0, Tensor::zeros(xs)); }, true);
   }
   // Move reduced axes last; track where each element came from for the backward scatter.
   std::vector<int> perm;
@@ -158,12 +160,18 @@ Tensor max(const Tensor& x, std::vector<int> axes, bool keepdims) {
     (*argmax)[r] = best;
   }
   // d max(x)/dx = 1 at the (first) maximal element of each group, or its first NaN, 0 elsewhere.
-  return record("max", out, {x}, [xs, argmax](const Tensor& g, Grads& grads) {
+  return record("max", out, {x}, [xs, argmax, kept_shape](const Tensor& g, Grads& grads) {
+    if (detail::creating_graph()) {  // g broadcast back, times the one-hot mask of the maxima
+      Tensor mask(xs, 0.f);
+      for (std::size_t r = 0; r < argmax->size(); ++r) detail::mutable_data(mask)[(*argmax)[r]] = 1.f;
+      const std::vector<long> ks(kept_shape.begin(), kept_shape.end());
+      return grads.add(0, (reshape(g, ks) + Tensor::zeros(xs)) * mask);
+    }
     Tensor d(xs, 0.f);
     for (std::size_t r = 0; r < argmax->size(); ++r)
       detail::mutable_data(d)[(*argmax)[r]] += g.data()[r];
     grads.add(0, d);
-  });
+  }, true);
 }
 
 }  // namespace xtape

@@ -124,7 +124,11 @@ Tensor reshape(const Tensor& x, const std::vector<long>& shape) {
   const Shape xs = x.shape();
   // Reshape moves no values: the gradient is g viewed in x's shape.
   return record("reshape", detail::view_as(x, target), {x},
-                [xs](const Tensor& g, Grads& grads) { grads.add(0, detail::view_as(g, xs)); });
+                [xs](const Tensor& g, Grads& grads) {
+                  if (detail::creating_graph())
+                    return grads.add(0, reshape(g, std::vector<long>(xs.begin(), xs.end())));
+                  grads.add(0, detail::view_as(g, xs));
+                }, true);
 }
 
 Tensor flatten(const Tensor& x, int start_axis) {
@@ -170,7 +174,8 @@ Tensor transpose(const Tensor& x, std::vector<int> perm) {
     inverse[static_cast<std::size_t>(check[static_cast<std::size_t>(i)])] = i;
   // The gradient of a permutation is the inverse permutation of g.
   return record("transpose", out, {x},
-                [inverse](const Tensor& g, Grads& grads) { grads.add(0, transpose(g, inverse)); });
+                [inverse](const Tensor& g, Grads& grads) { grads.add(0, transpose(g, inverse)); },
+                true);
 }
 
 Tensor concat(const std::vector<Tensor>& xs, int axis) {
@@ -219,6 +224,18 @@ Tensor concat(const std::vector<Tensor>& xs, int axis) {
   for (const Tensor& t : xs) shapes.push_back(t.shape());
   // Each input's gradient is its slice of g.
   return record("concat", out, xs, [shapes, widths, outer, out_row](const Tensor& g, Grads& grads) {
+    if (detail::creating_graph()) {  // each input's columns of g as (outer, row), by ops
+      const Tensor cols = transpose(reshape(g, {static_cast<long>(outer), static_cast<long>(out_row)}));
+      std::size_t col = 0;
+      for (std::size_t i = 0; i < shapes.size(); ++i) {
+        if (grads.needs(i)) {
+          const Tensor part = transpose(slice_rows(cols, col, col + widths[i]));
+          grads.add(i, reshape(part, std::vector<long>(shapes[i].begin(), shapes[i].end())));
+        }
+        col += widths[i];
+      }
+      return;
+    }
     std::size_t col = 0;
     for (std::size_t i = 0; i < shapes.size(); ++i) {
       if (grads.needs(i)) {
@@ -230,7 +247,7 @@ Tensor concat(const std::vector<Tensor>& xs, int axis) {
       }
       col += widths[i];
     }
-  });
+  }, true);
 }
 
 Tensor gather_rows(const Tensor& x, const std::vector<std::size_t>& rows) {
@@ -248,12 +265,20 @@ Tensor gather_rows(const Tensor& x, const std::vector<std::size_t>& rows) {
   const Shape xs = x.shape();
   // Scatter-add g's rows back to where they came from.
   return record("gather_rows", out, {x}, [xs, rows, row](const Tensor& g, Grads& grads) {
+    if (detail::creating_graph()) {  // the scatter as S^T g, S the (rows, n) one-hot selection
+      const std::size_t n = xs.empty() ? 1 : xs[0];
+      Tensor sel(Shape{n, rows.size()}, 0.f);
+      for (std::size_t i = 0; i < rows.size(); ++i)
+        detail::mutable_data(sel)[rows[i] * rows.size() + i] = 1.f;
+      const Tensor g2 = reshape(g, {static_cast<long>(rows.size()), static_cast<long>(row)});
+      return grads.add(0, reshape(matmul(sel, g2), std::vector<long>(xs.begin(), xs.end())));
+    }
     Tensor d(xs, 0.f);
     for (std::size_t i = 0; i < rows.size(); ++i)
       for (std::size_t j = 0; j < row; ++j)
         detail::mutable_data(d)[rows[i] * row + j] += g.data()[i * row + j];
     grads.add(0, d);
-  });
+  }, true);
 }
 
 Tensor slice_rows(const Tensor& x, std::size_t start, std::size_t stop) {

@@ -237,4 +237,36 @@ inline Tensor check_zero_size(const std::string& label, const TensorFn& f,
   return y;
 }
 
+/// Second-order check: the gradient G(x) = d sum(f(x) * W) / dx, computed by grad() with
+/// create_graph, is itself checked with gradcheck_leaves — the tape's derivative of G (a pass
+/// through the graph the first backward recorded) against central differences of G in double.
+/// Linear parts of G (a constant gradient) are checked too: their derivative must be 0.
+inline void gradgradcheck(const std::string& label, const TensorFn& f, std::vector<Tensor> inputs,
+                          GradcheckOptions opt = {}) {
+  for (Tensor& t : inputs) t = t.clone().set_requires_grad(true);
+  Rng rng(opt.seed + 1);
+  Tensor w;
+  {
+    const Tensor y = f(inputs);
+    std::vector<float> v(y.size());
+    for (float& e : v) e = rng.uniform(-1.f, 1.f);
+    w = Tensor(y.shape(), v);
+  }
+  auto first_order = [&] {
+    EnableGrad on;  // the finite differences call this under NoGrad
+    GradOptions go;
+    go.create_graph = true;
+    go.allow_unused = true;
+    const std::vector<Tensor> gs = grad({sum(f(inputs) * w)}, inputs, go);
+    std::vector<Tensor> flat;
+    for (std::size_t i = 0; i < gs.size(); ++i)
+      flat.push_back(reshape(gs[i].defined() ? gs[i] : Tensor::zeros(inputs[i].shape()), {-1}));
+    // + 0 * sum(x): the result has history even where G is constant.
+    Tensor anchor = Tensor::scalar(0.f);
+    for (const Tensor& x : inputs) anchor = anchor + sum(x) * 0.f;
+    return concat(flat, 0) + anchor;
+  };
+  gradcheck_leaves(label + " (second order)", first_order, inputs, opt);
+}
+
 }  // namespace xtape::testing
