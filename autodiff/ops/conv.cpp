@@ -166,6 +166,62 @@ bool fuse_conv_max_pool(const Tensor& x, const kernels::Pool2DGeometry& pool, fl
 
 }  // namespace detail
 
+namespace {
+
+// The convolution and its two gradients as primitives of one geometry (kernel already reduced
+// to its live taps), each with a backward rule written through the others, so a gradient of a
+// convolution can be differentiated again (create_graph), to any order:
+//   y  = conv(x, k)            dy -> dx = bp_input(dy, k),   dk = bp_kernel(x, dy)
+//   gx = bp_input(gy, k)       (bilinear) dgx -> dgy = conv(dgx, k),  dk = bp_kernel(dgx, gy)
+//   gk = bp_kernel(x, gy)      (bilinear) dgk -> dx = bp_input(gy, dgk), dgy = conv(x, dgk)
+Tensor conv_bp_input(const Tensor& gy, const Tensor& k, const kernels::Conv2DGeometry& g);
+Tensor conv_bp_kernel(const Tensor& x, const Tensor& gy, const kernels::Conv2DGeometry& g);
+
+Shape conv_out_shape(const kernels::Conv2DGeometry& g) {
+  return {static_cast<std::size_t>(g.n), static_cast<std::size_t>(g.out_h),
+          static_cast<std::size_t>(g.out_w), static_cast<std::size_t>(g.cout)};
+}
+
+Tensor conv_eager(const Tensor& x, const Tensor& k, const kernels::Conv2DGeometry& g) {
+  Tensor out = Tensor::empty(conv_out_shape(g));
+  kernels::conv2d_forward(g, x.data(), k.data(), detail::mutable_data(out));
+  return record(
+      "conv2d", out, {x, k},
+      [x, k, g](const Tensor& gy, Grads& grads) {
+        if (grads.needs(0)) grads.add(0, conv_bp_input(gy, k, g));
+        if (grads.needs(1)) grads.add(1, conv_bp_kernel(x, gy, g));
+      },
+      true);
+}
+
+Tensor conv_bp_input(const Tensor& gy, const Tensor& k, const kernels::Conv2DGeometry& g) {
+  Tensor out = Tensor::empty({static_cast<std::size_t>(g.n), static_cast<std::size_t>(g.h),
+                              static_cast<std::size_t>(g.w), static_cast<std::size_t>(g.cin)});
+  kernels::conv2d_backward_input(g, gy.data(), k.data(), detail::mutable_data(out));
+  return record(
+      "conv2d_backprop_input", out, {gy, k},
+      [gy, k, g](const Tensor& ggx, Grads& grads) {
+        if (grads.needs(0)) grads.add(0, conv_eager(ggx, k, g));
+        if (grads.needs(1)) grads.add(1, conv_bp_kernel(ggx, gy, g));
+      },
+      true);
+}
+
+Tensor conv_bp_kernel(const Tensor& x, const Tensor& gy, const kernels::Conv2DGeometry& g) {
+  Tensor out = Tensor::empty({static_cast<std::size_t>(g.kh), static_cast<std::size_t>(g.kw),
+                              static_cast<std::size_t>(g.cin), static_cast<std::size_t>(g.cout)});
+  kernels::conv2d_backward_kernel(g, x.data(), gy.data(), detail::mutable_data(out));
+  return record(
+      "conv2d_backprop_kernel", out, {x, gy},
+      [x, gy, g](const Tensor& ggk, Grads& grads) {
+        if (grads.needs(0)) grads.add(0, conv_bp_input(gy, ggk, g));
+        if (grads.needs(1)) grads.add(1, conv_eager(x, ggk, g));
+      },
+      true);
+}
+
+}  // namespace
+
 Tensor conv2d(const Tensor& input, const Tensor& kernel, std::array<int, 2> strides,
               Padding padding, std::array<int, 2> dilation) {
   const Shape &is = input.shape(), &ks = kernel.shape();
@@ -236,7 +292,7 @@ Tensor conv2d(const Tensor& input, const Tensor& kernel, std::array<int, 2> stri
                   [xs, kshape](const Tensor&, Grads& grads) {
                     if (grads.needs(0)) grads.add(0, Tensor::zeros(xs));
                     if (grads.needs(1)) grads.add(1, Tensor::zeros(kshape));
-                  });
+                  }, true);
   }
   const bool pruned = rows.count != g.kh || cols.count != g.kw;
   const Tensor vi = detail::saved(input);
@@ -254,8 +310,20 @@ Tensor conv2d(const Tensor& input, const Tensor& kernel, std::array<int, 2> stri
   Tensor out = detail::defer(out_shape, std::move(pending));
   // d/d input: transposed convolution of g with the kernel; d/d kernel: correlation of the
   // input with g (both in kernels/conv.cpp).
+  // For create_graph: the operands with their history (inputs of the record: no cycle).
+  const Tensor hi = input, hk = kernel;
   return record("conv2d", out, {input, kernel},
-                [vi, vk, g, pruned, rows, cols, kshape](const Tensor& go, Grads& grads) {
+                [vi, vk, hi, hk, g, pruned, rows, cols, kshape](const Tensor& go, Grads& grads) {
+                  if (detail::creating_graph()) {  // through the differentiable primitives
+                    if (pruned)
+                      throw std::logic_error(
+                          "conv2d: backward with create_graph through a convolution whose "
+                          "dilated window has taps only in the padding (kernel of shape " +
+                          shape_str(kshape) + ") is not supported");
+                    if (grads.needs(0)) grads.add(0, conv_bp_input(go, hk, g));
+                    if (grads.needs(1)) grads.add(1, conv_bp_kernel(hi, go, g));
+                    return;
+                  }
                   if (grads.needs(0)) {
                     Tensor gi = Tensor::empty(vi.shape());
                     kernels::conv2d_backward_input(g, go.data(), vk.data(), detail::mutable_data(gi));
@@ -276,7 +344,7 @@ Tensor conv2d(const Tensor& input, const Tensor& kernel, std::array<int, 2> stri
                       kernels::conv2d_backward_kernel(g, vi.data(), go.data(), detail::mutable_data(gk));
                     grads.add(1, pruned ? detail::embed_kernel_block(gk, kshape, rows, cols) : gk);
                   }
-                });
+                }, true);
 }
 
 Tensor conv1d(const Tensor& input, const Tensor& kernel, int stride, Padding padding,

@@ -143,6 +143,68 @@ Tensor pool_scatter_channel_sums(const Tensor& x, const Shape& shape) {
 
 }  // namespace detail
 
+namespace {
+
+// max_pool2d's gradient as a scatter of the pooled gradient to the argmax positions and the
+// gather that is its adjoint, as primitives whose rules are each other: a gradient through a
+// max pooling can be differentiated again (create_graph).
+Tensor pool_gather(const Tensor& x, const Tensor& argmax, const kernels::Pool2DGeometry& g,
+                   const Shape& pooled_shape);
+
+Tensor pool_scatter(const Tensor& gy, const Tensor& argmax, const kernels::Pool2DGeometry& g,
+                    const Shape& input_shape) {
+  Tensor out = Tensor::empty(input_shape);
+  kernels::max_pool2d_backward(g, gy.data(), detail::int_view(argmax), detail::mutable_data(out));
+  const Shape ps = gy.shape();
+  return record(
+      "max_pool2d_backward", out, {gy},
+      [argmax, g, ps](const Tensor& gg, Grads& grads) {
+        grads.add(0, pool_gather(gg, argmax, g, ps));
+      },
+      true);
+}
+
+Tensor pool_gather(const Tensor& x, const Tensor& argmax, const kernels::Pool2DGeometry& g,
+                   const Shape& pooled_shape) {
+  Tensor out = Tensor::empty(pooled_shape);
+  const std::int32_t* am = detail::int_view(argmax);
+  const float* xv = x.data();
+  float* o = detail::mutable_data(out);
+  for (std::size_t i = 0; i < out.size(); ++i) o[i] = am[i] >= 0 ? xv[am[i]] : 0.f;
+  const Shape xs = x.shape();
+  return record(
+      "max_pool2d_gather", out, {x},
+      [argmax, g, xs](const Tensor& gg, Grads& grads) {
+        grads.add(0, pool_scatter(gg, argmax, g, xs));
+      },
+      true);
+}
+
+// avg_pool2d's gradient (linear in the pooled gradient) and its adjoint, avg_pool2d itself.
+Tensor avg_pool_forward(const Tensor& x, const kernels::Pool2DGeometry& g);
+
+Tensor avg_pool_backward(const Tensor& gy, const kernels::Pool2DGeometry& g,
+                         const Shape& input_shape) {
+  Tensor out = Tensor::empty(input_shape);
+  kernels::avg_pool2d_backward(g, gy.data(), detail::mutable_data(out));
+  return record(
+      "avg_pool2d_backward", out, {gy},
+      [g](const Tensor& gg, Grads& grads) { grads.add(0, avg_pool_forward(gg, g)); }, true);
+}
+
+Tensor avg_pool_forward(const Tensor& x, const kernels::Pool2DGeometry& g) {
+  Tensor out = Tensor::empty({x.shape()[0], static_cast<std::size_t>(g.out_h),
+                              static_cast<std::size_t>(g.out_w), x.shape()[3]});
+  kernels::avg_pool2d_forward(g, x.data(), detail::mutable_data(out));
+  const Shape xs = x.shape();
+  return record(
+      "avg_pool2d", out, {x},
+      [g, xs](const Tensor& gg, Grads& grads) { grads.add(0, avg_pool_backward(gg, g, xs)); },
+      true);
+}
+
+}  // namespace
+
 Tensor max_pool2d(const Tensor& x, std::array<int, 2> pool_size, std::array<int, 2> strides,
                   Padding padding) {
   const auto g = pool_geometry("max_pool2d", x, pool_size, strides, padding);
@@ -151,7 +213,7 @@ Tensor max_pool2d(const Tensor& x, std::array<int, 2> pool_size, std::array<int,
   const Shape xs = x.shape();
   if (x.size() == 0)  // so is the result (no window has a position, or there are none)
     return record("max_pool2d", Tensor::zeros(out_shape), {x},
-                  [xs](const Tensor&, Grads& grads) { grads.add(0, Tensor::zeros(xs)); });
+                  [xs](const Tensor&, Grads& grads) { grads.add(0, Tensor::zeros(xs)); }, true);
   Tensor out = Tensor::empty(out_shape);
   const bool track = detail::any_requires_grad({x});
   if (track && x.size() > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max()))
@@ -172,8 +234,10 @@ Tensor max_pool2d(const Tensor& x, std::array<int, 2> pool_size, std::array<int,
   std::weak_ptr<const detail::Storage> source = x.impl()->storage;
   return record("max_pool2d", out, {x},
                 [g, xs, argmax, pooled, source](const Tensor& go, Grads& grads) {
+                  if (detail::creating_graph())
+                    return grads.add(0, pool_scatter(go, argmax, g, xs));
                   grads.add(0, detail::defer_pool_scatter(g, xs, go, argmax, pooled, source));
-                });
+                }, true);
 }
 
 Tensor avg_pool2d(const Tensor& x, std::array<int, 2> pool_size, std::array<int, 2> strides,
@@ -184,15 +248,16 @@ Tensor avg_pool2d(const Tensor& x, std::array<int, 2> pool_size, std::array<int,
   const Shape xs = x.shape();
   if (x.size() == 0)
     return record("avg_pool2d", Tensor::zeros(out_shape), {x},
-                  [xs](const Tensor&, Grads& grads) { grads.add(0, Tensor::zeros(xs)); });
+                  [xs](const Tensor&, Grads& grads) { grads.add(0, Tensor::zeros(xs)); }, true);
   Tensor out = Tensor::empty(out_shape);
   kernels::avg_pool2d_forward(g, x.data(), detail::mutable_data(out));
   // Each window's gradient is shared evenly by its in-bounds elements.
   return record("avg_pool2d", out, {x}, [g, xs](const Tensor& go, Grads& grads) {
+    if (detail::creating_graph()) return grads.add(0, avg_pool_backward(go, g, xs));
     Tensor gi = Tensor::empty(xs);
     kernels::avg_pool2d_backward(g, go.data(), detail::mutable_data(gi));
     grads.add(0, gi);
-  });
+  }, true);
 }
 
 }  // namespace xtape

@@ -265,18 +265,58 @@ BOOST_AUTO_TEST_CASE(a_gradient_penalty_trains) {
   BOOST_TEST(tape_size() == 0u);
 }
 
-BOOST_AUTO_TEST_CASE(rules_without_a_differentiable_form_refuse_create_graph) {
+BOOST_AUTO_TEST_CASE(convolutions_and_pooling_pass_gradgradcheck) {
   Rng rng(45);
-  Tensor x = random_tensor({1, 5, 5, 2}, rng).set_requires_grad();
-  const Tensor k = random_tensor({3, 3, 2, 2}, rng);
-  check_throws<std::logic_error>("conv2d",
-                                 [&] { grad({sum(conv2d(x, k))}, {x}, creating()); },
-                                 {"create_graph", "'conv2d'", "no differentiable form"});
-  check_throws<std::logic_error>("max_pool2d",
-                                 [&] { grad({sum(max_pool2d(x, {2, 2}))}, {x}, creating()); },
-                                 {"create_graph", "'max_pool2d'"});
-  // Without create_graph the same graphs differentiate as always.
-  BOOST_TEST(grad({sum(conv2d(x, k))}, {x})[0].defined());
+  using V = std::vector<Tensor>;
+  const Tensor x = random_tensor({2, 6, 5, 3}, rng), k = random_tensor({3, 3, 3, 4}, rng);
+  const Tensor b = random_tensor({4}, rng);
+  struct Case {
+    const char* name;
+    testing::TensorFn f;
+    V inputs;
+  };
+  const std::vector<Case> cases = {
+      {"conv2d valid", [](const V& v) { return square(conv2d(v[0], v[1])); }, {x, k}},
+      {"conv2d same, strides 2",
+       [](const V& v) { return square(conv2d(v[0], v[1], {2, 2}, Padding::same)); }, {x, k}},
+      {"conv2d dilated",
+       [](const V& v) { return square(conv2d(v[0], v[1], {1, 1}, Padding::same, {2, 1})); },
+       {x, k}},
+      {"conv1d",
+       [](const V& v) { return square(conv1d(v[0], v[1], 1, Padding::same)); },
+       {random_tensor({2, 7, 3}, rng), random_tensor({3, 3, 2}, rng)}},
+      {"fused conv2d + bias, relu, max_pool2d",
+       [](const V& v) { return square(max_pool2d(relu(conv2d(v[0], v[1]) + v[2]), {2, 2})); },
+       {random_distinct({2, 6, 6, 3}, rng, 0.01f), k, b}},
+      {"max_pool2d 3x3 stride 2 same",
+       [](const V& v) {
+         return square(max_pool2d(v[0], {3, 3}, {2, 2}, Padding::same));
+       },
+       {random_distinct({2, 5, 5, 2}, rng)}},
+      {"avg_pool2d same",
+       [](const V& v) { return square(avg_pool2d(v[0], {2, 2}, {2, 2}, Padding::same)); },
+       {random_tensor({2, 5, 5, 2}, rng)}},
+      // The founding example's op: a convolution with the kernel standardized per filter.
+      {"standardized conv2d",
+       [](const V& v) {
+         const auto [m, var] = moments(v[1], {0, 1, 2}, true);
+         return square(conv2d(v[0], (v[1] - m) / sqrt(var + 1e-5f)));
+       },
+       {x, k}},
+  };
+  for (const Case& c : cases) gradgradcheck(c.name, c.f, c.inputs);
+}
+
+BOOST_AUTO_TEST_CASE(a_convolution_with_taps_only_in_padding_refuses_create_graph) {
+  // Dilation 4 on a 3x3 image with 'same' padding: only the centre tap ever reads the image.
+  Tensor x = Tensor({1, 3, 3, 1}, 1.f).set_requires_grad();
+  const Tensor k({3, 3, 1, 1}, 1.f);
+  check_throws<std::logic_error>(
+      "pruned",
+      [&] { grad({sum(conv2d(x, k, {1, 1}, Padding::same, {4, 4}))}, {x}, creating()); },
+      {"conv2d", "create_graph", "only in the padding"});
+  // Without create_graph the same graph differentiates as always.
+  BOOST_TEST(grad({sum(conv2d(x, k, {1, 1}, Padding::same, {4, 4}))}, {x})[0].defined());
 }
 
 BOOST_AUTO_TEST_CASE(a_thousand_double_backward_steps_leave_the_tape_empty_and_memory_flat) {
