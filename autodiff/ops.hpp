@@ -82,7 +82,9 @@ Tensor slice_rows(const Tensor& x, std::size_t start, std::size_t stop);
 Tensor gather_rows(const Tensor& x, const std::vector<std::size_t>& rows);
 
 // ---- convolution and pooling (conv.cpp, pool.cpp), NHWC like Keras ----
-enum class Padding { valid, same };
+/// TensorFlow's padding rules; `causal` (conv1d only) pads dilation * (k - 1) before the steps,
+/// so output t depends on inputs up to t * stride (Keras's Conv1D padding="causal").
+enum class Padding { valid, same, causal };
 /// "valid" or "same" (case-insensitive); throws std::invalid_argument naming `who` otherwise.
 Padding parse_padding(const std::string& name, const char* who);
 
@@ -92,6 +94,28 @@ Tensor conv2d(const Tensor& input, const Tensor& kernel, std::array<int, 2> stri
 /// input (n, w, cin), kernel (k, cin, cout) -> (n, ow, cout).
 Tensor conv1d(const Tensor& input, const Tensor& kernel, int stride = 1,
               Padding padding = Padding::valid, int dilation = 1);
+/// Transposed convolution (Keras's Conv2DTranspose): input (n, h, w, cin), kernel
+/// (kh, kw, filters, cin) -> (n, H, W, filters), the adjoint of conv2d from (H, W) to (h, w).
+/// H follows Keras (deconv_output_length): with output_padding -1 (None), h * stride, plus
+/// max(dilated k - stride, 0) for 'valid'; else (h - 1) * stride + dilated k - 2 * pad +
+/// output_padding, pad = dilated k / 2 for 'same'. output_padding must be below the stride.
+Tensor conv2d_transpose(const Tensor& input, const Tensor& kernel,
+                        std::array<int, 2> strides = {1, 1}, Padding padding = Padding::valid,
+                        std::array<int, 2> output_padding = {-1, -1},
+                        std::array<int, 2> dilation = {1, 1});
+/// input (n, w, cin), kernel (k, filters, cin) -> (n, W, filters); see conv2d_transpose.
+Tensor conv1d_transpose(const Tensor& input, const Tensor& kernel, int stride = 1,
+                        Padding padding = Padding::valid, int output_padding = -1,
+                        int dilation = 1);
+/// Depthwise convolution (Keras's DepthwiseConv2D): input (n, h, w, cin), kernel
+/// (kh, kw, cin, multiplier) -> (n, oh, ow, cin * multiplier), output channel c * multiplier + m
+/// from input channel c and filter m.
+Tensor depthwise_conv2d(const Tensor& input, const Tensor& kernel,
+                        std::array<int, 2> strides = {1, 1}, Padding padding = Padding::valid,
+                        std::array<int, 2> dilation = {1, 1});
+/// input (n, w, cin), kernel (k, cin, multiplier) -> (n, ow, cin * multiplier).
+Tensor depthwise_conv1d(const Tensor& input, const Tensor& kernel, int stride = 1,
+                        Padding padding = Padding::valid, int dilation = 1);
 /// Window max over (n, h, w, c); strides default to the pool size when {0, 0}. NaN counts as
 /// greater than every number: a window holding NaN gives NaN, and the gradient goes to its
 /// first NaN; otherwise to its first maximal element.

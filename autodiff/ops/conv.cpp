@@ -6,6 +6,7 @@
 #include <cctype>
 #include <stdexcept>
 
+#include "autodiff/ops/conv_internal.hpp"
 #include "autodiff/ops/helpers.hpp"
 
 namespace xtape {
@@ -46,6 +47,8 @@ std::pair<std::size_t, std::size_t> conv_axis(std::size_t in, std::size_t window
     throw std::length_error(std::string(op) + ": a spatial extent of " + std::to_string(in) +
                             " is 2^62 or more");
   const std::size_t eff = span + 1;
+  if (padding == Padding::causal)  // all the padding before: output t sees inputs <= t * stride
+    return {in == 0 ? 0 : (in - 1) / stride + 1, span};
   if (padding == Padding::valid) {
     if (in < eff) return {0, 0};
     return {(in - eff) / stride + 1, 0};
@@ -166,7 +169,7 @@ bool fuse_conv_max_pool(const Tensor& x, const kernels::Pool2DGeometry& pool, fl
 
 }  // namespace detail
 
-namespace {
+namespace detail {
 
 // The convolution and its two gradients as primitives of one geometry (kernel already reduced
 // to its live taps), each with a backward rule written through the others, so a gradient of a
@@ -174,9 +177,6 @@ namespace {
 //   y  = conv(x, k)            dy -> dx = bp_input(dy, k),   dk = bp_kernel(x, dy)
 //   gx = bp_input(gy, k)       (bilinear) dgx -> dgy = conv(dgx, k),  dk = bp_kernel(dgx, gy)
 //   gk = bp_kernel(x, gy)      (bilinear) dgk -> dx = bp_input(gy, dgk), dgy = conv(x, dgk)
-Tensor conv_bp_input(const Tensor& gy, const Tensor& k, const kernels::Conv2DGeometry& g);
-Tensor conv_bp_kernel(const Tensor& x, const Tensor& gy, const kernels::Conv2DGeometry& g);
-
 Shape conv_out_shape(const kernels::Conv2DGeometry& g) {
   return {static_cast<std::size_t>(g.n), static_cast<std::size_t>(g.out_h),
           static_cast<std::size_t>(g.out_w), static_cast<std::size_t>(g.cout)};
@@ -220,10 +220,81 @@ Tensor conv_bp_kernel(const Tensor& x, const Tensor& gy, const kernels::Conv2DGe
       true);
 }
 
+kernels::Conv2DGeometry conv_geometry(const char* op, const Shape& is, std::size_t kh,
+                                      std::size_t kw, std::size_t cout,
+                                      std::array<int, 2> strides, Padding padding,
+                                      std::array<int, 2> dilation) {
+  if (is.size() != 4)
+    throw std::invalid_argument(std::string(op) +
+                                ": expected an input of rank 4 (batch, height, width, channels), "
+                                "got shape " +
+                                shape_str(is));
+  if (padding == Padding::causal)
+    throw std::invalid_argument(std::string(op) +
+                                ": 'causal' padding is for 1-d convolutions only (expected "
+                                "'valid' or 'same')");
+  for (int s : strides)
+    if (s <= 0)
+      throw std::invalid_argument(std::string(op) + ": strides must be positive, got (" +
+                                  std::to_string(strides[0]) + ", " +
+                                  std::to_string(strides[1]) + ")");
+  for (int d : dilation)
+    if (d <= 0)
+      throw std::invalid_argument(std::string(op) + ": dilation must be positive, got (" +
+                                  std::to_string(dilation[0]) + ", " +
+                                  std::to_string(dilation[1]) + ")");
+  if (kh == 0 || kw == 0)
+    throw std::invalid_argument(std::string(op) + ": a kernel window of extent 0");
+  const auto [oh, pt] = conv_axis(is[1], kh, static_cast<std::size_t>(strides[0]),
+                                  static_cast<std::size_t>(dilation[0]), padding, op);
+  const auto [ow, pl] = conv_axis(is[2], kw, static_cast<std::size_t>(strides[1]),
+                                  static_cast<std::size_t>(dilation[1]), padding, op);
+  if (padding == Padding::valid && (oh == 0 || ow == 0))
+    throw std::invalid_argument(std::string(op) + ": input of shape " + shape_str(is) +
+                                " is smaller than the (dilated) " + std::to_string(kh) + "x" +
+                                std::to_string(kw) + " window with 'valid' padding");
+  kernels::Conv2DGeometry g;
+  g.n = static_cast<std::int64_t>(is[0]);
+  g.h = static_cast<std::int64_t>(is[1]);
+  g.w = static_cast<std::int64_t>(is[2]);
+  g.cin = static_cast<std::int64_t>(is[3]);
+  g.kh = static_cast<std::int64_t>(kh);
+  g.kw = static_cast<std::int64_t>(kw);
+  g.cout = static_cast<std::int64_t>(cout);
+  g.stride_h = strides[0];
+  g.stride_w = strides[1];
+  g.dil_h = dilation[0];
+  g.dil_w = dilation[1];
+  g.pad_top = static_cast<std::int64_t>(pt);
+  g.pad_left = static_cast<std::int64_t>(pl);
+  g.out_h = static_cast<std::int64_t>(oh);
+  g.out_w = static_cast<std::int64_t>(ow);
+  checked_size(conv_out_shape(g), op);
+  return g;
+}
+
+}  // namespace detail
+
+using detail::conv_bp_input;
+using detail::conv_bp_kernel;
+
+namespace {
+Tensor conv2d_impl(const Tensor& input, const Tensor& kernel, std::array<int, 2> strides,
+                   std::array<Padding, 2> paddings, std::array<int, 2> dilation);
 }  // namespace
 
 Tensor conv2d(const Tensor& input, const Tensor& kernel, std::array<int, 2> strides,
               Padding padding, std::array<int, 2> dilation) {
+  if (padding == Padding::causal)
+    throw std::invalid_argument(
+        "conv2d: 'causal' padding is for 1-d convolutions only (expected 'valid' or 'same')");
+  return conv2d_impl(input, kernel, strides, {padding, padding}, dilation);
+}
+
+namespace {
+
+Tensor conv2d_impl(const Tensor& input, const Tensor& kernel, std::array<int, 2> strides,
+                   std::array<Padding, 2> paddings, std::array<int, 2> dilation) {
   const Shape &is = input.shape(), &ks = kernel.shape();
   if (is.size() != 4)
     throw std::invalid_argument(
@@ -251,10 +322,12 @@ Tensor conv2d(const Tensor& input, const Tensor& kernel, std::array<int, 2> stri
     throw std::invalid_argument("conv2d: a kernel window of extent 0 (kernel of shape " +
                                 shape_str(ks) + ")");
   const auto [oh, pt] = detail::conv_axis(is[1], ks[0], static_cast<std::size_t>(strides[0]),
-                                          static_cast<std::size_t>(dilation[0]), padding, "conv2d");
+                                          static_cast<std::size_t>(dilation[0]), paddings[0],
+                                          "conv2d");
   const auto [ow, pl] = detail::conv_axis(is[2], ks[1], static_cast<std::size_t>(strides[1]),
-                                          static_cast<std::size_t>(dilation[1]), padding, "conv2d");
-  if (padding == Padding::valid && (oh == 0 || ow == 0))
+                                          static_cast<std::size_t>(dilation[1]), paddings[1],
+                                          "conv2d");
+  if ((paddings[0] == Padding::valid && oh == 0) || (paddings[1] == Padding::valid && ow == 0))
     throw std::invalid_argument("conv2d: input of shape " + shape_str(is) +
                                 " is smaller than the " + "(dilated) kernel of shape " +
                                 shape_str(ks) + " with 'valid' padding");
@@ -347,6 +420,8 @@ Tensor conv2d(const Tensor& input, const Tensor& kernel, std::array<int, 2> stri
                 }, true);
 }
 
+}  // namespace
+
 Tensor conv1d(const Tensor& input, const Tensor& kernel, int stride, Padding padding,
               int dilation) {
   const Shape &is = input.shape(), &ks = kernel.shape();
@@ -370,7 +445,9 @@ Tensor conv1d(const Tensor& input, const Tensor& kernel, int stride, Padding pad
   const auto l = [](std::size_t v) { return static_cast<long>(v); };
   Tensor x4 = reshape(input, {l(is[0]), 1, l(is[1]), l(is[2])});
   Tensor k4 = reshape(kernel, {1, l(ks[0]), l(ks[1]), l(ks[2])});
-  Tensor y = conv2d(x4, k4, {1, stride}, padding, {1, dilation});
+  // 'causal' pads the steps axis only, all before (the height of 1 takes 'valid').
+  const Padding height = padding == Padding::causal ? Padding::valid : padding;
+  Tensor y = conv2d_impl(x4, k4, {1, stride}, {height, padding}, {1, dilation});
   return reshape(y, {l(is[0]), l(y.shape()[2]), l(ks[2])});
 }
 

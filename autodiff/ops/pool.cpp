@@ -29,6 +29,10 @@ kernels::Pool2DGeometry pool_geometry(const char* op, const Tensor& x, std::arra
                                 ": expected an input of rank 4 (batch, height, width, "
                                 "channels), got shape " +
                                 shape_str(s));
+  if (padding == Padding::causal)
+    throw std::invalid_argument(std::string(op) +
+                                ": 'causal' padding is for 1-d convolutions only (expected "
+                                "'valid' or 'same')");
   if (pool[0] <= 0 || pool[1] <= 0)
     throw std::invalid_argument(std::string(op) + ": pool size must be positive, got (" +
                                 std::to_string(pool[0]) + ", " + std::to_string(pool[1]) + ")");

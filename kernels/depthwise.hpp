@@ -1,0 +1,23 @@
+#pragma once
+/// @file depthwise.hpp
+/// Depthwise 2-d convolution on NHWC buffers: every input channel c is convolved with its own
+/// `mult` filters, output channel c * mult + m (Keras's DepthwiseConv2D order). Kernel layout
+/// (kh, kw, cin, mult). The geometry is Conv2DGeometry's with cout = cin * mult. Each output
+/// element is summed by one thread in a fixed order: results do not depend on the thread count.
+#include "kernels/conv.hpp"
+
+namespace xtape::kernels {
+
+/// output (n, out_h, out_w, cin * mult) = depthwise conv of input (n, h, w, cin). Overwrites.
+void depthwise_conv2d_forward(const Conv2DGeometry& g, std::int64_t mult, const float* input,
+                              const float* kernel, float* output);
+/// grad_input (n, h, w, cin) from grad_output (n, out_h, out_w, cin * mult). Overwrites.
+void depthwise_conv2d_backward_input(const Conv2DGeometry& g, std::int64_t mult,
+                                     const float* grad_output, const float* kernel,
+                                     float* grad_input);
+/// grad_kernel (kh, kw, cin, mult) from input and grad_output. Overwrites.
+void depthwise_conv2d_backward_kernel(const Conv2DGeometry& g, std::int64_t mult,
+                                      const float* input, const float* grad_output,
+                                      float* grad_kernel);
+
+}  // namespace xtape::kernels
