@@ -1,5 +1,6 @@
 #include "layers/conv.hpp"
 
+#include <cctype>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
@@ -8,7 +9,7 @@ namespace xtape::layers {
 namespace {
 std::pair<std::size_t, std::size_t> out_extent(std::size_t in, int k, int s, int d, Padding p) {
   const std::size_t eff = static_cast<std::size_t>(d) * (static_cast<std::size_t>(k) - 1) + 1;
-  if (p == Padding::same)
+  if (p == Padding::same || p == Padding::causal)
     return {(in + static_cast<std::size_t>(s) - 1) / static_cast<std::size_t>(s), 0};
   if (in < eff) return {0, 0};
   return {(in - eff) / static_cast<std::size_t>(s) + 1, 0};
@@ -23,11 +24,36 @@ std::vector<int> expand(const std::vector<int>& v, int rank, const std::string& 
 }
 }  // namespace
 
-Conv::Conv(int rank, ConvOptions options)
-    : Layer(options.name), rank_(rank), options_(std::move(options)) {
-  const char* cls = rank == 2 ? "Conv2D" : "Conv1D";
-  if (options_.filters == 0)
+namespace {
+std::string conv_class(int rank, ConvKind kind) {
+  const std::string r = std::to_string(rank) + "D";
+  switch (kind) {
+    case ConvKind::transpose: return "Conv" + r + "Transpose";
+    case ConvKind::depthwise: return "DepthwiseConv" + r;
+    case ConvKind::separable: return "SeparableConv" + r;
+    default: return "Conv" + r;
+  }
+}
+
+// Keras's deconv_output_length (output_padding < 0: None).
+std::size_t transpose_extent(std::size_t in, int k, int s, int d, Padding p, int output_padding) {
+  const std::size_t st = static_cast<std::size_t>(s);
+  const std::size_t eff = static_cast<std::size_t>(d) * (static_cast<std::size_t>(k) - 1) + 1;
+  if (output_padding < 0) return p == Padding::valid ? in * st + (eff > st ? eff - st : 0) : in * st;
+  const std::size_t pad = p == Padding::same ? eff / 2 : 0;
+  const std::size_t full = (in == 0 ? 0 : (in - 1) * st) + eff + static_cast<std::size_t>(output_padding);
+  return full > 2 * pad ? full - 2 * pad : 0;
+}
+}  // namespace
+
+Conv::Conv(int rank, ConvOptions options, ConvKind kind)
+    : Layer(options.name), rank_(rank), kind_(kind), options_(std::move(options)) {
+  const std::string cls_name = conv_class(rank, kind);
+  const char* cls = cls_name.c_str();
+  if (options_.filters == 0 && kind != ConvKind::depthwise)
     throw std::invalid_argument(std::string(cls) + ": filters must be positive, got 0");
+  if ((kind == ConvKind::depthwise || kind == ConvKind::separable) && options_.depth_multiplier == 0)
+    throw std::invalid_argument(std::string(cls) + ": depth_multiplier must be positive, got 0");
   if (options_.kernel_size.empty())
     throw std::invalid_argument(std::string(cls) + ": kernel_size is required");
   kernel_size_ = expand(options_.kernel_size, rank, "kernel_size", cls);
@@ -45,10 +71,38 @@ Conv::Conv(int rank, ConvOptions options)
     if (d <= 0)
       throw std::invalid_argument(std::string(cls) + ": dilation_rate must be positive, got " +
                                   std::to_string(d));
-  padding_ = parse_padding(options_.padding, cls);
+  if (!options_.output_padding.empty()) {
+    if (kind != ConvKind::transpose)
+      throw std::invalid_argument(std::string(cls) +
+                                  ": output_padding is for transposed convolutions only");
+    output_padding_ = expand(options_.output_padding, rank, "output_padding", cls);
+    for (int i = 0; i < rank; ++i)
+      if (output_padding_[static_cast<std::size_t>(i)] < 0 ||
+          output_padding_[static_cast<std::size_t>(i)] >= strides_[static_cast<std::size_t>(i)])
+        throw std::invalid_argument(std::string(cls) + ": output_padding must be in [0, stride), got " +
+                                    std::to_string(output_padding_[static_cast<std::size_t>(i)]) +
+                                    " for stride " + std::to_string(strides_[static_cast<std::size_t>(i)]));
+  }
+  std::string lower = options_.padding;
+  for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (lower == "causal") {
+    if (rank != 1 || kind != ConvKind::regular)
+      throw std::invalid_argument(std::string(cls) +
+                                  ": padding 'causal' is for Conv1D only (expected 'valid' or "
+                                  "'same')");
+    padding_ = Padding::causal;
+  } else {
+    padding_ = parse_padding(options_.padding, cls);
+  }
   activation_ = get_activation(options_.activation);
   get_initializer(options_.kernel_initializer);
   get_initializer(options_.bias_initializer);
+  get_initializer(options_.depthwise_initializer);
+  get_initializer(options_.pointwise_initializer);
+}
+
+std::size_t Conv::out_channels(std::size_t in_channels) const {
+  return kind_ == ConvKind::depthwise ? in_channels * options_.depth_multiplier : options_.filters;
 }
 
 void Conv::build(const Shape& input_shape) {
@@ -57,38 +111,72 @@ void Conv::build(const Shape& input_shape) {
                                 std::to_string(rank_ + 2) + " (batch, " +
                                 (rank_ == 2 ? "height, width" : "steps") + ", channels), got " +
                                 batch_shape_str(input_shape));
+  const std::size_t cin = input_shape.back();
   Shape kshape;
   for (int k : kernel_size_) kshape.push_back(static_cast<std::size_t>(k));
-  kshape.push_back(input_shape.back());
-  kshape.push_back(options_.filters);
+  switch (kind_) {
+    case ConvKind::regular: kshape.insert(kshape.end(), {cin, options_.filters}); break;
+    case ConvKind::transpose: kshape.insert(kshape.end(), {options_.filters, cin}); break;
+    default: kshape.insert(kshape.end(), {cin, options_.depth_multiplier}); break;
+  }
   const Shape out = compute_output_shape(input_shape);
   for (std::size_t i = 0; i + 1 < out.size(); ++i)
     if (out[i] == 0)
       throw std::invalid_argument(class_name() + " '" + name() + "': input " +
                                   batch_shape_str(input_shape) + " is smaller than the kernel " +
                                   shape_str(kshape) + " with 'valid' padding");
-  add_weight("kernel", kshape, get_initializer(options_.kernel_initializer));
+  if (kind_ == ConvKind::separable) {
+    add_weight("depthwise_kernel", kshape, get_initializer(options_.depthwise_initializer));
+    Shape pshape(static_cast<std::size_t>(rank_), 1);
+    pshape.insert(pshape.end(), {cin * options_.depth_multiplier, options_.filters});
+    add_weight("pointwise_kernel", pshape, get_initializer(options_.pointwise_initializer));
+  } else {
+    add_weight("kernel", kshape,
+               get_initializer(kind_ == ConvKind::depthwise ? options_.depthwise_initializer
+                                                            : options_.kernel_initializer));
+  }
   if (options_.use_bias)
-    add_weight("bias", {options_.filters}, get_initializer(options_.bias_initializer));
+    add_weight("bias", {out_channels(cin)}, get_initializer(options_.bias_initializer));
 }
 
 Shape Conv::compute_output_shape(const Shape& input_shape) const {
   Shape out;
   for (int i = 0; i < rank_; ++i) {
     const std::size_t u = static_cast<std::size_t>(i);
-    out.push_back(out_extent(i < static_cast<int>(input_shape.size()) ? input_shape[u] : 0,
-                             kernel_size_[u], strides_[u], dilation_[u], padding_)
-                      .first);
+    const std::size_t in = i < static_cast<int>(input_shape.size()) ? input_shape[u] : 0;
+    if (kind_ == ConvKind::transpose)
+      out.push_back(transpose_extent(in, kernel_size_[u], strides_[u], dilation_[u], padding_,
+                                     output_padding_.empty() ? -1 : output_padding_[u]));
+    else
+      out.push_back(out_extent(in, kernel_size_[u], strides_[u], dilation_[u], padding_).first);
   }
-  out.push_back(options_.filters);
+  out.push_back(out_channels(input_shape.empty() ? 0 : input_shape.back()));
   return out;
 }
 
 Tensor Conv::convolution_op(const Tensor& inputs, const Tensor& kernel) {
-  if (rank_ == 2)
-    return conv2d(inputs, kernel, {strides_[0], strides_[1]}, padding_,
-                  {dilation_[0], dilation_[1]});
-  return conv1d(inputs, kernel, strides_[0], padding_, dilation_[0]);
+  const int op0 = output_padding_.empty() ? -1 : output_padding_[0];
+  const int op1 = output_padding_.size() > 1 ? output_padding_[1] : -1;
+  switch (kind_) {
+    case ConvKind::transpose:
+      if (rank_ == 2)
+        return conv2d_transpose(inputs, kernel, {strides_[0], strides_[1]}, padding_, {op0, op1},
+                                {dilation_[0], dilation_[1]});
+      return conv1d_transpose(inputs, kernel, strides_[0], padding_, op0, dilation_[0]);
+    case ConvKind::depthwise:
+    case ConvKind::separable: {
+      Tensor y = rank_ == 2 ? depthwise_conv2d(inputs, kernel, {strides_[0], strides_[1]}, padding_,
+                                               {dilation_[0], dilation_[1]})
+                            : depthwise_conv1d(inputs, kernel, strides_[0], padding_, dilation_[0]);
+      if (kind_ == ConvKind::depthwise) return y;
+      return rank_ == 2 ? conv2d(y, pointwise_kernel()) : conv1d(y, pointwise_kernel());
+    }
+    default:
+      if (rank_ == 2)
+        return conv2d(inputs, kernel, {strides_[0], strides_[1]}, padding_,
+                      {dilation_[0], dilation_[1]});
+      return conv1d(inputs, kernel, strides_[0], padding_, dilation_[0]);
+  }
 }
 
 Tensor Conv::call(const Tensor& inputs, bool) {
@@ -99,16 +187,25 @@ Tensor Conv::call(const Tensor& inputs, bool) {
 
 nlohmann::json Conv::get_config() const {
   nlohmann::json c = Layer::get_config();
-  c["filters"] = options_.filters;
+  if (kind_ != ConvKind::depthwise) c["filters"] = options_.filters;
   c["kernel_size"] = kernel_size_;
   c["strides"] = strides_;
   c["padding"] = options_.padding;
+  if (kind_ == ConvKind::transpose)
+    c["output_padding"] = output_padding_.empty() ? nlohmann::json(nullptr)
+                                                  : nlohmann::json(output_padding_);
   c["data_format"] = "channels_last";
   c["dilation_rate"] = dilation_;
-  c["groups"] = 1;
+  if (kind_ == ConvKind::regular) c["groups"] = 1;
+  if (kind_ == ConvKind::depthwise || kind_ == ConvKind::separable)
+    c["depth_multiplier"] = options_.depth_multiplier;
   c["activation"] = options_.activation.empty() ? "linear" : options_.activation;
   c["use_bias"] = options_.use_bias;
-  c["kernel_initializer"] = options_.kernel_initializer;
+  if (kind_ == ConvKind::regular || kind_ == ConvKind::transpose)
+    c["kernel_initializer"] = options_.kernel_initializer;
+  if (kind_ == ConvKind::depthwise || kind_ == ConvKind::separable)
+    c["depthwise_initializer"] = options_.depthwise_initializer;
+  if (kind_ == ConvKind::separable) c["pointwise_initializer"] = options_.pointwise_initializer;
   c["bias_initializer"] = options_.bias_initializer;
   return c;
 }

@@ -118,6 +118,36 @@ std::map<std::string, LayerFactory> builtins() {
     apply_base_config(*l, c);
     return l;
   };
+  f["Conv2DTranspose"] = [](const json& c) -> std::shared_ptr<Layer> {
+    auto l = std::make_shared<Conv2DTranspose>(conv_options_from_config(c));
+    apply_base_config(*l, c);
+    return l;
+  };
+  f["Conv1DTranspose"] = [](const json& c) -> std::shared_ptr<Layer> {
+    auto l = std::make_shared<Conv1DTranspose>(conv_options_from_config(c));
+    apply_base_config(*l, c);
+    return l;
+  };
+  f["DepthwiseConv2D"] = [](const json& c) -> std::shared_ptr<Layer> {
+    auto l = std::make_shared<DepthwiseConv2D>(conv_options_from_config(c));
+    apply_base_config(*l, c);
+    return l;
+  };
+  f["DepthwiseConv1D"] = [](const json& c) -> std::shared_ptr<Layer> {
+    auto l = std::make_shared<DepthwiseConv1D>(conv_options_from_config(c));
+    apply_base_config(*l, c);
+    return l;
+  };
+  f["SeparableConv2D"] = [](const json& c) -> std::shared_ptr<Layer> {
+    auto l = std::make_shared<SeparableConv2D>(conv_options_from_config(c));
+    apply_base_config(*l, c);
+    return l;
+  };
+  f["SeparableConv1D"] = [](const json& c) -> std::shared_ptr<Layer> {
+    auto l = std::make_shared<SeparableConv1D>(conv_options_from_config(c));
+    apply_base_config(*l, c);
+    return l;
+  };
   f["MaxPooling1D"] = [](const json& c) -> std::shared_ptr<Layer> {
     auto l = std::make_shared<MaxPooling1D>(pool_options_from_config(c));
     apply_base_config(*l, c);
@@ -191,6 +221,11 @@ ConvOptions conv_options_from_config(const json& c) {
   read(c, "use_bias", o.use_bias);
   read(c, "kernel_initializer", o.kernel_initializer);
   read(c, "bias_initializer", o.bias_initializer);
+  if (c.contains("output_padding") && !c["output_padding"].is_null())
+    read(c, "output_padding", o.output_padding);
+  read(c, "depth_multiplier", o.depth_multiplier);
+  read(c, "depthwise_initializer", o.depthwise_initializer);
+  read(c, "pointwise_initializer", o.pointwise_initializer);
   int groups = 1;
   read(c, "groups", groups);
   if (groups != 1) bad_key("groups", "1 (grouped convolutions are not supported yet)", c["groups"]);

@@ -13,6 +13,7 @@
 using namespace xtape;
 using namespace xtape::layers;
 using xtape::testing::check_layer;
+using xtape::testing::check_throws;
 
 using StandardizedConv2D = xtape::testing::StandardizedConv2DWithOverride;
 using StandardizedConv2DCall = xtape::testing::StandardizedConv2DWithCall;
@@ -165,6 +166,52 @@ BOOST_AUTO_TEST_CASE(conv_layer_errors) {
   BOOST_CHECK_THROW(c(Tensor(Shape{1, 2, 2, 1}, 0.f)), std::invalid_argument);  // smaller than kernel
   Conv2D r({.filters = 2, .kernel_size = {3, 3}});
   BOOST_CHECK_THROW(r(Tensor(Shape{1, 8, 8}, 0.f)), std::invalid_argument);  // wrong rank
+}
+
+BOOST_AUTO_TEST_CASE(the_convolution_family_through_the_layer_harness) {
+  Conv2DTranspose t({.filters = 3, .kernel_size = {3}, .strides = {2}, .padding = "same"});
+  check_layer("Conv2DTranspose same", t, {.input = {4, 4, 2}, .expected_output = {8, 8, 3}, .expected_params = 57});
+  BOOST_TEST((t.kernel().shape() == Shape{3, 3, 3, 2}));  // (kh, kw, filters, in_channels)
+  Conv2DTranspose tp({.filters = 3, .kernel_size = {3}, .strides = {2}, .output_padding = {1}});
+  check_layer("Conv2DTranspose output_padding", tp, {.input = {3, 3, 2}, .expected_output = {8, 8, 3}, .expected_params = 57});
+  Conv1DTranspose t1({.filters = 2, .kernel_size = {3}, .strides = {2}});
+  check_layer("Conv1DTranspose", t1, {.input = {5, 3}, .expected_output = {11, 2}, .expected_params = 20});
+  DepthwiseConv2D d({.kernel_size = {3}, .padding = "same", .depth_multiplier = 2});
+  check_layer("DepthwiseConv2D", d, {.input = {5, 5, 3}, .expected_output = {5, 5, 6}, .expected_params = 60});
+  DepthwiseConv1D d1({.kernel_size = {3}});
+  check_layer("DepthwiseConv1D", d1, {.input = {7, 2}, .expected_output = {5, 2}, .expected_params = 8});
+  SeparableConv2D sep({.filters = 4, .kernel_size = {3}});
+  check_layer("SeparableConv2D", sep, {.input = {6, 6, 3}, .expected_output = {4, 4, 4}, .expected_params = 43});
+  BOOST_TEST((sep.pointwise_kernel().shape() == Shape{1, 1, 3, 4}));
+  SeparableConv1D sep1({.filters = 2, .kernel_size = {3}, .padding = "same", .depth_multiplier = 2});
+  check_layer("SeparableConv1D", sep1, {.input = {6, 3}, .expected_output = {6, 2}, .expected_params = 32});
+  Conv1D causal({.filters = 2, .kernel_size = {3}, .padding = "causal", .dilation_rate = {2}});
+  check_layer("Conv1D causal", causal, {.input = {7, 3}, .expected_output = {7, 2}, .expected_params = 20});
+  // The separable layer is the depthwise op then the 1x1 convolution, plus the bias.
+  Rng rng(3);
+  const Tensor x = xtape::testing::random_tensor({2, 6, 6, 3}, rng);
+  const Tensor y = sep(x);
+  const Tensor ref = conv2d(depthwise_conv2d(x, sep.kernel()), sep.pointwise_kernel()) + sep.bias();
+  BOOST_TEST(y.to_vector() == ref.to_vector(), boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(convolution_family_option_errors) {
+  check_throws<std::invalid_argument>(
+      "causal 2-d", [] { Conv2D({.filters = 2, .kernel_size = {3}, .padding = "causal"}); },
+      {"Conv2D", "'causal'", "Conv1D only"});
+  check_throws<std::invalid_argument>(
+      "output_padding on Conv2D", [] { Conv2D({.filters = 2, .kernel_size = {3}, .output_padding = {1}}); },
+      {"Conv2D", "output_padding", "transposed"});
+  check_throws<std::invalid_argument>(
+      "output_padding >= stride",
+      [] { Conv2DTranspose({.filters = 2, .kernel_size = {3}, .strides = {2}, .output_padding = {2}}); },
+      {"Conv2DTranspose", "output_padding", "[0, stride)"});
+  check_throws<std::invalid_argument>(
+      "depth_multiplier", [] { DepthwiseConv2D({.kernel_size = {3}, .depth_multiplier = 0}); },
+      {"DepthwiseConv2D", "depth_multiplier"});
+  check_throws<std::invalid_argument>(
+      "causal separable", [] { SeparableConv1D({.filters = 2, .kernel_size = {3}, .padding = "causal"}); },
+      {"SeparableConv1D", "'causal'"});
 }
 
 BOOST_AUTO_TEST_SUITE_END()
