@@ -77,4 +77,39 @@ nlohmann::json Pooling::get_config() const {
   return c;
 }
 
+GlobalPooling::GlobalPooling(int rank, bool max, GlobalPoolOptions options)
+    : Layer(options.name), rank_(rank), max_(max), keepdims_(options.keepdims) {}
+
+Shape GlobalPooling::compute_output_shape(const Shape& in) const {
+  if (keepdims_) {
+    Shape out(static_cast<std::size_t>(rank_), 1);
+    out.push_back(in.empty() ? 0 : in.back());
+    return out;
+  }
+  return {in.empty() ? 0 : in.back()};
+}
+
+void GlobalPooling::build(const Shape& in) {
+  if (static_cast<int>(in.size()) != rank_ + 1)
+    throw std::invalid_argument(class_name() + " '" + name() + "': expected inputs of rank " +
+                                std::to_string(rank_ + 2) + " (batch, " + std::to_string(rank_) +
+                                " spatial axes, channels), got " + batch_shape_str(in));
+}
+
+Tensor GlobalPooling::call(const Tensor& x, bool) {
+  if (static_cast<int>(x.ndim()) != rank_ + 2)
+    throw std::invalid_argument(class_name() + " '" + name() + "': expected inputs of rank " +
+                                std::to_string(rank_ + 2) + ", got shape " + shape_str(x.shape()));
+  std::vector<int> axes;
+  for (int a = 1; a <= rank_; ++a) axes.push_back(a);
+  return max_ ? max(x, axes, keepdims_) : mean(x, axes, keepdims_);
+}
+
+nlohmann::json GlobalPooling::get_config() const {
+  nlohmann::json c = Layer::get_config();
+  c["data_format"] = "channels_last";
+  c["keepdims"] = keepdims_;
+  return c;
+}
+
 }  // namespace xtape::layers

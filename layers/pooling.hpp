@@ -1,6 +1,7 @@
 #pragma once
 /// @file pooling.hpp
-/// Pooling layers (channels-last): MaxPooling1D, MaxPooling2D, AveragePooling2D.
+/// Pooling layers (channels-last): MaxPooling1D/2D, AveragePooling1D/2D, and the global ones
+/// (GlobalAveragePooling1D/2D/3D, GlobalMaxPooling1D/2D/3D).
 #include <string>
 #include <vector>
 
@@ -51,5 +52,48 @@ class MaxPooling1D : public Pooling {
   using Options = PoolOptions;
   explicit MaxPooling1D(PoolOptions options = {}) : Pooling(1, true, std::move(options)) {}
 };
+
+class AveragePooling1D : public Pooling {
+ public:
+  using Options = PoolOptions;
+  explicit AveragePooling1D(PoolOptions options = {}) : Pooling(1, false, std::move(options)) {}
+};
+
+/// Keras options of a global pooling layer.
+struct GlobalPoolOptions {
+  bool keepdims = false;  ///< keep the spatial axes with extent 1
+  std::string name = "";
+};
+
+/// Mean or max over every spatial axis of (batch, spatial..., channels): (batch, channels), or
+/// (batch, 1..., channels) with keepdims. NaN propagates through the max.
+class GlobalPooling : public Layer {
+ public:
+  GlobalPooling(int rank, bool max, GlobalPoolOptions options);
+  Tensor call(const Tensor& inputs, bool training) override;
+  Shape compute_output_shape(const Shape& input_shape) const override;
+  void build(const Shape& input_shape) override;
+  /// Keras's keys: data_format, keepdims.
+  nlohmann::json get_config() const override;
+  bool keepdims() const { return keepdims_; }
+
+ private:
+  int rank_;
+  bool max_, keepdims_;
+};
+
+#define XTAPE_GLOBAL_POOLING(NAME, RANK, MAX)                                               \
+  class NAME : public GlobalPooling {                                                      \
+   public:                                                                                 \
+    using Options = GlobalPoolOptions;                                                     \
+    explicit NAME(GlobalPoolOptions options = {}) : GlobalPooling(RANK, MAX, std::move(options)) {} \
+  };
+XTAPE_GLOBAL_POOLING(GlobalAveragePooling1D, 1, false)
+XTAPE_GLOBAL_POOLING(GlobalAveragePooling2D, 2, false)
+XTAPE_GLOBAL_POOLING(GlobalAveragePooling3D, 3, false)
+XTAPE_GLOBAL_POOLING(GlobalMaxPooling1D, 1, true)
+XTAPE_GLOBAL_POOLING(GlobalMaxPooling2D, 2, true)
+XTAPE_GLOBAL_POOLING(GlobalMaxPooling3D, 3, true)
+#undef XTAPE_GLOBAL_POOLING
 
 }  // namespace xtape::layers

@@ -98,6 +98,18 @@ std::shared_ptr<Layer> sequential_from_config(const nlohmann::json& config);
 
 namespace {
 
+template <class L>
+void add_global_pooling(std::map<std::string, LayerFactory>& f, const char* cls) {
+  f[cls] = [](const json& c) -> std::shared_ptr<Layer> {
+    GlobalPoolOptions o;
+    read(c, "keepdims", o.keepdims);
+    o.name = name_of(c);
+    auto l = std::make_shared<L>(o);
+    apply_base_config(*l, c);
+    return l;
+  };
+}
+
 std::map<std::string, LayerFactory> builtins() {
   std::map<std::string, LayerFactory> f;
   f["InputLayer"] = [](const json& c) -> std::shared_ptr<Layer> {
@@ -163,6 +175,17 @@ std::map<std::string, LayerFactory> builtins() {
     apply_base_config(*l, c);
     return l;
   };
+  f["AveragePooling1D"] = [](const json& c) -> std::shared_ptr<Layer> {
+    auto l = std::make_shared<AveragePooling1D>(pool_options_from_config(c));
+    apply_base_config(*l, c);
+    return l;
+  };
+  add_global_pooling<GlobalAveragePooling1D>(f, "GlobalAveragePooling1D");
+  add_global_pooling<GlobalAveragePooling2D>(f, "GlobalAveragePooling2D");
+  add_global_pooling<GlobalAveragePooling3D>(f, "GlobalAveragePooling3D");
+  add_global_pooling<GlobalMaxPooling1D>(f, "GlobalMaxPooling1D");
+  add_global_pooling<GlobalMaxPooling2D>(f, "GlobalMaxPooling2D");
+  add_global_pooling<GlobalMaxPooling3D>(f, "GlobalMaxPooling3D");
   f["Flatten"] = simple<Flatten>;
   f["Dropout"] = [](const json& c) -> std::shared_ptr<Layer> {
     auto l = std::make_shared<Dropout>(dropout_options_from_config(c));

@@ -1,6 +1,8 @@
 // Core and pooling layers: shape inference, parameter counts, naming, errors, and the generic
 // layer check (training step and finite differences through the layer).
+#include <limits>
 #include <boost/test/unit_test.hpp>
+#include <cmath>
 
 #include "layers/conv.hpp"
 #include "layers/core.hpp"
@@ -103,6 +105,36 @@ BOOST_AUTO_TEST_CASE(wrong_input_shape_is_a_clear_error) {
   }
   BOOST_CHECK_THROW(Dense({.units = 0}), std::invalid_argument);
   BOOST_CHECK_THROW(Dense({.units = 2, .kernel_initializer = "glorot"}), std::invalid_argument);
+}
+
+BOOST_AUTO_TEST_CASE(global_pooling_and_average_pooling_1d) {
+  GlobalAveragePooling2D gap;
+  check_layer("GlobalAveragePooling2D", gap, {.input = {3, 4, 2}, .expected_output = {2}});
+  GlobalMaxPooling2D gmp({.keepdims = true});
+  check_layer("GlobalMaxPooling2D keepdims", gmp,
+              {.input = {3, 4, 2}, .expected_output = {1, 1, 2}, .gradcheck = false});
+  GlobalAveragePooling1D gap1({.keepdims = true});
+  check_layer("GlobalAveragePooling1D keepdims", gap1, {.input = {5, 3}, .expected_output = {1, 3}});
+  GlobalMaxPooling1D gmp1;
+  check_layer("GlobalMaxPooling1D", gmp1, {.input = {5, 3}, .expected_output = {3}, .gradcheck = false});
+  GlobalAveragePooling3D gap3;
+  check_layer("GlobalAveragePooling3D", gap3, {.input = {2, 3, 2, 4}, .expected_output = {4}});
+  AveragePooling1D ap1({.pool_size = {2}, .strides = {1}});
+  check_layer("AveragePooling1D", ap1, {.input = {5, 3}, .expected_output = {4, 3}});
+  // Values: channel means / maxima over the spatial axes; NaN propagates through the max.
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const Tensor x({1, 2, 2, 2}, {1.f, 10.f, 2.f, nan, 3.f, 30.f, 4.f, 40.f});
+  const std::vector<float> avg = GlobalAveragePooling2D()(x).to_vector();
+  BOOST_TEST(avg[0] == 2.5f);
+  BOOST_TEST(std::isnan(avg[1]));
+  const std::vector<float> mx = GlobalMaxPooling2D()(x).to_vector();
+  BOOST_TEST(mx[0] == 4.f);
+  BOOST_TEST(std::isnan(mx[1]));
+  const Tensor seq({1, 3, 1}, {1.f, 2.f, 6.f});
+  BOOST_TEST(AveragePooling1D({.pool_size = {2}, .strides = {1}})(seq).to_vector() ==
+                 std::vector<float>({1.5f, 4.f}),
+             boost::test_tools::per_element());
+  BOOST_CHECK_THROW(GlobalAveragePooling2D()(Tensor({2, 3, 4}, 1.f)), std::invalid_argument);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -72,7 +72,10 @@ std::shared_ptr<Model> every_layer_model() {
   x = make<MaxPooling2D>({.pool_size = {2, 2}})(x);
   x = make<MaxPooling2D>({.pool_size = {2, 2}})(x);
   x = make<AveragePooling2D>({.pool_size = {2, 2}, .strides = {1, 1}})(x);
+  const SymbolicTensor pooled = make<Concatenate>({.axis = -1})(
+      {make<GlobalAveragePooling2D>()(x), make<GlobalMaxPooling2D>()(x)});
   x = make<Flatten>()(x);
+  x = make<Concatenate>({.axis = -1})({x, pooled});
   x = make<Dropout>({.rate = 0.25f, .seed = 5})(x);
   const SymbolicTensor seq_in = Input({10, 3}, "steps");
   SymbolicTensor s = make<Conv1D>({.filters = 2, .kernel_size = {3}, .dilation_rate = {2}})(seq_in);
@@ -81,6 +84,7 @@ std::shared_ptr<Model> every_layer_model() {
   s = make<SeparableConv1D>({.filters = 2, .kernel_size = {2}, .depth_multiplier = 2})(s);
   s = make<Conv1DTranspose>({.filters = 2, .kernel_size = {3}, .strides = {2}})(s);
   s = make<MaxPooling1D>({.pool_size = {2}})(s);
+  s = make<AveragePooling1D>({.pool_size = {2}, .strides = {1}})(s);
   s = make<Flatten>()(s);
   const SymbolicTensor a = make<Dense>({.units = 6, .activation = "tanh", .use_bias = false})(x);
   const SymbolicTensor b = make<Dense>({.units = 6, .kernel_initializer = "he_normal"})(s);
