@@ -12,6 +12,7 @@
 #include "layers/initializers.hpp"
 #include "layers/layer.hpp"
 #include "layers/merging.hpp"
+#include "layers/noise.hpp"
 #include "layers/pooling.hpp"
 #include "losses/losses.hpp"
 #include "metrics/metrics.hpp"

@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "layers/node.hpp"
+#include "layers/noise.hpp"
 #include "models/model.hpp"
 #include "models/sequential.hpp"
 #include "saving/config_read.hpp"
@@ -110,6 +111,24 @@ void add_global_pooling(std::map<std::string, LayerFactory>& f, const char* cls)
   };
 }
 
+template <class L>
+void add_noise(std::map<std::string, LayerFactory>& f, const char* cls) {
+  f[cls] = [](const json& c) -> std::shared_ptr<Layer> {
+    NoiseOptions o;
+    read(c, "rate", o.rate);
+    read(c, "stddev", o.stddev);
+    if (c.contains("seed") && !c["seed"].is_null()) {
+      if (!c["seed"].is_number_unsigned())
+        bad_key("seed", "null or a non-negative integer", c["seed"]);
+      o.seed = c["seed"].get<std::uint64_t>();
+    }
+    o.name = name_of(c);
+    auto l = std::make_shared<L>(o);
+    apply_base_config(*l, c);
+    return l;
+  };
+}
+
 std::map<std::string, LayerFactory> builtins() {
   std::map<std::string, LayerFactory> f;
   f["InputLayer"] = [](const json& c) -> std::shared_ptr<Layer> {
@@ -186,6 +205,12 @@ std::map<std::string, LayerFactory> builtins() {
   add_global_pooling<GlobalMaxPooling1D>(f, "GlobalMaxPooling1D");
   add_global_pooling<GlobalMaxPooling2D>(f, "GlobalMaxPooling2D");
   add_global_pooling<GlobalMaxPooling3D>(f, "GlobalMaxPooling3D");
+  add_noise<GaussianNoise>(f, "GaussianNoise");
+  add_noise<GaussianDropout>(f, "GaussianDropout");
+  add_noise<SpatialDropout1D>(f, "SpatialDropout1D");
+  add_noise<SpatialDropout2D>(f, "SpatialDropout2D");
+  add_noise<AlphaDropout>(f, "AlphaDropout");
+  f["Identity"] = simple<Identity>;
   f["Flatten"] = simple<Flatten>;
   f["Dropout"] = [](const json& c) -> std::shared_ptr<Layer> {
     auto l = std::make_shared<Dropout>(dropout_options_from_config(c));

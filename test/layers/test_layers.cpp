@@ -2,17 +2,28 @@
 // layer check (training step and finite differences through the layer).
 #include <limits>
 #include <boost/test/unit_test.hpp>
+#include <nlohmann/json.hpp>
 #include <cmath>
 
 #include "layers/conv.hpp"
 #include "layers/core.hpp"
+#include "layers/noise.hpp"
 #include "layers/pooling.hpp"
+#include "saving/registry.hpp"
 #include "test/support/layer_harness.hpp"
 
 using namespace xtape;
 using namespace xtape::layers;
 using xtape::testing::check_layer;
 using xtape::testing::LayerCheck;
+
+namespace {
+Tensor draw_normal(const Shape& shape, Rng& rng) {
+  std::vector<float> v(shape_size(shape));
+  for (float& e : v) e = rng.normal();
+  return Tensor(shape, v);
+}
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(layers_core)
 
@@ -135,6 +146,95 @@ BOOST_AUTO_TEST_CASE(global_pooling_and_average_pooling_1d) {
                  std::vector<float>({1.5f, 4.f}),
              boost::test_tools::per_element());
   BOOST_CHECK_THROW(GlobalAveragePooling2D()(Tensor({2, 3, 4}, 1.f)), std::invalid_argument);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(layers_noise)
+
+BOOST_AUTO_TEST_CASE(noise_layers_are_the_identity_at_inference_and_noisy_in_training) {
+  Rng rng(21);
+  const Tensor x = xtape::testing::random_tensor({64, 8, 8, 4}, rng, 0.5f, 1.5f);
+  GaussianNoise gn({.stddev = 0.3f, .seed = 1});
+  GaussianDropout gd({.rate = 0.2f, .seed = 2});
+  SpatialDropout2D sd({.rate = 0.25f, .seed = 3});
+  AlphaDropout ad({.rate = 0.1f, .seed = 4});
+  for (Layer* l : std::initializer_list<Layer*>{&gn, &gd, &sd, &ad})
+    BOOST_TEST(l->operator()(x, false).to_vector() == x.to_vector(), l->class_name());
+  const std::vector<float> xv = x.to_vector();
+  // GaussianNoise: additive, mean 0 and stddev 0.3.
+  {
+    const std::vector<float> y = gn(x, true).to_vector();
+    double m = 0, v = 0;
+    for (std::size_t i = 0; i < y.size(); ++i) m += y[i] - xv[i];
+    m /= y.size();
+    for (std::size_t i = 0; i < y.size(); ++i) v += (y[i] - xv[i] - m) * (y[i] - xv[i] - m);
+    BOOST_TEST(std::abs(m) < 0.01);
+    BOOST_TEST(std::sqrt(v / y.size()) == 0.3, boost::test_tools::tolerance(0.02));
+  }
+  // GaussianDropout: multiplicative, mean 1 and stddev sqrt(rate / (1 - rate)) = 0.5.
+  {
+    const std::vector<float> y = gd(x, true).to_vector();
+    double m = 0, v = 0;
+    for (std::size_t i = 0; i < y.size(); ++i) m += y[i] / xv[i];
+    m /= y.size();
+    for (std::size_t i = 0; i < y.size(); ++i) v += (y[i] / xv[i] - m) * (y[i] / xv[i] - m);
+    BOOST_TEST(m == 1.0, boost::test_tools::tolerance(0.01));
+    BOOST_TEST(std::sqrt(v / y.size()) == 0.5, boost::test_tools::tolerance(0.03));
+  }
+  // SpatialDropout2D: whole channels dropped (all of a sample's h x w or none), the kept ones
+  // scaled by 1 / (1 - rate); about a quarter dropped.
+  {
+    const std::vector<float> y = sd(x, true).to_vector();
+    std::size_t dropped = 0;
+    for (std::size_t n = 0; n < 64; ++n)
+      for (std::size_t c = 0; c < 4; ++c) {
+        const bool zero = y[n * 256 + c] == 0.f;
+        dropped += zero;
+        for (std::size_t p = 0; p < 64; ++p) {
+          const std::size_t i = n * 256 + p * 4 + c;
+          BOOST_TEST_REQUIRE(y[i] == (zero ? 0.f : xv[i] * (1.f / 0.75f)));
+        }
+      }
+    BOOST_TEST(dropped > 40u);
+    BOOST_TEST(dropped < 90u);
+  }
+  // AlphaDropout keeps a standard normal input's mean 0 and variance 1 (SELU's fixed point).
+  {
+    Rng r(5);
+    const Tensor z = draw_normal({200000}, r);
+    AlphaDropout a2({.rate = 0.3f, .seed = 6});
+    const std::vector<float> y = a2(z, true).to_vector();
+    double m = 0, v = 0;
+    for (float e : y) m += e;
+    m /= y.size();
+    for (float e : y) v += (e - m) * (e - m);
+    BOOST_TEST(std::abs(m) < 0.01);
+    BOOST_TEST(v / y.size() == 1.0, boost::test_tools::tolerance(0.02));
+  }
+  GaussianNoise fresh({.stddev = 0.3f, .seed = 1});
+  check_layer("GaussianNoise", fresh, {.input = {3, 2}, .expected_output = {3, 2}});
+  BOOST_CHECK_THROW(GaussianDropout({.rate = 1.f}), std::invalid_argument);
+  BOOST_CHECK_THROW(GaussianNoise({.stddev = -1.f}), std::invalid_argument);
+  BOOST_CHECK_THROW(SpatialDropout1D({.rate = 0.5f})(x, true), std::invalid_argument);
+}
+
+BOOST_AUTO_TEST_CASE(noise_layer_states_and_configs_round_trip) {
+  GaussianNoise a({.stddev = 0.5f, .seed = 9});
+  const Tensor x({2, 3}, 1.f);
+  const LayerState st = a.save_own_state();
+  const std::vector<float> first = a(x, true).to_vector();
+  a.load_own_state(st);
+  BOOST_TEST(a(x, true).to_vector() == first, boost::test_tools::per_element());
+  auto back = layer_from_config({{"class_name", "GaussianNoise"}, {"config", a.get_config()}});
+  BOOST_TEST(back->get_config() == a.get_config());
+  SpatialDropout1D s({.rate = 0.2f});
+  auto sback = layer_from_config({{"class_name", "SpatialDropout1D"}, {"config", s.get_config()}});
+  BOOST_TEST(sback->get_config() == s.get_config());
+  Identity id;
+  BOOST_TEST(id(x).to_vector() == x.to_vector());
+  Lambda twice([](const Tensor& t) { return t * 2.f; });
+  check_layer("Lambda", twice, {.input = {3}, .expected_output = {3}});
 }
 
 BOOST_AUTO_TEST_SUITE_END()
