@@ -7,6 +7,7 @@
 
 #include "layers/conv.hpp"
 #include "layers/core.hpp"
+#include "layers/initializers.hpp"
 #include "layers/noise.hpp"
 #include "layers/pooling.hpp"
 #include "saving/registry.hpp"
@@ -16,6 +17,7 @@ using namespace xtape;
 using namespace xtape::layers;
 using xtape::testing::check_layer;
 using xtape::testing::LayerCheck;
+using xtape::testing::check_throws;
 
 namespace {
 Tensor draw_normal(const Shape& shape, Rng& rng) {
@@ -67,6 +69,52 @@ BOOST_AUTO_TEST_CASE(dense_glorot_uniform_limits) {
   BOOST_TEST(hi <= limit);
   BOOST_TEST(hi - lo > 1.8f * limit);  // actually spread over the range
   for (float v : d.bias().to_vector()) BOOST_TEST(v == 0.f);
+}
+
+BOOST_AUTO_TEST_CASE(orthogonal_identity_truncated_and_variance_scaling_initializers) {
+  Rng rng(31);
+  for (const Shape& shape : {Shape{6, 4}, Shape{4, 6}, Shape{3, 3, 2, 5}}) {
+    Tensor w = Tensor::empty(shape);
+    get_initializer("orthogonal")(w, rng);
+    const std::size_t cols = shape.back(), rows = w.size() / cols;
+    // Q^T Q = I for tall matrices, Q Q^T = I for wide ones.
+    const bool tall = rows >= cols;
+    const std::size_t n = tall ? cols : rows;
+    for (std::size_t a = 0; a < n; ++a)
+      for (std::size_t b = 0; b < n; ++b) {
+        double dot = 0;
+        for (std::size_t k = 0; k < (tall ? rows : cols); ++k)
+          dot += tall ? double(w.data()[k * cols + a]) * w.data()[k * cols + b]
+                      : double(w.data()[a * cols + k]) * w.data()[b * cols + k];
+        BOOST_TEST(std::abs(dot - (a == b ? 1.0 : 0.0)) < 1e-5, shape_str(shape) << " " << a << "," << b);
+      }
+  }
+  Tensor eye = Tensor::empty({3, 4});
+  get_initializer("identity")(eye, rng);
+  BOOST_TEST(eye.to_vector() == std::vector<float>({1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0}),
+             boost::test_tools::per_element());
+  Tensor big = Tensor::empty({200, 100});
+  get_initializer("truncated_normal")(big, rng);
+  double m = 0, v = 0, top = 0;
+  for (float e : big.to_vector()) m += e, top = std::max(top, double(std::abs(e)));
+  m /= big.size();
+  for (float e : big.to_vector()) v += (e - m) * (e - m);
+  BOOST_TEST(top <= 0.1 + 1e-7);  // two standard deviations
+  BOOST_TEST(std::sqrt(v / big.size()) == 0.05 * 0.8796, boost::test_tools::tolerance(0.03));
+  get_initializer("variance_scaling")(big, rng);  // fan_in 200: stddev sqrt(1/200)
+  v = 0, m = 0;
+  for (float e : big.to_vector()) m += e;
+  m /= big.size();
+  for (float e : big.to_vector()) v += (e - m) * (e - m);
+  BOOST_TEST(std::sqrt(v / big.size()) == std::sqrt(1.0 / 200), boost::test_tools::tolerance(0.03));
+  check_throws<std::invalid_argument>("identity rank", [&] {
+    Tensor t = Tensor::empty({2, 2, 2});
+    get_initializer("identity")(t, rng);
+  }, {"identity", "2-d"});
+  check_throws<std::invalid_argument>("mode", [] { variance_scaling(1, "fan_x", "uniform"); },
+                                      {"variance_scaling", "fan_x"});
+  check_throws<std::invalid_argument>("unknown", [] { get_initializer("glorot"); },
+                                      {"unknown initializer 'glorot'", "orthogonal"});
 }
 
 BOOST_AUTO_TEST_CASE(flatten_dropout_activation) {
