@@ -125,18 +125,24 @@ void Conv::build(const Shape& input_shape) {
       throw std::invalid_argument(class_name() + " '" + name() + "': input " +
                                   batch_shape_str(input_shape) + " is smaller than the kernel " +
                                   shape_str(kshape) + " with 'valid' padding");
+  const auto reg = as_penalty(options_.kernel_regularizer);
+  const auto proj = as_projection(options_.kernel_constraint);
   if (kind_ == ConvKind::separable) {
-    add_weight("depthwise_kernel", kshape, get_initializer(options_.depthwise_initializer));
+    add_weight("depthwise_kernel", kshape, get_initializer(options_.depthwise_initializer), true,
+               reg, proj);
     Shape pshape(static_cast<std::size_t>(rank_), 1);
     pshape.insert(pshape.end(), {cin * options_.depth_multiplier, options_.filters});
-    add_weight("pointwise_kernel", pshape, get_initializer(options_.pointwise_initializer));
+    add_weight("pointwise_kernel", pshape, get_initializer(options_.pointwise_initializer), true,
+               reg, proj);
   } else {
     add_weight("kernel", kshape,
                get_initializer(kind_ == ConvKind::depthwise ? options_.depthwise_initializer
-                                                            : options_.kernel_initializer));
+                                                            : options_.kernel_initializer),
+               true, reg, proj);
   }
   if (options_.use_bias)
-    add_weight("bias", {out_channels(cin)}, get_initializer(options_.bias_initializer));
+    add_weight("bias", {out_channels(cin)}, get_initializer(options_.bias_initializer), true,
+               as_penalty(options_.bias_regularizer), as_projection(options_.bias_constraint));
 }
 
 Shape Conv::compute_output_shape(const Shape& input_shape) const {
@@ -182,7 +188,9 @@ Tensor Conv::convolution_op(const Tensor& inputs, const Tensor& kernel) {
 Tensor Conv::call(const Tensor& inputs, bool) {
   Tensor y = convolution_op(inputs, kernel());
   if (options_.use_bias) y = y + bias();
-  return activation_(y);
+  y = activation_(y);
+  if (options_.activity_regularizer.defined()) add_loss(options_.activity_regularizer(y));
+  return y;
 }
 
 nlohmann::json Conv::get_config() const {
@@ -207,6 +215,11 @@ nlohmann::json Conv::get_config() const {
     c["depthwise_initializer"] = options_.depthwise_initializer;
   if (kind_ == ConvKind::separable) c["pointwise_initializer"] = options_.pointwise_initializer;
   c["bias_initializer"] = options_.bias_initializer;
+  c["kernel_regularizer"] = options_.kernel_regularizer.config();
+  c["bias_regularizer"] = options_.bias_regularizer.config();
+  c["activity_regularizer"] = options_.activity_regularizer.config();
+  c["kernel_constraint"] = options_.kernel_constraint.config();
+  c["bias_constraint"] = options_.bias_constraint.config();
   return c;
 }
 

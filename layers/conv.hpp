@@ -10,6 +10,7 @@
 #include "autodiff/ops.hpp"
 #include "layers/activations.hpp"
 #include "layers/layer.hpp"
+#include "layers/regularizers.hpp"
 
 namespace xtape::layers {
 
@@ -32,6 +33,11 @@ struct ConvOptions {
   std::size_t depth_multiplier = 1;
   std::string depthwise_initializer = "glorot_uniform";  ///< depthwise and separable
   std::string pointwise_initializer = "glorot_uniform";  ///< separable
+  Regularizer kernel_regularizer = {};    ///< every kernel (depthwise and pointwise too)
+  Regularizer bias_regularizer = {};
+  Regularizer activity_regularizer = {};  ///< on the output, added at every call
+  Constraint kernel_constraint = {};      ///< every kernel, after each optimizer update
+  Constraint bias_constraint = {};
 };
 
 /// What a Conv layer computes: a convolution, a transposed convolution, a depthwise one, or a

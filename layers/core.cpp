@@ -44,9 +44,11 @@ void Dense::build(const Shape& input_shape) {
     throw std::invalid_argument("Dense '" + name() + "': expected inputs of rank >= 2, got " +
                                 batch_shape_str(input_shape));
   add_weight("kernel", {input_shape.back(), options_.units},
-             get_initializer(options_.kernel_initializer));
+             get_initializer(options_.kernel_initializer), true,
+             as_penalty(options_.kernel_regularizer), as_projection(options_.kernel_constraint));
   if (options_.use_bias)
-    add_weight("bias", {options_.units}, get_initializer(options_.bias_initializer));
+    add_weight("bias", {options_.units}, get_initializer(options_.bias_initializer), true,
+               as_penalty(options_.bias_regularizer), as_projection(options_.bias_constraint));
 }
 
 Shape Dense::compute_output_shape(const Shape& input_shape) const {
@@ -68,7 +70,9 @@ Tensor Dense::call(const Tensor& inputs, bool) {
     y = reshape(matmul(reshape(inputs, {-1, l(inputs.shape().back())}), kernel()), out_shape);
   }
   if (options_.use_bias) y = y + bias();
-  return activation_(y);
+  y = activation_(y);
+  if (options_.activity_regularizer.defined()) add_loss(options_.activity_regularizer(y));
+  return y;
 }
 
 nlohmann::json Dense::get_config() const {
@@ -78,6 +82,11 @@ nlohmann::json Dense::get_config() const {
   c["use_bias"] = options_.use_bias;
   c["kernel_initializer"] = options_.kernel_initializer;
   c["bias_initializer"] = options_.bias_initializer;
+  c["kernel_regularizer"] = options_.kernel_regularizer.config();
+  c["bias_regularizer"] = options_.bias_regularizer.config();
+  c["activity_regularizer"] = options_.activity_regularizer.config();
+  c["kernel_constraint"] = options_.kernel_constraint.config();
+  c["bias_constraint"] = options_.bias_constraint.config();
   return c;
 }
 

@@ -8,6 +8,7 @@
 
 #include "layers/activations.hpp"
 #include "layers/layer.hpp"
+#include "layers/regularizers.hpp"
 
 namespace xtape::layers {
 
@@ -38,6 +39,11 @@ struct DenseOptions {
   std::string kernel_initializer = "glorot_uniform";
   std::string bias_initializer = "zeros";
   std::string name = "";
+  Regularizer kernel_regularizer = {};    ///< e.g. l2(1e-4): a penalty added to the loss
+  Regularizer bias_regularizer = {};
+  Regularizer activity_regularizer = {};  ///< on the output, added at every call
+  Constraint kernel_constraint = {};      ///< e.g. get_constraint("max_norm"), after each update
+  Constraint bias_constraint = {};
 };
 
 /// Fully connected layer on the last axis: activation(inputs @ kernel + bias),

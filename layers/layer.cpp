@@ -1,5 +1,7 @@
 #include "layers/layer.hpp"
 
+#include "autodiff/ops.hpp"
+
 #include <cxxabi.h>
 
 #include <cctype>
@@ -184,8 +186,74 @@ std::vector<Shape> Layer::sample_shapes(const std::vector<Tensor>& inputs) const
   return shapes;
 }
 
+namespace {
+// Depth of nested Layer calls on this thread: the outermost call starts a new forward pass
+// and clears the losses its layers added in the last one.
+thread_local int t_call_depth = 0;
+
+void clear_call_losses(Layer& layer, std::unordered_set<const Layer*>& seen);
+
+struct CallDepth {
+  CallDepth() { ++t_call_depth; }
+  ~CallDepth() { --t_call_depth; }
+  CallDepth(const CallDepth&) = delete;
+  CallDepth& operator=(const CallDepth&) = delete;
+};
+}  // namespace
+
+void Layer::add_loss(const Tensor& loss) {
+  if (!loss.defined() || loss.size() != 1)
+    throw std::invalid_argument("layer '" + name() + "' (" + class_name() +
+                                "): add_loss expects a one-element tensor, got " +
+                                (loss.defined() ? shape_str(loss.shape()) : std::string("undefined")));
+  call_losses_.push_back(reshape(loss, {}));
+}
+
+namespace {
+void collect_losses(const Layer& layer, std::unordered_set<const Layer*>& seen,
+                    std::vector<Tensor>& calls, std::vector<Tensor>& penalties,
+                    const std::vector<Tensor>& (*own)(const Layer&)) {
+  if (!seen.insert(&layer).second) return;
+  for (const Tensor& t : own(layer)) calls.push_back(t);
+  for (const Weight& w : layer.own_weights())
+    if (w.regularizer) penalties.push_back(reshape(w.regularizer(w.value), {}));
+  for (const auto& l : layer.sublayers()) collect_losses(*l, seen, calls, penalties, own);
+}
+}  // namespace
+
+std::vector<Tensor> Layer::losses() const {
+  std::vector<Tensor> calls, penalties;
+  std::unordered_set<const Layer*> seen;
+  collect_losses(*this, seen, calls, penalties,
+                 [](const Layer& l) -> const std::vector<Tensor>& { return l.call_losses_; });
+  calls.insert(calls.end(), penalties.begin(), penalties.end());
+  return calls;
+}
+
+void Layer::apply_constraints() {
+  NoGrad no_grad;
+  for (const Weight& w : weights())
+    if (w.constraint) {
+      Tensor v = w.value;
+      v.assign(w.constraint(v));
+    }
+}
+
+namespace {
+void clear_call_losses(Layer& layer, std::unordered_set<const Layer*>& seen) {
+  if (!seen.insert(&layer).second) return;
+  layer.clear_own_call_losses();
+  for (const auto& l : layer.sublayers()) clear_call_losses(*l, seen);
+}
+}  // namespace
+
 Tensor Layer::checked_call(const std::vector<Tensor>& inputs, bool training, bool all,
                            std::vector<Tensor>* outputs) {
+  if (t_call_depth == 0) {
+    std::unordered_set<const Layer*> seen;
+    clear_call_losses(*this, seen);
+  }
+  CallDepth depth;
   const std::vector<Shape> shapes = sample_shapes(inputs);
   if (!built_) {
     ensure_built_multi(shapes);
@@ -291,14 +359,15 @@ SymbolicTensor Layer::operator()(const std::vector<SymbolicTensor>& inputs) {
 // ---- weights and sub-layers ----
 
 Tensor Layer::add_weight(const std::string& wname, const Shape& shape, const Initializer& init,
-                         bool trainable) {
+                         bool trainable, std::function<Tensor(const Tensor&)> regularizer,
+                         std::function<Tensor(const Tensor&)> constraint) {
   for (const Weight& w : weights_)
     if (w.name == wname)
       throw std::invalid_argument("layer '" + name() + "': weight '" + wname + "' added twice");
   Tensor t(shape, 0.f);
   init(t, global_rng());
   t.set_requires_grad(trainable && trainable_);
-  weights_.push_back({wname, t, trainable});
+  weights_.push_back({wname, t, trainable, std::move(regularizer), std::move(constraint)});
   return t;
 }
 
@@ -320,7 +389,7 @@ void collect_weights(const Layer& layer, const std::string& prefix, bool enclosi
   const bool on = enclosing_trainable && layer.trainable();
   for (const Weight& w : layer.own_weights())
     if (seen.insert(w.value.id()).second)
-      out.push_back({prefix + w.name, w.value, w.trainable && on});
+      out.push_back({prefix + w.name, w.value, w.trainable && on, w.regularizer, w.constraint});
   for (const auto& sub : layer.sublayers())
     collect_weights(*sub, prefix + sub->name() + "/", on, seen, out);
 }

@@ -10,6 +10,7 @@
 /// count_params() with path names ("dense/kernel"), so a model trains, counts, saves and loads
 /// them. Calling a layer on SymbolicTensors (layers/node.hpp) records a node of a Functional
 /// graph instead of computing.
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json_fwd.hpp>
@@ -62,6 +63,10 @@ struct Weight {
   std::string name;  ///< short name within the layer ("kernel"), or a path for nested weights
   Tensor value;
   bool trainable = true;
+  /// Penalty of the value added to the training loss (Keras's kernel_regularizer); may be empty.
+  std::function<Tensor(const Tensor&)> regularizer;
+  /// Projection applied after each optimizer update (Keras's kernel_constraint); may be empty.
+  std::function<Tensor(const Tensor&)> constraint;
 };
 
 /// A layer's state besides its weights (RNG states, counters), saved in checkpoints as
@@ -138,7 +143,21 @@ class Layer : public std::enable_shared_from_this<Layer> {
 
   /// Creates a weight named `name` of `shape`, initialised by `init` from the global RNG.
   Tensor add_weight(const std::string& name, const Shape& shape, const Initializer& init,
-                    bool trainable = true);
+                    bool trainable = true,
+                    std::function<Tensor(const Tensor&)> regularizer = {},
+                    std::function<Tensor(const Tensor&)> constraint = {});
+  /// Adds a scalar to the loss of the current forward pass (Keras's add_loss): collected by
+  /// losses() until the next outermost call of this layer or a layer containing it.
+  void add_loss(const Tensor& loss);
+  /// The losses of the last forward pass added by this layer and its sub-layers, then the
+  /// penalties of their weights' regularizers (recorded: they train). Model::compute_loss
+  /// adds their sum to the compiled loss.
+  std::vector<Tensor> losses() const;
+  /// Applies every weight's constraint (this layer's and its sub-layers'), as Keras's
+  /// optimizer does after each update.
+  void apply_constraints();
+  /// Internal: drops the losses this layer added (the outermost call does it for its tree).
+  void clear_own_call_losses() { call_losses_.clear(); }
   /// The weight called `name` (its own, or a path "dense/kernel" into a sub-layer); throws
   /// std::out_of_range naming the layer and the weight.
   Tensor weight(const std::string& name) const;
@@ -198,6 +217,7 @@ class Layer : public std::enable_shared_from_this<Layer> {
 
   mutable std::string name_;
   std::vector<Weight> weights_;
+  std::vector<Tensor> call_losses_;
   std::vector<std::shared_ptr<Layer>> sublayers_;
   std::vector<Shape> input_shapes_;
   bool built_ = false;

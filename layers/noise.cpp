@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "autodiff/ops.hpp"
+#include "layers/regularizers.hpp"
 #include "layers/state_text.hpp"
 
 namespace xtape::layers {
@@ -92,6 +93,26 @@ Tensor AlphaDropout::call(const Tensor& x, bool training) {
   // a * (x * keep + alpha' * (1 - keep)) + b
   return (x * keep + (1.f - keep) * static_cast<float>(alpha_p)) * static_cast<float>(a) +
          static_cast<float>(b);
+}
+
+ActivityRegularization::ActivityRegularization(float l1, float l2, std::string name)
+    : Layer(std::move(name)), l1_(l1), l2_(l2) {
+  if (!(l1 >= 0.f && l2 >= 0.f && std::isfinite(l1) && std::isfinite(l2)))
+    throw std::invalid_argument("ActivityRegularization: l1 and l2 must be finite and >= 0, got " +
+                                std::to_string(l1) + " and " + std::to_string(l2));
+}
+
+Tensor ActivityRegularization::call(const Tensor& x, bool) {
+  const Regularizer r{l1_, l2_};
+  if (r.defined()) add_loss(r(x));
+  return x;
+}
+
+nlohmann::json ActivityRegularization::get_config() const {
+  nlohmann::json c = Layer::get_config();
+  c["l1"] = l1_;
+  c["l2"] = l2_;
+  return c;
 }
 
 Lambda::Lambda(Function fn, std::string name) : Layer(std::move(name)), fn_(std::move(fn)) {

@@ -88,6 +88,19 @@ class AlphaDropout : public NoiseLayer {
   Tensor call(const Tensor& inputs, bool training) override;
 };
 
+/// The identity that adds l1 * sum(|x|) + l2 * sum(x^2) of its input to the loss (Keras's
+/// ActivityRegularization).
+class ActivityRegularization : public Layer {
+ public:
+  explicit ActivityRegularization(float l1 = 0.f, float l2 = 0.f, std::string name = "");
+  Tensor call(const Tensor& inputs, bool) override;
+  Shape compute_output_shape(const Shape& input_shape) const override { return input_shape; }
+  nlohmann::json get_config() const override;
+
+ private:
+  float l1_, l2_;
+};
+
 /// The identity (Keras's Identity).
 class Identity : public Layer {
  public:

@@ -211,6 +211,14 @@ std::map<std::string, LayerFactory> builtins() {
   add_noise<SpatialDropout2D>(f, "SpatialDropout2D");
   add_noise<AlphaDropout>(f, "AlphaDropout");
   f["Identity"] = simple<Identity>;
+  f["ActivityRegularization"] = [](const json& c) -> std::shared_ptr<Layer> {
+    float a = 0.f, b = 0.f;
+    read(c, "l1", a);
+    read(c, "l2", b);
+    auto l = std::make_shared<ActivityRegularization>(a, b, name_of(c));
+    apply_base_config(*l, c);
+    return l;
+  };
   f["Flatten"] = simple<Flatten>;
   f["Dropout"] = [](const json& c) -> std::shared_ptr<Layer> {
     auto l = std::make_shared<Dropout>(dropout_options_from_config(c));
@@ -247,6 +255,24 @@ std::map<std::string, LayerFactory>& factories() {
 
 }  // namespace
 
+namespace {
+// Keras's kernel/bias/activity regularizers and kernel/bias constraints (null when absent).
+template <class O>
+void read_penalties(const json& c, O& o) {
+  auto reg = [&](const char* key, Regularizer& out) {
+    if (c.contains(key)) out = regularizer_from_config(c[key]);
+  };
+  auto con = [&](const char* key, Constraint& out) {
+    if (c.contains(key)) out = constraint_from_config(c[key]);
+  };
+  reg("kernel_regularizer", o.kernel_regularizer);
+  reg("bias_regularizer", o.bias_regularizer);
+  reg("activity_regularizer", o.activity_regularizer);
+  con("kernel_constraint", o.kernel_constraint);
+  con("bias_constraint", o.bias_constraint);
+}
+}  // namespace
+
 DenseOptions dense_options_from_config(const json& c) {
   DenseOptions o;
   read(c, "units", o.units);
@@ -254,6 +280,7 @@ DenseOptions dense_options_from_config(const json& c) {
   read(c, "use_bias", o.use_bias);
   read(c, "kernel_initializer", o.kernel_initializer);
   read(c, "bias_initializer", o.bias_initializer);
+  read_penalties(c, o);
   o.name = name_of(c);
   return o;
 }
@@ -274,6 +301,7 @@ ConvOptions conv_options_from_config(const json& c) {
   read(c, "depth_multiplier", o.depth_multiplier);
   read(c, "depthwise_initializer", o.depthwise_initializer);
   read(c, "pointwise_initializer", o.pointwise_initializer);
+  read_penalties(c, o);
   int groups = 1;
   read(c, "groups", groups);
   if (groups != 1) bad_key("groups", "1 (grouped convolutions are not supported yet)", c["groups"]);

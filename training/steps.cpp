@@ -167,12 +167,16 @@ Tensor Model::compute_loss(const Batch& b, const std::vector<Tensor>& outputs) {
     if (outputs.size() > 1 || out.weight != 1.f) li = li * out.weight;
     total = total.defined() ? total + li : li;
   }
+  // Keras: the losses layers added in this forward pass and the weights' regularization
+  // penalties join the loss (for the founding model there are none: the same bits).
+  for (const Tensor& extra : losses()) total = total + extra;
   return total;
 }
 
 void Model::apply_gradients(std::vector<optim::Variable>& vars) {
   for (const auto& t : compiled_state("fit").options.gradient_transforms) t(vars);
   optimizer_->apply(vars);
+  apply_constraints();  // Keras's optimizer projects constrained weights after the update
 }
 
 void Model::update_metrics(const Batch& b, const std::vector<Tensor>& outputs, double loss_value) {

@@ -63,9 +63,13 @@ BOOST_AUTO_TEST_CASE(founding_layers_parameter_counts) {
 
 BOOST_AUTO_TEST_CASE(override_convolution_op_gradients_through_the_layer) {
   // No gradient code: the tape differentiates moments, the standardization and conv2d.
+  // The standardized kernel is curved enough that central differences with the default step
+  // 1e-2 miss by up to 6% for half of the initial kernels (seeds 1-10); 3e-3 and 1e-3 pass
+  // for all of them, so the step is 3e-3 (the tolerance is the default).
   StandardizedConv2D c({.filters = 4, .kernel_size = {3, 3}, .activation = "tanh"});
   check_layer("StandardizedConv2D (convolution_op)", c,
-              {.input = {7, 7, 3}, .expected_output = {5, 5, 4}, .expected_params = 112});
+              {.input = {7, 7, 3}, .expected_output = {5, 5, 4}, .expected_params = 112,
+               .grad = {.eps = 3e-3}});
   StandardizedConv2DCall k({.filters = 3, .kernel_size = {3, 3}});
   check_layer("StandardizedConv2D (call)", k, {.input = {6, 6, 2}, .expected_output = {4, 4, 3}, .expected_params = 57});
 }
