@@ -14,6 +14,8 @@
 #include "layers/merging.hpp"
 #include "layers/noise.hpp"
 #include "layers/pooling.hpp"
+#include "layers/regularizers.hpp"
+#include "layers/reshaping.hpp"
 #include "losses/losses.hpp"
 #include "metrics/metrics.hpp"
 #include "layers/saving.hpp"

@@ -7,6 +7,7 @@
 
 #include "layers/node.hpp"
 #include "layers/noise.hpp"
+#include "layers/reshaping.hpp"
 #include "models/model.hpp"
 #include "models/sequential.hpp"
 #include "saving/config_read.hpp"
@@ -129,6 +130,41 @@ void add_noise(std::map<std::string, LayerFactory>& f, const char* cls) {
   };
 }
 
+bool natural(const json& v) { return v.is_number_integer() && v.get<long long>() >= 0; }
+
+// Keras's int-or-pair options: n, [a, b].
+std::array<std::size_t, 2> pair_of(const json& c, const char* key) {
+  if (!c.contains(key)) bad_key(key, "an integer or a pair", json());
+  const json& v = c[key];
+  if (natural(v)) return {v.get<std::size_t>(), v.get<std::size_t>()};
+  if (v.is_array() && v.size() == 2 && natural(v[0]) && natural(v[1]))
+    return {v[0].get<std::size_t>(), v[1].get<std::size_t>()};
+  bad_key(key, "a non-negative integer or a pair of them", v);
+  return {};
+}
+
+// Keras's 2-d forms: n, [a, b] (symmetric per axis), [[top, bottom], [left, right]].
+std::array<std::array<std::size_t, 2>, 2> pairs_of(const json& c, const char* key) {
+  if (!c.contains(key)) bad_key(key, "an integer or pairs", json());
+  const json& v = c[key];
+  if (natural(v)) {
+    const std::size_t n = v.get<std::size_t>();
+    return {{{n, n}, {n, n}}};
+  }
+  if (v.is_array() && v.size() == 2) {
+    if (natural(v[0]) && natural(v[1])) {
+      const std::size_t a = v[0].get<std::size_t>(), b = v[1].get<std::size_t>();
+      return {{{a, a}, {b, b}}};
+    }
+    if (v[0].is_array() && v[1].is_array()) {
+      json sub0 = {{"x", v[0]}}, sub1 = {{"x", v[1]}};
+      return {pair_of(sub0, "x"), pair_of(sub1, "x")};
+    }
+  }
+  bad_key(key, "an integer, a pair or a pair of pairs", v);
+  return {};
+}
+
 std::map<std::string, LayerFactory> builtins() {
   std::map<std::string, LayerFactory> f;
   f["InputLayer"] = [](const json& c) -> std::shared_ptr<Layer> {
@@ -211,6 +247,64 @@ std::map<std::string, LayerFactory> builtins() {
   add_noise<SpatialDropout2D>(f, "SpatialDropout2D");
   add_noise<AlphaDropout>(f, "AlphaDropout");
   f["Identity"] = simple<Identity>;
+  f["Reshape"] = [](const json& c) -> std::shared_ptr<Layer> {
+    std::vector<long> t;
+    if (!c.contains("target_shape") || !c["target_shape"].is_array())
+      bad_key("target_shape", "a list of extents", c.value("target_shape", json()));
+    for (const json& e : c["target_shape"]) t.push_back(e.is_null() ? -1L : e.get<long>());
+    auto l = std::make_shared<Reshape>(t, name_of(c));
+    apply_base_config(*l, c);
+    return l;
+  };
+  f["Permute"] = [](const json& c) -> std::shared_ptr<Layer> {
+    std::vector<int> dims;
+    read(c, "dims", dims);
+    auto l = std::make_shared<Permute>(dims, name_of(c));
+    apply_base_config(*l, c);
+    return l;
+  };
+  f["RepeatVector"] = [](const json& c) -> std::shared_ptr<Layer> {
+    std::size_t n = 0;
+    read(c, "n", n);
+    auto l = std::make_shared<RepeatVector>(n, name_of(c));
+    apply_base_config(*l, c);
+    return l;
+  };
+  f["ZeroPadding1D"] = [](const json& c) -> std::shared_ptr<Layer> {
+    auto l = std::make_shared<ZeroPadding1D>(pair_of(c, "padding"), name_of(c));
+    apply_base_config(*l, c);
+    return l;
+  };
+  f["ZeroPadding2D"] = [](const json& c) -> std::shared_ptr<Layer> {
+    auto l = std::make_shared<ZeroPadding2D>(pairs_of(c, "padding"), name_of(c));
+    apply_base_config(*l, c);
+    return l;
+  };
+  f["Cropping1D"] = [](const json& c) -> std::shared_ptr<Layer> {
+    auto l = std::make_shared<Cropping1D>(pair_of(c, "cropping"), name_of(c));
+    apply_base_config(*l, c);
+    return l;
+  };
+  f["Cropping2D"] = [](const json& c) -> std::shared_ptr<Layer> {
+    auto l = std::make_shared<Cropping2D>(pairs_of(c, "cropping"), name_of(c));
+    apply_base_config(*l, c);
+    return l;
+  };
+  f["UpSampling1D"] = [](const json& c) -> std::shared_ptr<Layer> {
+    std::size_t size = 2;
+    read(c, "size", size);
+    auto l = std::make_shared<UpSampling1D>(size, name_of(c));
+    apply_base_config(*l, c);
+    return l;
+  };
+  f["UpSampling2D"] = [](const json& c) -> std::shared_ptr<Layer> {
+    const auto p = pair_of(c, "size");
+    std::string interpolation = "nearest";
+    read(c, "interpolation", interpolation);
+    auto l = std::make_shared<UpSampling2D>(p, interpolation, name_of(c));
+    apply_base_config(*l, c);
+    return l;
+  };
   f["ActivityRegularization"] = [](const json& c) -> std::shared_ptr<Layer> {
     float a = 0.f, b = 0.f;
     read(c, "l1", a);
