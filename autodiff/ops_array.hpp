@@ -138,9 +138,9 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose
 /// Einstein summation (NumPy's einsum): "ij,jk->ik", "bhqd,bhkd->bhqk", "...ij,jk->...ik", or
 /// implicit output ("ij,jk": labels seen once, sorted). Labels are letters; "..." stands for
 /// broadcast axes. Every contraction runs as one batched GEMM on permuted/reshaped operands;
-/// more than two operands contract left to right. A label repeated within one operand (a
-/// trace or diagonal) is not supported. Throws std::invalid_argument for a malformed equation,
-/// operand ranks that do not match it, or extents that disagree for a label.
+/// more than two operands contract left to right. A label repeated within one operand takes
+/// the diagonal ("ii->i", "ii->" a trace, "bii->bi"). Throws std::invalid_argument for a malformed
+/// equation, operand ranks that do not match it, or extents that disagree for a label.
 Tensor einsum(const std::string& equation, const std::vector<Tensor>& operands);
 
 }  // namespace xtape

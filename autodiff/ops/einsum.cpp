@@ -6,7 +6,7 @@
 #include <stdexcept>
 #include <tuple>
 
-#include "autodiff/ops/helpers.hpp"
+#include "autodiff/ops/index_maps.hpp"
 #include "kernels/gemm.hpp"
 
 namespace xtape {
@@ -234,6 +234,40 @@ std::pair<Tensor, Labels> contract(Tensor a, Labels la, Tensor b, Labels lb, con
   return {reshape_to(c, sc), out_labels};
 }
 
+// The diagonal of x over the axes sharing a label (their extents are equal): "ii->i", and a
+// trace once summed. Updates `labels` to one axis per label, in order of first appearance.
+Tensor diagonal(const Tensor& x, Labels& labels) {
+  Labels uniq;
+  for (int l : labels)
+    if (!has(uniq, l)) uniq.push_back(l);
+  if (uniq.size() == labels.size()) return x;
+  const Shape& xs = x.shape();
+  std::vector<std::size_t> stride(xs.size(), 1);
+  for (std::size_t k = xs.size(); k-- > 1;) stride[k - 1] = stride[k] * xs[k];
+  Shape os(uniq.size());
+  std::vector<std::size_t> ustride(uniq.size(), 0);
+  for (std::size_t d = 0; d < labels.size(); ++d) {
+    const std::size_t u =
+        static_cast<std::size_t>(std::find(uniq.begin(), uniq.end(), labels[d]) - uniq.begin());
+    os[u] = xs[d];
+    ustride[u] += stride[d];
+  }
+  const std::size_t total = detail::checked_size(os, "einsum");
+  auto offsets = std::make_shared<std::vector<std::size_t>>(total);
+  std::vector<std::size_t> idx(os.size(), 0);
+  for (std::size_t i = 0; i < total; ++i) {
+    std::size_t off = 0;
+    for (std::size_t u = 0; u < os.size(); ++u) off += idx[u] * ustride[u];
+    (*offsets)[i] = off;
+    for (std::size_t u = os.size(); u-- > 0;) {
+      if (++idx[u] < os[u]) break;
+      idx[u] = 0;
+    }
+  }
+  labels = uniq;
+  return detail::flat_gather(x, offsets, os, "einsum");
+}
+
 }  // namespace
 
 Tensor einsum(const std::string& equation, const std::vector<Tensor>& operands) {
@@ -274,10 +308,6 @@ Tensor einsum(const std::string& equation, const std::vector<Tensor>& operands) 
     labels[i] = expand(parsed[i], ell[i], total_e);
     for (std::size_t d = 0; d < labels[i].size(); ++d) {
       const int l = labels[i][d];
-      if (std::count(labels[i].begin(), labels[i].end(), l) > 1)
-        throw std::invalid_argument("einsum: label '" + label_str(l) + "' repeated in operand " +
-                                    std::to_string(i) + " of \"" + equation +
-                                    "\" (traces and diagonals are not supported)");
       const std::size_t e = operands[i].shape()[d];
       auto it = ext.find(l);
       if (it == ext.end()) {
@@ -289,7 +319,7 @@ Tensor einsum(const std::string& equation, const std::vector<Tensor>& operands) 
                                       "\" has extent " + std::to_string(e) + " in operand " +
                                       std::to_string(i) + " (shape " +
                                       shape_str(operands[i].shape()) + ") but " +
-                                      std::to_string(it->second) + " in an earlier operand");
+                                      std::to_string(it->second) + " elsewhere");
         it->second = std::max(e, it->second);
       }
       ++count[l];
@@ -315,13 +345,15 @@ Tensor einsum(const std::string& equation, const std::vector<Tensor>& operands) 
   }
   if (operands.empty()) throw std::invalid_argument("einsum: no operands");
   // Contract left to right, keeping what the output or a later operand needs.
-  Tensor acc = operands[0];
+  std::vector<Tensor> xs;
+  for (std::size_t i = 0; i < operands.size(); ++i) xs.push_back(diagonal(operands[i], labels[i]));
+  Tensor acc = xs[0];
   Labels la = labels[0];
   for (std::size_t i = 1; i < operands.size(); ++i) {
     Labels keep = out;
     for (std::size_t j = i + 1; j < operands.size(); ++j)
       keep.insert(keep.end(), labels[j].begin(), labels[j].end());
-    std::tie(acc, la) = contract(acc, la, operands[i], labels[i], keep);
+    std::tie(acc, la) = contract(acc, la, xs[i], labels[i], keep);
   }
   acc = sum_out(acc, la, out);
   // A "..." axis of extent 1 stretched by the others only in the output.

@@ -504,9 +504,21 @@ Tensor broadcast_to(const Tensor& x, const Shape& shape) {
   if (!ok)
     throw std::invalid_argument("broadcast_to: cannot broadcast shape " + shape_str(xs) + " to " +
                                 shape_str(shape));
-  detail::checked_size(shape, "broadcast_to");
+  // An exact copy (the bits of -0 and NaN kept): a gather reading index 0 on stretched axes.
+  Shape padded(shape.size() - xs.size(), 1);
+  padded.insert(padded.end(), xs.begin(), xs.end());
+  auto maps = std::make_shared<AxisMaps>(shape.size());
+  if (detail::checked_size(shape, "broadcast_to") != 0)
+    for (std::size_t d = 0; d < shape.size(); ++d)
+      (*maps)[d] = padded[d] == shape[d] ? detail::identity_map(shape[d])
+                                         : std::vector<std::int64_t>(shape[d], 0);
+  Tensor out;
+  {
+    NoGrad guard;
+    out = detail::axis_gather(detail::view_as(x, padded), maps, shape, 0.f, "broadcast_to");
+  }
   // The gradient of a broadcast sums over the stretched and added axes.
-  return record("broadcast_to", detail::broadcast_values(x, shape), {x},
+  return record("broadcast_to", out, {x},
                 [xs](const Tensor& g, Grads& grads) { grads.add(0, sum_to(g, xs)); });
 }
 

@@ -163,6 +163,10 @@ BOOST_AUTO_TEST_CASE(einsum_against_naive) {
       {"ij,jk,kl->il", "ij,jk,kl->il", {{2, 3}, {3, 4}, {4, 5}}},
       {"bn,anm,bm->ba", "bn,anm,bm->ba", {{2, 3}, {4, 3, 5}, {2, 5}}},
       {" i j , j k -> i k ", "ij,jk->ik", {{2, 3}, {3, 2}}},
+      {"ii->i", "ii->i", {{3, 3}}},  // diagonal
+      {"ii", "ii->", {{3, 3}}},      // trace (implicit output: i is seen twice)
+      {"bii->bi", "bii->bi", {{2, 3, 3}}},
+      {"iij,jk->ik", "iij,jk->ik", {{3, 3, 4}, {4, 2}}},
   };
   for (const Case& c : cases) {
     std::vector<Tensor> xs;
@@ -222,11 +226,11 @@ BOOST_AUTO_TEST_CASE(einsum_errors_and_zero_size) {
                                         einsum("ij,jk->ii", {a, b});
                                       },
                                       {"einsum", "'i'", "repeated"});
-  check_throws<std::invalid_argument>("trace",
+  check_throws<std::invalid_argument>("diagonal extents",
                                       [&] {
-                                        einsum("ii->", {Tensor(Shape{3, 3})});
+                                        einsum("ii->i", {Tensor(Shape{2, 3})});
                                       },
-                                      {"einsum", "'i'", "repeated in operand 0", "trace"});
+                                      {"einsum", "'i'", "extent 3", "2"});
   check_throws<std::invalid_argument>("ellipsis",
                                       [&] {
                                         einsum("..ij,jk->ik", {a, b});

@@ -131,13 +131,15 @@ BOOST_AUTO_TEST_CASE(pad_numpy_semantics) {
   check_values("one pair for every axis", pad(y, {{1, 1}}), {4, 5},
                V{0, 0, 0, 0, 0, 0, 0, 1, 2, 0, 0, 3, 4, 5, 0, 0, 0, 0, 0, 0}, 0, 0);
   // Constant padding extends empty axes; reflect cannot (NumPy raises too).
-  check_values("pad an empty axis", pad(Tensor(Shape{0, 2}), {{1, 0}, {0, 1}}, PadMode::constant, 3),
-               {1, 3}, V{3, 3, 3}, 0, 0);
-  check_throws<std::invalid_argument>("reflect an empty axis",
-                                      [&] {
-                                        pad(Tensor(Shape{0, 2}), {{1, 0}, {0, 0}}, PadMode::reflect);
-                                      },
-                                      {"pad", "extent 0", "(0, 2)"});
+  check_values("pad an empty axis",
+               pad(Tensor(Shape{0, 2}), {{1, 0}, {0, 1}}, PadMode::constant, 3), {1, 3}, V{3, 3, 3},
+               0, 0);
+  check_throws<std::invalid_argument>(
+      "reflect an empty axis",
+      [&] {
+        pad(Tensor(Shape{0, 2}), {{1, 0}, {0, 0}}, PadMode::reflect);
+      },
+      {"pad", "extent 0", "(0, 2)"});
   check_throws<std::invalid_argument>("negative width",
                                       [&] {
                                         pad(y, {{0, 0}, {-1, 0}});
@@ -175,6 +177,9 @@ BOOST_AUTO_TEST_CASE(tile_repeat_broadcast_dims) {
 
   check_values("broadcast_to (2,2,3)", broadcast_to(Tensor({3}, {1, 2, 3}), {2, 2, 3}), {2, 2, 3},
                V{1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2, 3}, 0, 0);
+  // An exact copy: -0 stays -0 (x + 0, the former implementation, gave +0).
+  const Tensor neg0 = broadcast_to(Tensor({1}, {-0.f}), {3});
+  for (float v : neg0.to_vector()) BOOST_TEST(std::signbit(v));
   check_values("broadcast_to (2,0)", broadcast_to(Tensor({1, 1}, {4.f}), {2, 0}), {2, 0}, V{});
   check_throws<std::invalid_argument>("broadcast_to",
                                       [&] {
@@ -406,7 +411,8 @@ BOOST_AUTO_TEST_CASE(zero_size) {
                     return take(in[0], {1, 0}, 0);
                   },
                   {e}, {2, 0, 3});
-  check_throws<std::out_of_range>("take from an empty axis", [&] { take(e, std::vector<std::int64_t>{0}, 1); },
+  check_throws<std::out_of_range>("take from an empty axis",
+                                  [&] { take(e, std::vector<std::int64_t>{0}, 1); },
                                   {"take", "extent 0"});
   check_zero_size("take_along_axis",
                   [](In in) {
