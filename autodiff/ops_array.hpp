@@ -6,6 +6,7 @@
 /// arguments throw std::invalid_argument (std::out_of_range for indices) naming the op, what was
 /// expected and what was received.
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <vector>
@@ -79,9 +80,17 @@ Tensor squeeze(const Tensor& x, const std::vector<int>& axes = {});
 Tensor take(const Tensor& x, const Tensor& indices, std::optional<int> axis = std::nullopt);
 Tensor take(const Tensor& x, const std::vector<std::int64_t>& indices,
             std::optional<int> axis = std::nullopt);
+/// A braced list of indices: take(x, {0, 2}, 1).
+inline Tensor take(const Tensor& x, std::initializer_list<std::int64_t> indices,
+                   std::optional<int> axis = std::nullopt) {
+  return take(x, std::vector<std::int64_t>(indices), axis);
+}
 /// tf.gather / keras.ops.take: the same as take along `axis`.
 Tensor gather(const Tensor& x, const Tensor& indices, int axis = 0);
 Tensor gather(const Tensor& x, const std::vector<std::int64_t>& indices, int axis = 0);
+inline Tensor gather(const Tensor& x, std::initializer_list<std::int64_t> indices, int axis = 0) {
+  return gather(x, std::vector<std::int64_t>(indices), axis);
+}
 /// NumPy take_along_axis (torch.gather): indices has x's rank and broadcasts against x on every
 /// axis but `axis`; out[..., i, ...] = x[..., indices[..., i, ...], ...]. Same index rules as take.
 Tensor take_along_axis(const Tensor& x, const Tensor& indices, int axis);
@@ -121,7 +130,7 @@ Tensor cumsum(const Tensor& x, int axis, bool exclusive = false, bool reverse = 
 /// Variance sum((x - mean)^2) / (N - ddof) over `axes` (NumPy's ddof, PyTorch's correction);
 /// N - ddof <= 0 divides by 0 (inf, or NaN for a zero sum) as NumPy. A composition.
 Tensor var(const Tensor& x, std::vector<int> axes = {}, double ddof = 0, bool keepdims = false);
-/// sqrt(var(x, axes, ddof, keepdims)).
+/// sqrt(var(x, axes, ddof, keepdims)). Call it xtape::std (unqualified, `std` is the namespace).
 Tensor std(const Tensor& x, std::vector<int> axes = {}, double ddof = 0, bool keepdims = false);
 /// Vector norm over `axes` (every axis when empty): ord 2 (sqrt of the sum of squares), 1 (sum
 /// of absolute values) or infinity (largest absolute value; NaN propagates). Gradients at 0 are

@@ -242,6 +242,9 @@ BOOST_AUTO_TEST_CASE(take_gather_one_hot) {
                                20, 21, 22, 23, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23},
                0, 0);
   check_values("take flat", take(x, Tensor({3}, {23, -24, 5})), {3}, V{23, 0, 5}, 0, 0);
+  check_values("take a braced list", take(x, {-1}, 0), {1, 3, 4},
+               V{12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23}, 0, 0);
+  check_values("gather a braced list", gather(y2(), {2}, 1), {2, 1}, V{2, 5}, 0, 0);
   check_values("take a scalar index", take(x, Tensor::scalar(1.f), 1), {2, 4},
                V{4, 5, 6, 7, 16, 17, 18, 19}, 0, 0);
   check_values("take_along_axis", take_along_axis(x, Tensor({2, 3, 1}, {0, 3, 1, 2, 2, -1}), 2),
@@ -411,8 +414,7 @@ BOOST_AUTO_TEST_CASE(zero_size) {
                     return take(in[0], {1, 0}, 0);
                   },
                   {e}, {2, 0, 3});
-  check_throws<std::out_of_range>("take from an empty axis",
-                                  [&] { take(e, std::vector<std::int64_t>{0}, 1); },
+  check_throws<std::out_of_range>("take from an empty axis", [&] { take(e, {0}, 1); },
                                   {"take", "extent 0"});
   check_zero_size("take_along_axis",
                   [](In in) {
