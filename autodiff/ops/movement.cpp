@@ -59,12 +59,31 @@ void for_each_row(const Shape& xs, const AxisMaps& maps, const Shape& os, Row&& 
   }
 }
 
-// True when the map reads a contiguous run (m[j] == m[0] + j, no -1).
-bool contiguous(const std::vector<std::int64_t>& m) {
-  if (m.empty() || m[0] < 0) return false;
-  for (std::size_t j = 1; j < m.size(); ++j)
-    if (m[j] != m[0] + static_cast<std::int64_t>(j)) return false;
-  return true;
+// A last-axis map of the form: `lead` entries -1, then `len` consecutive source indices from
+// `first`, then -1s (a plain slice, or one row of constant padding). ok is false otherwise.
+struct Run {
+  bool ok = false;
+  std::size_t lead = 0, len = 0;
+  std::int64_t first = 0;
+};
+
+Run run_of(const std::vector<std::int64_t>& m) {
+  Run r;
+  std::size_t i = 0;
+  while (i < m.size() && m[i] < 0) ++i;
+  r.lead = i;
+  if (i == m.size()) {
+    r.ok = true;
+    return r;
+  }
+  r.first = m[i];
+  std::size_t j = i;
+  while (j < m.size() && m[j] == r.first + static_cast<std::int64_t>(j - i)) ++j;
+  r.len = j - i;
+  for (std::size_t k = j; k < m.size(); ++k)
+    if (m[k] >= 0) return r;
+  r.ok = true;
+  return r;
 }
 
 }  // namespace
@@ -80,13 +99,16 @@ Tensor axis_gather(const Tensor& x, std::shared_ptr<const AxisMaps> maps, const 
     } else {
       const std::vector<std::int64_t>& last = maps->back();
       const std::size_t inner = os.back();
-      const bool run = contiguous(last);
+      const Run run = run_of(last);
       for_each_row(x.shape(), *maps, os, [&](std::size_t out_off, std::size_t base, bool valid) {
         float* d = o + out_off;
         if (!valid) {
           std::fill(d, d + inner, fill);
-        } else if (run) {
-          std::memcpy(d, xv + base + static_cast<std::size_t>(last[0]), inner * sizeof(float));
+        } else if (run.ok) {
+          std::fill(d, d + run.lead, fill);
+          std::memcpy(d + run.lead, xv + base + static_cast<std::size_t>(run.first),
+                      run.len * sizeof(float));
+          std::fill(d + run.lead + run.len, d + inner, fill);
         } else {
           for (std::size_t j = 0; j < inner; ++j)
             d[j] = last[j] < 0 ? fill : xv[base + static_cast<std::size_t>(last[j])];
@@ -114,9 +136,16 @@ Tensor axis_scatter_add(const Tensor& g, std::shared_ptr<const AxisMaps> maps, c
     } else {
       const std::vector<std::int64_t>& last = maps->back();
       const std::size_t inner = os.back();
+      const Run run = run_of(last);
       for_each_row(x_shape, *maps, os, [&](std::size_t g_off, std::size_t base, bool valid) {
         if (!valid) return;
         const float* s = gv + g_off;
+        if (run.ok) {
+          float* d = o + base + static_cast<std::size_t>(run.first);
+          const float* src = s + run.lead;
+          for (std::size_t j = 0; j < run.len; ++j) d[j] += src[j];
+          return;
+        }
         for (std::size_t j = 0; j < inner; ++j)
           if (last[j] >= 0) o[base + static_cast<std::size_t>(last[j])] += s[j];
       });

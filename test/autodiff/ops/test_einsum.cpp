@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "autodiff/ops.hpp"
+#include "autodiff/profiler.hpp"
 #include "support/gradcheck.hpp"
 
 using namespace xtape;
@@ -195,6 +196,30 @@ BOOST_AUTO_TEST_CASE(einsum_large_runs_on_the_gemm) {
   gradcheck("bhqd,bhkd->bhqk large", [](In in) { return einsum("bhqd,bhkd->bhqk", in); }, {q, k});
   const Tensor w = random_tensor({32, 16}, rng);
   gradcheck("...ij,jk->...ik large", [](In in) { return einsum("...ij,jk->...ik", in); }, {q, w});
+}
+
+BOOST_AUTO_TEST_CASE(attention_contractions_move_no_data) {
+  // The layouts of attention read straight into the GEMM: no transpose is recorded, forward or
+  // backward (the transposes are GEMM flags), and "...ij,jk->...ik" is a reshape and one matmul.
+  Rng rng(34);
+  const std::vector<std::pair<std::string, std::vector<Shape>>> cases = {
+      {"bhqd,bhkd->bhqk", {{2, 3, 8, 4}, {2, 3, 6, 4}}},
+      {"bhqk,bhkd->bhqd", {{2, 3, 8, 6}, {2, 3, 6, 4}}},
+      {"...ij,jk->...ik", {{2, 3, 8, 4}, {4, 5}}},
+      {"ij,kj->ik", {{3, 4}, {5, 4}}}};
+  for (const auto& [eq, shapes] : cases) {
+    std::vector<Tensor> xs;
+    for (const Shape& s : shapes) xs.push_back(random_tensor(s, rng).set_requires_grad());
+    profiler_start();
+    sum(einsum(eq, xs)).backward();
+    std::size_t transposes = 0, matmuls = 0;
+    for (const OpTime& t : profiler_stop()) {
+      if (t.op == "transpose") transposes += t.forward_calls + t.backward_calls;
+      if (t.op == "matmul") matmuls += t.forward_calls;
+    }
+    BOOST_TEST(transposes == 0u, eq);
+    BOOST_TEST(matmuls == 1u, eq);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(einsum_errors_and_zero_size) {
