@@ -143,3 +143,6 @@ Tensor sparse_categorical_crossentropy(const Tensor& labels, const Tensor& y_pre
                                        bool from_logits = false);
 
 }  // namespace xtape
+
+// Indexing and movement, more reductions, contractions (issue 12).
+#include "autodiff/ops_array.hpp"
