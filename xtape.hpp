@@ -2,10 +2,12 @@
 /// @file xtape.hpp
 /// Everything a user of xtape needs: tensors and ops, layers, optimizers, datasets.
 #include "autodiff/ops.hpp"
+#include "autodiff/ops_activations.hpp"
 #include "autodiff/profiler.hpp"
 #include "autodiff/random.hpp"
 #include "autodiff/tensor.hpp"
 #include "datasets/mnist.hpp"
+#include "layers/activation_layers.hpp"
 #include "layers/activations.hpp"
 #include "layers/conv.hpp"
 #include "layers/core.hpp"

@@ -3,8 +3,10 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <stdexcept>
 
+#include "layers/activation_layers.hpp"
 #include "layers/node.hpp"
 #include "models/model.hpp"
 #include "models/sequential.hpp"
@@ -81,6 +83,37 @@ std::string activation(const json& c) {
   return a == "linear" ? "" : a;
 }
 
+// A number or null (Keras's None).
+void read_optional(const json& c, const char* key, std::optional<float>& out) {
+  if (!c.contains(key) || c[key].is_null()) return;
+  if (!c[key].is_number()) bad_key(key, "a number or null", c[key]);
+  out = c[key].get<float>();
+}
+
+// A list of integers, a single integer or null (none).
+void read_axes(const json& c, const char* key, std::vector<int>& out) {
+  if (!c.contains(key) || c[key].is_null()) return;
+  if (c[key].is_number_integer()) {
+    read(c, key, out);
+    return;
+  }
+  if (!c[key].is_array()) bad_key(key, "an integer, a list of integers or null", c[key]);
+  out.clear();
+  for (const json& e : c[key]) {
+    if (!e.is_number_integer() || e.get<long long>() < -(1LL << 30) ||
+        e.get<long long>() > (1LL << 30))
+      bad_key(key, "a list of integers", c[key]);
+    out.push_back(e.get<int>());
+  }
+}
+
+template <class L, class Options>
+std::shared_ptr<Layer> with_options(const Options& o, const json& c) {
+  auto l = std::make_shared<L>(o);
+  apply_base_config(*l, c);
+  return l;
+}
+
 std::map<std::string, LayerFactory>& factories();
 
 template <class L>
@@ -143,6 +176,39 @@ std::map<std::string, LayerFactory> builtins() {
     auto l = std::make_shared<Activation>(activation(c), name_of(c));
     apply_base_config(*l, c);
     return l;
+  };
+  f["ReLU"] = [](const json& c) -> std::shared_ptr<Layer> {
+    ReLUOptions o;
+    read_optional(c, "max_value", o.max_value);
+    read(c, "negative_slope", o.negative_slope);
+    read(c, "threshold", o.threshold);
+    o.name = name_of(c);
+    return with_options<ReLU>(o, c);
+  };
+  f["LeakyReLU"] = [](const json& c) -> std::shared_ptr<Layer> {
+    LeakyReLUOptions o;
+    read(c, "negative_slope", o.negative_slope);
+    o.name = name_of(c);
+    return with_options<LeakyReLU>(o, c);
+  };
+  f["PReLU"] = [](const json& c) -> std::shared_ptr<Layer> {
+    PReLUOptions o;
+    read(c, "alpha_initializer", o.alpha_initializer);
+    read_axes(c, "shared_axes", o.shared_axes);
+    o.name = name_of(c);
+    return with_options<PReLU>(o, c);
+  };
+  f["ELU"] = [](const json& c) -> std::shared_ptr<Layer> {
+    ELUOptions o;
+    read(c, "alpha", o.alpha);
+    o.name = name_of(c);
+    return with_options<ELU>(o, c);
+  };
+  f["Softmax"] = [](const json& c) -> std::shared_ptr<Layer> {
+    SoftmaxOptions o;
+    read(c, "axis", o.axis);
+    o.name = name_of(c);
+    return with_options<Softmax>(o, c);
   };
   f["Add"] = simple<Add>;
   f["Subtract"] = simple<Subtract>;
