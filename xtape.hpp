@@ -3,6 +3,7 @@
 /// Everything a user of xtape needs: tensors and ops, layers, optimizers, datasets.
 #include "autodiff/ops.hpp"
 #include "autodiff/ops_activations.hpp"
+#include "autodiff/ops_normalization.hpp"
 #include "autodiff/profiler.hpp"
 #include "autodiff/random.hpp"
 #include "autodiff/tensor.hpp"
@@ -14,6 +15,7 @@
 #include "layers/initializers.hpp"
 #include "layers/layer.hpp"
 #include "layers/merging.hpp"
+#include "layers/normalization.hpp"
 #include "layers/pooling.hpp"
 #include "losses/losses.hpp"
 #include "metrics/metrics.hpp"

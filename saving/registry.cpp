@@ -8,6 +8,7 @@
 
 #include "layers/activation_layers.hpp"
 #include "layers/node.hpp"
+#include "layers/normalization.hpp"
 #include "models/model.hpp"
 #include "models/sequential.hpp"
 #include "saving/config_read.hpp"
@@ -209,6 +210,52 @@ std::map<std::string, LayerFactory> builtins() {
     read(c, "axis", o.axis);
     o.name = name_of(c);
     return with_options<Softmax>(o, c);
+  };
+  f["BatchNormalization"] = [](const json& c) -> std::shared_ptr<Layer> {
+    BatchNormalizationOptions o;
+    read(c, "axis", o.axis);
+    read(c, "momentum", o.momentum);
+    read(c, "epsilon", o.epsilon);
+    read(c, "center", o.center);
+    read(c, "scale", o.scale);
+    read(c, "beta_initializer", o.beta_initializer);
+    read(c, "gamma_initializer", o.gamma_initializer);
+    read(c, "moving_mean_initializer", o.moving_mean_initializer);
+    read(c, "moving_variance_initializer", o.moving_variance_initializer);
+    o.name = name_of(c);
+    return with_options<BatchNormalization>(o, c);
+  };
+  f["LayerNormalization"] = [](const json& c) -> std::shared_ptr<Layer> {
+    LayerNormalizationOptions o;
+    read_axes(c, "axis", o.axis);
+    read(c, "epsilon", o.epsilon);
+    read(c, "center", o.center);
+    read(c, "scale", o.scale);
+    bool rms = false;
+    read(c, "rms_scaling", rms);
+    if (rms) bad_key("rms_scaling", "false (rms_scaling is not supported yet)", c["rms_scaling"]);
+    read(c, "beta_initializer", o.beta_initializer);
+    read(c, "gamma_initializer", o.gamma_initializer);
+    o.name = name_of(c);
+    return with_options<LayerNormalization>(o, c);
+  };
+  f["GroupNormalization"] = [](const json& c) -> std::shared_ptr<Layer> {
+    GroupNormalizationOptions o;
+    read(c, "groups", o.groups);
+    read(c, "axis", o.axis);
+    read(c, "epsilon", o.epsilon);
+    read(c, "center", o.center);
+    read(c, "scale", o.scale);
+    read(c, "beta_initializer", o.beta_initializer);
+    read(c, "gamma_initializer", o.gamma_initializer);
+    o.name = name_of(c);
+    return with_options<GroupNormalization>(o, c);
+  };
+  f["UnitNormalization"] = [](const json& c) -> std::shared_ptr<Layer> {
+    UnitNormalizationOptions o;
+    read_axes(c, "axis", o.axis);
+    o.name = name_of(c);
+    return with_options<UnitNormalization>(o, c);
   };
   f["Add"] = simple<Add>;
   f["Subtract"] = simple<Subtract>;
