@@ -212,7 +212,8 @@ BOOST_AUTO_TEST_CASE(activation_layers_through_the_harness) {
   check_layer("LeakyReLU", leaky,
               {.input = {5}, .expected_output = {5}, .round_trip = true, .away_from_zero = true});
   Tensor probe({1, 2}, {-1.f, 2.f});
-  check_values("LeakyReLU default slope 0.3 (Keras)", LeakyReLU()(probe), {1, 2}, {-0.3, 2}, 1e-6, 0);
+  check_values("LeakyReLU default slope 0.3 (Keras)", LeakyReLU()(probe), {1, 2}, {-0.3, 2}, 1e-6,
+               0);
   ELU e({.alpha = 0.5f});
   check_layer("ELU", e,
               {.input = {5}, .expected_output = {5}, .round_trip = true, .away_from_zero = true});
@@ -222,7 +223,8 @@ BOOST_AUTO_TEST_CASE(activation_layers_through_the_harness) {
   Tensor t({1, 2, 2}, {0.f, 1.f, 2.f, 5.f});
   // Over axis 1 (columns of each sample): softmax of (0, 2) and (1, 5).
   const double a = 1 / (1 + std::exp(2.0)), b = 1 / (1 + std::exp(4.0));
-  check_values("Softmax axis 1 values", Softmax({.axis = 1})(t), {1, 2, 2}, {a, b, 1 - a, 1 - b}, 1e-6, 1e-7);
+  check_values("Softmax axis 1 values", Softmax({.axis = 1})(t), {1, 2, 2}, {a, b, 1 - a, 1 - b},
+               1e-6, 1e-7);
   Activation act("gelu");
   check_layer("Activation gelu", act, {.input = {4}, .expected_output = {4}, .round_trip = true});
 }
