@@ -2,10 +2,13 @@
 /// @file xtape.hpp
 /// Everything a user of xtape needs: tensors and ops, layers, optimizers, datasets.
 #include "autodiff/ops.hpp"
+#include "autodiff/ops_activations.hpp"
+#include "autodiff/ops_normalization.hpp"
 #include "autodiff/profiler.hpp"
 #include "autodiff/random.hpp"
 #include "autodiff/tensor.hpp"
 #include "datasets/mnist.hpp"
+#include "layers/activation_layers.hpp"
 #include "layers/activations.hpp"
 #include "layers/conv.hpp"
 #include "layers/core.hpp"
@@ -13,6 +16,7 @@
 #include "layers/layer.hpp"
 #include "layers/merging.hpp"
 #include "layers/noise.hpp"
+#include "layers/normalization.hpp"
 #include "layers/pooling.hpp"
 #include "layers/regularizers.hpp"
 #include "layers/reshaping.hpp"

@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "autodiff/ops_elementwise.hpp"
 #include "autodiff/random.hpp"
 #include "autodiff/tensor.hpp"
 

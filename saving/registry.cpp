@@ -3,11 +3,14 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <stdexcept>
 
+#include "layers/activation_layers.hpp"
 #include "layers/node.hpp"
 #include "layers/noise.hpp"
 #include "layers/reshaping.hpp"
+#include "layers/normalization.hpp"
 #include "models/model.hpp"
 #include "models/sequential.hpp"
 #include "saving/config_read.hpp"
@@ -81,6 +84,37 @@ std::string activation(const json& c) {
   std::string a;
   read(c, "activation", a);
   return a == "linear" ? "" : a;
+}
+
+// A number or null (Keras's None).
+void read_optional(const json& c, const char* key, std::optional<float>& out) {
+  if (!c.contains(key) || c[key].is_null()) return;
+  if (!c[key].is_number()) bad_key(key, "a number or null", c[key]);
+  out = c[key].get<float>();
+}
+
+// A list of integers, a single integer or null (none).
+void read_axes(const json& c, const char* key, std::vector<int>& out) {
+  if (!c.contains(key) || c[key].is_null()) return;
+  if (c[key].is_number_integer()) {
+    read(c, key, out);
+    return;
+  }
+  if (!c[key].is_array()) bad_key(key, "an integer, a list of integers or null", c[key]);
+  out.clear();
+  for (const json& e : c[key]) {
+    if (!e.is_number_integer() || e.get<long long>() < -(1LL << 30) ||
+        e.get<long long>() > (1LL << 30))
+      bad_key(key, "a list of integers", c[key]);
+    out.push_back(e.get<int>());
+  }
+}
+
+template <class L, class Options>
+std::shared_ptr<Layer> with_options(const Options& o, const json& c) {
+  auto l = std::make_shared<L>(o);
+  apply_base_config(*l, c);
+  return l;
 }
 
 std::map<std::string, LayerFactory>& factories();
@@ -323,6 +357,85 @@ std::map<std::string, LayerFactory> builtins() {
     auto l = std::make_shared<Activation>(activation(c), name_of(c));
     apply_base_config(*l, c);
     return l;
+  };
+  f["ReLU"] = [](const json& c) -> std::shared_ptr<Layer> {
+    ReLUOptions o;
+    read_optional(c, "max_value", o.max_value);
+    read(c, "negative_slope", o.negative_slope);
+    read(c, "threshold", o.threshold);
+    o.name = name_of(c);
+    return with_options<ReLU>(o, c);
+  };
+  f["LeakyReLU"] = [](const json& c) -> std::shared_ptr<Layer> {
+    LeakyReLUOptions o;
+    read(c, "negative_slope", o.negative_slope);
+    o.name = name_of(c);
+    return with_options<LeakyReLU>(o, c);
+  };
+  f["PReLU"] = [](const json& c) -> std::shared_ptr<Layer> {
+    PReLUOptions o;
+    read(c, "alpha_initializer", o.alpha_initializer);
+    read_axes(c, "shared_axes", o.shared_axes);
+    o.name = name_of(c);
+    return with_options<PReLU>(o, c);
+  };
+  f["ELU"] = [](const json& c) -> std::shared_ptr<Layer> {
+    ELUOptions o;
+    read(c, "alpha", o.alpha);
+    o.name = name_of(c);
+    return with_options<ELU>(o, c);
+  };
+  f["Softmax"] = [](const json& c) -> std::shared_ptr<Layer> {
+    SoftmaxOptions o;
+    read(c, "axis", o.axis);
+    o.name = name_of(c);
+    return with_options<Softmax>(o, c);
+  };
+  f["BatchNormalization"] = [](const json& c) -> std::shared_ptr<Layer> {
+    BatchNormalizationOptions o;
+    read(c, "axis", o.axis);
+    read(c, "momentum", o.momentum);
+    read(c, "epsilon", o.epsilon);
+    read(c, "center", o.center);
+    read(c, "scale", o.scale);
+    read(c, "beta_initializer", o.beta_initializer);
+    read(c, "gamma_initializer", o.gamma_initializer);
+    read(c, "moving_mean_initializer", o.moving_mean_initializer);
+    read(c, "moving_variance_initializer", o.moving_variance_initializer);
+    o.name = name_of(c);
+    return with_options<BatchNormalization>(o, c);
+  };
+  f["LayerNormalization"] = [](const json& c) -> std::shared_ptr<Layer> {
+    LayerNormalizationOptions o;
+    read_axes(c, "axis", o.axis);
+    read(c, "epsilon", o.epsilon);
+    read(c, "center", o.center);
+    read(c, "scale", o.scale);
+    bool rms = false;
+    read(c, "rms_scaling", rms);
+    if (rms) bad_key("rms_scaling", "false (rms_scaling is not supported yet)", c["rms_scaling"]);
+    read(c, "beta_initializer", o.beta_initializer);
+    read(c, "gamma_initializer", o.gamma_initializer);
+    o.name = name_of(c);
+    return with_options<LayerNormalization>(o, c);
+  };
+  f["GroupNormalization"] = [](const json& c) -> std::shared_ptr<Layer> {
+    GroupNormalizationOptions o;
+    read(c, "groups", o.groups);
+    read(c, "axis", o.axis);
+    read(c, "epsilon", o.epsilon);
+    read(c, "center", o.center);
+    read(c, "scale", o.scale);
+    read(c, "beta_initializer", o.beta_initializer);
+    read(c, "gamma_initializer", o.gamma_initializer);
+    o.name = name_of(c);
+    return with_options<GroupNormalization>(o, c);
+  };
+  f["UnitNormalization"] = [](const json& c) -> std::shared_ptr<Layer> {
+    UnitNormalizationOptions o;
+    read_axes(c, "axis", o.axis);
+    o.name = name_of(c);
+    return with_options<UnitNormalization>(o, c);
   };
   f["Add"] = simple<Add>;
   f["Subtract"] = simple<Subtract>;
