@@ -6,6 +6,7 @@
 #include "autodiff/random.hpp"
 #include "autodiff/tensor.hpp"
 #include "datasets/mnist.hpp"
+#include "distributed/data_parallel.hpp"
 #include "layers/activations.hpp"
 #include "layers/conv.hpp"
 #include "layers/core.hpp"
