@@ -14,6 +14,7 @@ DataParallel::DataParallel(DataParallelOptions options)
       bucket_bytes_(options.bucket_bytes) {
   if (bucket_bytes_ == 0)
     throw std::invalid_argument("DataParallel: bucket_bytes must be positive, got 0");
+  share_ = -1.f;  // no begin_step yet
 }
 
 bool DataParallel::begin_step(std::size_t local_rows, bool loss_finite) {
@@ -65,6 +66,9 @@ void DataParallel::reduce_gradients(std::vector<optim::Variable>& vars) {
   for (std::size_t i = 0; same && i < vars.size(); ++i)
     same = vars[i].name == planned_names_[i] && vars[i].value.size() == planned_sizes_[i];
   if (!same) plan(vars);
+  // A train_step of the user's that did not call begin_step: equal shards assumed.
+  const float share = share_ >= 0.f ? share_ : 1.f / static_cast<float>(comm_->size());
+  share_ = -1.f;
   for (std::size_t k = 0; k < buckets_.size(); ++k) {
     float* buf = buffer_.data();
     for (const Slot& s : buckets_[k]) {
@@ -74,7 +78,7 @@ void DataParallel::reduce_gradients(std::vector<optim::Variable>& vars) {
         continue;
       }
       const float* src = g.data();
-      for (std::size_t i = 0; i < s.size; ++i) buf[s.offset + i] = src[i] * share_;
+      for (std::size_t i = 0; i < s.size; ++i) buf[s.offset + i] = src[i] * share;
     }
     comm_->allreduce_sum(buf, bucket_sizes_[k]);
     for (const Slot& s : buckets_[k]) {

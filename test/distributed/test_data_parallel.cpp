@@ -100,9 +100,53 @@ class RecordingModel : public Sequential {
   std::size_t steps = 0;
 };
 
+// A train_step of the user's (README's custom step) that knows nothing of data parallelism.
+class CustomStep : public Sequential {
+ public:
+  using Sequential::Sequential;
+  Logs train_step(const Batch& b) override {
+    const auto out = call_all(b.x, true);
+    Tensor loss = compute_loss(b, out);
+    auto& vars = training_variables();
+    for (auto& v : vars) v.value.zero_grad();
+    loss.backward();
+    apply_gradients(vars);
+    update_metrics(b, out, loss.item());
+    return metrics_result();
+  }
+};
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(data_parallel)
+
+// Without the step agreement the shares are taken equal (1/P): with equal shards that is the
+// built-in step's b_r / b exactly.
+BOOST_AUTO_TEST_CASE(a_custom_train_step_is_averaged_too) {
+  auto [x, y] = data(80);
+  auto builtin = make_model(17);
+  (void)builtin->fit(x, y,
+                     {.batch_size = 16,
+                      .epochs = 2,
+                      .verbose = 0,
+                      .distribute = std::make_shared<DataParallel>()});
+  set_random_seed(17);
+  CustomStep custom({Input({6}),
+                     std::make_shared<Dense>(DenseOptions{.units = 16, .activation = "relu"}),
+                     std::make_shared<Dense>(DenseOptions{.units = 3, .activation = "softmax"})});
+  custom.compile(
+      {.loss = {"categorical_crossentropy"},
+       .optimizer = std::make_shared<optim::Adam>(optim::AdamOptions{.learning_rate = 0.01f}),
+       .metrics = {"accuracy"}});
+  (void)custom.fit(x, y,
+                   {.batch_size = 16,
+                    .epochs = 2,
+                    .verbose = 0,
+                    .distribute = std::make_shared<DataParallel>()});
+  const auto a = flat_weights(*builtin), b = flat_weights(custom);
+  BOOST_TEST(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+  BOOST_TEST(same_on_every_rank(b));
+}
 
 // NOTE: the global batch of 20 is split 10/10 (the last batch of 3 rows of the 83 training rows
 // 1/2); the mean gradient is then sum_r (b_r / b) g_r instead of one mean over 20 rows, equal to
