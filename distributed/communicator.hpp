@@ -67,7 +67,10 @@ bool mpi_available();
 /// The group of every process of the job: Open MPI's MPI_COMM_WORLD when the library has MPI
 /// and the process was started by mpirun (OMPI_COMM_WORLD_SIZE is set), else a SingleProcess.
 /// MPI is initialised on the first call (MPI_THREAD_FUNNELED: collectives from one thread) and
-/// finalised at exit. The same object on every call.
+/// finalised at exit. The same object on every call. With XTAPE_COLLECTIVE_TIMEOUT=S (seconds;
+/// unset or 0: no limit) a rank that waits longer than S in one collective prints which one and
+/// exits with status 1, and mpirun ends the other ranks; std::invalid_argument when it is not
+/// a number >= 0.
 std::shared_ptr<Communicator> world();
 
 /// Open MPI's world communicator; throws std::runtime_error when the library was built without

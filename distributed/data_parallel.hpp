@@ -25,7 +25,11 @@
 ///   values; only rank 0 prints the progress bar and writes checkpoints, CSV and TensorBoard
 ///   files, and every rank passes a barrier after each epoch's callbacks;
 /// - an exception on any rank during training ends the whole job with MPI_Abort (exit status 1)
-///   after printing it, so that no rank waits forever for a collective.
+///   after printing it, so that no rank waits forever for a collective (a rank that hangs: see
+///   XTAPE_COLLECTIVE_TIMEOUT in communicator.hpp).
+/// Every rank must run the same collectives in the same order: a train_step of the user's must
+/// call apply_gradients on every rank at every step, and with a Dataset every rank's Dataset
+/// must yield its own shard in the same number of batches (fit checks the count).
 #include <cstddef>
 #include <memory>
 #include <vector>
@@ -61,7 +65,8 @@ class DataParallel {
   /// Throws std::runtime_error when no rank has a row.
   bool begin_step(std::size_t local_rows, bool loss_finite);
 
-  /// The gradient transform: scales each gradient by this rank's share, packs them into the
+  /// The gradient transform: scales each gradient by this rank's share (1/P when no
+  /// begin_step came since the last call, as from a user's train_step), packs them into the
   /// buckets, all-reduces every bucket and writes the sums back into the gradients. A variable
   /// without a gradient counts as zeros (and gets one). The buckets are planned at the first
   /// call and again when the variables change (names or sizes).

@@ -207,6 +207,47 @@ BOOST_AUTO_TEST_CASE(two_ranks_match_one_rank_and_stay_bitwise_equal) {
   BOOST_TEST(dp->bucket_sizes().size() == 1u);
 }
 
+// Every rank starts from other weights (seed 40 + rank), a frozen layer and another optimizer
+// step count: fit starts from rank 0's, weights frozen ones included, and the optimizer's.
+BOOST_AUTO_TEST_CASE(rank0_weights_frozen_weights_and_optimizer_state_win) {
+  auto [x, y] = data(64);
+  auto local_ref = make_model(40);
+  local_ref->layers()[1]->set_trainable(false);
+  local_ref->compile(
+      {.loss = {"categorical_crossentropy"},
+       .optimizer = std::make_shared<optim::Adam>(optim::AdamOptions{.learning_rate = 0.01f})});
+  std::vector<std::vector<float>> frozen0;
+  for (const auto& wt : local_ref->layers()[1]->weights())
+    frozen0.emplace_back(wt.value.data(), wt.value.data() + wt.value.size());
+  (void)local_ref->fit(x, y, {.batch_size = 16, .epochs = 1, .verbose = 0});
+
+  auto m = make_model(40 + std::uint64_t(w()->rank()));
+  m->layers()[1]->set_trainable(false);
+  m->compile(
+      {.loss = {"categorical_crossentropy"},
+       .optimizer = std::make_shared<optim::Adam>(optim::AdamOptions{.learning_rate = 0.01f})});
+  if (!w()->is_chief()) m->optimizer()->set_iterations(7);
+  std::size_t unequal = 0;
+  (void)m->fit(x, y,
+               {.batch_size = 16,
+                .epochs = 1,
+                .verbose = 0,
+                .callbacks = {std::make_shared<LambdaCallback>(
+                    LambdaCallbackOptions{.on_batch_end =
+                                              [&](std::size_t, const Logs&) {
+                                                unequal += !same_on_every_rank(flat_weights(*m));
+                                              }})},
+                .distribute = std::make_shared<DataParallel>()});
+  BOOST_TEST(unequal == 0u);
+  const auto frozen = m->layers()[1]->weights();
+  BOOST_REQUIRE_EQUAL(frozen.size(), frozen0.size());
+  for (std::size_t i = 0; i < frozen.size(); ++i)
+    BOOST_TEST(std::memcmp(frozen[i].value.data(), frozen0[i].data(), frozen0[i].size() * 4) == 0);
+  BOOST_TEST(m->optimizer()->iterations() == 4);  // 64 rows / 16, from rank 0's 0
+  const float d = max_abs_diff(flat_weights(*m), flat_weights(*local_ref));
+  BOOST_TEST(d <= 2e-5f);
+}
+
 BOOST_AUTO_TEST_CASE(one_process_data_parallel_is_bitwise_plain_fit) {
   auto [x, y] = data(90);
   auto a = make_model(9), b = make_model(9);
