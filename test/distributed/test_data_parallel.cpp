@@ -248,6 +248,26 @@ BOOST_AUTO_TEST_CASE(rank0_weights_frozen_weights_and_optimizer_state_win) {
   BOOST_TEST(d <= 2e-5f);
 }
 
+// Each rank validates on its own rows; the global val_loss decides, so all stop together.
+BOOST_AUTO_TEST_CASE(early_stopping_decides_on_global_values) {
+  auto [x, y] = data(120);
+  auto m = make_model(8);
+  auto stop = std::make_shared<EarlyStopping>(
+      EarlyStoppingOptions{.monitor = "val_loss", .min_delta = 1e9, .patience = 1});
+  const History h = m->fit(x, y,
+                           {.batch_size = 16,
+                            .epochs = 20,
+                            .validation_split = 0.3f,
+                            .verbose = 0,
+                            .callbacks = {stop},
+                            .distribute = std::make_shared<DataParallel>()});
+  // min_delta 1e9: epoch 0 sets the best, epoch 1 does not improve on it, fit stops there.
+  BOOST_TEST(stop->stopped_epoch() == 1);
+  BOOST_TEST(h.history.at("val_loss").size() == 2u);
+  std::vector<float> v(h.history.at("val_loss").begin(), h.history.at("val_loss").end());
+  BOOST_TEST(same_on_every_rank(v));
+}
+
 BOOST_AUTO_TEST_CASE(one_process_data_parallel_is_bitwise_plain_fit) {
   auto [x, y] = data(90);
   auto a = make_model(9), b = make_model(9);
