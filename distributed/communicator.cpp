@@ -49,6 +49,11 @@ std::shared_ptr<Communicator> mpi_world() {
 }
 
 std::shared_ptr<Communicator> world() {
+  // Under mpirun every process would otherwise train alone, silently.
+  if (const char* n = std::getenv("OMPI_COMM_WORLD_SIZE"); n && std::atoi(n) > 1)
+    throw std::runtime_error(std::string("distributed::world: started by mpirun on ") + n +
+                             " ranks, but xtape was built without MPI (install libopenmpi-dev and "
+                             "reconfigure)");
   static const std::shared_ptr<Communicator> w = std::make_shared<SingleProcess>();
   return w;
 }

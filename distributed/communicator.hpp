@@ -70,7 +70,8 @@ bool mpi_available();
 /// finalised at exit. The same object on every call. With XTAPE_COLLECTIVE_TIMEOUT=S (seconds;
 /// unset or 0: no limit) a rank that waits longer than S in one collective prints which one and
 /// exits with status 1, and mpirun ends the other ranks; std::invalid_argument when it is not
-/// a number >= 0.
+/// a number >= 0. Throws std::runtime_error in a build without MPI started by mpirun on more
+/// than one rank (each process would otherwise train alone).
 std::shared_ptr<Communicator> world();
 
 /// Open MPI's world communicator; throws std::runtime_error when the library was built without
