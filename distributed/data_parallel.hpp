@@ -8,9 +8,11 @@
 /// model.fit(x, y, {.batch_size = 128, .epochs = 5, .distribute = dp});
 /// ```
 /// What fit then does:
-/// - at its start rank 0 broadcasts every weight (trainable or not), the optimizer's slots,
-///   iterations and learning rate, the shuffle RNG, global_rng() and every layer's state; ranks
-///   other than 0 then derive their own Dropout (layer "rng" states) and global_rng() streams;
+/// - at the start of every epoch (after the callbacks' on_epoch_begin) rank 0 broadcasts every
+///   weight (trainable or not), the optimizer's slots, iterations and learning rate, the shuffle
+///   RNG, global_rng() and every layer's state; ranks other than 0 then derive their own Dropout
+///   (layer "rng" states) and global_rng() streams from rank 0's, so a run resumed from a rank-0
+///   checkpoint on the same number of ranks continues bitwise, Dropout included;
 /// - every epoch one permutation of the rows from the shared shuffle RNG (the same on every
 ///   rank); each global batch of batch_size rows is split into contiguous shards, rank r taking
 ///   rows [r b / P, (r + 1) b / P) of a batch of b rows; a last batch with fewer rows than ranks

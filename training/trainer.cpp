@@ -285,10 +285,11 @@ History Model::run_fit(Dataset* data, const std::vector<Tensor>* x, const std::v
     for (const auto& cb : cbs) cb->on_train_begin(logs);
     apply_callback_states(cbs, pending_callback_states_);
     pending_callback_states_.clear();
-    if (dp) broadcast_training_state();
     const int first_epoch = resume_epoch_ >= 0 ? resume_epoch_ : o.initial_epoch;
     for (int epoch = first_epoch; epoch < o.epochs && !stop_training_; ++epoch) {
       for (const auto& cb : cbs) cb->on_epoch_begin(epoch, {});
+      // Every epoch from rank 0's state, so that a resume at any epoch derives the same streams.
+      if (dp) broadcast_training_state();
       reset_metrics();
       data->begin_epoch(epoch);
       Logs batch_logs;

@@ -393,6 +393,36 @@ BOOST_AUTO_TEST_CASE(rank0_checkpoint_resumes_on_two_ranks_and_on_one) {
   if (w()->is_chief()) std::filesystem::remove_all(dir);
 }
 
+// With Dropout every rank's masks come from streams derived from rank 0's state at each epoch's
+// start, which the checkpoint holds: the resumed run draws the same masks on every rank.
+BOOST_AUTO_TEST_CASE(rank0_checkpoint_with_dropout_resumes_bitwise) {
+  auto [x, y] = data(80);
+  const std::string dir = shared_dir("dropout");
+  auto orig = make_model(23, /*dropout=*/true);
+  auto ckpt = std::make_shared<ModelCheckpoint>(
+      ModelCheckpointOptions{.filepath = dir + "/ckpt_{epoch}.safetensors"});
+  (void)orig->fit(x, y,
+                  {.batch_size = 16,
+                   .epochs = 3,
+                   .verbose = 0,
+                   .callbacks = {ckpt},
+                   .distribute = std::make_shared<DataParallel>()});
+  const auto final_weights = flat_weights(*orig);
+  auto again = make_model(77, /*dropout=*/true);
+  again->build({6});
+  BOOST_TEST(again->load_checkpoint(ckpt->path_for_epoch(1)) == 1);
+  (void)again->fit(x, y,
+                   {.batch_size = 16,
+                    .epochs = 3,
+                    .verbose = 0,
+                    .initial_epoch = 1,
+                    .distribute = std::make_shared<DataParallel>()});
+  const auto resumed = flat_weights(*again);
+  BOOST_TEST(std::memcmp(resumed.data(), final_weights.data(), resumed.size() * 4) == 0);
+  w()->barrier();
+  if (w()->is_chief()) std::filesystem::remove_all(dir);
+}
+
 BOOST_AUTO_TEST_CASE(bad_options_are_refused_on_every_rank) {
   auto [x, y] = data(16);
   auto m = make_model(1);
