@@ -9,6 +9,7 @@
 #include "autodiff/tensor.hpp"
 #include "datasets/mnist.hpp"
 #include "layers/activation_layers.hpp"
+#include "distributed/data_parallel.hpp"
 #include "layers/activations.hpp"
 #include "layers/conv.hpp"
 #include "layers/core.hpp"

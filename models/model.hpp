@@ -155,6 +155,11 @@ class Model : public Layer {
   void set_stop_training(bool stop) { stop_training_ = stop; }
   bool stop_training() const { return stop_training_; }
 
+  /// False only on ranks other than 0 of a data-parallel fit (FitOptions::distribute): the
+  /// callbacks that print or write files (progress bar, ModelCheckpoint, CSVLogger,
+  /// BackupAndRestore, TensorBoard) do so only when it is true.
+  bool is_chief() const;
+
   /// Every weight (trainable or not) by path ("conv2d/kernel", "block/dense/bias"), in layer
   /// order.
   std::vector<std::pair<std::string, Tensor>> named_weights() const;
@@ -225,6 +230,10 @@ class Model : public Layer {
                              const std::map<std::string, LayerState>& states);
   Compiled& compiled_state(const char* who);
   void resolve_outputs(std::size_t outputs);
+  // Data-parallel fit (training/data_parallel_fit.cpp).
+  void broadcast_training_state();
+  Logs global_metrics_result();
+  bool agree_step(const Batch& batch, bool loss_finite);
 
   std::unique_ptr<Graph> graph_;
   std::shared_ptr<Compiled> compiled_;
@@ -238,6 +247,8 @@ class Model : public Layer {
   std::map<std::string, LayerState> pending_callback_states_;
   Rng shuffle_rng_;
   bool stop_training_ = false;
+  /// The strategy of the running data-parallel fit, or null.
+  distributed::DataParallel* data_parallel_ = nullptr;
 
   friend class ModelIo;
 };

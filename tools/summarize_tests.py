@@ -2,14 +2,17 @@
 """Counts Boost.Test cases from the XML reports of every suite and prints "N passed, N failed".
 
 Each suite executable writes <build>/test-report-<suite>.xml. A suite whose report is missing
-(it crashed before reporting) counts as one failed case. Exit status 1 when anything failed.
+(it crashed before reporting) counts as one failed case. A suite run on several MPI ranks also
+has test-report-<suite>-rank<r>.xml from ranks r > 0: a case counts once, as failed when it
+failed on any rank. Exit status 1 when anything failed.
 """
 import glob
 import os
 import sys
 import xml.etree.ElementTree as ET
 
-SUITES = ["autodiff", "kernels", "layers", "models", "saving", "training", "optim", "datasets", "losses", "metrics"]
+SUITES = ["autodiff", "kernels", "layers", "models", "saving", "training", "optim", "datasets", "losses", "metrics",
+          "distributed", "distributed_failures"]
 
 
 def main() -> int:
@@ -27,9 +30,22 @@ def main() -> int:
             print(f"{suite}: unreadable report {path}: {e}")
             failed += 1
             continue
+        # Cases that failed on another rank (by suite path and name).
+        failed_elsewhere = set()
+        for other in sorted(glob.glob(os.path.join(build, f"test-report-{suite}-rank*.xml"))):
+            try:
+                for case in ET.parse(other).getroot().iter("TestCase"):
+                    if case.get("result", "") not in ("passed", "skipped"):
+                        failed_elsewhere.add(case.get("name"))
+            except ET.ParseError as e:
+                print(f"{suite}: unreadable report {other}: {e}")
+                failed += 1
         p = f = s = 0
         for case in root.iter("TestCase"):
             result = case.get("result", "")
+            if case.get("name") in failed_elsewhere:
+                print(f"{suite}: {case.get('name')} failed on a rank other than 0")
+                result = "failed"
             if result == "passed":
                 p += 1
             elif result == "skipped":

@@ -30,7 +30,8 @@ DATA_DIR="${XTAPE_DATA_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/xtape}"
 MNIST_DIR="$DATA_DIR/mnist"
 
 PACKAGES=(g++ meson ninja-build pkg-config python3 libxtensor-dev libxsimd-dev xtl-dev
-          libboost-test-dev nlohmann-json3-dev zlib1g-dev dataset-fashion-mnist)
+          libboost-test-dev nlohmann-json3-dev zlib1g-dev dataset-fashion-mnist
+          libopenmpi-dev openmpi-bin)
 # Only for `sanitize` and `fuzz`: clang with its sanitizer and libFuzzer runtimes and OpenMP.
 SANITIZE_PACKAGES=(clang libclang-rt-14-dev libomp-dev)
 

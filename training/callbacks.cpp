@@ -151,14 +151,16 @@ std::string ModelCheckpoint::path_for_epoch(int epoch) const {
 void ModelCheckpoint::on_epoch_end(int epoch, const Logs& logs) {
   Model& m = model();
   const std::string path = path_for_epoch(epoch + 1);
+  const bool chief = m.is_chief();  // data-parallel: rank 0 prints and writes
   auto say = [&](const std::string& s) {
-    if (options_.verbose) std::cout << "\nEpoch " << epoch + 1 << ": " << s << '\n';
+    if (options_.verbose && chief) std::cout << "\nEpoch " << epoch + 1 << ": " << s << '\n';
   };
   const auto loss = logs.find("loss");
   if ((loss != logs.end() && !std::isfinite(loss->second)) || !weights_finite(m)) {
     // Printed whatever the verbosity: the user must learn that the file was kept.
-    std::cout << "\nEpoch " << epoch + 1 << ": ModelCheckpoint: loss or weights are not finite, "
-              << "not saving over " << path << '\n';
+    if (chief)
+      std::cout << "\nEpoch " << epoch + 1 << ": ModelCheckpoint: loss or weights are not finite, "
+                << "not saving over " << path << '\n';
     return;
   }
   if (options_.save_best_only) {
@@ -180,6 +182,7 @@ void ModelCheckpoint::on_epoch_end(int epoch, const Logs& logs) {
   } else {
     say("saving model to " + path);
   }
+  if (!chief) return;
   if (options_.save_weights_only) {
     m.save_weights(path);
   } else {
@@ -336,7 +339,7 @@ void CSVLogger::on_epoch_end(int epoch, const Logs& logs) {
     }
   }
   text_ += '\n';
-  write_file_atomic(options_.filename, text_);
+  if (model().is_chief()) write_file_atomic(options_.filename, text_);
 }
 
 // ---- LearningRateScheduler ----

@@ -117,11 +117,11 @@ void BackupAndRestore::on_train_begin(const Logs&) {
 }
 
 void BackupAndRestore::on_epoch_end(int epoch, const Logs&) {
-  model().save_checkpoint(path(), epoch + 1);
+  if (model().is_chief()) model().save_checkpoint(path(), epoch + 1);
 }
 
 void BackupAndRestore::on_train_end(const Logs&) {
-  if (options_.delete_checkpoint) {
+  if (options_.delete_checkpoint && model().is_chief()) {
     std::error_code ec;
     std::filesystem::remove(path(), ec);
   }

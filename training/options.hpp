@@ -15,6 +15,10 @@
 #include "metrics/metrics.hpp"
 #include "optim/optimizers.hpp"
 
+namespace xtape::distributed {
+class DataParallel;
+}
+
 namespace xtape::layers {
 
 class Callback;
@@ -92,6 +96,10 @@ struct FitOptions {
   std::map<int, float> class_weight = {};
   /// Batches per epoch (0: the whole data; required for a Dataset of unknown length).
   std::size_t steps_per_epoch = 0;
+  /// Data-parallel training over the ranks of a communicator (distributed/data_parallel.hpp);
+  /// null: this process alone. batch_size is then the global batch. With a Dataset, each rank's
+  /// Dataset yields that rank's shard and every rank must have the same number of batches.
+  std::shared_ptr<distributed::DataParallel> distribute = nullptr;
 };
 
 /// Per-epoch metrics of a fit: history["loss"], history["accuracy"], history["val_loss"], ...

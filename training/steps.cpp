@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "autodiff/ops.hpp"
+#include "distributed/data_parallel.hpp"
 #include "training/compiled.hpp"
 
 namespace xtape::layers {
@@ -174,6 +175,8 @@ Tensor Model::compute_loss(const Batch& b, const std::vector<Tensor>& outputs) {
 }
 
 void Model::apply_gradients(std::vector<optim::Variable>& vars) {
+  // Data-parallel: the global mean gradient first, so that clipping sees the same on every rank.
+  if (data_parallel_) data_parallel_->reduce_gradients(vars);
   for (const auto& t : compiled_state("fit").options.gradient_transforms) t(vars);
   optimizer_->apply(vars);
   apply_constraints();  // Keras's optimizer projects constrained weights after the update
@@ -224,8 +227,10 @@ Logs Model::train_step(const Batch& b) {
   for (auto& v : vars) v.value.zero_grad();
   loss.backward();
   last_loss_ = loss.item();
-  // A non-finite loss means non-finite gradients: that update is never applied.
-  if (std::isfinite(last_loss_)) apply_gradients(vars);
+  // A non-finite loss means non-finite gradients: that update is never applied (data-parallel:
+  // on any rank, then on none).
+  const bool finite = std::isfinite(last_loss_);
+  if (data_parallel_ ? agree_step(b, finite) : finite) apply_gradients(vars);
   update_metrics(b, outputs, last_loss_);
   return metrics_result();
 }

@@ -49,6 +49,7 @@ void TensorBoard::on_train_begin(const Logs&) {
   train_path_.clear();
   validation_path_.clear();
   global_batch_ = 0;
+  if (!model().is_chief()) return;  // data-parallel: rank 0 writes
   train_ = std::make_unique<EventFileWriter>(
       (std::filesystem::path(options_.log_dir) / "train").string());
   train_path_ = train_->path();
@@ -63,6 +64,7 @@ void TensorBoard::on_batch_end(std::size_t, const Logs& logs) {
 }
 
 void TensorBoard::on_epoch_end(int epoch, const Logs& logs) {
+  if (!model().is_chief()) return;
   if (!train_) throw std::logic_error("TensorBoard::on_epoch_end: called before on_train_begin");
   const std::int64_t step = epoch;
   if (!logs.empty()) {

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "autodiff/ops.hpp"
+#include "distributed/data_parallel.hpp"
 #include "models/model.hpp"
 #include "training/callbacks.hpp"
 #include "training/compiled.hpp"
@@ -40,12 +41,17 @@ std::size_t rows_of(const char* who, const std::vector<Tensor>& x, const std::ve
 }
 
 // Rows [begin, end) of arrays in batches, shuffled every epoch by `rng` (the model's shuffle
-// RNG, which checkpoints save) exactly as the permutation has always been drawn.
+// RNG, which checkpoints save) exactly as the permutation has always been drawn. With `ranks`
+// > 1 (data-parallel) every batch is split: rank r takes rows [r b / ranks, (r + 1) b / ranks)
+// of a batch of b rows, and a last batch of fewer rows than ranks is dropped.
 class ArraySlice : public Dataset {
  public:
   ArraySlice(const std::vector<Tensor>& x, const std::vector<Tensor>& y, Tensor sw,
-             std::size_t begin, std::size_t end, std::size_t batch, bool shuffle, Rng* rng)
-      : x_(x),
+             std::size_t begin, std::size_t end, std::size_t batch, bool shuffle, Rng* rng,
+             int rank = 0, int ranks = 1)
+      : rank_(static_cast<std::size_t>(rank)),
+        ranks_(static_cast<std::size_t>(ranks)),
+        x_(x),
         y_(y),
         sw_(std::move(sw)),
         begin_(begin),
@@ -56,7 +62,10 @@ class ArraySlice : public Dataset {
     order_.resize(end_ - begin_);
     std::iota(order_.begin(), order_.end(), begin_);
   }
-  std::size_t batches() const override { return steps_for(end_ - begin_, batch_); }
+  std::size_t batches() const override {
+    const std::size_t n = end_ - begin_, rest = n % batch_;
+    return steps_for(n, batch_) - (ranks_ > 1 && rest != 0 && rest < ranks_);
+  }
   void begin_epoch(int) override {
     std::iota(order_.begin(), order_.end(), begin_);
     const std::size_t n = order_.size();
@@ -65,11 +74,11 @@ class ArraySlice : public Dataset {
     pos_ = 0;
   }
   std::optional<Batch> next() override {
-    if (pos_ >= order_.size()) return std::nullopt;
+    if (pos_ >= order_.size() || order_.size() - pos_ < ranks_) return std::nullopt;
     const std::size_t take = std::min(batch_, order_.size() - pos_);
     Batch b;
-    b.rows.assign(order_.begin() + static_cast<long>(pos_),
-                  order_.begin() + static_cast<long>(pos_ + take));
+    const std::size_t lo = pos_ + take * rank_ / ranks_, hi = pos_ + take * (rank_ + 1) / ranks_;
+    b.rows.assign(order_.begin() + static_cast<long>(lo), order_.begin() + static_cast<long>(hi));
     pos_ += take;
     b.x = gather_all(x_, b.rows);
     b.y = gather_all(y_, b.rows);
@@ -78,6 +87,7 @@ class ArraySlice : public Dataset {
   }
 
  private:
+  std::size_t rank_, ranks_;
   const std::vector<Tensor>& x_;
   const std::vector<Tensor>& y_;
   Tensor sw_;
@@ -175,6 +185,15 @@ History Model::run_fit(Dataset* data, const std::vector<Tensor>* x, const std::v
                                 std::to_string(o.initial_epoch));
   for (const auto& cb : o.callbacks)
     if (!cb) throw std::invalid_argument(who + ": null callback");
+  distributed::DataParallel* const dp = o.distribute.get();
+  const int rank = dp ? dp->rank() : 0, ranks = dp ? dp->size() : 1;
+  if (dp && o.batch_size < static_cast<std::size_t>(ranks))
+    throw std::invalid_argument(who + ": the global batch_size " + std::to_string(o.batch_size) +
+                                " is smaller than the " + std::to_string(ranks) + " ranks");
+  if (dp && data && !built())
+    throw std::invalid_argument(who + ": build the model before a data-parallel fit on a Dataset");
+  // Rank r's contiguous share of n rows (validation).
+  auto share = [&](std::size_t n, int r) { return n * static_cast<std::size_t>(r) / ranks; };
 
   // The training and validation sources.
   std::unique_ptr<Dataset> own_train, own_val;
@@ -190,10 +209,15 @@ History Model::run_fit(Dataset* data, const std::vector<Tensor>* x, const std::v
       throw std::invalid_argument(who + ": validation_split leaves no training samples");
     const Tensor sw = effective_weights(who.c_str(), o.sample_weight, o.class_weight, y->at(0), n);
     build_for(*x);
-    own_train =
-        std::make_unique<ArraySlice>(*x, *y, sw, 0, split, o.batch_size, o.shuffle, &shuffle_rng_);
+    own_train = std::make_unique<ArraySlice>(*x, *y, sw, 0, split, o.batch_size, o.shuffle,
+                                             &shuffle_rng_, rank, ranks);
+    if (dp && own_train->batches() == 0)
+      throw std::invalid_argument(who + ": " + std::to_string(split) + " training samples for " +
+                                  std::to_string(ranks) + " ranks");
     if (split < n && !o.validation_data)
-      own_val = std::make_unique<ArraySlice>(*x, *y, sw, split, n, o.batch_size, false, nullptr);
+      own_val = std::make_unique<ArraySlice>(*x, *y, sw, split + share(n - split, rank),
+                                             split + share(n - split, rank + 1), o.batch_size,
+                                             false, nullptr);
     data = own_train.get();
   } else if (o.validation_split > 0.f) {
     throw std::invalid_argument(who +
@@ -209,8 +233,8 @@ History Model::run_fit(Dataset* data, const std::vector<Tensor>* x, const std::v
     val_x = v.x;
     val_y = v.y;
     val_sw = v.sample_weight;
-    own_val =
-        std::make_unique<ArraySlice>(val_x, val_y, val_sw, 0, vn, o.batch_size, false, nullptr);
+    own_val = std::make_unique<ArraySlice>(val_x, val_y, val_sw, share(vn, rank),
+                                           share(vn, rank + 1), o.batch_size, false, nullptr);
   }
   std::size_t steps = data->batches();
   if (o.steps_per_epoch) {
@@ -222,6 +246,16 @@ History Model::run_fit(Dataset* data, const std::vector<Tensor>* x, const std::v
   }
   if (steps == 0)
     throw std::invalid_argument(who + ": a Dataset of unknown length needs steps_per_epoch");
+  if (dp && ranks > 1) {  // the same number of steps everywhere, or a collective would hang
+    std::vector<std::uint64_t> all(static_cast<std::size_t>(ranks));
+    const std::uint64_t mine = steps;
+    dp->communicator().allgather(&mine, sizeof mine, all.data());
+    for (int k = 0; k < ranks; ++k)
+      if (all[static_cast<std::size_t>(k)] != all[0])
+        throw std::invalid_argument(who + ": rank " + std::to_string(k) + " has " +
+                                    std::to_string(all[static_cast<std::size_t>(k)]) +
+                                    " steps per epoch, rank 0 " + std::to_string(all[0]));
+  }
 
   // As TensorFlow does for its ops: denormals computed as zero (see set_flush_denormal).
   const FlushDenormal flush;
@@ -229,7 +263,8 @@ History Model::run_fit(Dataset* data, const std::vector<Tensor>* x, const std::v
   auto history = std::make_shared<HistoryLogger>();
   std::vector<std::shared_ptr<Callback>> cbs = o.callbacks;
   cbs.push_back(history);
-  if (o.verbose) cbs.push_back(std::make_shared<ProgbarLogger>());
+  if (o.verbose && (!dp || dp->communicator().is_chief()))
+    cbs.push_back(std::make_shared<ProgbarLogger>());
   stop_training_ = false;
   for (const auto& cb : cbs) {
     cb->set_model(this);
@@ -237,64 +272,86 @@ History Model::run_fit(Dataset* data, const std::vector<Tensor>* x, const std::v
   }
   struct Active {  // the callbacks whose state checkpoints save, while this fit runs
     Model& m;
-    ~Active() { m.active_callbacks_ = nullptr; }
+    ~Active() {
+      m.active_callbacks_ = nullptr;
+      m.data_parallel_ = nullptr;
+    }
   } active{*this};
   active_callbacks_ = &cbs;
+  data_parallel_ = dp;
   resume_epoch_ = -1;
   Logs logs;
-  for (const auto& cb : cbs) cb->on_train_begin(logs);
-  apply_callback_states(cbs, pending_callback_states_);
-  pending_callback_states_.clear();
-  const int first_epoch = resume_epoch_ >= 0 ? resume_epoch_ : o.initial_epoch;
-  for (int epoch = first_epoch; epoch < o.epochs && !stop_training_; ++epoch) {
-    for (const auto& cb : cbs) cb->on_epoch_begin(epoch, {});
-    reset_metrics();
-    data->begin_epoch(epoch);
-    Logs batch_logs;
-    for (std::size_t s = 0; s < steps; ++s) {
-      for (const auto& cb : cbs) cb->on_batch_begin(s, {});
-      auto b = data->next();
-      if (!b) break;  // the Dataset ran out early
-      try {
-        batch_logs = train_step(*b);
-      } catch (const std::invalid_argument& e) {
-        // Name the row of the data set, not the position in the shuffled batch.
-        for (std::size_t r = 0; r < b->rows.size(); ++r) {
-          Batch one{gather_all(b->x, {r}), gather_all(b->y, {r}), {}, {b->rows[r]}};
-          if (b->sample_weight.defined()) one.sample_weight = gather_rows(b->sample_weight, {r});
-          try {
-            NoGrad no_grad;
-            const auto outs = call_all(one.x, false);
-            (void)compute_loss(one, outs);
-          } catch (const std::exception& row_error) {
-            throw std::invalid_argument(who + ": row " + std::to_string(b->rows[r]) +
-                                        " of the training data: " + row_error.what());
+  try {
+    for (const auto& cb : cbs) cb->on_train_begin(logs);
+    apply_callback_states(cbs, pending_callback_states_);
+    pending_callback_states_.clear();
+    const int first_epoch = resume_epoch_ >= 0 ? resume_epoch_ : o.initial_epoch;
+    for (int epoch = first_epoch; epoch < o.epochs && !stop_training_; ++epoch) {
+      for (const auto& cb : cbs) cb->on_epoch_begin(epoch, {});
+      // Every epoch from rank 0's state, so that a resume at any epoch derives the same streams.
+      if (dp) broadcast_training_state();
+      reset_metrics();
+      data->begin_epoch(epoch);
+      Logs batch_logs;
+      for (std::size_t s = 0; s < steps; ++s) {
+        for (const auto& cb : cbs) cb->on_batch_begin(s, {});
+        auto b = data->next();
+        if (!b) break;  // the Dataset ran out early
+        try {
+          batch_logs = train_step(*b);
+        } catch (const std::invalid_argument& e) {
+          // Name the row of the data set, not the position in the shuffled batch.
+          for (std::size_t r = 0; r < b->rows.size(); ++r) {
+            Batch one{gather_all(b->x, {r}), gather_all(b->y, {r}), {}, {b->rows[r]}};
+            if (b->sample_weight.defined()) one.sample_weight = gather_rows(b->sample_weight, {r});
+            try {
+              NoGrad no_grad;
+              const auto outs = call_all(one.x, false);
+              (void)compute_loss(one, outs);
+            } catch (const std::exception& row_error) {
+              throw std::invalid_argument(who + ": row " + std::to_string(b->rows[r]) +
+                                          " of the training data: " + row_error.what());
+            }
           }
+          throw std::invalid_argument(who + ": epoch " + std::to_string(epoch + 1) + ", step " +
+                                      std::to_string(s + 1) + " (rows " + row_list(b->rows) +
+                                      "): " + e.what());
         }
-        throw std::invalid_argument(who + ": epoch " + std::to_string(epoch + 1) + ", step " +
-                                    std::to_string(s + 1) + " (rows " + row_list(b->rows) +
-                                    "): " + e.what());
+        if (dp) batch_logs = global_metrics_result();
+        for (const auto& cb : cbs) cb->on_batch_end(s, batch_logs);
+        const auto loss = batch_logs.find("loss");
+        if (loss != batch_logs.end() && !std::isfinite(loss->second)) {
+          const double lv = std::isfinite(last_loss_) ? loss->second : last_loss_;
+          const std::string what = "loss became " + std::to_string(lv) + " at epoch " +
+                                   std::to_string(epoch + 1) + ", step " + std::to_string(s + 1);
+          if (!stop_training_) throw std::runtime_error(who + ": " + what);
+          if (is_chief())
+            std::cout << who << ": " << what
+                      << "; that update was not applied and training stops\n";
+        }
+        if (stop_training_) break;
       }
-      for (const auto& cb : cbs) cb->on_batch_end(s, batch_logs);
-      const auto loss = batch_logs.find("loss");
-      if (loss != batch_logs.end() && !std::isfinite(loss->second)) {
-        const double lv = std::isfinite(last_loss_) ? loss->second : last_loss_;
-        const std::string what = "loss became " + std::to_string(lv) + " at epoch " +
-                                 std::to_string(epoch + 1) + ", step " + std::to_string(s + 1);
-        if (!stop_training_) throw std::runtime_error(who + ": " + what);
-        std::cout << who << ": " << what << "; that update was not applied and training stops\n";
+      Logs epoch_logs = dp ? global_metrics_result() : metrics_result();
+      if (own_val) {
+        Logs val = run_eval(*own_val, own_val->batches(), 0);
+        if (dp) val = global_metrics_result();
+        for (const auto& [k, v] : val) epoch_logs["val_" + k] = v;
       }
-      if (stop_training_) break;
+      logs = epoch_logs;
+      for (const auto& cb : cbs) cb->on_epoch_end(epoch, logs);
+      if (dp) dp->communicator().barrier();  // rank 0's files are written
     }
-    Logs epoch_logs = metrics_result();
-    if (own_val) {
-      for (const auto& [k, v] : run_eval(*own_val, own_val->batches(), 0))
-        epoch_logs["val_" + k] = v;
+    for (const auto& cb : cbs) cb->on_train_end(logs);
+    if (dp) dp->communicator().barrier();
+  } catch (const std::exception& e) {
+    // A rank that fails alone would leave the others waiting in a collective: end them all.
+    if (dp && ranks > 1) {
+      std::cerr << who << ": rank " << rank << " of " << ranks << " failed: " << e.what()
+                << "\nstopping every rank (MPI_Abort)" << std::endl;
+      dp->communicator().abort(1);
     }
-    logs = epoch_logs;
-    for (const auto& cb : cbs) cb->on_epoch_end(epoch, logs);
+    throw;
   }
-  for (const auto& cb : cbs) cb->on_train_end(logs);
   return history->history();
 }
 
