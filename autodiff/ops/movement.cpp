@@ -120,7 +120,7 @@ Tensor axis_gather(const Tensor& x, std::shared_ptr<const AxisMaps> maps, const 
   // The gradient of a gather adds each result element's gradient where it was read from.
   return record(op, out, {x}, [maps, xs, op](const Tensor& g, Grads& grads) {
     grads.add(0, axis_scatter_add(g, maps, xs, op));
-  });
+  }, true);
 }
 
 Tensor axis_scatter_add(const Tensor& g, std::shared_ptr<const AxisMaps> maps, const Shape& x_shape,
@@ -154,7 +154,7 @@ Tensor axis_scatter_add(const Tensor& g, std::shared_ptr<const AxisMaps> maps, c
   // Adjoint of the adjoint: gather the gradient back (padding positions get nothing).
   return record(op, out, {g}, [maps, os, op](const Tensor& gg, Grads& grads) {
     grads.add(0, axis_gather(gg, maps, os, 0.f, op));
-  });
+  }, true);
 }
 
 Tensor flat_gather(const Tensor& x, std::shared_ptr<const std::vector<std::size_t>> offsets,
@@ -166,7 +166,7 @@ Tensor flat_gather(const Tensor& x, std::shared_ptr<const std::vector<std::size_
   const Shape xs = x.shape();
   return record(op, out, {x}, [offsets, xs, op](const Tensor& g, Grads& grads) {
     grads.add(0, flat_scatter_add(g, offsets, xs, op));
-  });
+  }, true);
 }
 
 Tensor flat_scatter_add(const Tensor& g, std::shared_ptr<const std::vector<std::size_t>> offsets,
@@ -179,7 +179,7 @@ Tensor flat_scatter_add(const Tensor& g, std::shared_ptr<const std::vector<std::
   const Shape gs = g.shape();
   return record(op, out, {g}, [offsets, gs, op](const Tensor& gg, Grads& grads) {
     grads.add(0, flat_gather(gg, offsets, gs, op));
-  });
+  }, true);
 }
 
 }  // namespace detail
@@ -548,7 +548,7 @@ Tensor broadcast_to(const Tensor& x, const Shape& shape) {
   }
   // The gradient of a broadcast sums over the stretched and added axes.
   return record("broadcast_to", out, {x},
-                [xs](const Tensor& g, Grads& grads) { grads.add(0, sum_to(g, xs)); });
+                [xs](const Tensor& g, Grads& grads) { grads.add(0, sum_to(g, xs)); }, true);
 }
 
 Tensor flip(const Tensor& x, const std::vector<int>& axes) {
