@@ -54,7 +54,7 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
                        static_cast<I>(bc), 0.f, o + i * m * n, static_cast<I>(n));
     }
   }
-  const Tensor va = detail::saved(a), vb = detail::saved(b);
+  const Tensor va = a, vb = b;  // with their history, for create_graph (inputs: no cycle)
   // With C = op(A) op(B): dop(A) = G op(B)^T and dop(B) = op(A)^T G, written as matmuls with
   // flags so no operand is transposed in memory; then summed over broadcast batch axes.
   return record("matmul", out, {a, b}, [va, vb, ta, tb](const Tensor& g, Grads& grads) {
@@ -74,7 +74,7 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
         grads.add(1, sum_to(gb, vb.shape()));
       }
     }
-  });
+  }, true);
 }
 
 namespace {

@@ -13,7 +13,6 @@ namespace xtape {
 
 using detail::Grads;
 using detail::record;
-using detail::saved;
 
 namespace {
 
@@ -50,16 +49,22 @@ std::pair<Tensor, Tensor> fused_moments(const Tensor& x, std::vector<int> axes, 
   Tensor stats = Tensor::empty({2, b.channels});
   float* st = detail::mutable_data(stats);
   kernels::channel_moments(b.outer, b.channels, b.inner, x.data(), st, st + b.channels);
-  const Tensor vx = saved(x);
+  const Tensor vx = x;  // with its history, for create_graph (an input: no cycle)
   const double count = static_cast<double>(b.outer) * static_cast<double>(b.inner);
   const Tensor vmean = detail::view_as(slice_rows(stats, 0, 1), keep_shape);
   const std::vector<long> ks = as_long(keep_shape);
+  const detail::SavedOutput vstats(stats);
   // d mean/dx = 1/N; d var/dx = 2 (x - mean) / N.
-  stats =
-      record("fused_moments", stats, {x}, [vx, vmean, ks, count](const Tensor& g, Grads& grads) {
+  stats = record(
+      "fused_moments", stats, {x},
+      [vx, vmean, vstats, ks, count](const Tensor& g, Grads& grads) {
         const Tensor gm = reshape(slice_rows(g, 0, 1), ks), gv = reshape(slice_rows(g, 1, 2), ks);
-        grads.add(0, (gm + gv * (vx - vmean) * 2.f) * static_cast<float>(1.0 / count));
-      });
+        // Creating a graph: the mean with its history (from this record's own output).
+        const Tensor m =
+            detail::creating_graph() ? reshape(slice_rows(vstats.tensor(), 0, 1), ks) : vmean;
+        grads.add(0, (gm + gv * (vx - m) * 2.f) * static_cast<float>(1.0 / count));
+      },
+      true);
   const Shape out_shape = detail::reduced_shape(s, red, keepdims);
   const std::vector<long> os = as_long(out_shape);
   return {reshape(slice_rows(stats, 0, 1), os), reshape(slice_rows(stats, 1, 2), os)};
@@ -90,14 +95,14 @@ Tensor scale_shift(const Tensor& x, const Tensor& scale, const Tensor& shift) {
   Tensor out = Tensor::empty(s);
   kernels::channel_scale_shift(b.outer, b.channels, b.inner, x.data(), scale.data(), shift.data(),
                                detail::mutable_data(out));
-  const Tensor vx = saved(x), va = saved(scale);
+  const Tensor vx = x, va = scale;  // with their history, for create_graph (inputs)
   const Shape ss = scale.shape();
   // d/dx = scale, d/dscale = x, d/dshift = 1 (summed over the broadcast axes).
   return record("scale_shift", out, {x, scale, shift}, [vx, va, ss](const Tensor& g, Grads& grads) {
     if (grads.needs(0)) grads.add(0, g * va);
     if (grads.needs(1)) grads.add(1, sum_to(g * vx, ss));
     if (grads.needs(2)) grads.add(2, sum_to(g, ss));
-  });
+  }, true);
 }
 
 }  // namespace xtape

@@ -200,7 +200,7 @@ Tensor cumsum(const Tensor& x, int axis, bool exclusive, bool reverse) {
   // of g in the opposite direction, with the same exclusivity.
   return record("cumsum", out, {x}, [a, exclusive, reverse](const Tensor& g, Grads& grads) {
     grads.add(0, cumsum(g, a, exclusive, !reverse));
-  });
+  }, true);
 }
 
 Tensor var(const Tensor& x, std::vector<int> axes, double ddof, bool keepdims) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "autodiff/ops.hpp"
+#include "autodiff/ops_normalization.hpp"
 #include "autodiff/storage.hpp"
 #include "support/gradcheck.hpp"
 
@@ -229,6 +230,21 @@ BOOST_AUTO_TEST_CASE(array_and_elementwise_ops_pass_gradgradcheck) {
       {"expm1", [](const V& v) { return expm1(v[0]); }, {a}},
       {"erf", [](const V& v) { return erf(v[0]); }, {a}},
       {"softplus", [](const V& v) { return softplus(v[0]); }, {a}},
+      {"cumsum", [](const V& v) { return square(cumsum(v[0], 1, true, true)); }, {a}},
+      {"matmul transposed",
+       [](const V& v) { return square(matmul(v[0], v[1], true, false)); }, {a, b}},
+      {"matmul batched, b transposed",
+       [](const V& v) { return square(matmul(v[0], v[1], false, true)); },
+       {random_tensor({2, 3, 4}, rng), random_tensor({5, 4}, rng)}},
+      {"scale_shift",
+       [](const V& v) { return square(scale_shift(v[0], v[1], v[2])); },
+       {random_tensor({2, 3, 4}, rng), random_tensor({4}, rng), random_tensor({4}, rng)}},
+      {"fused_moments",
+       [](const V& v) {
+         const auto mv = fused_moments(v[0], {0, 1}, false);
+         return square(mv.first) + mv.second * mv.second;
+       },
+       {random_tensor({3, 2, 4}, rng)}},
   };
   for (const Case& c : cases) gradgradcheck(c.name, c.f, c.inputs);
 }
