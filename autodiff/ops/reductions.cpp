@@ -247,14 +247,23 @@ Tensor norm(const Tensor& x, double ord, std::vector<int> axes, bool keepdims) {
     k[r] = static_cast<float>(ord == 2 ? std::sqrt(acc) : acc);
   }
   const Tensor out = detail::view_as(kept, detail::reduced_shape(x.shape(), axes, keepdims));
-  const Tensor vx = detail::saved(x), vk = detail::saved(kept);
+  const Tensor vx = x, vk = detail::saved(kept);  // x with its history, for create_graph
+  const detail::SavedOutput vout(out);
   const Shape ks = grp.kept;
-  return record("norm", out, {x}, [vx, vk, ks, ord, axes](const Tensor& g, Grads& grads) {
+  return record("norm", out, {x}, [vx, vk, vout, ks, ord, axes](const Tensor& g, Grads& grads) {
     const Tensor gk = reshape_to(g, ks);
     const float* xv = vx.data();
     const float* nv = vk.data();
     if (ord == 2) {
       // d ||x|| / dx = x / ||x||, and 0 at ||x|| = 0 (PyTorch's choice).
+      if (detail::creating_graph()) {  // 1 / ||x|| with its history; 0 where ||x|| = 0
+        Tensor zero(ks, 0.f);
+        for (std::size_t i = 0; i < zero.size(); ++i)
+          detail::mutable_data(zero)[i] = nv[i] == 0.f ? 1.f : 0.f;
+        const Tensor n = reshape_to(vout.tensor(), ks);
+        grads.add(0, vx * (gk * ((1.f - zero) / (n + zero))));
+        return;
+      }
       Tensor inv(ks, 0.f);
       for (std::size_t i = 0; i < inv.size(); ++i)
         detail::mutable_data(inv)[i] = nv[i] == 0.f ? 0.f : 1.f / nv[i];
@@ -279,7 +288,7 @@ Tensor norm(const Tensor& x, double ord, std::vector<int> axes, bool keepdims) {
         for (std::size_t c = 0; c < gr.cols; ++c) wv[s[c]] /= static_cast<float>(ties);
     }
     grads.add(0, w * gk);
-  });
+  }, true);
 }
 
 }  // namespace xtape

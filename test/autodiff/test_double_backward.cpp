@@ -208,6 +208,7 @@ BOOST_AUTO_TEST_CASE(array_and_elementwise_ops_pass_gradgradcheck) {
   Rng rng(48);
   const Tensor a = random_tensor({3, 4}, rng), b = random_tensor({3, 4}, rng);
   const Tensor pos = random_tensor({3, 4}, rng, 0.2f, 2.f);
+  const Tensor away = random_away_from_zero({3, 4}, rng, 0.2f, 1.f);
   using V = std::vector<Tensor>;
   struct Case {
     const char* name;
@@ -231,6 +232,8 @@ BOOST_AUTO_TEST_CASE(array_and_elementwise_ops_pass_gradgradcheck) {
       {"erf", [](const V& v) { return erf(v[0]); }, {a}},
       {"softplus", [](const V& v) { return softplus(v[0]); }, {a}},
       {"cumsum", [](const V& v) { return square(cumsum(v[0], 1, true, true)); }, {a}},
+      {"norm 2", [](const V& v) { return square(norm(v[0], 2, {1})) * norm(v[0], 2, {1}); }, {a}},
+      {"norm 1", [](const V& v) { return square(norm(v[0], 1, {0})); }, {away}},
       {"matmul transposed",
        [](const V& v) { return square(matmul(v[0], v[1], true, false)); }, {a, b}},
       {"matmul batched, b transposed",
