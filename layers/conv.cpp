@@ -71,6 +71,15 @@ Conv::Conv(int rank, ConvOptions options, ConvKind kind)
     if (d <= 0)
       throw std::invalid_argument(std::string(cls) + ": dilation_rate must be positive, got " +
                                   std::to_string(d));
+  if (options_.groups == 0)
+    throw std::invalid_argument(std::string(cls) + ": groups must be positive, got 0");
+  if (options_.groups != 1) {
+    if (kind != ConvKind::regular)
+      throw std::invalid_argument(std::string(cls) + ": groups is for Conv1D and Conv2D only");
+    if (options_.filters % options_.groups != 0)
+      throw std::invalid_argument(std::string(cls) + ": filters (" + std::to_string(options_.filters) +
+                                  ") must be divisible by groups (" + std::to_string(options_.groups) + ")");
+  }
   if (!options_.output_padding.empty()) {
     if (kind != ConvKind::transpose)
       throw std::invalid_argument(std::string(cls) +
@@ -112,10 +121,14 @@ void Conv::build(const Shape& input_shape) {
                                 (rank_ == 2 ? "height, width" : "steps") + ", channels), got " +
                                 batch_shape_str(input_shape));
   const std::size_t cin = input_shape.back();
+  if (cin % options_.groups != 0)
+    throw std::invalid_argument(class_name() + " '" + name() + "': input channels (" +
+                                std::to_string(cin) + ") must be divisible by groups (" +
+                                std::to_string(options_.groups) + ")");
   Shape kshape;
   for (int k : kernel_size_) kshape.push_back(static_cast<std::size_t>(k));
   switch (kind_) {
-    case ConvKind::regular: kshape.insert(kshape.end(), {cin, options_.filters}); break;
+    case ConvKind::regular: kshape.insert(kshape.end(), {cin / options_.groups, options_.filters}); break;
     case ConvKind::transpose: kshape.insert(kshape.end(), {options_.filters, cin}); break;
     default: kshape.insert(kshape.end(), {cin, options_.depth_multiplier}); break;
   }
@@ -177,11 +190,27 @@ Tensor Conv::convolution_op(const Tensor& inputs, const Tensor& kernel) {
       if (kind_ == ConvKind::depthwise) return y;
       return rank_ == 2 ? conv2d(y, pointwise_kernel()) : conv1d(y, pointwise_kernel());
     }
-    default:
-      if (rank_ == 2)
-        return conv2d(inputs, kernel, {strides_[0], strides_[1]}, padding_,
-                      {dilation_[0], dilation_[1]});
-      return conv1d(inputs, kernel, strides_[0], padding_, dilation_[0]);
+    default: {
+      auto one = [&](const Tensor& x, const Tensor& k) {
+        if (rank_ == 2)
+          return conv2d(x, k, {strides_[0], strides_[1]}, padding_, {dilation_[0], dilation_[1]});
+        return conv1d(x, k, strides_[0], padding_, dilation_[0]);
+      };
+      const std::size_t g = options_.groups;
+      if (g == 1) return one(inputs, kernel);
+      // Each group: its slice of the input channels with its slice of the filters.
+      const int last = static_cast<int>(inputs.ndim()) - 1;
+      const auto cin = static_cast<std::int64_t>(inputs.shape().back() / g);
+      const auto cout = static_cast<std::int64_t>(kernel.shape().back() / g);
+      const int kl = static_cast<int>(kernel.ndim()) - 1;
+      std::vector<Tensor> outs;
+      for (std::size_t i = 0; i < g; ++i) {
+        const auto gi = static_cast<std::int64_t>(i);
+        outs.push_back(one(slice(inputs, last, gi * cin, (gi + 1) * cin),
+                           slice(kernel, kl, gi * cout, (gi + 1) * cout)));
+      }
+      return concat(outs, last);
+    }
   }
 }
 
@@ -204,7 +233,7 @@ nlohmann::json Conv::get_config() const {
                                                   : nlohmann::json(output_padding_);
   c["data_format"] = "channels_last";
   c["dilation_rate"] = dilation_;
-  if (kind_ == ConvKind::regular) c["groups"] = 1;
+  if (kind_ == ConvKind::regular) c["groups"] = options_.groups;
   if (kind_ == ConvKind::depthwise || kind_ == ConvKind::separable)
     c["depth_multiplier"] = options_.depth_multiplier;
   c["activation"] = options_.activation.empty() ? "linear" : options_.activation;

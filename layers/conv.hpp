@@ -38,6 +38,9 @@ struct ConvOptions {
   Regularizer activity_regularizer = {};  ///< on the output, added at every call
   Constraint kernel_constraint = {};      ///< every kernel, after each optimizer update
   Constraint bias_constraint = {};
+  /// Regular convolutions: input channels and filters split into this many groups, each
+  /// convolved separately (kernel (k..., in / groups, filters)), outputs concatenated.
+  std::size_t groups = 1;
 };
 
 /// What a Conv layer computes: a convolution, a transposed convolution, a depthwise one, or a

@@ -509,9 +509,7 @@ ConvOptions conv_options_from_config(const json& c) {
   read(c, "depthwise_initializer", o.depthwise_initializer);
   read(c, "pointwise_initializer", o.pointwise_initializer);
   read_penalties(c, o);
-  int groups = 1;
-  read(c, "groups", groups);
-  if (groups != 1) bad_key("groups", "1 (grouped convolutions are not supported yet)", c["groups"]);
+  read(c, "groups", o.groups);
   o.name = name_of(c);
   return o;
 }

@@ -5,6 +5,8 @@
 #include "autodiff/detail.hpp"
 #include "autodiff/ops.hpp"
 #include "layers/conv.hpp"
+#include "saving/registry.hpp"
+#include <nlohmann/json.hpp>
 #include "models/sequential.hpp"
 #include "optim/optimizers.hpp"
 #include "test/support/founding_model.hpp"
@@ -216,6 +218,32 @@ BOOST_AUTO_TEST_CASE(convolution_family_option_errors) {
   check_throws<std::invalid_argument>(
       "causal separable", [] { SeparableConv1D({.filters = 2, .kernel_size = {3}, .padding = "causal"}); },
       {"SeparableConv1D", "'causal'"});
+}
+
+BOOST_AUTO_TEST_CASE(grouped_convolutions_as_keras) {
+  Conv2D g({.filters = 4, .kernel_size = {3}, .groups = 2});
+  check_layer("Conv2D groups 2", g, {.input = {5, 5, 4}, .expected_output = {3, 3, 4}, .expected_params = 76});
+  BOOST_TEST((g.kernel().shape() == Shape{3, 3, 2, 4}));
+  // groups = channels = filters is the depthwise convolution with multiplier 1.
+  Rng rng(8);
+  const Tensor x = xtape::testing::random_tensor({2, 6, 6, 3}, rng);
+  Conv2D dw({.filters = 3, .kernel_size = {3}, .padding = "same", .use_bias = false, .groups = 3});
+  const Tensor y = dw(x);
+  const Tensor ref = depthwise_conv2d(x, reshape(dw.kernel(), {3, 3, 3, 1}), {1, 1}, Padding::same);
+  const std::vector<float> a = y.to_vector(), b = ref.to_vector();
+  BOOST_REQUIRE(a.size() == b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) BOOST_TEST(a[i] == b[i], boost::test_tools::tolerance(1e-5f));
+  Conv1D g1({.filters = 6, .kernel_size = {2}, .groups = 3});
+  check_layer("Conv1D groups 3", g1, {.input = {5, 3}, .expected_output = {4, 6}, .expected_params = 18});
+  check_throws<std::invalid_argument>("filters", [] { Conv2D({.filters = 5, .kernel_size = {3}, .groups = 2}); },
+                                      {"Conv2D", "filters (5)", "groups (2)"});
+  check_throws<std::invalid_argument>("channels", [&] { Conv2D({.filters = 4, .kernel_size = {3}, .groups = 2})(x); },
+                                      {"input channels (3)", "groups (2)"});
+  check_throws<std::invalid_argument>("transpose", [] { Conv2DTranspose({.filters = 4, .kernel_size = {3}, .groups = 2}); },
+                                      {"Conv2DTranspose", "groups"});
+  auto back = layer_from_config({{"class_name", "Conv2D"}, {"config", g.get_config()}});
+  BOOST_TEST(back->get_config() == g.get_config());
+  BOOST_TEST(g.get_config()["groups"] == 2);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
