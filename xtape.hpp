@@ -21,6 +21,7 @@
 #include "layers/pooling.hpp"
 #include "layers/regularizers.hpp"
 #include "layers/reshaping.hpp"
+#include "layers/einsum_dense.hpp"
 #include "losses/losses.hpp"
 #include "metrics/metrics.hpp"
 #include "layers/saving.hpp"

@@ -8,6 +8,7 @@
 
 #include "layers/activation_layers.hpp"
 #include "layers/node.hpp"
+#include "layers/einsum_dense.hpp"
 #include "layers/noise.hpp"
 #include "layers/reshaping.hpp"
 #include "layers/normalization.hpp"
@@ -281,6 +282,36 @@ std::map<std::string, LayerFactory> builtins() {
   add_noise<SpatialDropout2D>(f, "SpatialDropout2D");
   add_noise<AlphaDropout>(f, "AlphaDropout");
   f["Identity"] = simple<Identity>;
+  f["EinsumDense"] = [](const json& c) -> std::shared_ptr<Layer> {
+    EinsumDenseOptions o;
+    read(c, "equation", o.equation);
+    if (c.contains("output_shape")) {
+      const json& v = c["output_shape"];
+      if (v.is_number_integer()) {
+        o.output_shape = {v.get<std::size_t>()};
+      } else if (v.is_array()) {
+        for (const json& e : v) {
+          if (!e.is_number_integer() || e.get<long long>() < 0)
+            bad_key("output_shape", "non-negative integers", v);
+          o.output_shape.push_back(e.get<std::size_t>());
+        }
+      } else {
+        bad_key("output_shape", "an integer or a list of them", v);
+      }
+    }
+    o.activation = activation(c);
+    if (c.contains("bias_axes") && !c["bias_axes"].is_null()) read(c, "bias_axes", o.bias_axes);
+    read(c, "kernel_initializer", o.kernel_initializer);
+    read(c, "bias_initializer", o.bias_initializer);
+    if (c.contains("kernel_regularizer")) o.kernel_regularizer = regularizer_from_config(c["kernel_regularizer"]);
+    if (c.contains("bias_regularizer")) o.bias_regularizer = regularizer_from_config(c["bias_regularizer"]);
+    if (c.contains("kernel_constraint")) o.kernel_constraint = constraint_from_config(c["kernel_constraint"]);
+    if (c.contains("bias_constraint")) o.bias_constraint = constraint_from_config(c["bias_constraint"]);
+    o.name = name_of(c);
+    auto l = std::make_shared<EinsumDense>(o);
+    apply_base_config(*l, c);
+    return l;
+  };
   f["Reshape"] = [](const json& c) -> std::shared_ptr<Layer> {
     std::vector<long> t;
     if (!c.contains("target_shape") || !c["target_shape"].is_array())

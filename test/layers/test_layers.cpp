@@ -8,6 +8,7 @@
 #include "layers/conv.hpp"
 #include "layers/core.hpp"
 #include "layers/initializers.hpp"
+#include "layers/einsum_dense.hpp"
 #include "layers/noise.hpp"
 #include "layers/pooling.hpp"
 #include "saving/registry.hpp"
@@ -283,6 +284,38 @@ BOOST_AUTO_TEST_CASE(noise_layer_states_and_configs_round_trip) {
   BOOST_TEST(id(x).to_vector() == x.to_vector());
   Lambda twice([](const Tensor& t) { return t * 2.f; });
   check_layer("Lambda", twice, {.input = {3}, .expected_output = {3}});
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(layers_einsum_dense)
+
+BOOST_AUTO_TEST_CASE(einsum_dense_as_keras) {
+  EinsumDense d({.equation = "ab,bc->ac", .output_shape = {4}, .bias_axes = "c"});
+  check_layer("EinsumDense ab,bc->ac", d, {.input = {3}, .expected_output = {4}, .expected_params = 16});
+  Rng rng(41);
+  const Tensor x = xtape::testing::random_tensor({2, 3}, rng);
+  const Tensor ref = matmul(x, d.kernel()) + d.weight("bias");
+  const std::vector<float> a = d(x).to_vector(), b = ref.to_vector();
+  for (std::size_t i = 0; i < a.size(); ++i) BOOST_TEST(a[i] == b[i], boost::test_tools::tolerance(1e-6f));
+  // A sequence: (batch, steps, in) -> (batch, steps, out), the bias over the last axis only.
+  EinsumDense seq({.equation = "abc,cd->abd", .output_shape = {5, 2}, .bias_axes = "d"});
+  check_layer("EinsumDense abc,cd->abd", seq, {.input = {5, 3}, .expected_output = {5, 2}, .expected_params = 8});
+  BOOST_TEST((seq.weight("bias").shape() == Shape{2}));
+  // Elided leading axes, and a kernel with an output-only axis: (..., b) -> (..., c, e).
+  EinsumDense heads({.equation = "...b,bce->...ce", .output_shape = {2, 3}, .bias_axes = "ce"});
+  check_layer("EinsumDense ...b,bce->...ce", heads, {.input = {4, 5}, .expected_output = {4, 2, 3}, .expected_params = 36});
+  BOOST_TEST((heads.kernel().shape() == Shape{5, 2, 3}));
+  auto back = layer_from_config({{"class_name", "EinsumDense"}, {"config", heads.get_config()}});
+  BOOST_TEST(back->get_config() == heads.get_config());
+  check_throws<std::invalid_argument>("form", [] { EinsumDense({.equation = "ab->b", .output_shape = {2}}); },
+                                      {"EinsumDense", "'ab->b'"});
+  check_throws<std::invalid_argument>("output_shape", [] { EinsumDense({.equation = "ab,bc->ac", .output_shape = {2, 3}}); },
+                                      {"EinsumDense", "output_shape has 2", "needs 1"});
+  check_throws<std::invalid_argument>("kernel letter", [] { EinsumDense({.equation = "ab,bz->ac", .output_shape = {2}}); },
+                                      {"EinsumDense", "'z'"});
+  check_throws<std::invalid_argument>("bias", [] { EinsumDense({.equation = "ab,bc->ac", .output_shape = {2}, .bias_axes = "b"}); },
+                                      {"EinsumDense", "bias axis 'b'"});
 }
 
 BOOST_AUTO_TEST_SUITE_END()
