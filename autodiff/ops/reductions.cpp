@@ -46,6 +46,32 @@ bool empty_groups(const Shape& s, const std::vector<int>& axes) {
   return empty_axis && shape_size(detail::reduced_shape(s, axes, true)) != 0;
 }
 
+// prod's gradient with recorded ops, for create_graph: the reduced axes moved last and
+// flattened to n, the product of the others of x_i as the product of x rolled by 1..n-1 (no
+// division, so zeros need no case), times g. O(n^2) work: groups of at most 4096 elements.
+Tensor prod_others_recorded(const Tensor& x, const Tensor& g, const std::vector<int>& axes) {
+  if (x.size() == 0) return Tensor::zeros(x.shape());
+  const int nd = static_cast<int>(x.ndim());
+  std::vector<int> perm;
+  for (int i = 0; i < nd; ++i)
+    if (std::find(axes.begin(), axes.end(), i) == axes.end()) perm.push_back(i);
+  for (int a : axes) perm.push_back(a);
+  std::vector<int> inv(static_cast<std::size_t>(nd));
+  for (int i = 0; i < nd; ++i) inv[static_cast<std::size_t>(perm[static_cast<std::size_t>(i)])] = i;
+  const Tensor t = transpose(x, perm);
+  std::size_t n = 1;
+  for (int a : axes) n *= x.shape()[static_cast<std::size_t>(a)];
+  if (n > 4096)
+    throw std::logic_error("prod: backward with create_graph over groups of " + std::to_string(n) +
+                           " elements (more than 4096) is not supported");
+  const long rows = static_cast<long>(x.size() / n);
+  const Tensor flat = reshape(t, {rows, static_cast<long>(n)});
+  Tensor others = Tensor::ones({static_cast<std::size_t>(rows), n});
+  for (std::size_t k = 1; k < n; ++k) others = others * roll(flat, static_cast<std::int64_t>(k), 1);
+  const Tensor d = others * reshape(g, {rows, 1});
+  return transpose(reshape_to(d, t.shape()), inv);
+}
+
 }  // namespace
 
 Tensor prod(const Tensor& x, std::vector<int> axes, bool keepdims) {
@@ -60,10 +86,11 @@ Tensor prod(const Tensor& x, std::vector<int> axes, bool keepdims) {
     for (std::size_t c = 0; c < grp.cols; ++c) p *= xv[grp.src[r * grp.cols + c]];
     o[r] = static_cast<float>(p);
   }
-  const Tensor vx = detail::saved(x);
+  const Tensor vx = x;  // with its history, for create_graph (an input: no cycle)
   // d prod / d x_i = product of the other elements of the group: prefix times suffix
   // products, so zeros in the group need no special case (no division).
   return record("prod", out, {x}, [vx, axes](const Tensor& g, Grads& grads) {
+    if (detail::creating_graph()) return grads.add(0, prod_others_recorded(vx, g, axes));
     const Groups gr = groups_of(vx, axes);
     Tensor d(vx.shape(), 0.f);
     float* dv = detail::mutable_data(d);
@@ -81,7 +108,7 @@ Tensor prod(const Tensor& x, std::vector<int> axes, bool keepdims) {
       }
     }
     grads.add(0, d);
-  });
+  }, true);
 }
 
 Tensor min(const Tensor& x, std::vector<int> axes, bool keepdims) {
