@@ -388,13 +388,21 @@ Tensor conv2d_impl(const Tensor& input, const Tensor& kernel, std::array<int, 2>
   return record("conv2d", out, {input, kernel},
                 [vi, vk, hi, hk, g, pruned, rows, cols, kshape](const Tensor& go, Grads& grads) {
                   if (detail::creating_graph()) {  // through the differentiable primitives
-                    if (pruned)
-                      throw std::logic_error(
-                          "conv2d: backward with create_graph through a convolution whose "
-                          "dilated window has taps only in the padding (kernel of shape " +
-                          shape_str(kshape) + ") is not supported");
-                    if (grads.needs(0)) grads.add(0, conv_bp_input(go, hk, g));
-                    if (grads.needs(1)) grads.add(1, conv_bp_kernel(hi, go, g));
+                    // A pruned kernel: its live block, sliced and padded back with recorded
+                    // ops, so the taps that read only padding get a zero gradient.
+                    const auto r0 = static_cast<std::int64_t>(rows.first), r1 = r0 + rows.count;
+                    const auto c0 = static_cast<std::int64_t>(cols.first), c1 = c0 + cols.count;
+                    const Tensor kb = pruned ? slice(slice(hk, 0, r0, r1), 1, c0, c1) : hk;
+                    if (grads.needs(0)) grads.add(0, conv_bp_input(go, kb, g));
+                    if (grads.needs(1)) {
+                      Tensor gk = conv_bp_kernel(hi, go, g);
+                      if (pruned)
+                        gk = pad(gk, {{r0, static_cast<std::int64_t>(kshape[0]) - r1},
+                                      {c0, static_cast<std::int64_t>(kshape[1]) - c1},
+                                      {0, 0},
+                                      {0, 0}});
+                      grads.add(1, gk);
+                    }
                     return;
                   }
                   if (grads.needs(0)) {
