@@ -138,7 +138,8 @@ std::size_t checked_size(const Shape& shape, const char* op);
 /// tensors the producer reads (a later write to one of them computes it first). When one of
 /// them is exposed (a pointer from Tensor::data() may be outstanding), the values are computed
 /// at once instead: a write through that pointer cannot be seen coming.
-Tensor make_deferred(const Shape& shape, std::shared_ptr<const Producer> producer, const std::vector<Tensor>& reads);
+Tensor make_deferred(const Shape& shape, std::shared_ptr<const Producer> producer,
+                     const std::vector<Tensor>& reads);
 
 /// The pending producer behind `t` when its values are deferred and not yet computed.
 inline std::shared_ptr<const Producer> pending_producer(const Tensor& t) {

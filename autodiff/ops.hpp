@@ -104,6 +104,12 @@ Tensor conv2d_transpose(const Tensor& input, const Tensor& kernel,
                         std::array<int, 2> strides = {1, 1}, Padding padding = Padding::valid,
                         std::array<int, 2> output_padding = {-1, -1},
                         std::array<int, 2> dilation = {1, 1});
+/// One output extent of a transposed convolution (Keras's deconv_output_length, see
+/// conv2d_transpose; output_padding -1 is None). Throws std::invalid_argument naming `op` when
+/// output_padding is not below the stride or no output remains.
+std::size_t conv_transpose_length(std::size_t in, std::size_t kernel, int stride, Padding padding,
+                                  int output_padding, int dilation,
+                                  const char* op = "conv_transpose");
 /// input (n, w, cin), kernel (k, filters, cin) -> (n, W, filters); see conv2d_transpose.
 Tensor conv1d_transpose(const Tensor& input, const Tensor& kernel, int stride = 1,
                         Padding padding = Padding::valid, int output_padding = -1,

@@ -35,15 +35,6 @@ std::string conv_class(int rank, ConvKind kind) {
   }
 }
 
-// Keras's deconv_output_length (output_padding < 0: None).
-std::size_t transpose_extent(std::size_t in, int k, int s, int d, Padding p, int output_padding) {
-  const std::size_t st = static_cast<std::size_t>(s);
-  const std::size_t eff = static_cast<std::size_t>(d) * (static_cast<std::size_t>(k) - 1) + 1;
-  if (output_padding < 0) return p == Padding::valid ? in * st + (eff > st ? eff - st : 0) : in * st;
-  const std::size_t pad = p == Padding::same ? eff / 2 : 0;
-  const std::size_t full = (in == 0 ? 0 : (in - 1) * st) + eff + static_cast<std::size_t>(output_padding);
-  return full > 2 * pad ? full - 2 * pad : 0;
-}
 }  // namespace
 
 Conv::Conv(int rank, ConvOptions options, ConvKind kind)
@@ -164,8 +155,9 @@ Shape Conv::compute_output_shape(const Shape& input_shape) const {
     const std::size_t u = static_cast<std::size_t>(i);
     const std::size_t in = i < static_cast<int>(input_shape.size()) ? input_shape[u] : 0;
     if (kind_ == ConvKind::transpose)
-      out.push_back(transpose_extent(in, kernel_size_[u], strides_[u], dilation_[u], padding_,
-                                     output_padding_.empty() ? -1 : output_padding_[u]));
+      out.push_back(conv_transpose_length(in, static_cast<std::size_t>(kernel_size_[u]), strides_[u],
+                                          padding_, output_padding_.empty() ? -1 : output_padding_[u],
+                                          dilation_[u], "Conv transpose layer"));
     else
       out.push_back(out_extent(in, kernel_size_[u], strides_[u], dilation_[u], padding_).first);
   }

@@ -16,16 +16,6 @@ namespace {
 
 std::vector<long> longs(const Shape& s) { return std::vector<long>(s.begin(), s.end()); }
 
-// The permutation moving axis `a` of a rank-n tensor first, and its inverse.
-std::pair<std::vector<int>, std::vector<int>> axis_first(int a, int n) {
-  std::vector<int> perm{a};
-  for (int i = 0; i < n; ++i)
-    if (i != a) perm.push_back(i);
-  std::vector<int> inv(static_cast<std::size_t>(n));
-  for (int i = 0; i < n; ++i) inv[static_cast<std::size_t>(perm[static_cast<std::size_t>(i)])] = i;
-  return {perm, inv};
-}
-
 void check_rank(const Layer& l, const Tensor& x, std::size_t rank) {
   if (x.ndim() != rank)
     throw std::invalid_argument(l.class_name() + " '" + l.name() + "': expected inputs of rank " +
@@ -52,7 +42,8 @@ Shape Reshape::compute_output_shape(const Shape& in) const {
   for (long d : target_)
     if (d > 0) known *= static_cast<std::size_t>(d);
   Shape out;
-  for (long d : target_) out.push_back(d > 0 ? static_cast<std::size_t>(d) : (known ? n / known : 0));
+  for (long d : target_)
+    out.push_back(d > 0 ? static_cast<std::size_t>(d) : (known ? n / known : 0));
   if (shape_size(out) != n)
     throw std::invalid_argument("Reshape '" + name() + "': cannot reshape samples of shape " +
                                 shape_str(in) + " (" + std::to_string(n) + " elements) to " +
@@ -76,7 +67,8 @@ nlohmann::json Reshape::get_config() const {
 
 // ---- Permute ----
 
-Permute::Permute(std::vector<int> dims, std::string name) : Layer(std::move(name)), dims_(std::move(dims)) {
+Permute::Permute(std::vector<int> dims, std::string name)
+    : Layer(std::move(name)), dims_(std::move(dims)) {
   std::vector<int> sorted = dims_;
   std::sort(sorted.begin(), sorted.end());
   for (std::size_t i = 0; i < sorted.size(); ++i)
@@ -87,8 +79,9 @@ Permute::Permute(std::vector<int> dims, std::string name) : Layer(std::move(name
 
 Shape Permute::compute_output_shape(const Shape& in) const {
   if (in.size() != dims_.size())
-    throw std::invalid_argument("Permute '" + name() + "': dims of " + std::to_string(dims_.size()) +
-                                " axes for samples of shape " + shape_str(in));
+    throw std::invalid_argument("Permute '" + name() + "': dims of " +
+                                std::to_string(dims_.size()) + " axes for samples of shape " +
+                                shape_str(in));
   Shape out;
   for (int d : dims_) out.push_back(in[static_cast<std::size_t>(d - 1)]);
   return out;
@@ -122,8 +115,7 @@ Shape RepeatVector::compute_output_shape(const Shape& in) const {
 
 Tensor RepeatVector::call(const Tensor& x, bool) {
   check_rank(*this, x, 2);
-  const long b = static_cast<long>(x.shape()[0]), f = static_cast<long>(x.shape()[1]);
-  return reshape(x, {b, 1, f}) + Tensor::zeros({x.shape()[0], n_, x.shape()[1]});
+  return broadcast_to(expand_dims(x, 1), {x.shape()[0], n_, x.shape()[1]});
 }
 
 nlohmann::json RepeatVector::get_config() const {
@@ -134,35 +126,27 @@ nlohmann::json RepeatVector::get_config() const {
 
 // ---- ZeroPadding ----
 
-ZeroPadding::ZeroPadding(int rank, std::vector<std::array<std::size_t, 2>> padding, std::string name)
+ZeroPadding::ZeroPadding(int rank, std::vector<std::array<std::size_t, 2>> padding,
+                         std::string name)
     : Layer(std::move(name)), rank_(rank), padding_(std::move(padding)) {}
 
 Shape ZeroPadding::compute_output_shape(const Shape& in) const {
   Shape out = in;
   for (int i = 0; i < rank_ && static_cast<std::size_t>(i) < in.size(); ++i)
-    out[static_cast<std::size_t>(i)] += padding_[static_cast<std::size_t>(i)][0] + padding_[static_cast<std::size_t>(i)][1];
+    out[static_cast<std::size_t>(i)] +=
+        padding_[static_cast<std::size_t>(i)][0] + padding_[static_cast<std::size_t>(i)][1];
   return out;
 }
 
 Tensor ZeroPadding::call(const Tensor& x, bool) {
   check_rank(*this, x, static_cast<std::size_t>(rank_) + 2);
-  Tensor y = x;
+  std::vector<std::pair<std::int64_t, std::int64_t>> widths(x.ndim(), {0, 0});
   for (int i = 0; i < rank_; ++i) {
     const auto [before, after] = padding_[static_cast<std::size_t>(i)];
-    std::vector<Tensor> parts;
-    Shape s = y.shape();
-    if (before) {
-      s[static_cast<std::size_t>(i) + 1] = before;
-      parts.push_back(Tensor::zeros(s));
-    }
-    parts.push_back(y);
-    if (after) {
-      s[static_cast<std::size_t>(i) + 1] = after;
-      parts.push_back(Tensor::zeros(s));
-    }
-    if (parts.size() > 1) y = concat(parts, i + 1);
+    widths[static_cast<std::size_t>(i) + 1] = {static_cast<std::int64_t>(before),
+                                               static_cast<std::int64_t>(after)};
   }
-  return y;
+  return pad(x, widths);
 }
 
 nlohmann::json ZeroPadding::get_config() const {
@@ -184,7 +168,8 @@ Shape Cropping::compute_output_shape(const Shape& in) const {
   Shape out = in;
   for (int i = 0; i < rank_ && static_cast<std::size_t>(i) < in.size(); ++i) {
     const auto [a, b] = cropping_[static_cast<std::size_t>(i)];
-    out[static_cast<std::size_t>(i)] = in[static_cast<std::size_t>(i)] > a + b ? in[static_cast<std::size_t>(i)] - a - b : 0;
+    out[static_cast<std::size_t>(i)] =
+        in[static_cast<std::size_t>(i)] > a + b ? in[static_cast<std::size_t>(i)] - a - b : 0;
   }
   return out;
 }
@@ -196,24 +181,23 @@ void Cropping::build(const Shape& in) {
   for (int i = 0; i < rank_; ++i) {
     const auto [a, b] = cropping_[static_cast<std::size_t>(i)];
     if (a + b >= in[static_cast<std::size_t>(i)])
-      throw std::invalid_argument(class_name() + " '" + name() + "': cropping " + std::to_string(a) +
-                                  " + " + std::to_string(b) + " leaves nothing of an axis of extent " +
+      throw std::invalid_argument(class_name() + " '" + name() + "': cropping " +
+                                  std::to_string(a) + " + " + std::to_string(b) +
+                                  " leaves nothing of an axis of extent " +
                                   std::to_string(in[static_cast<std::size_t>(i)]));
   }
 }
 
 Tensor Cropping::call(const Tensor& x, bool) {
   check_rank(*this, x, static_cast<std::size_t>(rank_) + 2);
-  Tensor y = x;
-  const int n = static_cast<int>(x.ndim());
+  std::vector<Slice> slices(x.ndim());
   for (int i = 0; i < rank_; ++i) {
     const auto [a, b] = cropping_[static_cast<std::size_t>(i)];
-    if (a == 0 && b == 0) continue;
-    const auto [perm, inv] = axis_first(i + 1, n);
-    const Tensor t = transpose(y, perm);
-    y = transpose(slice_rows(t, a, t.shape()[0] - b), inv);
+    const auto n = static_cast<std::int64_t>(x.shape()[static_cast<std::size_t>(i) + 1]);
+    slices[static_cast<std::size_t>(i) + 1] =
+        Slice{static_cast<std::int64_t>(a), n - static_cast<std::int64_t>(b)};
   }
-  return y;
+  return slice(x, slices);
 }
 
 nlohmann::json Cropping::get_config() const {
@@ -230,12 +214,16 @@ nlohmann::json Cropping::get_config() const {
 
 UpSampling::UpSampling(int rank, std::vector<std::size_t> size, std::string interpolation,
                        std::string name)
-    : Layer(std::move(name)), rank_(rank), size_(std::move(size)), interpolation_(std::move(interpolation)) {
+    : Layer(std::move(name)),
+      rank_(rank),
+      size_(std::move(size)),
+      interpolation_(std::move(interpolation)) {
   for (std::size_t s : size_)
     if (s == 0) throw std::invalid_argument("UpSampling: size must be positive, got 0");
   if (interpolation_ != "nearest" && interpolation_ != "bilinear")
-    throw std::invalid_argument("UpSampling2D: interpolation must be 'nearest' or 'bilinear', got '" +
-                                interpolation_ + "'");
+    throw std::invalid_argument(
+        "UpSampling2D: interpolation must be 'nearest' or 'bilinear', got '" + interpolation_ +
+        "'");
 }
 
 Shape UpSampling::compute_output_shape(const Shape& in) const {
@@ -273,14 +261,7 @@ Tensor UpSampling::call(const Tensor& x, bool) {
     const std::size_t axis = static_cast<std::size_t>(i) + 1;
     const Shape ys = y.shape();
     if (interpolation_ == "nearest") {
-      // (..., d, rest) -> (..., d, 1, rest) broadcast to (..., d, s, rest) -> (..., d * s, rest)
-      Shape expanded = ys;
-      expanded.insert(expanded.begin() + static_cast<long>(axis) + 1, 1);
-      Shape repeated = expanded;
-      repeated[axis + 1] = s;
-      Shape merged = ys;
-      merged[axis] *= s;
-      y = reshape(reshape(y, longs(expanded)) + Tensor::zeros(repeated), longs(merged));
+      y = repeat(y, static_cast<std::int64_t>(s), static_cast<int>(axis));
     } else {
       // Interpolate along the axis: move it last, multiply by the interpolation matrix.
       const int n = static_cast<int>(ys.size());
@@ -289,7 +270,8 @@ Tensor UpSampling::call(const Tensor& x, bool) {
         if (k != static_cast<int>(axis)) perm.push_back(k);
       perm.push_back(static_cast<int>(axis));
       std::vector<int> inv(static_cast<std::size_t>(n));
-      for (int k = 0; k < n; ++k) inv[static_cast<std::size_t>(perm[static_cast<std::size_t>(k)])] = k;
+      for (int k = 0; k < n; ++k)
+        inv[static_cast<std::size_t>(perm[static_cast<std::size_t>(k)])] = k;
       const Tensor t = transpose(y, perm);
       const std::size_t d = ys[axis];
       const Tensor flat = reshape(t, {-1, static_cast<long>(d)});

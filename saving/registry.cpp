@@ -136,6 +136,15 @@ std::shared_ptr<Layer> sequential_from_config(const nlohmann::json& config);
 namespace {
 
 template <class L>
+void add_conv(std::map<std::string, LayerFactory>& f, const char* cls) {
+  f[cls] = [](const json& c) -> std::shared_ptr<Layer> {
+    auto l = std::make_shared<L>(conv_options_from_config(c));
+    apply_base_config(*l, c);
+    return l;
+  };
+}
+
+template <class L>
 void add_global_pooling(std::map<std::string, LayerFactory>& f, const char* cls) {
   f[cls] = [](const json& c) -> std::shared_ptr<Layer> {
     GlobalPoolOptions o;
@@ -210,46 +219,14 @@ std::map<std::string, LayerFactory> builtins() {
     apply_base_config(*l, c);
     return l;
   };
-  f["Conv1D"] = [](const json& c) -> std::shared_ptr<Layer> {
-    auto l = std::make_shared<Conv1D>(conv_options_from_config(c));
-    apply_base_config(*l, c);
-    return l;
-  };
-  f["Conv2D"] = [](const json& c) -> std::shared_ptr<Layer> {
-    auto l = std::make_shared<Conv2D>(conv_options_from_config(c));
-    apply_base_config(*l, c);
-    return l;
-  };
-  f["Conv2DTranspose"] = [](const json& c) -> std::shared_ptr<Layer> {
-    auto l = std::make_shared<Conv2DTranspose>(conv_options_from_config(c));
-    apply_base_config(*l, c);
-    return l;
-  };
-  f["Conv1DTranspose"] = [](const json& c) -> std::shared_ptr<Layer> {
-    auto l = std::make_shared<Conv1DTranspose>(conv_options_from_config(c));
-    apply_base_config(*l, c);
-    return l;
-  };
-  f["DepthwiseConv2D"] = [](const json& c) -> std::shared_ptr<Layer> {
-    auto l = std::make_shared<DepthwiseConv2D>(conv_options_from_config(c));
-    apply_base_config(*l, c);
-    return l;
-  };
-  f["DepthwiseConv1D"] = [](const json& c) -> std::shared_ptr<Layer> {
-    auto l = std::make_shared<DepthwiseConv1D>(conv_options_from_config(c));
-    apply_base_config(*l, c);
-    return l;
-  };
-  f["SeparableConv2D"] = [](const json& c) -> std::shared_ptr<Layer> {
-    auto l = std::make_shared<SeparableConv2D>(conv_options_from_config(c));
-    apply_base_config(*l, c);
-    return l;
-  };
-  f["SeparableConv1D"] = [](const json& c) -> std::shared_ptr<Layer> {
-    auto l = std::make_shared<SeparableConv1D>(conv_options_from_config(c));
-    apply_base_config(*l, c);
-    return l;
-  };
+  add_conv<Conv1D>(f, "Conv1D");
+  add_conv<Conv2D>(f, "Conv2D");
+  add_conv<Conv2DTranspose>(f, "Conv2DTranspose");
+  add_conv<Conv1DTranspose>(f, "Conv1DTranspose");
+  add_conv<DepthwiseConv2D>(f, "DepthwiseConv2D");
+  add_conv<DepthwiseConv1D>(f, "DepthwiseConv1D");
+  add_conv<SeparableConv2D>(f, "SeparableConv2D");
+  add_conv<SeparableConv1D>(f, "SeparableConv1D");
   f["MaxPooling1D"] = [](const json& c) -> std::shared_ptr<Layer> {
     auto l = std::make_shared<MaxPooling1D>(pool_options_from_config(c));
     apply_base_config(*l, c);

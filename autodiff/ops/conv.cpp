@@ -221,9 +221,8 @@ Tensor conv_bp_kernel(const Tensor& x, const Tensor& gy, const kernels::Conv2DGe
 }
 
 kernels::Conv2DGeometry conv_geometry(const char* op, const Shape& is, std::size_t kh,
-                                      std::size_t kw, std::size_t cout,
-                                      std::array<int, 2> strides, Padding padding,
-                                      std::array<int, 2> dilation) {
+                                      std::size_t kw, std::size_t cout, std::array<int, 2> strides,
+                                      Padding padding, std::array<int, 2> dilation) {
   if (is.size() != 4)
     throw std::invalid_argument(std::string(op) +
                                 ": expected an input of rank 4 (batch, height, width, channels), "
@@ -236,13 +235,13 @@ kernels::Conv2DGeometry conv_geometry(const char* op, const Shape& is, std::size
   for (int s : strides)
     if (s <= 0)
       throw std::invalid_argument(std::string(op) + ": strides must be positive, got (" +
-                                  std::to_string(strides[0]) + ", " +
-                                  std::to_string(strides[1]) + ")");
+                                  std::to_string(strides[0]) + ", " + std::to_string(strides[1]) +
+                                  ")");
   for (int d : dilation)
     if (d <= 0)
       throw std::invalid_argument(std::string(op) + ": dilation must be positive, got (" +
-                                  std::to_string(dilation[0]) + ", " +
-                                  std::to_string(dilation[1]) + ")");
+                                  std::to_string(dilation[0]) + ", " + std::to_string(dilation[1]) +
+                                  ")");
   if (kh == 0 || kw == 0)
     throw std::invalid_argument(std::string(op) + ": a kernel window of extent 0");
   const auto [oh, pt] = conv_axis(is[1], kh, static_cast<std::size_t>(strides[0]),
@@ -321,12 +320,12 @@ Tensor conv2d_impl(const Tensor& input, const Tensor& kernel, std::array<int, 2>
   if (ks[0] == 0 || ks[1] == 0)
     throw std::invalid_argument("conv2d: a kernel window of extent 0 (kernel of shape " +
                                 shape_str(ks) + ")");
-  const auto [oh, pt] = detail::conv_axis(is[1], ks[0], static_cast<std::size_t>(strides[0]),
-                                          static_cast<std::size_t>(dilation[0]), paddings[0],
-                                          "conv2d");
-  const auto [ow, pl] = detail::conv_axis(is[2], ks[1], static_cast<std::size_t>(strides[1]),
-                                          static_cast<std::size_t>(dilation[1]), paddings[1],
-                                          "conv2d");
+  const auto [oh, pt] =
+      detail::conv_axis(is[1], ks[0], static_cast<std::size_t>(strides[0]),
+                        static_cast<std::size_t>(dilation[0]), paddings[0], "conv2d");
+  const auto [ow, pl] =
+      detail::conv_axis(is[2], ks[1], static_cast<std::size_t>(strides[1]),
+                        static_cast<std::size_t>(dilation[1]), paddings[1], "conv2d");
   if ((paddings[0] == Padding::valid && oh == 0) || (paddings[1] == Padding::valid && ow == 0))
     throw std::invalid_argument("conv2d: input of shape " + shape_str(is) +
                                 " is smaller than the " + "(dilated) kernel of shape " +
@@ -361,11 +360,13 @@ Tensor conv2d_impl(const Tensor& input, const Tensor& kernel, std::array<int, 2>
     // Nothing to compute: an empty result, or sums of no terms (0 input channels, every tap in
     // the padding): zeros, and zero gradients.
     const Shape xs = is;
-    return record("conv2d", Tensor::zeros(out_shape), {input, kernel},
-                  [xs, kshape](const Tensor&, Grads& grads) {
-                    if (grads.needs(0)) grads.add(0, Tensor::zeros(xs));
-                    if (grads.needs(1)) grads.add(1, Tensor::zeros(kshape));
-                  }, true);
+    return record(
+        "conv2d", Tensor::zeros(out_shape), {input, kernel},
+        [xs, kshape](const Tensor&, Grads& grads) {
+          if (grads.needs(0)) grads.add(0, Tensor::zeros(xs));
+          if (grads.needs(1)) grads.add(1, Tensor::zeros(kshape));
+        },
+        true);
   }
   const bool pruned = rows.count != g.kh || cols.count != g.kw;
   const Tensor vi = detail::saved(input);
@@ -385,47 +386,49 @@ Tensor conv2d_impl(const Tensor& input, const Tensor& kernel, std::array<int, 2>
   // input with g (both in kernels/conv.cpp).
   // For create_graph: the operands with their history (inputs of the record: no cycle).
   const Tensor hi = input, hk = kernel;
-  return record("conv2d", out, {input, kernel},
-                [vi, vk, hi, hk, g, pruned, rows, cols, kshape](const Tensor& go, Grads& grads) {
-                  if (detail::creating_graph()) {  // through the differentiable primitives
-                    // A pruned kernel: its live block, sliced and padded back with recorded
-                    // ops, so the taps that read only padding get a zero gradient.
-                    const auto r0 = static_cast<std::int64_t>(rows.first), r1 = r0 + rows.count;
-                    const auto c0 = static_cast<std::int64_t>(cols.first), c1 = c0 + cols.count;
-                    const Tensor kb = pruned ? slice(slice(hk, 0, r0, r1), 1, c0, c1) : hk;
-                    if (grads.needs(0)) grads.add(0, conv_bp_input(go, kb, g));
-                    if (grads.needs(1)) {
-                      Tensor gk = conv_bp_kernel(hi, go, g);
-                      if (pruned)
-                        gk = pad(gk, {{r0, static_cast<std::int64_t>(kshape[0]) - r1},
-                                      {c0, static_cast<std::int64_t>(kshape[1]) - c1},
-                                      {0, 0},
-                                      {0, 0}});
-                      grads.add(1, gk);
-                    }
-                    return;
-                  }
-                  if (grads.needs(0)) {
-                    Tensor gi = Tensor::empty(vi.shape());
-                    kernels::conv2d_backward_input(g, go.data(), vk.data(), detail::mutable_data(gi));
-                    grads.add(0, gi);
-                  }
-                  if (grads.needs(1)) {
-                    Tensor gk = Tensor::empty(vk.shape());
-                    // Under a max pool, a thin layer's gradient is read in pooled form (never
-                    // written out).
-                    kernels::Pool2DGeometry pool;
-                    const float* pooled = nullptr;
-                    const std::int32_t* argmax = nullptr;
-                    const auto keep = detail::pending_pool_grad(go, pool, pooled, argmax);
-                    if (keep && kernels::conv2d_backward_kernel_pooled_supported(g, pool))
-                      kernels::conv2d_backward_kernel_pooled(g, vi.data(), pool, pooled, argmax,
-                                                             detail::mutable_data(gk));
-                    else
-                      kernels::conv2d_backward_kernel(g, vi.data(), go.data(), detail::mutable_data(gk));
-                    grads.add(1, pruned ? detail::embed_kernel_block(gk, kshape, rows, cols) : gk);
-                  }
-                }, true);
+  return record(
+      "conv2d", out, {input, kernel},
+      [vi, vk, hi, hk, g, pruned, rows, cols, kshape](const Tensor& go, Grads& grads) {
+        if (detail::creating_graph()) {  // through the differentiable primitives
+          // A pruned kernel: its live block, sliced and padded back with recorded
+          // ops, so the taps that read only padding get a zero gradient.
+          const auto r0 = static_cast<std::int64_t>(rows.first), r1 = r0 + rows.count;
+          const auto c0 = static_cast<std::int64_t>(cols.first), c1 = c0 + cols.count;
+          const Tensor kb = pruned ? slice(slice(hk, 0, r0, r1), 1, c0, c1) : hk;
+          if (grads.needs(0)) grads.add(0, conv_bp_input(go, kb, g));
+          if (grads.needs(1)) {
+            Tensor gk = conv_bp_kernel(hi, go, g);
+            if (pruned)
+              gk = pad(gk, {{r0, static_cast<std::int64_t>(kshape[0]) - r1},
+                            {c0, static_cast<std::int64_t>(kshape[1]) - c1},
+                            {0, 0},
+                            {0, 0}});
+            grads.add(1, gk);
+          }
+          return;
+        }
+        if (grads.needs(0)) {
+          Tensor gi = Tensor::empty(vi.shape());
+          kernels::conv2d_backward_input(g, go.data(), vk.data(), detail::mutable_data(gi));
+          grads.add(0, gi);
+        }
+        if (grads.needs(1)) {
+          Tensor gk = Tensor::empty(vk.shape());
+          // Under a max pool, a thin layer's gradient is read in pooled form (never
+          // written out).
+          kernels::Pool2DGeometry pool;
+          const float* pooled = nullptr;
+          const std::int32_t* argmax = nullptr;
+          const auto keep = detail::pending_pool_grad(go, pool, pooled, argmax);
+          if (keep && kernels::conv2d_backward_kernel_pooled_supported(g, pool))
+            kernels::conv2d_backward_kernel_pooled(g, vi.data(), pool, pooled, argmax,
+                                                   detail::mutable_data(gk));
+          else
+            kernels::conv2d_backward_kernel(g, vi.data(), go.data(), detail::mutable_data(gk));
+          grads.add(1, pruned ? detail::embed_kernel_block(gk, kshape, rows, cols) : gk);
+        }
+      },
+      true);
 }
 
 }  // namespace

@@ -22,9 +22,8 @@ Tensor conv_bp_kernel(const Tensor& x, const Tensor& gy, const kernels::Conv2DGe
 /// The geometry of a (kh, kw) window with `cout` outputs over input shape `is` (rank 4),
 /// TensorFlow's padding rules; throws std::invalid_argument / std::length_error naming `op`.
 kernels::Conv2DGeometry conv_geometry(const char* op, const Shape& is, std::size_t kh,
-                                      std::size_t kw, std::size_t cout,
-                                      std::array<int, 2> strides, Padding padding,
-                                      std::array<int, 2> dilation);
+                                      std::size_t kw, std::size_t cout, std::array<int, 2> strides,
+                                      Padding padding, std::array<int, 2> dilation);
 
 /// Output extent and leading pad of one spatial axis (conv.cpp).
 std::pair<std::size_t, std::size_t> conv_axis(std::size_t in, std::size_t window,

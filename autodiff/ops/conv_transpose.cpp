@@ -9,11 +9,8 @@
 
 namespace xtape {
 
-namespace {
-
-// Keras's deconv_output_length: the extent whose convolution with these parameters gives `in`.
-std::size_t transpose_extent(const char* op, std::size_t in, std::size_t k, int stride,
-                             Padding padding, int output_padding, int dilation) {
+std::size_t conv_transpose_length(std::size_t in, std::size_t k, int stride, Padding padding,
+                                  int output_padding, int dilation, const char* op) {
   const std::size_t s = static_cast<std::size_t>(stride);
   const std::size_t eff = (k - 1) * static_cast<std::size_t>(dilation) + 1;
   if (output_padding < 0) {  // None
@@ -25,14 +22,13 @@ std::size_t transpose_extent(const char* op, std::size_t in, std::size_t k, int 
                                 std::to_string(output_padding) +
                                 " must be smaller than the stride " + std::to_string(stride));
   const std::size_t pad = padding == Padding::same ? eff / 2 : 0;
-  const std::size_t full = (in == 0 ? 0 : (in - 1) * s) + eff + static_cast<std::size_t>(output_padding);
+  const std::size_t full =
+      (in == 0 ? 0 : (in - 1) * s) + eff + static_cast<std::size_t>(output_padding);
   if (full < 2 * pad)
     throw std::invalid_argument(std::string(op) + ": an input extent of " + std::to_string(in) +
                                 " gives no output with this kernel, stride and padding");
   return full - 2 * pad;
 }
-
-}  // namespace
 
 Tensor conv2d_transpose(const Tensor& input, const Tensor& kernel, std::array<int, 2> strides,
                         Padding padding, std::array<int, 2> output_padding,
@@ -42,11 +38,13 @@ Tensor conv2d_transpose(const Tensor& input, const Tensor& kernel, std::array<in
   if (is.size() != 4)
     throw std::invalid_argument(std::string(op) +
                                 ": expected an input of rank 4 (batch, height, width, channels), "
-                                "got shape " + shape_str(is));
+                                "got shape " +
+                                shape_str(is));
   if (ks.size() != 4)
     throw std::invalid_argument(std::string(op) +
                                 ": expected a kernel of rank 4 (kh, kw, filters, in_channels), "
-                                "got shape " + shape_str(ks));
+                                "got shape " +
+                                shape_str(ks));
   if (ks[3] != is[3])
     throw std::invalid_argument(std::string(op) + ": input of shape " + shape_str(is) + " has " +
                                 std::to_string(is[3]) + " channels but the kernel of shape " +
@@ -58,18 +56,17 @@ Tensor conv2d_transpose(const Tensor& input, const Tensor& kernel, std::array<in
       throw std::invalid_argument(std::string(op) +
                                   ": strides, dilation and the kernel window must be positive");
   // The forward convolution this transposes maps (n, H, W, filters) to the input's extents.
-  const Shape out_shape{is[0],
-                        transpose_extent(op, is[1], ks[0], strides[0], padding,
-                                         output_padding[0], dilation[0]),
-                        transpose_extent(op, is[2], ks[1], strides[1], padding,
-                                         output_padding[1], dilation[1]),
-                        ks[2]};
+  const Shape out_shape{
+      is[0],
+      conv_transpose_length(is[1], ks[0], strides[0], padding, output_padding[0], dilation[0], op),
+      conv_transpose_length(is[2], ks[1], strides[1], padding, output_padding[1], dilation[1], op),
+      ks[2]};
   const kernels::Conv2DGeometry g =
       detail::conv_geometry(op, out_shape, ks[0], ks[1], is[3], strides, padding, dilation);
   if (static_cast<std::size_t>(g.out_h) != is[1] || static_cast<std::size_t>(g.out_w) != is[2])
     throw std::invalid_argument(std::string(op) + ": the output " + shape_str(out_shape) +
-                                " does not convolve back to the input's extents " +
-                                shape_str(is) + " with these strides, padding and dilation");
+                                " does not convolve back to the input's extents " + shape_str(is) +
+                                " with these strides, padding and dilation");
   detail::checked_size(out_shape, op);
   if (input.size() == 0 || kernel.size() == 0 || shape_size(out_shape) == 0) {
     const Shape xs = is;
@@ -97,8 +94,8 @@ Tensor conv1d_transpose(const Tensor& input, const Tensor& kernel, int stride, P
         shape_str(ks));
   const auto l = [](std::size_t v) { return static_cast<long>(v); };
   const Tensor y = conv2d_transpose(reshape(input, {l(is[0]), 1, l(is[1]), l(is[2])}),
-                                    reshape(kernel, {1, l(ks[0]), l(ks[1]), l(ks[2])}),
-                                    {1, stride}, padding, {-1, output_padding}, {1, dilation});
+                                    reshape(kernel, {1, l(ks[0]), l(ks[1]), l(ks[2])}), {1, stride},
+                                    padding, {-1, output_padding}, {1, dilation});
   return reshape(y, {l(is[0]), l(y.shape()[2]), l(ks[1])});
 }
 

@@ -52,7 +52,8 @@ Tensor dw_bp_kernel(const Tensor& x, const Tensor& gy, const kernels::Conv2DGeom
                     std::int64_t mult) {
   Tensor out = Tensor::empty({static_cast<std::size_t>(g.kh), static_cast<std::size_t>(g.kw),
                               static_cast<std::size_t>(g.cin), static_cast<std::size_t>(mult)});
-  kernels::depthwise_conv2d_backward_kernel(g, mult, x.data(), gy.data(), detail::mutable_data(out));
+  kernels::depthwise_conv2d_backward_kernel(g, mult, x.data(), gy.data(),
+                                            detail::mutable_data(out));
   return record(
       "depthwise_conv2d_backprop_kernel", out, {x, gy},
       [x, gy, g, mult](const Tensor& gg, Grads& grads) {
@@ -71,7 +72,8 @@ Tensor depthwise_conv2d(const Tensor& input, const Tensor& kernel, std::array<in
   if (ks.size() != 4)
     throw std::invalid_argument(std::string(op) +
                                 ": expected a kernel of rank 4 (kh, kw, in_channels, "
-                                "depth_multiplier), got shape " + shape_str(ks));
+                                "depth_multiplier), got shape " +
+                                shape_str(ks));
   if (is.size() == 4 && is[3] != ks[2])
     throw std::invalid_argument(std::string(op) + ": input of shape " + shape_str(is) + " has " +
                                 std::to_string(is[3]) + " channels but the kernel of shape " +
@@ -106,11 +108,12 @@ Tensor depthwise_conv1d(const Tensor& input, const Tensor& kernel, int stride, P
   if (ks.size() != 3)
     throw std::invalid_argument(
         "depthwise_conv1d: expected a kernel of rank 3 (k, in_channels, depth_multiplier), got "
-        "shape " + shape_str(ks));
+        "shape " +
+        shape_str(ks));
   const auto l = [](std::size_t v) { return static_cast<long>(v); };
   const Tensor y = depthwise_conv2d(reshape(input, {l(is[0]), 1, l(is[1]), l(is[2])}),
-                                    reshape(kernel, {1, l(ks[0]), l(ks[1]), l(ks[2])}),
-                                    {1, stride}, padding, {1, dilation});
+                                    reshape(kernel, {1, l(ks[0]), l(ks[1]), l(ks[2])}), {1, stride},
+                                    padding, {1, dilation});
   return reshape(y, {l(is[0]), l(y.shape()[2]), l(y.shape()[3])});
 }
 
