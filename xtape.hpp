@@ -17,6 +17,7 @@
 #include "layers/layer.hpp"
 #include "layers/merging.hpp"
 #include "layers/noise.hpp"
+#include "layers/parametrize.hpp"
 #include "layers/normalization.hpp"
 #include "layers/pooling.hpp"
 #include "layers/regularizers.hpp"

@@ -13,6 +13,7 @@
 #include <unordered_set>
 
 #include "layers/node.hpp"
+#include "layers/parametrize.hpp"
 
 namespace xtape::layers {
 
@@ -157,6 +158,11 @@ void Layer::ensure_built_multi(const std::vector<Shape>& input_shapes) {
   build_multi(input_shapes);
   input_shapes_ = input_shapes;
   built_ = true;
+  // Parametrizations registered before the weights existed.
+  for (const ParametrizedWeight& p : parametrizations_) {
+    (void)stored_weight(p.weight);
+    p.parametrization->attach(*this, p.weight);
+  }
   // Sub-layers that call() builds on first use are built now, by one inference call on one
   // zero sample, as Keras builds a layer by tracing its call.
   if (!all_built(*this)) (void)probe_output_shapes(input_shapes);
@@ -247,6 +253,31 @@ void clear_call_losses(Layer& layer, std::unordered_set<const Layer*>& seen) {
 }
 }  // namespace
 
+// For the duration of a call: the training flag the layer's parametrizations see, and one
+// computation of each parametrized weight however often the call reads it.
+class ParametrizationScope {
+ public:
+  ParametrizationScope(Layer& layer, bool training)
+      : layer_(layer), active_(!layer.parametrizations_.empty()) {
+    if (active_ && layer_.parametrization_depth_++ == 0) {
+      layer_.parametrization_training_ = training;
+      layer_.parametrized_cache_.clear();
+    }
+  }
+  ~ParametrizationScope() {
+    if (active_ && --layer_.parametrization_depth_ == 0) {
+      layer_.parametrized_cache_.clear();
+      layer_.parametrization_training_ = false;
+    }
+  }
+  ParametrizationScope(const ParametrizationScope&) = delete;
+  ParametrizationScope& operator=(const ParametrizationScope&) = delete;
+
+ private:
+  Layer& layer_;
+  bool active_;
+};
+
 Tensor Layer::checked_call(const std::vector<Tensor>& inputs, bool training, bool all,
                            std::vector<Tensor>* outputs) {
   if (t_call_depth == 0) {
@@ -265,6 +296,7 @@ Tensor Layer::checked_call(const std::vector<Tensor>& inputs, bool training, boo
                                 "): built for inputs of shape " + shapes_str(input_shapes_) +
                                 ", got shape " + got);
   }
+  ParametrizationScope scope(*this, training);
   std::vector<Tensor> out = forward(inputs, training);
   if (all) {
     *outputs = std::move(out);
@@ -373,6 +405,24 @@ Tensor Layer::add_weight(const std::string& wname, const Shape& shape, const Ini
 
 Tensor Layer::weight(const std::string& wname) const {
   for (const Weight& w : weights_)
+    if (w.name == wname) return parametrizations_.empty() ? w.value : parametrized(wname, w.value);
+  const std::size_t slash = wname.find('/');
+  if (slash != std::string::npos) {
+    // Through the sub-layer, so that its parametrizations apply.
+    for (const auto& sub : sublayers_)
+      if (sub->name() == wname.substr(0, slash)) {
+        const std::string rest = wname.substr(slash + 1);
+        for (const Weight& w : sub->weights())
+          if (w.name == rest) return sub->weight(rest);
+      }
+    for (const Weight& w : weights())
+      if (w.name == wname) return w.value;
+  }
+  return stored_weight(wname);
+}
+
+Tensor Layer::stored_weight(const std::string& wname) const {
+  for (const Weight& w : weights_)
     if (w.name == wname) return w.value;
   if (wname.find('/') != std::string::npos)
     for (const Weight& w : weights())
@@ -380,6 +430,50 @@ Tensor Layer::weight(const std::string& wname) const {
   throw std::out_of_range(
       "layer '" + name() + "' has no weight '" + wname + "'" +
       (built_ ? "" : " (the layer is not built yet: call it once or build it)"));
+}
+
+Tensor Layer::parametrized(const std::string& wname, const Tensor& stored) const {
+  bool any = false;
+  for (const ParametrizedWeight& p : parametrizations_) any = any || p.weight == wname;
+  if (!any) return stored;
+  const bool in_call = parametrization_depth_ > 0;
+  if (in_call) {
+    const auto it = parametrized_cache_.find(wname);
+    if (it != parametrized_cache_.end()) return it->second;
+  }
+  Tensor value = stored;
+  for (const ParametrizedWeight& p : parametrizations_)
+    if (p.weight == wname)
+      value = p.parametrization->forward(value, in_call && parametrization_training_);
+  if (in_call) parametrized_cache_[wname] = value;
+  return value;
+}
+
+void Layer::add_parametrization(const std::string& wname, std::shared_ptr<Parametrization> p) {
+  const std::string who = "parametrize: layer '" + name() + "' (" + class_name() + ")";
+  if (!p) throw std::invalid_argument(who + ": null parametrization");
+  if (wname.find('/') != std::string::npos)
+    throw std::invalid_argument(who + ": '" + wname +
+                                "' is a sub-layer's weight; parametrize that layer");
+  if (built_) {
+    bool own = false;
+    std::string names;
+    for (const Weight& w : weights_) {
+      own = own || w.name == wname;
+      names += (names.empty() ? "" : ", ") + w.name;
+    }
+    if (!own)
+      throw std::invalid_argument(who + " has no weight '" + wname + "' (its weights: " +
+                                  (names.empty() ? "none" : names) + ")");
+    p->attach(*this, wname);
+  }
+  parametrizations_.push_back({wname, std::move(p)});
+  parametrized_cache_.clear();
+}
+
+void Layer::drop_parametrizations(const std::string& wname) {
+  std::erase_if(parametrizations_, [&](const ParametrizedWeight& p) { return p.weight == wname; });
+  parametrized_cache_.clear();
 }
 
 namespace {
@@ -454,7 +548,16 @@ void Layer::load_own_state(const LayerState& state) {
 }
 
 nlohmann::json Layer::get_config() const {
-  return {{"name", name()}, {"trainable", trainable_}, {"dtype", "float32"}};
+  nlohmann::json c = {{"name", name()}, {"trainable", trainable_}, {"dtype", "float32"}};
+  if (!parametrizations_.empty()) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const ParametrizedWeight& p : parametrizations_)
+      list.push_back({{"weight", p.weight},
+                      {"class_name", p.parametrization->class_name()},
+                      {"config", p.parametrization->get_config()}});
+    c["parametrizations"] = std::move(list);
+  }
+  return c;
 }
 
 }  // namespace xtape::layers

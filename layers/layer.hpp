@@ -26,6 +26,7 @@
 namespace xtape::layers {
 
 class Layer;
+class Parametrization;
 }  // namespace xtape::layers
 namespace xtape::detail {
 struct SymbolicNode;
@@ -159,8 +160,24 @@ class Layer : public std::enable_shared_from_this<Layer> {
   /// Internal: drops the losses this layer added (the outermost call does it for its tree).
   void clear_own_call_losses() { call_losses_.clear(); }
   /// The weight called `name` (its own, or a path "dense/kernel" into a sub-layer); throws
-  /// std::out_of_range naming the layer and the weight.
+  /// std::out_of_range naming the layer and the weight. A parametrized weight
+  /// (layers/parametrize.hpp) reads as its parametrization's result.
   Tensor weight(const std::string& name) const;
+  /// The stored value of weight `name` (of a parametrized one, the original the optimizer
+  /// updates); throws std::out_of_range as weight() does.
+  Tensor stored_weight(const std::string& name) const;
+
+  /// A parametrization registered on one of the layer's own weights.
+  struct ParametrizedWeight {
+    std::string weight;
+    std::shared_ptr<Parametrization> parametrization;
+  };
+  /// Registration order; several on one weight compose in that order.
+  const std::vector<ParametrizedWeight>& parametrizations() const { return parametrizations_; }
+  /// Internal (use parametrize()): registers, attaching at once when built, else at build.
+  void add_parametrization(const std::string& weight_name, std::shared_ptr<Parametrization> p);
+  /// Internal (use remove_parametrizations()): drops those of `weight_name`.
+  void drop_parametrizations(const std::string& weight_name);
   /// The weights this layer created itself with add_weight.
   const std::vector<Weight>& own_weights() const { return weights_; }
   /// Every weight of the layer and its sub-layers, own first, then each tracked layer's in
@@ -214,12 +231,19 @@ class Layer : public std::enable_shared_from_this<Layer> {
                       std::vector<Tensor>* outputs);
   std::vector<Shape> sample_shapes(const std::vector<Tensor>& inputs) const;
   std::vector<Shape> probe_output_shapes(const std::vector<Shape>& input_shapes) const;
+  Tensor parametrized(const std::string& name, const Tensor& stored) const;
+  friend class ParametrizationScope;
 
   mutable std::string name_;
   std::vector<Weight> weights_;
   std::vector<Tensor> call_losses_;
   std::vector<std::shared_ptr<Layer>> sublayers_;
   std::vector<Shape> input_shapes_;
+  std::vector<ParametrizedWeight> parametrizations_;
+  // Within a call: the training flag and each parametrized weight computed so far.
+  mutable std::map<std::string, Tensor> parametrized_cache_;
+  int parametrization_depth_ = 0;
+  bool parametrization_training_ = false;
   bool built_ = false;
   bool trainable_ = true;
   int node_count_ = 0;

@@ -10,6 +10,7 @@
 #include "layers/node.hpp"
 #include "layers/einsum_dense.hpp"
 #include "layers/noise.hpp"
+#include "layers/parametrize.hpp"
 #include "layers/reshaping.hpp"
 #include "layers/normalization.hpp"
 #include "models/model.hpp"
@@ -227,6 +228,14 @@ std::map<std::string, LayerFactory> builtins() {
   add_conv<DepthwiseConv1D>(f, "DepthwiseConv1D");
   add_conv<SeparableConv2D>(f, "SeparableConv2D");
   add_conv<SeparableConv1D>(f, "SeparableConv1D");
+  f["StandardizedConv2D"] = [](const json& c) -> std::shared_ptr<Layer> {
+    StandardizedConvOptions o;
+    static_cast<ConvOptions&>(o) = conv_options_from_config(c);
+    read(c, "epsilon", o.epsilon);
+    auto l = std::make_shared<StandardizedConv2D>(o);
+    apply_base_config(*l, c);
+    return l;
+  };
   f["MaxPooling1D"] = [](const json& c) -> std::shared_ptr<Layer> {
     auto l = std::make_shared<MaxPooling1D>(pool_options_from_config(c));
     apply_base_config(*l, c);
@@ -556,6 +565,25 @@ void apply_base_config(Layer& layer, const json& c) {
   if (!trainable) layer.set_trainable(false);
 }
 
+namespace {
+// The "parametrizations" of a config (Layer::get_config writes them), unless the factory has
+// registered them itself.
+void apply_parametrizations(Layer& layer, const json& c) {
+  if (!c.contains("parametrizations") || !layer.parametrizations().empty()) return;
+  const json& list = c["parametrizations"];
+  if (!list.is_array()) bad_key("parametrizations", "a list", list);
+  for (const json& p : list) {
+    if (!p.is_object() || !p.contains("weight") || !p["weight"].is_string() ||
+        !p.contains("class_name") || !p["class_name"].is_string())
+      bad_key("parametrizations", "entries {\"weight\": ..., \"class_name\": ..., \"config\": ...}",
+              p);
+    parametrize(layer, p["weight"].get<std::string>(),
+                parametrization_from_config(p["class_name"].get<std::string>(),
+                                            p.contains("config") ? p["config"] : json(nullptr)));
+  }
+}
+}  // namespace
+
 void register_layer(const std::string& class_name, LayerFactory factory) {
   if (class_name.empty()) throw std::invalid_argument("register_layer: empty class name");
   if (!factory)
@@ -589,6 +617,7 @@ std::shared_ptr<Layer> layer_from_config(const json& entry) {
   try {
     std::shared_ptr<Layer> layer = factory(entry["config"]);
     if (!layer) throw std::invalid_argument("the factory returned null");
+    apply_parametrizations(*layer, entry["config"]);
     return layer;
   } catch (const std::exception& e) {
     throw std::invalid_argument("layer '" + name_of(entry["config"]) + "' (" + cls +
