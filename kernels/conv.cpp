@@ -336,6 +336,15 @@ void small_patch_forward(const Conv2DGeometry& g, const float* input, const floa
 #pragma GCC unroll 4
           for (int i = 0; i < RB; ++i) acc[i][0] += b0, acc[i][1] += b1;
         }
+        if (ep.scale) {
+          const batch s0 = batch::load_unaligned(ep.scale + c0);
+          const batch s1 = two ? batch::load_unaligned(ep.scale + c0 + simd_width) : batch(0.f);
+          const batch t0 = batch::load_unaligned(ep.shift + c0);
+          const batch t1 = two ? batch::load_unaligned(ep.shift + c0 + simd_width) : batch(0.f);
+#pragma GCC unroll 4
+          for (int i = 0; i < RB; ++i)
+            acc[i][0] = acc[i][0] * s0 + t0, acc[i][1] = acc[i][1] * s1 + t1;
+        }
         if (ep.relu) {
 #pragma GCC unroll 4
           for (int i = 0; i < RB; ++i)
@@ -352,6 +361,7 @@ void small_patch_forward(const Conv2DGeometry& g, const float* input, const floa
             for (std::int64_t q = 0; q < K; ++q)
               sum = std::fma(a[i][offset[q]], kernel[q * N + c0 + j], sum);
             if (ep.bias) sum += ep.bias[c0 + j];
+            if (ep.scale) sum = sum * ep.scale[c0 + j] + ep.shift[c0 + j];
             if (ep.relu) sum = detail::relu(sum);
             o[i * N + j] = sum;
           }
@@ -361,22 +371,25 @@ void small_patch_forward(const Conv2DGeometry& g, const float* input, const floa
   }
 }
 
-// out[r, c] = act(out[r, c] + bias[c]) for rows [0, rows) of width N (the epilogue of a GEMM
-// chunk, applied while the chunk is still in cache).
+// out[r, c] = act((out[r, c] + bias[c]) * scale[c] + shift[c]) for rows [0, rows) of width N
+// (the epilogue of a GEMM chunk, applied while the chunk is still in cache).
 void apply_epilogue(float* out, std::int64_t rows, std::int64_t N, const ConvEpilogue& ep) {
-  if (!ep.bias && !ep.relu) return;
+  if (!ep.any()) return;
   for (std::int64_t r = 0; r < rows; ++r) {
     float* o = out + r * N;
     std::int64_t c = 0;
     for (; c + simd_width <= N; c += simd_width) {
       batch v = batch::load_unaligned(o + c);
       if (ep.bias) v += batch::load_unaligned(ep.bias + c);
+      if (ep.scale)
+        v = v * batch::load_unaligned(ep.scale + c) + batch::load_unaligned(ep.shift + c);
       if (ep.relu) v = detail::relu(v);
       v.store_unaligned(o + c);
     }
     for (; c < N; ++c) {
       float v = o[c];
       if (ep.bias) v += ep.bias[c];
+      if (ep.scale) v = v * ep.scale[c] + ep.shift[c];
       if (ep.relu) v = detail::relu(v);
       o[c] = v;
     }
@@ -404,8 +417,11 @@ void conv3x3_c1_forward(const Conv2DGeometry& g, const float* input, const float
     batch kv[9];
     for (int q = 0; q < 9; ++q) kv[q] = batch::load_unaligned(kernel + q * N + c0);
     const batch bias = ep.bias ? batch::load_unaligned(ep.bias + c0) : zero;
+    const batch scale = ep.scale ? batch::load_unaligned(ep.scale + c0) : zero;
+    const batch shift = ep.scale ? batch::load_unaligned(ep.shift + c0) : zero;
     auto store = [&](batch v, float* o) {
       if (ep.bias) v += bias;
+      if (ep.scale) v = v * scale + shift;
       if (ep.relu) v = detail::relu(v);
       v.store_unaligned(o);
     };
@@ -536,7 +552,7 @@ void conv2d_forward(const Conv2DGeometry& g, const float* input, const float* ke
   if (M == 0 || N == 0) return;
   if (is_pointwise(g)) {
     sgemm(false, false, M, N, K, 1.f, input, K, kernel, N, 0.f, output, N);
-    if (ep.bias || ep.relu) {
+    if (ep.any()) {
       const std::int64_t blocks = ceil_div(M, 256);
 #pragma omp parallel for schedule(static) if (blocks > 1)
       for (std::int64_t b = 0; b < blocks; ++b) {

@@ -97,7 +97,7 @@ void input_tile(const Conv2DGeometry& g, const float* img, std::int64_t iy0, std
 }
 
 // y = A^T M A for the tile at output (oy0, ox0) of image `img`, from m[xi * stride + k]; the
-// epilogue (+ bias, relu) as conv.cpp applies it; pixels past the output are dropped.
+// epilogue (+ bias, scale-shift, relu) as conv.cpp applies it; pixels past the output are dropped.
 void output_tile(const Conv2DGeometry& g, const float* m, std::int64_t stride, float* img,
                  std::int64_t oy0, std::int64_t ox0, const ConvEpilogue& ep) {
   const std::int64_t K = g.cout;
@@ -117,6 +117,10 @@ void output_tile(const Conv2DGeometry& g, const float* m, std::int64_t stride, f
     if (ep.bias) {
       const batch b = batch::load_unaligned(ep.bias + k);
       for (auto& v : y) v += b;
+    }
+    if (ep.scale) {
+      const batch a = batch::load_unaligned(ep.scale + k), b = batch::load_unaligned(ep.shift + k);
+      for (auto& v : y) v = v * a + b;
     }
     if (ep.relu)
       for (auto& v : y) v = detail::relu(v);

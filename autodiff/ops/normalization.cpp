@@ -91,18 +91,26 @@ Tensor scale_shift(const Tensor& x, const Tensor& scale, const Tensor& shift) {
   if (lo)
     for (std::size_t i = *lo; i < hi; ++i) ok = ok && scale.shape()[i - lead] == s[i];
   if (!ok || x.size() == 0) return x * scale + shift;
-  const Block b = lo ? block_of(s, *lo, hi) : Block{1, 1, x.size()};
-  Tensor out = Tensor::empty(s);
-  kernels::channel_scale_shift(b.outer, b.channels, b.inner, x.data(), scale.data(), shift.data(),
-                               detail::mutable_data(out));
+  // A conv2d result not read yet takes the scale and shift into its epilogue (a batch
+  // normalization in inference costs no pass of its own).
+  Tensor out = detail::fuse_conv_scale_shift(x, scale, shift);
+  if (!out.defined()) {
+    const Block b = lo ? block_of(s, *lo, hi) : Block{1, 1, x.size()};
+    out = Tensor::empty(s);
+    kernels::channel_scale_shift(b.outer, b.channels, b.inner, x.data(), scale.data(), shift.data(),
+                                 detail::mutable_data(out));
+  }
   const Tensor vx = x, va = scale;  // with their history, for create_graph (inputs)
   const Shape ss = scale.shape();
   // d/dx = scale, d/dscale = x, d/dshift = 1 (summed over the broadcast axes).
-  return record("scale_shift", out, {x, scale, shift}, [vx, va, ss](const Tensor& g, Grads& grads) {
-    if (grads.needs(0)) grads.add(0, g * va);
-    if (grads.needs(1)) grads.add(1, sum_to(g * vx, ss));
-    if (grads.needs(2)) grads.add(2, sum_to(g, ss));
-  }, true);
+  return record(
+      "scale_shift", out, {x, scale, shift},
+      [vx, va, ss](const Tensor& g, Grads& grads) {
+        if (grads.needs(0)) grads.add(0, g * va);
+        if (grads.needs(1)) grads.add(1, sum_to(g * vx, ss));
+        if (grads.needs(2)) grads.add(2, sum_to(g, ss));
+      },
+      true);
 }
 
 }  // namespace xtape
