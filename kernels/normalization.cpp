@@ -99,3 +99,59 @@ void channel_scale_shift(std::size_t outer, std::size_t channels, std::size_t in
 }
 
 }  // namespace xtape::kernels
+
+namespace xtape::kernels {
+
+void channel_grad_sums(std::size_t outer, std::size_t channels, std::size_t inner, const float* g,
+                       const float* x, float* sum_g, float* sum_gx) {
+  if (inner == 1) {
+    // Channels last: as channel_moments, fixed blocks of rows in double, added in block order.
+    const std::size_t rows_per =
+        std::max<std::size_t>(1, kBlock / std::max<std::size_t>(1, channels));
+    const std::size_t blocks = (outer + rows_per - 1) / rows_per;
+    std::vector<double> partial(blocks * 2 * channels, 0.0);
+    const long nb = static_cast<long>(blocks);
+#pragma omp parallel for schedule(static) if (outer * channels >= 4 * kBlock)
+    for (long b = 0; b < nb; ++b) {
+      double* s = partial.data() + static_cast<std::size_t>(b) * 2 * channels;
+      double* q = s + channels;
+      const std::size_t lo = static_cast<std::size_t>(b) * rows_per;
+      const std::size_t hi = std::min(outer, lo + rows_per);
+      for (std::size_t r = lo; r < hi; ++r) {
+        const float* gr = g + r * channels;
+        const float* xr = x + r * channels;
+        for (std::size_t c = 0; c < channels; ++c) {
+          s[c] += gr[c];
+          q[c] += static_cast<double>(gr[c]) * xr[c];
+        }
+      }
+    }
+    for (std::size_t c = 0; c < channels; ++c) {
+      double s = 0.0, q = 0.0;
+      for (std::size_t b = 0; b < blocks; ++b) {
+        s += partial[b * 2 * channels + c];
+        q += partial[b * 2 * channels + channels + c];
+      }
+      sum_g[c] = static_cast<float>(s);
+      sum_gx[c] = static_cast<float>(q);
+    }
+    return;
+  }
+  const long nc = static_cast<long>(channels);
+#pragma omp parallel for schedule(static) if (outer * channels * inner >= 4 * kBlock)
+  for (long ci = 0; ci < nc; ++ci) {
+    const std::size_t c = static_cast<std::size_t>(ci);
+    double s = 0.0, q = 0.0;
+    for (std::size_t o = 0; o < outer; ++o) {
+      const std::size_t off = (o * channels + c) * inner;
+      for (std::size_t i = 0; i < inner; ++i) {
+        s += g[off + i];
+        q += static_cast<double>(g[off + i]) * x[off + i];
+      }
+    }
+    sum_g[c] = static_cast<float>(s);
+    sum_gx[c] = static_cast<float>(q);
+  }
+}
+
+}  // namespace xtape::kernels
