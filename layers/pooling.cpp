@@ -52,6 +52,11 @@ void Pooling::build(const Shape& in) {
 }
 
 Tensor Pooling::call(const Tensor& x, bool) {
+  if (rank_ == 3) {
+    const std::array<int, 3> p{pool_[0], pool_[1], pool_[2]},
+        s{strides_[0], strides_[1], strides_[2]};
+    return max_ ? max_pool3d(x, p, s, padding_) : avg_pool3d(x, p, s, padding_);
+  }
   if (rank_ == 2) {
     return max_ ? max_pool2d(x, {pool_[0], pool_[1]}, {strides_[0], strides_[1]}, padding_)
                 : avg_pool2d(x, {pool_[0], pool_[1]}, {strides_[0], strides_[1]}, padding_);
