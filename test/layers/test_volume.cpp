@@ -294,6 +294,31 @@ BOOST_AUTO_TEST_CASE(pooling3d_matches_a_naive_loop) {
                pool3d_layer_reference(x, {3, 3, 3}, {2, 2, 2}, true, false), 1e-5, 1e-6);
 }
 
+BOOST_AUTO_TEST_CASE(conv3d_relu_then_pooling_as_the_naive_loops) {
+  // Conv3D(relu) -> MaxPooling3D runs the 2-d fused paths (bias, relu and the (h, w) pooling in
+  // the convolution's epilogue): the same as the naive loops, and as the unfused calls.
+  Rng rng(31);
+  const Tensor x = random_tensor({2, 4, 6, 6, 3}, rng);
+  Conv3D conv({.filters = 4,
+               .kernel_size = {3},
+               .padding = "same",
+               .activation = "relu",
+               .bias_initializer = "ones"});
+  MaxPooling3D pool;
+  const Tensor fused = pool(conv(x));
+  Tensor c = conv(x);
+  (void)c.data();  // read: computed on its own
+  const Tensor separate = pool(c);
+  BOOST_TEST(fused.to_vector() == separate.to_vector(), boost::test_tools::per_element());
+  std::vector<double> ref =
+      conv3d_layer_reference(x, conv.kernel(), conv.bias(), {1, 1, 1}, {1, 1, 1}, true, 1);
+  for (double& v : ref) v = std::max(v, 0.0);
+  std::vector<float> rf(ref.begin(), ref.end());
+  const Tensor conv_ref({2, 4, 6, 6, 4}, rf);
+  check_values("Conv3D relu -> MaxPooling3D", fused, {2, 2, 3, 3, 4},
+               pool3d_layer_reference(conv_ref, {2, 2, 2}, {2, 2, 2}, false, true), 1e-4, 1e-4);
+}
+
 BOOST_AUTO_TEST_CASE(volume_layer_errors) {
   using E = std::invalid_argument;
   check_throws<E>(
