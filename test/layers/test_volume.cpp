@@ -363,7 +363,14 @@ BOOST_AUTO_TEST_CASE(volume_layer_errors) {
                   [] {
                     MaxPooling3D({.pool_size = {2, 2}});
                   },
-                  {"pool_size", "1 or 3 values"});
+                  {"MaxPooling3D", "pool_size", "1 or 3 values", "got 2"});
+  check_throws<E>("AveragePooling3D zero stride",
+                  [] {
+                    AveragePooling3D({.pool_size = {2}, .strides = {1, 0, 1}});
+                  },
+                  {"AveragePooling3D", "strides must be positive", "got 0"});
+  check_throws<E>("MaxPooling3D padding", [] { MaxPooling3D({.padding = "full"}); },
+                  {"MaxPooling3D", "'full'", "'valid' or 'same'"});
   // channels_first is refused when read from a config, not silently taken as channels_last.
   nlohmann::json conv = Conv3D({.filters = 2, .kernel_size = {2}}).get_config();
   conv["data_format"] = "channels_first";
