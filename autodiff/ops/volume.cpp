@@ -11,8 +11,13 @@ namespace xtape {
 namespace {
 
 std::string triple(std::array<int, 3> v) {
-  return "(" + std::to_string(v[0]) + ", " + std::to_string(v[1]) + ", " + std::to_string(v[2]) +
-         ")";
+  // Appended piece by piece: GCC 12 warns falsely (-Wrestrict) on "(" + std::to_string(...).
+  std::string s = "(";
+  for (std::size_t i = 0; i < 3; ++i) {
+    if (i) s += ", ";
+    s += std::to_string(v[i]);
+  }
+  return s + ")";
 }
 
 long as_long(std::size_t v) { return static_cast<long>(v); }
