@@ -1,6 +1,8 @@
 // Tests for autodiff/ops/volume.cpp: conv3d, max_pool3d and avg_pool3d (NDHWC, TensorFlow
 // semantics) against naive loops in double, their gradients (and gradients of gradients), and
 // errors.
+#include <omp.h>
+
 #include <array>
 #include <boost/test/unit_test.hpp>
 #include <cmath>
@@ -243,6 +245,26 @@ BOOST_AUTO_TEST_CASE(pool3d_gradients) {
                   return avg_pool3d(v[0], {3, 2, 2}, {1, 1, 2}, Padding::same);
                 },
                 {x});
+}
+
+BOOST_AUTO_TEST_CASE(volume_ops_are_bitwise_independent_of_the_thread_count) {
+  Rng rng(23);
+  const Tensor x0 = random_tensor({2, 6, 12, 12, 8}, rng),
+               k0 = random_tensor({3, 3, 3, 8, 16}, rng);
+  auto run = [&](int threads) {
+    const int before = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    Tensor x = x0.clone().set_requires_grad(true), k = k0.clone().set_requires_grad(true);
+    const Tensor y = conv3d(x, k, {1, 2, 1}, Padding::same);
+    const Tensor z = avg_pool3d(max_pool3d(y, {2, 2, 2}, {1, 1, 1}, Padding::same), {2, 3, 2});
+    sum(z * z).backward();
+    omp_set_num_threads(before);
+    return std::vector<std::vector<float>>{z.to_vector(), x.grad().to_vector(),
+                                           k.grad().to_vector()};
+  };
+  const auto one = run(1), two = run(2);
+  for (std::size_t i = 0; i < one.size(); ++i)
+    BOOST_TEST(one[i] == two[i], boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(volume_ops_on_empty_batches) {
