@@ -132,6 +132,20 @@ Tensor max_pool2d(const Tensor& x, std::array<int, 2> pool_size,
 Tensor avg_pool2d(const Tensor& x, std::array<int, 2> pool_size,
                   std::array<int, 2> strides = {0, 0}, Padding padding = Padding::valid);
 
+// ---- volumes (volume.cpp), NDHWC like Keras: compositions of the 2-d ops ----
+/// input (n, d, h, w, cin), kernel (kd, kh, kw, cin, cout) -> (n, od, oh, ow, cout), each axis
+/// as conv2d's. Throws std::invalid_argument naming conv3d for a wrong rank, mismatched
+/// channels, non-positive strides or dilation, or an input smaller than the window ('valid').
+Tensor conv3d(const Tensor& input, const Tensor& kernel, std::array<int, 3> strides = {1, 1, 1},
+              Padding padding = Padding::valid, std::array<int, 3> dilation = {1, 1, 1});
+/// Window max over (n, d, h, w, c); strides default to the pool size when {0, 0, 0}. NaN and
+/// gradient as max_pool2d (the first maximal element in (d, h, w) order).
+Tensor max_pool3d(const Tensor& x, std::array<int, 3> pool_size,
+                  std::array<int, 3> strides = {0, 0, 0}, Padding padding = Padding::valid);
+/// Window mean over the in-bounds positions of (n, d, h, w, c) (TensorFlow's "same").
+Tensor avg_pool3d(const Tensor& x, std::array<int, 3> pool_size,
+                  std::array<int, 3> strides = {0, 0, 0}, Padding padding = Padding::valid);
+
 // ---- neural-network ops (nn.cpp) ----
 Tensor softmax(const Tensor& x, int axis = -1);
 Tensor log_softmax(const Tensor& x, int axis = -1);

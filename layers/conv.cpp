@@ -28,10 +28,14 @@ namespace {
 std::string conv_class(int rank, ConvKind kind) {
   const std::string r = std::to_string(rank) + "D";
   switch (kind) {
-    case ConvKind::transpose: return "Conv" + r + "Transpose";
-    case ConvKind::depthwise: return "DepthwiseConv" + r;
-    case ConvKind::separable: return "SeparableConv" + r;
-    default: return "Conv" + r;
+    case ConvKind::transpose:
+      return "Conv" + r + "Transpose";
+    case ConvKind::depthwise:
+      return "DepthwiseConv" + r;
+    case ConvKind::separable:
+      return "SeparableConv" + r;
+    default:
+      return "Conv" + r;
   }
 }
 
@@ -41,9 +45,15 @@ Conv::Conv(int rank, ConvOptions options, ConvKind kind)
     : Layer(options.name), rank_(rank), kind_(kind), options_(std::move(options)) {
   const std::string cls_name = conv_class(rank, kind);
   const char* cls = cls_name.c_str();
+  if (rank < 1 || rank > 3 || (rank == 3 && kind != ConvKind::regular))
+    throw std::invalid_argument(std::string(cls) +
+                                ": convolutions of rank 1 and 2, and regular ones of rank 3, "
+                                "exist; got rank " +
+                                std::to_string(rank));
   if (options_.filters == 0 && kind != ConvKind::depthwise)
     throw std::invalid_argument(std::string(cls) + ": filters must be positive, got 0");
-  if ((kind == ConvKind::depthwise || kind == ConvKind::separable) && options_.depth_multiplier == 0)
+  if ((kind == ConvKind::depthwise || kind == ConvKind::separable) &&
+      options_.depth_multiplier == 0)
     throw std::invalid_argument(std::string(cls) + ": depth_multiplier must be positive, got 0");
   if (options_.kernel_size.empty())
     throw std::invalid_argument(std::string(cls) + ": kernel_size is required");
@@ -66,10 +76,12 @@ Conv::Conv(int rank, ConvOptions options, ConvKind kind)
     throw std::invalid_argument(std::string(cls) + ": groups must be positive, got 0");
   if (options_.groups != 1) {
     if (kind != ConvKind::regular)
-      throw std::invalid_argument(std::string(cls) + ": groups is for Conv1D and Conv2D only");
+      throw std::invalid_argument(std::string(cls) +
+                                  ": groups is for Conv1D, Conv2D and Conv3D only");
     if (options_.filters % options_.groups != 0)
-      throw std::invalid_argument(std::string(cls) + ": filters (" + std::to_string(options_.filters) +
-                                  ") must be divisible by groups (" + std::to_string(options_.groups) + ")");
+      throw std::invalid_argument(
+          std::string(cls) + ": filters (" + std::to_string(options_.filters) +
+          ") must be divisible by groups (" + std::to_string(options_.groups) + ")");
   }
   if (!options_.output_padding.empty()) {
     if (kind != ConvKind::transpose)
@@ -79,9 +91,10 @@ Conv::Conv(int rank, ConvOptions options, ConvKind kind)
     for (int i = 0; i < rank; ++i)
       if (output_padding_[static_cast<std::size_t>(i)] < 0 ||
           output_padding_[static_cast<std::size_t>(i)] >= strides_[static_cast<std::size_t>(i)])
-        throw std::invalid_argument(std::string(cls) + ": output_padding must be in [0, stride), got " +
-                                    std::to_string(output_padding_[static_cast<std::size_t>(i)]) +
-                                    " for stride " + std::to_string(strides_[static_cast<std::size_t>(i)]));
+        throw std::invalid_argument(
+            std::string(cls) + ": output_padding must be in [0, stride), got " +
+            std::to_string(output_padding_[static_cast<std::size_t>(i)]) + " for stride " +
+            std::to_string(strides_[static_cast<std::size_t>(i)]));
   }
   std::string lower = options_.padding;
   for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
@@ -109,8 +122,10 @@ void Conv::build(const Shape& input_shape) {
   if (static_cast<int>(input_shape.size()) != rank_ + 1)
     throw std::invalid_argument(class_name() + " '" + name() + "': expected inputs of rank " +
                                 std::to_string(rank_ + 2) + " (batch, " +
-                                (rank_ == 2 ? "height, width" : "steps") + ", channels), got " +
-                                batch_shape_str(input_shape));
+                                (rank_ == 3   ? "depth, height, width"
+                                 : rank_ == 2 ? "height, width"
+                                              : "steps") +
+                                ", channels), got " + batch_shape_str(input_shape));
   const std::size_t cin = input_shape.back();
   if (cin % options_.groups != 0)
     throw std::invalid_argument(class_name() + " '" + name() + "': input channels (" +
@@ -119,9 +134,15 @@ void Conv::build(const Shape& input_shape) {
   Shape kshape;
   for (int k : kernel_size_) kshape.push_back(static_cast<std::size_t>(k));
   switch (kind_) {
-    case ConvKind::regular: kshape.insert(kshape.end(), {cin / options_.groups, options_.filters}); break;
-    case ConvKind::transpose: kshape.insert(kshape.end(), {options_.filters, cin}); break;
-    default: kshape.insert(kshape.end(), {cin, options_.depth_multiplier}); break;
+    case ConvKind::regular:
+      kshape.insert(kshape.end(), {cin / options_.groups, options_.filters});
+      break;
+    case ConvKind::transpose:
+      kshape.insert(kshape.end(), {options_.filters, cin});
+      break;
+    default:
+      kshape.insert(kshape.end(), {cin, options_.depth_multiplier});
+      break;
   }
   const Shape out = compute_output_shape(input_shape);
   for (std::size_t i = 0; i + 1 < out.size(); ++i)
@@ -155,9 +176,9 @@ Shape Conv::compute_output_shape(const Shape& input_shape) const {
     const std::size_t u = static_cast<std::size_t>(i);
     const std::size_t in = i < static_cast<int>(input_shape.size()) ? input_shape[u] : 0;
     if (kind_ == ConvKind::transpose)
-      out.push_back(conv_transpose_length(in, static_cast<std::size_t>(kernel_size_[u]), strides_[u],
-                                          padding_, output_padding_.empty() ? -1 : output_padding_[u],
-                                          dilation_[u], "Conv transpose layer"));
+      out.push_back(conv_transpose_length(
+          in, static_cast<std::size_t>(kernel_size_[u]), strides_[u], padding_,
+          output_padding_.empty() ? -1 : output_padding_[u], dilation_[u], "Conv transpose layer"));
     else
       out.push_back(out_extent(in, kernel_size_[u], strides_[u], dilation_[u], padding_).first);
   }
@@ -184,6 +205,9 @@ Tensor Conv::convolution_op(const Tensor& inputs, const Tensor& kernel) {
     }
     default: {
       auto one = [&](const Tensor& x, const Tensor& k) {
+        if (rank_ == 3)
+          return conv3d(x, k, {strides_[0], strides_[1], strides_[2]}, padding_,
+                        {dilation_[0], dilation_[1], dilation_[2]});
         if (rank_ == 2)
           return conv2d(x, k, {strides_[0], strides_[1]}, padding_, {dilation_[0], dilation_[1]});
         return conv1d(x, k, strides_[0], padding_, dilation_[0]);
@@ -221,8 +245,8 @@ nlohmann::json Conv::get_config() const {
   c["strides"] = strides_;
   c["padding"] = options_.padding;
   if (kind_ == ConvKind::transpose)
-    c["output_padding"] = output_padding_.empty() ? nlohmann::json(nullptr)
-                                                  : nlohmann::json(output_padding_);
+    c["output_padding"] =
+        output_padding_.empty() ? nlohmann::json(nullptr) : nlohmann::json(output_padding_);
   c["data_format"] = "channels_last";
   c["dilation_rate"] = dilation_;
   if (kind_ == ConvKind::regular) c["groups"] = options_.groups;

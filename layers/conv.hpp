@@ -1,6 +1,6 @@
 #pragma once
 /// @file conv.hpp
-/// Convolution layers. Conv is the shared base of Conv1D and Conv2D: its call() is
+/// Convolution layers. Conv is the shared base of Conv1D, Conv2D and Conv3D: its call() is
 /// convolution_op(inputs, kernel) + bias + activation, and convolution_op() is the extension
 /// point a subclass overrides to customise the convolution (e.g. standardize the kernel).
 #include <array>
@@ -47,7 +47,7 @@ struct ConvOptions {
 /// depthwise one followed by a 1x1 (pointwise) one.
 enum class ConvKind { regular, transpose, depthwise, separable };
 
-/// N-d convolution base (rank 1 or 2). Inputs are channels-last. Padding "causal" is for the
+/// N-d convolution base (rank 1, 2, or 3 for a regular convolution). Inputs are channels-last. Padding "causal" is for the
 /// regular 1-d convolution (Conv1D) only.
 class Conv : public Layer {
  public:
@@ -105,6 +105,16 @@ class Conv2D : public Conv {
   explicit Conv2D(ConvOptions options) : Conv(2, std::move(options)) {}
   /// (stride_h, stride_w), ready for xtape::conv2d.
   std::array<int, 2> strides() const { return {strides_[0], strides_[1]}; }
+};
+
+/// 3-d convolution over (batch, depth, height, width, channels) with a (kd, kh, kw, cin / groups,
+/// filters) kernel (Keras's Conv3D, channels_last).
+class Conv3D : public Conv {
+ public:
+  using Options = ConvOptions;
+  explicit Conv3D(ConvOptions options) : Conv(3, std::move(options)) {}
+  /// (stride_d, stride_h, stride_w), ready for xtape::conv3d.
+  std::array<int, 3> strides() const { return {strides_[0], strides_[1], strides_[2]}; }
 };
 
 /// 1-d convolution over (batch, steps, channels) with a (k, cin, filters) kernel.

@@ -6,25 +6,29 @@
 namespace xtape::layers {
 
 namespace {
-std::vector<int> expand(const std::vector<int>& v, int rank, const char* what) {
+std::vector<int> expand(const std::vector<int>& v, int rank, const char* what,
+                        const std::string& cls) {
   if (static_cast<int>(v.size()) == rank) return v;
   if (v.size() == 1) return std::vector<int>(static_cast<std::size_t>(rank), v[0]);
-  throw std::invalid_argument(std::string("pooling: ") + what + " needs 1 or " +
-                              std::to_string(rank) + " values, got " + std::to_string(v.size()));
+  throw std::invalid_argument(cls + ": " + what + " needs 1 or " + std::to_string(rank) +
+                              " values, got " + std::to_string(v.size()));
 }
 }  // namespace
 
 Pooling::Pooling(int rank, bool max, PoolOptions options)
     : Layer(options.name), rank_(rank), max_(max) {
-  pool_ = expand(options.pool_size, rank, "pool_size");
-  strides_ = options.strides.empty() ? pool_ : expand(options.strides, rank, "strides");
+  // The class name, for messages (class_name() is not available in the constructor).
+  const std::string cls =
+      std::string(max ? "MaxPooling" : "AveragePooling") + std::to_string(rank) + "D";
+  pool_ = expand(options.pool_size, rank, "pool_size", cls);
+  strides_ = options.strides.empty() ? pool_ : expand(options.strides, rank, "strides", cls);
   for (int p : pool_)
     if (p <= 0)
-      throw std::invalid_argument("pooling: pool_size must be positive, got " + std::to_string(p));
+      throw std::invalid_argument(cls + ": pool_size must be positive, got " + std::to_string(p));
   for (int s : strides_)
     if (s <= 0)
-      throw std::invalid_argument("pooling: strides must be positive, got " + std::to_string(s));
-  padding_ = parse_padding(options.padding, "pooling");
+      throw std::invalid_argument(cls + ": strides must be positive, got " + std::to_string(s));
+  padding_ = parse_padding(options.padding, cls.c_str());
 }
 
 Shape Pooling::compute_output_shape(const Shape& in) const {
@@ -52,6 +56,11 @@ void Pooling::build(const Shape& in) {
 }
 
 Tensor Pooling::call(const Tensor& x, bool) {
+  if (rank_ == 3) {
+    const std::array<int, 3> p{pool_[0], pool_[1], pool_[2]},
+        s{strides_[0], strides_[1], strides_[2]};
+    return max_ ? max_pool3d(x, p, s, padding_) : avg_pool3d(x, p, s, padding_);
+  }
   if (rank_ == 2) {
     return max_ ? max_pool2d(x, {pool_[0], pool_[1]}, {strides_[0], strides_[1]}, padding_)
                 : avg_pool2d(x, {pool_[0], pool_[1]}, {strides_[0], strides_[1]}, padding_);

@@ -1,6 +1,6 @@
 #pragma once
 /// @file pooling.hpp
-/// Pooling layers (channels-last): MaxPooling1D/2D, AveragePooling1D/2D, and the global ones
+/// Pooling layers (channels-last): MaxPooling1D/2D/3D, AveragePooling1D/2D/3D, and the global ones
 /// (GlobalAveragePooling1D/2D/3D, GlobalMaxPooling1D/2D/3D).
 #include <string>
 #include <vector>
@@ -57,6 +57,21 @@ class AveragePooling1D : public Pooling {
  public:
   using Options = PoolOptions;
   explicit AveragePooling1D(PoolOptions options = {}) : Pooling(1, false, std::move(options)) {}
+};
+
+/// Max over (pd, ph, pw) windows of (batch, depth, height, width, channels) (Keras's
+/// MaxPooling3D: pool_size (2, 2, 2) by default).
+class MaxPooling3D : public Pooling {
+ public:
+  using Options = PoolOptions;
+  explicit MaxPooling3D(PoolOptions options = {}) : Pooling(3, true, std::move(options)) {}
+};
+
+/// Mean over the in-bounds positions of (pd, ph, pw) windows (Keras's AveragePooling3D).
+class AveragePooling3D : public Pooling {
+ public:
+  using Options = PoolOptions;
+  explicit AveragePooling3D(PoolOptions options = {}) : Pooling(3, false, std::move(options)) {}
 };
 
 /// Keras options of a global pooling layer.

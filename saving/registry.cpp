@@ -222,6 +222,7 @@ std::map<std::string, LayerFactory> builtins() {
   };
   add_conv<Conv1D>(f, "Conv1D");
   add_conv<Conv2D>(f, "Conv2D");
+  add_conv<Conv3D>(f, "Conv3D");
   add_conv<Conv2DTranspose>(f, "Conv2DTranspose");
   add_conv<Conv1DTranspose>(f, "Conv1DTranspose");
   add_conv<DepthwiseConv2D>(f, "DepthwiseConv2D");
@@ -248,6 +249,16 @@ std::map<std::string, LayerFactory> builtins() {
   };
   f["AveragePooling2D"] = [](const json& c) -> std::shared_ptr<Layer> {
     auto l = std::make_shared<AveragePooling2D>(pool_options_from_config(c));
+    apply_base_config(*l, c);
+    return l;
+  };
+  f["MaxPooling3D"] = [](const json& c) -> std::shared_ptr<Layer> {
+    auto l = std::make_shared<MaxPooling3D>(pool_options_from_config(c));
+    apply_base_config(*l, c);
+    return l;
+  };
+  f["AveragePooling3D"] = [](const json& c) -> std::shared_ptr<Layer> {
+    auto l = std::make_shared<AveragePooling3D>(pool_options_from_config(c));
     apply_base_config(*l, c);
     return l;
   };
@@ -509,7 +520,17 @@ DenseOptions dense_options_from_config(const json& c) {
   return o;
 }
 
+// The layers are channels-last only: Keras's data_format "channels_first" is refused, not
+// silently read as channels-last.
+void require_channels_last(const json& c) {
+  if (c.contains("data_format") && !c["data_format"].is_null() &&
+      c["data_format"] != "channels_last")
+    bad_key("data_format", "\"channels_last\" or null (xtape layers are channels-last only)",
+            c["data_format"]);
+}
+
 ConvOptions conv_options_from_config(const json& c) {
+  require_channels_last(c);
   ConvOptions o;
   read(c, "filters", o.filters);
   read(c, "kernel_size", o.kernel_size);
@@ -532,6 +553,7 @@ ConvOptions conv_options_from_config(const json& c) {
 }
 
 PoolOptions pool_options_from_config(const json& c) {
+  require_channels_last(c);
   PoolOptions o;
   read(c, "pool_size", o.pool_size);
   read(c, "strides", o.strides);
