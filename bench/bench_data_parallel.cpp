@@ -110,7 +110,7 @@ int main(int argc, char** argv) {
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (chief) {
     const double steps_per_epoch = double(dp->steps()) / epochs;
-    std::cout << "ranks " << dp->size() << " x threads " << omp_get_max_threads() << ": epoch";
+    std::cout << "ranks " << dp->size() << " x threads " << num_threads() << ": epoch";
     for (double s : h.epoch_seconds) std::cout << ' ' << s << " s";
     std::cout << " (fit " << total << " s), " << steps_per_epoch << " steps an epoch, "
               << dp->bytes_per_step() << " bytes all-reduced per step in "
@@ -119,7 +119,7 @@ int main(int argc, char** argv) {
               << " MB sent per rank per step by a ring), val_accuracy "
               << h.history.at("val_accuracy").back() << '\n'
               << "RESULT ranks " << dp->size() << '\n'
-              << "RESULT threads " << omp_get_max_threads() << '\n'
+              << "RESULT threads " << num_threads() << '\n'
               << "RESULT epoch_seconds " << h.epoch_seconds.front() << '\n'
               << "RESULT bytes_per_step " << dp->bytes_per_step() << '\n';
   }

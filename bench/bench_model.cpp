@@ -138,7 +138,7 @@ struct Figures {
 
 Figures run(const Data& data, int threads, int steps, bool epoch, bool profile,
             std::uint64_t seed) {
-  omp_set_num_threads(threads);
+  set_num_threads(threads);
   const FlushDenormal flush;  // as Sequential::fit runs
   Figures f;
   f.threads = threads;

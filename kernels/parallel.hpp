@@ -4,7 +4,8 @@
 /// costs a few microseconds on an idle machine and up to a scheduler time slice when another
 /// process holds a core, so a region is opened only for work that takes at least
 /// 2 * team_member_ns on one thread, with one thread per team_member_ns of work, at most
-/// num_threads() and at most one per task. Every region's split into tasks depends on the work
+/// num_threads(), at most the cores other processes leave free (the load guard, threads.hpp)
+/// and at most one per task. Every region's split into tasks depends on the work
 /// alone, so the team size never changes a result.
 #include <algorithm>
 #include <cstdint>

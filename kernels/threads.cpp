@@ -3,9 +3,13 @@
 #include "kernels/threads.hpp"
 
 #include <omp.h>
+#include <sched.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
@@ -38,7 +42,70 @@ void read_env() {
   requested.compare_exchange_strong(expected, static_cast<int>(n));
 }
 
+// The load guard: the run queue (the fourth field of /proc/loadavg counts the threads running
+// or ready to run, the reader included), sampled at most every 20 ms from serial code, where
+// xtape's own idle threads sleep (passive waiting). Other runnable threads beyond the cores
+// free for them leave a second thread of ours only a share of a core, and every join would
+// wait for it, so the team shrinks to the cores left. An exponential average smooths the
+// snapshots.
+std::atomic<int> guard_state{-1};  // -1 unread, 0 off, 1 on
+std::atomic<int> machine_cap{std::numeric_limits<int>::max()};
+std::atomic<std::int64_t> next_sample_ns{0};
+std::atomic<int> others_x16{0};  // average of the other runnable threads, times 16
+
+int cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return std::max<int>(1, static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)));
+}
+
+// Runnable threads other than the caller, or -1 when unknown.
+int runnable_others() {
+  std::FILE* f = std::fopen("/proc/loadavg", "r");
+  if (f == nullptr) return -1;
+  double a, b, c;
+  int running = 0, total = 0;
+  const int got = std::fscanf(f, "%lf %lf %lf %d/%d", &a, &b, &c, &running, &total);
+  std::fclose(f);
+  return got == 5 ? std::max(0, running - 1) : -1;
+}
+
+bool guard_enabled() {
+  int state = guard_state.load(std::memory_order_relaxed);
+  if (state < 0) {
+    const char* v = std::getenv("XTAPE_LOAD_GUARD");
+    state = (v != nullptr && std::string(v) == "0") ? 0 : 1;
+    guard_state.store(state);
+  }
+  return state == 1;
+}
+
+int load_cap() {
+  if (!guard_enabled()) return std::numeric_limits<int>::max();
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                               std::chrono::steady_clock::now().time_since_epoch())
+                               .count();
+  std::int64_t due = next_sample_ns.load(std::memory_order_relaxed);
+  if (now >= due && next_sample_ns.compare_exchange_strong(due, now + 20'000'000)) {
+    const int others = runnable_others();
+    if (others >= 0) {
+      // Three quarters of the old average and one quarter of the sample (the first sample
+      // alone), in 16ths.
+      const int smoothed = due == 0 ? 16 * others : (3 * others_x16.load() + 16 * others) / 4;
+      others_x16.store(smoothed);
+      static const int n_cpus = cpus();
+      machine_cap.store(std::max(1, n_cpus - static_cast<int>(std::lround(smoothed / 16.0))));
+    }
+  }
+  return machine_cap.load(std::memory_order_relaxed);
+}
+
 }  // namespace
+
+void set_load_guard(bool on) { guard_state.store(on ? 1 : 0); }
+
+bool load_guard() { return guard_enabled(); }
 
 void set_num_threads(int n) {
   if (n < 1)
@@ -59,7 +126,7 @@ namespace detail {
 
 int parallel_team(double work_ns, std::int64_t tasks) {
   if (tasks < 2 || !(work_ns >= 2 * team_member_ns) || omp_in_parallel()) return 1;
-  const int cap = num_threads();
+  const int cap = std::min(num_threads(), load_cap());
   if (cap <= 1) return 1;
   const double by_work = work_ns / team_member_ns;  // >= 2 here
   double team = std::min<double>(cap, by_work);

@@ -100,6 +100,16 @@ BOOST_AUTO_TEST_CASE(environment_variable) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(load_guard_switch) {
+  // Off in the test executables (test_main.cpp), so that 2-thread runs take the parallel
+  // paths on a busy machine too.
+  BOOST_TEST(!load_guard());
+  set_load_guard(true);
+  BOOST_TEST(load_guard());
+  set_load_guard(false);
+  BOOST_TEST(!load_guard());
+}
+
 BOOST_AUTO_TEST_CASE(default_wait_policy_is_passive) {
   // libgomp prints its settings at start-up with OMP_DISPLAY_ENV=verbose: passive waiting is a
   // spin count of 0 (libgomp's own default is 300000).
