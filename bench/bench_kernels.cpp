@@ -25,52 +25,13 @@
 #include "kernels/conv.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/winograd.hpp"
+#include "peak.hpp"
 
 namespace {
 
-using clock_type = std::chrono::steady_clock;
 using batch = xsimd::batch<float>;
-
-double seconds_since(clock_type::time_point t0) {
-  return std::chrono::duration<double>(clock_type::now() - t0).count();
-}
-
-// Median wall time of `reps` calls of f (after one warm-up call).
-double median_time(const std::function<void()>& f, int reps) {
-  f();
-  std::vector<double> t;
-  for (int r = 0; r < reps; ++r) {
-    const auto t0 = clock_type::now();
-    f();
-    t.push_back(seconds_since(t0));
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
-
-// FMA peak in GFLOP/s with `threads` threads: 16 independent chains of batch FMAs per thread.
-double fma_peak(int threads) {
-  constexpr int chains = 16;
-  constexpr long iters = 20'000'000;
-  std::vector<float> sink(static_cast<std::size_t>(threads) * batch::size, 0.f);
-  auto run = [&] {
-#pragma omp parallel num_threads(threads)
-    {
-      batch acc[chains];
-      for (int i = 0; i < chains; ++i) acc[i] = batch(1.f + 1e-3f * static_cast<float>(i));
-      const batch x(0.999999f), y(1e-7f);
-      for (long it = 0; it < iters; ++it) {
-#pragma GCC unroll 16
-        for (int i = 0; i < chains; ++i) acc[i] = xsimd::fma(acc[i], x, y);
-      }
-      batch s(0.f);
-      for (int i = 0; i < chains; ++i) s += acc[i];
-      s.store_unaligned(sink.data() + omp_get_thread_num() * batch::size);
-    }
-  };
-  const double t = median_time(run, 5);
-  return 2.0 * chains * batch::size * static_cast<double>(iters) * threads / t / 1e9;
-}
+using xtape::bench::fma_peak;
+using xtape::bench::median_time;
 
 // Streaming copy bandwidth in GB/s (bytes read + bytes written) of a 256 MiB buffer.
 double copy_bandwidth(int threads) {
