@@ -72,21 +72,24 @@ int main(int argc, char** argv) {
   if (!quick) shapes.push_back({"2048^3", false, false, 2048, 2048, 2048});
   for (std::int64_t k : {512, 784})
     for (std::int64_t m : {1, 8, 32, 128})
-      shapes.push_back({std::to_string(m) + "x512x" + std::to_string(k) + "_NN", false, false, m, 512, k});
+      shapes.push_back(
+          {std::to_string(m) + "x512x" + std::to_string(k) + "_NN", false, false, m, 512, k});
   for (std::int64_t k : {512, 784}) {
-    shapes.push_back({std::to_string(k) + "x512x128_TN", true, false, k, 512, 128});  // X^T G
+    shapes.push_back({std::to_string(k) + "x512x128_TN", true, false, k, 512, 128});       // X^T G
     shapes.push_back({"128x" + std::to_string(k) + "x512_NT", false, true, 128, k, 512});  // G W^T
   }
 #ifdef XTAPE_BENCH_OPENBLAS
   std::printf("OpenBLAS: %s\n", openblas_get_config());
 #else
-  std::printf("OpenBLAS: not found at configure time (apt-get install libopenblas-dev, then reconfigure)\n");
+  std::printf(
+      "OpenBLAS: not found at configure time (apt-get install libopenblas-dev, then "
+      "reconfigure)\n");
 #endif
   std::printf("xsimd arch %s, batch<float> width %zu\n", xsimd::default_arch::name(),
               xsimd::batch<float>::size);
   const int reps = quick ? 5 : 9;
-  std::printf("%-18s %4s %12s %12s %8s %10s %10s\n", "shape (MxNxK)", "thr", "xtape GF/s", "OpenBLAS GF/s",
-              "x/blas", "xtape/pk", "blas/pk");
+  std::printf("%-18s %4s %12s %12s %8s %10s %10s\n", "shape (MxNxK)", "thr", "xtape GF/s",
+              "OpenBLAS GF/s", "x/blas", "xtape/pk", "blas/pk");
   for (int threads : thread_counts) {
     const double peak = xtape::bench::fma_peak(threads);
     std::printf("FMA peak, %d thread(s): %.1f GFLOP/s\n", threads, peak);
@@ -102,9 +105,11 @@ int main(int argc, char** argv) {
       const double flops = 2.0 * s.m * s.n * s.k;
       const int inner = static_cast<int>(std::max(1.0, std::ceil(2e-2 * 50e9 / flops)));
       auto gflops = [&](auto&& call) {
-        const double t = xtape::bench::median_time([&] {
-          for (int i = 0; i < inner; ++i) call();
-        }, reps);
+        const double t = xtape::bench::median_time(
+            [&] {
+              for (int i = 0; i < inner; ++i) call();
+            },
+            reps);
         return flops * inner / t / 1e9;
       };
       const double x = gflops([&] {
@@ -114,19 +119,20 @@ int main(int argc, char** argv) {
       double o = -1;
 #ifdef XTAPE_BENCH_OPENBLAS
       o = gflops([&] {
-        cblas_sgemm(CblasRowMajor, s.ta ? CblasTrans : CblasNoTrans, s.tb ? CblasTrans : CblasNoTrans,
-                    static_cast<int>(s.m), static_cast<int>(s.n), static_cast<int>(s.k), 1.f, a.data(),
-                    static_cast<int>(lda), b.data(), static_cast<int>(ldb), 0.f, c.data(),
-                    static_cast<int>(s.n));
+        cblas_sgemm(CblasRowMajor, s.ta ? CblasTrans : CblasNoTrans,
+                    s.tb ? CblasTrans : CblasNoTrans, static_cast<int>(s.m), static_cast<int>(s.n),
+                    static_cast<int>(s.k), 1.f, a.data(), static_cast<int>(lda), b.data(),
+                    static_cast<int>(ldb), 0.f, c.data(), static_cast<int>(s.n));
       });
       // OpenBLAS's workers spin for a while after a call; let them sleep before xtape's next.
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
 #endif
       if (o > 0)
-        std::printf("%-18s %4d %12.1f %12.1f %7.2fx %9.0f%% %9.0f%%\n", s.name.c_str(), threads, x, o, x / o,
-                    100 * x / peak, 100 * o / peak);
+        std::printf("%-18s %4d %12.1f %12.1f %7.2fx %9.0f%% %9.0f%%\n", s.name.c_str(), threads, x,
+                    o, x / o, 100 * x / peak, 100 * o / peak);
       else
-        std::printf("%-18s %4d %12.1f %12s %8s %9.0f%%\n", s.name.c_str(), threads, x, "-", "", 100 * x / peak);
+        std::printf("%-18s %4d %12.1f %12s %8s %9.0f%%\n", s.name.c_str(), threads, x, "-", "",
+                    100 * x / peak);
       std::printf("RESULT %s %d %.2f %s %.1f\n", s.name.c_str(), threads, x,
                   o > 0 ? std::to_string(o).c_str() : "-", peak);
       std::fflush(stdout);

@@ -36,7 +36,7 @@ using LayerPtr = std::shared_ptr<Layer>;
 
 struct Case {
   std::string name;
-  Shape input;                              // with the batch axis
+  Shape input;                                  // with the batch axis
   std::function<std::vector<LayerPtr>()> make;  // applied in order
 };
 
@@ -61,44 +61,57 @@ std::vector<Case> cases() {
   c.push_back({"BatchNormalization", img, one<BatchNormalization>(BatchNormalizationOptions{})});
   c.push_back({"Conv2D+BN+relu", img, [] {
                  return std::vector<LayerPtr>{
-                     std::make_shared<Conv2D>(ConvOptions{.filters = 32, .kernel_size = {3}, .padding = "same"}),
+                     std::make_shared<Conv2D>(
+                         ConvOptions{.filters = 32, .kernel_size = {3}, .padding = "same"}),
                      std::make_shared<BatchNormalization>(BatchNormalizationOptions{}),
                      std::make_shared<Activation>("relu")};
                }});
-  c.push_back({"Conv2D(3x3,same)", img, one<Conv2D>(ConvOptions{.filters = 32, .kernel_size = {3}, .padding = "same"})});
+  c.push_back({"Conv2D(3x3,same)", img,
+               one<Conv2D>(ConvOptions{.filters = 32, .kernel_size = {3}, .padding = "same"})});
   c.push_back({"LayerNormalization", seq, one<LayerNormalization>(LayerNormalizationOptions{})});
-  c.push_back({"GroupNormalization", img, one<GroupNormalization>(GroupNormalizationOptions{.groups = 8})});
+  c.push_back(
+      {"GroupNormalization", img, one<GroupNormalization>(GroupNormalizationOptions{.groups = 8})});
   c.push_back({"Conv2DTranspose", small_img,
-               one<Conv2DTranspose>(
-                   ConvOptions{.filters = 32, .kernel_size = {3}, .strides = {2}, .padding = "same"})});
-  c.push_back({"DepthwiseConv2D", img, one<DepthwiseConv2D>(ConvOptions{.kernel_size = {3}, .padding = "same"})});
-  c.push_back({"SeparableConv2D", img,
-               one<SeparableConv2D>(ConvOptions{.filters = 64, .kernel_size = {3}, .padding = "same"})});
+               one<Conv2DTranspose>(ConvOptions{
+                   .filters = 32, .kernel_size = {3}, .strides = {2}, .padding = "same"})});
+  c.push_back({"DepthwiseConv2D", img,
+               one<DepthwiseConv2D>(ConvOptions{.kernel_size = {3}, .padding = "same"})});
+  c.push_back(
+      {"SeparableConv2D", img,
+       one<SeparableConv2D>(ConvOptions{.filters = 64, .kernel_size = {3}, .padding = "same"})});
   c.push_back({"Conv1D(groups=4)", s1d,
-               one<Conv1D>(ConvOptions{.filters = 64, .kernel_size = {3}, .padding = "same", .groups = 4})});
+               one<Conv1D>(ConvOptions{
+                   .filters = 64, .kernel_size = {3}, .padding = "same", .groups = 4})});
   c.push_back({"Conv1DTranspose", Shape{32, 64, 32},
-               one<Conv1DTranspose>(
-                   ConvOptions{.filters = 32, .kernel_size = {3}, .strides = {2}, .padding = "same"})});
+               one<Conv1DTranspose>(ConvOptions{
+                   .filters = 32, .kernel_size = {3}, .strides = {2}, .padding = "same"})});
   c.push_back({"AveragePooling1D", s1d, one<AveragePooling1D>(PoolOptions{.pool_size = {2}})});
   c.push_back({"AveragePooling2D", img, one<AveragePooling2D>(PoolOptions{.pool_size = {2}})});
   c.push_back({"MaxPooling2D", img, one<MaxPooling2D>(PoolOptions{.pool_size = {2}})});
   c.push_back({"GlobalAveragePooling2D", img, one<GlobalAveragePooling2D>(GlobalPoolOptions{})});
-  c.push_back({"UpSampling2D(nearest)", small_img,
-               one<UpSampling2D>(std::array<std::size_t, 2>{2, 2}, std::string("nearest"), std::string())});
+  c.push_back(
+      {"UpSampling2D(nearest)", small_img,
+       one<UpSampling2D>(std::array<std::size_t, 2>{2, 2}, std::string("nearest"), std::string())});
   c.push_back({"UpSampling2D(bilinear)", small_img,
-               one<UpSampling2D>(std::array<std::size_t, 2>{2, 2}, std::string("bilinear"), std::string())});
+               one<UpSampling2D>(std::array<std::size_t, 2>{2, 2}, std::string("bilinear"),
+                                 std::string())});
   c.push_back({"ZeroPadding2D", img,
-               one<ZeroPadding2D>(std::array<std::array<std::size_t, 2>, 2>{{{1, 1}, {1, 1}}}, std::string())});
+               one<ZeroPadding2D>(std::array<std::array<std::size_t, 2>, 2>{{{1, 1}, {1, 1}}},
+                                  std::string())});
   c.push_back({"Dense(rank-3)", seq, one<Dense>(DenseOptions{.units = 256})});
   c.push_back({"EinsumDense(abc,cd->abd)", seq,
-               one<EinsumDense>(EinsumDenseOptions{.equation = "abc,cd->abd", .output_shape = {64, 256}, .bias_axes = "d"})});
+               one<EinsumDense>(EinsumDenseOptions{
+                   .equation = "abc,cd->abd", .output_shape = {64, 256}, .bias_axes = "d"})});
   c.push_back({"EinsumDense(abc,cde->abde)", seq,
-               one<EinsumDense>(EinsumDenseOptions{.equation = "abc,cde->abde", .output_shape = {64, 8, 32}, .bias_axes = "de"})});
-  for (const char* a : {"relu", "gelu", "silu", "mish", "elu", "leaky_relu", "softplus", "sigmoid", "tanh"})
+               one<EinsumDense>(EinsumDenseOptions{
+                   .equation = "abc,cde->abde", .output_shape = {64, 8, 32}, .bias_axes = "de"})});
+  for (const char* a :
+       {"relu", "gelu", "silu", "mish", "elu", "leaky_relu", "softplus", "sigmoid", "tanh"})
     c.push_back({std::string("Activation(") + a + ")", seq, act(a)});
   c.push_back({"Softmax", seq, one<Softmax>(SoftmaxOptions{})});
   c.push_back({"Dropout(0.5)", seq, one<Dropout>(DropoutOptions{.rate = 0.5f, .seed = 3})});
-  c.push_back({"GaussianNoise(0.1)", seq, one<GaussianNoise>(NoiseOptions{.stddev = 0.1f, .seed = 3})});
+  c.push_back(
+      {"GaussianNoise(0.1)", seq, one<GaussianNoise>(NoiseOptions{.stddev = 0.1f, .seed = 3})});
   return c;
 }
 
@@ -166,8 +179,8 @@ int main(int argc, char** argv) {
     }
   }
   const FlushDenormal flush;
-  std::printf("xtape layers: forward (training) + backward, median of %d steps after %d warm-up\n", steps,
-              warmup);
+  std::printf("xtape layers: forward (training) + backward, median of %d steps after %d warm-up\n",
+              steps, warmup);
   std::printf("%-28s %-16s %8s %10s\n", "layer", "input", "threads", "ms");
   for (int threads : thread_counts) {
     omp_set_num_threads(threads);
@@ -211,7 +224,8 @@ int main(int argc, char** argv) {
         t.push_back(std::chrono::duration<double>(clock_type::now() - t0).count());
       }
       const double ms = median(t) * 1e3;
-      std::printf("%-28s %-16s %8d %10.3f\n", c.name.c_str(), dims_str(c.input).c_str(), threads, ms);
+      std::printf("%-28s %-16s %8d %10.3f\n", c.name.c_str(), dims_str(c.input).c_str(), threads,
+                  ms);
       std::printf("RESULT %s %d %.4f %s\n", c.name.c_str(), threads, ms, dims_str(c.input).c_str());
       if (profile) {
         profiler_start(/*by_shape=*/true);
@@ -220,8 +234,8 @@ int main(int argc, char** argv) {
           step();
         }
         for (const auto& o : profiler_stop())
-          std::printf("    %-40s fwd %8.3f  bwd %8.3f ms/step\n", o.op.c_str(), o.forward_ms / steps,
-                      o.backward_ms / steps);
+          std::printf("    %-40s fwd %8.3f  bwd %8.3f ms/step\n", o.op.c_str(),
+                      o.forward_ms / steps, o.backward_ms / steps);
       }
       std::fflush(stdout);
     }

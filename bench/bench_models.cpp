@@ -80,18 +80,27 @@ std::vector<LayerPtr> vgg() {
         ConvOptions{.filters = f, .kernel_size = {3, 3}, .padding = "same", .activation = "relu"});
   };
   auto pool = [] { return std::make_shared<MaxPooling2D>(PoolOptions{.pool_size = {2, 2}}); };
-  return {Input({32, 32, 3}), conv(32), conv(32), pool(), conv(64), conv(64), pool(), conv(128),
-          pool(), std::make_shared<Flatten>(),
+  return {Input({32, 32, 3}),
+          conv(32),
+          conv(32),
+          pool(),
+          conv(64),
+          conv(64),
+          pool(),
+          conv(128),
+          pool(),
+          std::make_shared<Flatten>(),
           std::make_shared<Dense>(DenseOptions{.units = 256, .activation = "relu"}),
           std::make_shared<Dense>(DenseOptions{.units = 10, .activation = "softmax"})};
 }
 
 std::vector<LayerPtr> conv1d_net() {
   return {Input({64, 1}),
-          std::make_shared<Conv1D>(
-              ConvOptions{.filters = 16, .kernel_size = {5}, .padding = "same", .activation = "relu"}),
+          std::make_shared<Conv1D>(ConvOptions{
+              .filters = 16, .kernel_size = {5}, .padding = "same", .activation = "relu"}),
           std::make_shared<MaxPooling1D>(PoolOptions{.pool_size = {2}}),
-          std::make_shared<Conv1D>(ConvOptions{.filters = 32, .kernel_size = {3}, .activation = "relu"}),
+          std::make_shared<Conv1D>(
+              ConvOptions{.filters = 32, .kernel_size = {3}, .activation = "relu"}),
           std::make_shared<MaxPooling1D>(PoolOptions{.pool_size = {2}}),
           std::make_shared<Flatten>(),
           std::make_shared<Dense>(DenseOptions{.units = 3, .activation = "softmax"})};
