@@ -54,7 +54,9 @@ std::pair<Tensor, Tensor> fused_moments(const Tensor& x, std::vector<int> axes, 
   const Tensor vmean = detail::view_as(slice_rows(stats, 0, 1), keep_shape);
   const std::vector<long> ks = as_long(keep_shape);
   const detail::SavedOutput vstats(stats);
-  // d mean/dx = 1/N; d var/dx = 2 (x - mean) / N.
+  // d mean/dx = 1/N; d var/dx = 2 (x - mean) / N. The input gradient
+  // (gm + 2 gv (x - mean)) / N = x * (2 gv / N) + (gm / N - (2 gv / N) mean) is one
+  // scale_shift pass over x (the statistics' shape is the kept block).
   stats = record(
       "fused_moments", stats, {x},
       [vx, vmean, vstats, ks, count](const Tensor& g, Grads& grads) {
@@ -62,7 +64,9 @@ std::pair<Tensor, Tensor> fused_moments(const Tensor& x, std::vector<int> axes, 
         // Creating a graph: the mean with its history (from this record's own output).
         const Tensor m =
             detail::creating_graph() ? reshape(slice_rows(vstats.tensor(), 0, 1), ks) : vmean;
-        grads.add(0, (gm + gv * (vx - m) * 2.f) * static_cast<float>(1.0 / count));
+        const float inv_n = static_cast<float>(1.0 / count);
+        const Tensor a = gv * (2.f * inv_n);
+        grads.add(0, scale_shift(vx, a, gm * inv_n - a * m));
       },
       true);
   const Shape out_shape = detail::reduced_shape(s, red, keepdims);
