@@ -13,7 +13,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 build=build
 case "${1:-}" in --*|"") ;; *) build=$1; shift ;; esac
-runs=2 steps=15 threads=1,2 only="" loaded=0
+runs=2 steps=10 threads=1,2 only="" loaded=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) runs=$2; shift 2 ;;

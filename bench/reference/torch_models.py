@@ -67,7 +67,7 @@ CASES = [
 ]
 
 
-def measure(factory, sample, classes, batch, fmt, steps):
+def measure(factory, sample, classes, batch, fmt, steps, warmup=5, inference=True):
     torch.manual_seed(1337)
     model = factory()
     if fmt is not None:
@@ -90,13 +90,15 @@ def measure(factory, sample, classes, batch, fmt, steps):
         loss.item()
 
     model.train()
-    for _ in range(5):
+    for _ in range(warmup):
         step()
     t = []
     for _ in range(steps):
         t0 = time.perf_counter()
         step()
         t.append(time.perf_counter() - t0)
+    if not inference:
+        return statistics.median(t), None
     model.eval()
     xb = x[:batch] if fmt is None else x[:batch].contiguous(memory_format=fmt)
     ti = []
@@ -128,7 +130,7 @@ def main():
             options = ([("NCHW", torch.contiguous_format), ("channels_last", torch.channels_last)]
                        if conv2d else [("-", None)])
             if len(options) > 1:  # a short probe picks the layout, then the full measurement
-                probe = [measure(factory, sample, classes, batch, fmt, 5)[0] for _, fmt in options]
+                probe = [measure(factory, sample, classes, batch, fmt, 3, 2, False)[0] for _, fmt in options]
                 options = [options[probe.index(min(probe))]]
             label, fmt = options[0]
             tr, inf = measure(factory, sample, classes, batch, fmt, args.steps)
