@@ -8,6 +8,7 @@
 #include "autodiff/random.hpp"
 #include "autodiff/tensor.hpp"
 #include "datasets/mnist.hpp"
+#include "kernels/threads.hpp"
 #include "layers/activation_layers.hpp"
 #include "distributed/data_parallel.hpp"
 #include "layers/activations.hpp"
@@ -33,3 +34,8 @@
 #include "training/callbacks.hpp"
 #include "training/tensorboard.hpp"
 #include "optim/optimizers.hpp"
+
+namespace xtape {
+using kernels::num_threads;      // the kernels' thread count (XTAPE_NUM_THREADS, OpenMP)
+using kernels::set_num_threads;  // as torch::set_num_threads
+}  // namespace xtape

@@ -151,6 +151,9 @@ inline std::shared_ptr<const Producer> pending_producer(const Tensor& t) {
 /// pending result or the epilogue cannot take the op.
 Tensor fuse_conv_bias(const Tensor& a, const Tensor& bias);
 Tensor fuse_conv_relu(const Tensor& a);
+/// The conv with x * scale + shift (channel vectors) applied in its epilogue after the bias: a
+/// batch normalization in inference folded into the convolution. Not after relu.
+Tensor fuse_conv_scale_shift(const Tensor& a, const Tensor& scale, const Tensor& shift);
 /// Max pooling of a pending conv2d result that nothing else holds: runs the convolution and the
 /// pooling together per image, writes `out` and `argmax`, and returns true; `x` stays pending
 /// (computed again only if read). False when `x` is not such a result.

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "kernels/gemm.hpp"
+#include "kernels/isa.hpp"
 #include "peak.hpp"
 
 #ifdef XTAPE_BENCH_OPENBLAS
@@ -85,8 +86,8 @@ int main(int argc, char** argv) {
       "OpenBLAS: not found at configure time (apt-get install libopenblas-dev, then "
       "reconfigure)\n");
 #endif
-  std::printf("xsimd arch %s, batch<float> width %zu\n", xsimd::default_arch::name(),
-              xsimd::batch<float>::size);
+  std::printf("kernels %s (%zu floats a vector); peak loop %s\n", xtape::kernels::isa(),
+              xtape::kernels::simd_floats(), xsimd::default_arch::name());
   const int reps = quick ? 5 : 9;
   std::printf("%-18s %4s %12s %12s %8s %10s %10s\n", "shape (MxNxK)", "thr", "xtape GF/s",
               "OpenBLAS GF/s", "x/blas", "xtape/pk", "blas/pk");

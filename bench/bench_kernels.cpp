@@ -24,6 +24,7 @@
 
 #include "kernels/conv.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/isa.hpp"
 #include "kernels/winograd.hpp"
 #include "peak.hpp"
 
@@ -86,8 +87,9 @@ double winograd_flops(const xtape::kernels::Conv2DGeometry& g) {
 
 int main() {
   const int reps = 9;
-  std::printf("xsimd arch %s, batch<float> width %zu, omp max threads %d\n",
-              xsimd::default_arch::name(), batch::size, omp_get_max_threads());
+  std::printf("kernels %s (%zu floats a vector); peak loop %s; omp max threads %d\n",
+              xtape::kernels::isa(), xtape::kernels::simd_floats(), xsimd::default_arch::name(),
+              omp_get_max_threads());
   const double peak[2] = {fma_peak(1), fma_peak(2)};
   const double bw[2] = {copy_bandwidth(1), copy_bandwidth(2)};
   std::printf("FMA peak: %.1f GFLOP/s (1 thread), %.1f GFLOP/s (2 threads)\n", peak[0], peak[1]);

@@ -22,6 +22,7 @@
 
 #include "kernels/compare.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/parallel.hpp"
 #include "kernels/partials.hpp"
 #include "kernels/region_errors.hpp"
 #include "kernels/row_cursors.hpp"
@@ -39,6 +40,12 @@ inline std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1
 
 std::int64_t patch_size(const Conv2DGeometry& g) { return g.kh * g.kw * g.cin; }
 std::int64_t total_rows(const Conv2DGeometry& g) { return g.n * g.out_h * g.out_w; }
+// Single-thread time of the whole convolution as a direct one (Winograd does about half of
+// those flops, so the same estimate halved serves it).
+double conv_ns(const Conv2DGeometry& g) {
+  return detail::flop_ns(2.0 * static_cast<double>(total_rows(g)) *
+                         static_cast<double>(patch_size(g)) * static_cast<double>(g.cout));
+}
 
 // 1x1 kernel, unit stride, no padding: the input itself is the im2col matrix.
 bool is_pointwise(const Conv2DGeometry& g) {
@@ -336,6 +343,15 @@ void small_patch_forward(const Conv2DGeometry& g, const float* input, const floa
 #pragma GCC unroll 4
           for (int i = 0; i < RB; ++i) acc[i][0] += b0, acc[i][1] += b1;
         }
+        if (ep.scale) {
+          const batch s0 = batch::load_unaligned(ep.scale + c0);
+          const batch s1 = two ? batch::load_unaligned(ep.scale + c0 + simd_width) : batch(0.f);
+          const batch t0 = batch::load_unaligned(ep.shift + c0);
+          const batch t1 = two ? batch::load_unaligned(ep.shift + c0 + simd_width) : batch(0.f);
+#pragma GCC unroll 4
+          for (int i = 0; i < RB; ++i)
+            acc[i][0] = acc[i][0] * s0 + t0, acc[i][1] = acc[i][1] * s1 + t1;
+        }
         if (ep.relu) {
 #pragma GCC unroll 4
           for (int i = 0; i < RB; ++i)
@@ -352,6 +368,7 @@ void small_patch_forward(const Conv2DGeometry& g, const float* input, const floa
             for (std::int64_t q = 0; q < K; ++q)
               sum = std::fma(a[i][offset[q]], kernel[q * N + c0 + j], sum);
             if (ep.bias) sum += ep.bias[c0 + j];
+            if (ep.scale) sum = sum * ep.scale[c0 + j] + ep.shift[c0 + j];
             if (ep.relu) sum = detail::relu(sum);
             o[i * N + j] = sum;
           }
@@ -361,22 +378,25 @@ void small_patch_forward(const Conv2DGeometry& g, const float* input, const floa
   }
 }
 
-// out[r, c] = act(out[r, c] + bias[c]) for rows [0, rows) of width N (the epilogue of a GEMM
-// chunk, applied while the chunk is still in cache).
+// out[r, c] = act((out[r, c] + bias[c]) * scale[c] + shift[c]) for rows [0, rows) of width N
+// (the epilogue of a GEMM chunk, applied while the chunk is still in cache).
 void apply_epilogue(float* out, std::int64_t rows, std::int64_t N, const ConvEpilogue& ep) {
-  if (!ep.bias && !ep.relu) return;
+  if (!ep.any()) return;
   for (std::int64_t r = 0; r < rows; ++r) {
     float* o = out + r * N;
     std::int64_t c = 0;
     for (; c + simd_width <= N; c += simd_width) {
       batch v = batch::load_unaligned(o + c);
       if (ep.bias) v += batch::load_unaligned(ep.bias + c);
+      if (ep.scale)
+        v = v * batch::load_unaligned(ep.scale + c) + batch::load_unaligned(ep.shift + c);
       if (ep.relu) v = detail::relu(v);
       v.store_unaligned(o + c);
     }
     for (; c < N; ++c) {
       float v = o[c];
       if (ep.bias) v += ep.bias[c];
+      if (ep.scale) v = v * ep.scale[c] + ep.shift[c];
       if (ep.relu) v = detail::relu(v);
       o[c] = v;
     }
@@ -404,8 +424,11 @@ void conv3x3_c1_forward(const Conv2DGeometry& g, const float* input, const float
     batch kv[9];
     for (int q = 0; q < 9; ++q) kv[q] = batch::load_unaligned(kernel + q * N + c0);
     const batch bias = ep.bias ? batch::load_unaligned(ep.bias + c0) : zero;
+    const batch scale = ep.scale ? batch::load_unaligned(ep.scale + c0) : zero;
+    const batch shift = ep.scale ? batch::load_unaligned(ep.shift + c0) : zero;
     auto store = [&](batch v, float* o) {
       if (ep.bias) v += bias;
+      if (ep.scale) v = v * scale + shift;
       if (ep.relu) v = detail::relu(v);
       v.store_unaligned(o);
     };
@@ -512,9 +535,9 @@ void forward_rows(const Conv2DGeometry& g, const float* input, const float* kern
       small_patch_forward<0>(g, input, kernel, r0, r1, output, ep);
     return;
   }
-  // Patches read in place when every one lies inside the image, on a thread of a parallel loop
-  // (a lone chunk keeps sgemm's own threading).
-  if (g.dil_w == 1 && (omp_in_parallel() || omp_get_max_threads() == 1) &&
+  // Patches read in place when every one lies inside the image, when the GEMM runs on this
+  // thread (inside a parallel loop, or too small for a team; else sgemm's own threading).
+  if (g.dil_w == 1 && detail::gemm_team(r1 - r0, N, K) == 1 &&
       sgemm_gathered_rows_supported(r1 - r0, N, K))
     if (const float* const* rows = patch_pointers(g, input, r0, r1)) {
       sgemm_gathered_rows(r1 - r0, N, K, 1.f, rows, g.kw * g.cin, g.dil_h * g.w * g.cin, kernel, N,
@@ -536,34 +559,36 @@ void conv2d_forward(const Conv2DGeometry& g, const float* input, const float* ke
   if (M == 0 || N == 0) return;
   if (is_pointwise(g)) {
     sgemm(false, false, M, N, K, 1.f, input, K, kernel, N, 0.f, output, N);
-    if (ep.bias || ep.relu) {
+    if (ep.any()) {
       const std::int64_t blocks = ceil_div(M, 256);
-#pragma omp parallel for schedule(static) if (blocks > 1)
-      for (std::int64_t b = 0; b < blocks; ++b) {
+      const int team = detail::parallel_team(detail::byte_ns(8.0 * M * N), blocks);
+      detail::parallel_for_static(team, blocks, [&](std::int64_t b) {
         const std::int64_t r0 = b * 256;
         apply_epilogue(output + r0 * N, std::min<std::int64_t>(256, M - r0), N, ep);
-      }
+      });
     }
     return;
   }
   if (winograd::supported(g)) {  // one image per task, as the fused conv + pool computes it
     const float* u = winograd::transform_kernel(g, kernel);
     detail::RegionErrors errors;
-#pragma omp parallel for schedule(dynamic, 1) if (g.n > 1)
-    for (std::int64_t b = 0; b < g.n; ++b)
+    const int team = detail::parallel_team(conv_ns(g) / 2, g.n);
+    detail::parallel_for(team, g.n, [&](std::int64_t b) {
       errors.run([&] { winograd::forward_images(g, input, u, b, b + 1, output, ep); });
+    });
     errors.rethrow();
     return;
   }
   const std::int64_t R = chunk_rows(g), chunks = ceil_div(M, R);
   // One chunk: a single parallel GEMM. Several: chunks in parallel, each GEMM single-threaded.
   detail::RegionErrors errors;
-#pragma omp parallel for schedule(dynamic, 1) if (chunks > 1)
-  for (std::int64_t ch = 0; ch < chunks; ++ch)
+  const int team = detail::parallel_team(conv_ns(g), chunks);
+  detail::parallel_for(team, chunks, [&](std::int64_t ch) {
     errors.run([&] {
       const std::int64_t r0 = ch * R;
       forward_rows(g, input, kernel, r0, std::min(M, r0 + R), output, ep);
     });
+  });
   errors.rethrow();
 }
 
@@ -581,8 +606,8 @@ void conv2d_max_pool2d_forward(const Conv2DGeometry& g, const float* input, cons
   const float* u = wino ? winograd::transform_kernel(g, kernel) : nullptr;
   // One image per task, on the thread that runs it (no nested parallel regions).
   detail::RegionErrors errors;
-#pragma omp parallel for schedule(dynamic, 1) if (g.n > 1)
-  for (std::int64_t b = 0; b < g.n; ++b)
+  const int team = detail::parallel_team(wino ? conv_ns(g) / 2 : conv_ns(g), g.n);
+  detail::parallel_for(team, g.n, [&](std::int64_t b) {
     errors.run([&] {
       float* conv_out = scratch(slot_conv_fused, static_cast<std::size_t>(conv_image));
       const float* in = input + b * in_image;
@@ -606,6 +631,7 @@ void conv2d_max_pool2d_forward(const Conv2DGeometry& g, const float* input, cons
           if (am[i] >= 0) am[i] += shift;
       }
     });
+  });
   errors.rethrow();
 }
 
@@ -630,12 +656,13 @@ void conv2d_backward_input(const Conv2DGeometry& g, const float* grad_output, co
     const float* u = winograd::transform_kernel_for_input_grad(g, kernel);
     const std::int64_t group = 2, tasks = ceil_div(g.n, group);
     detail::RegionErrors errors;
-#pragma omp parallel for schedule(dynamic, 1) if (tasks > 1)
-    for (std::int64_t t = 0; t < tasks; ++t)
+    const int team = detail::parallel_team(conv_ns(g) / 2, tasks);
+    detail::parallel_for(team, tasks, [&](std::int64_t t) {
       errors.run([&] {
         winograd::forward_images(gi, grad_output, u, t * group, std::min(g.n, (t + 1) * group),
                                  grad_input, {});
       });
+    });
     errors.rethrow();
     return;
   }
@@ -649,8 +676,8 @@ void conv2d_backward_input(const Conv2DGeometry& g, const float* grad_output, co
   // partial row panel).
   const std::int64_t group = std::max<std::int64_t>(1, 4 * R / pix), tasks = ceil_div(g.n, group);
   detail::RegionErrors errors;
-#pragma omp parallel for schedule(dynamic, 1) if (tasks > 1)
-  for (std::int64_t t = 0; t < tasks; ++t)
+  const int team = detail::parallel_team(conv_ns(g), tasks);
+  detail::parallel_for(team, tasks, [&](std::int64_t t) {
     errors.run([&] {
       const std::int64_t b0 = t * group, b1 = std::min(g.n, b0 + group);
       std::fill(grad_input + b0 * image, grad_input + b1 * image, 0.f);
@@ -662,6 +689,7 @@ void conv2d_backward_input(const Conv2DGeometry& g, const float* grad_output, co
         col2im_rows_add(g, dcol, r0, r1, grad_input);
       }
     });
+  });
   errors.rethrow();
 }
 
@@ -689,8 +717,8 @@ void backward_kernel_impl(const Conv2DGeometry& g, const float* input, const flo
   float* partial =
       parts == 1 ? grad_kernel : scratch(slot_conv_partial, static_cast<std::size_t>(parts * kn));
   detail::RegionErrors errors;
-#pragma omp parallel for schedule(dynamic, 1) if (parts > 1)
-  for (std::int64_t part = 0; part < parts; ++part)
+  const int team = detail::parallel_team(conv_ns(g), parts);
+  detail::parallel_for(team, parts, [&](std::int64_t part) {
     errors.run([&] {
       const std::int64_t p0 = part * range, p1 = std::min(M, p0 + range);
       float* out = partial + (parts == 1 ? 0 : part * kn);
@@ -722,6 +750,7 @@ void backward_kernel_impl(const Conv2DGeometry& g, const float* input, const flo
         sgemm(true, false, K, N, r1 - r0, 1.f, a, K, grad_output + r0 * N, N, beta, out, N);
       }
     });
+  });
   errors.rethrow();
   if (parts > 1) detail::sum_partials(parts, kn, partial, grad_kernel);
 }

@@ -25,10 +25,15 @@ struct Conv2DGeometry {
 
 /// output = conv(input, kernel). Overwrites output.
 /// What conv2d_forward applies to each output value before storing it: + bias[channel], then
-/// relu when `relu` (the same roundings as separate add and relu passes; relu(NaN) is NaN).
+/// * scale[channel] + shift[channel] when `scale` (a batch normalization in inference, folded:
+/// `shift` must be set with it), then relu when `relu` — the same roundings as separate add,
+/// scale-shift and relu passes; relu(NaN) is NaN.
 struct ConvEpilogue {
   const float* bias = nullptr;
   bool relu = false;
+  const float* scale = nullptr;
+  const float* shift = nullptr;
+  bool any() const { return bias || scale || relu; }
 };
 
 void conv2d_forward(const Conv2DGeometry& g, const float* input, const float* kernel, float* output,

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <vector>
 
+#include "kernels/parallel.hpp"
+
 namespace xtape::kernels {
 
 namespace {
@@ -13,13 +15,19 @@ namespace {
 // Rows of work below which a parallel region costs more than it saves.
 constexpr std::int64_t parallel_rows = 8;
 
+// Single-thread time of a pass: two flops per tap, output position and output channel.
+double depthwise_ns(const Conv2DGeometry& g, std::int64_t mult) {
+  return detail::flop_ns(2.0 * static_cast<double>(g.n * g.out_h * g.out_w) *
+                         static_cast<double>(g.cin * mult) * static_cast<double>(g.kh * g.kw));
+}
+
 }  // namespace
 
 void depthwise_conv2d_forward(const Conv2DGeometry& g, std::int64_t mult, const float* input,
                               const float* kernel, float* output) {
   const std::int64_t c = g.cin, co = g.cin * mult, rows = g.n * g.out_h;
-#pragma omp parallel for schedule(static) if (rows >= parallel_rows)
-  for (std::int64_t row = 0; row < rows; ++row) {
+  const int team = rows >= parallel_rows ? detail::parallel_team(depthwise_ns(g, mult), rows) : 1;
+  detail::parallel_for_static(team, rows, [&](std::int64_t row) {
     const std::int64_t b = row / g.out_h, oh = row % g.out_h;
     float* out_row = output + row * g.out_w * co;
     std::fill(out_row, out_row + g.out_w * co, 0.f);
@@ -44,16 +52,16 @@ void depthwise_conv2d_forward(const Conv2DGeometry& g, std::int64_t mult, const 
         }
       }
     }
-  }
+  });
 }
 
 void depthwise_conv2d_backward_input(const Conv2DGeometry& g, std::int64_t mult,
                                      const float* grad_output, const float* kernel,
                                      float* grad_input) {
   const std::int64_t c = g.cin, co = g.cin * mult, rows = g.n * g.h;
+  const int team = rows >= parallel_rows ? detail::parallel_team(depthwise_ns(g, mult), rows) : 1;
   // Gather form: input row h receives from output rows oh with oh * stride - pad + i * dil = h.
-#pragma omp parallel for schedule(static) if (rows >= parallel_rows)
-  for (std::int64_t row = 0; row < rows; ++row) {
+  detail::parallel_for_static(team, rows, [&](std::int64_t row) {
     const std::int64_t b = row / g.h, h = row % g.h;
     float* gi_row = grad_input + row * g.w * c;
     std::fill(gi_row, gi_row + g.w * c, 0.f);
@@ -81,7 +89,7 @@ void depthwise_conv2d_backward_input(const Conv2DGeometry& g, std::int64_t mult,
         }
       }
     }
-  }
+  });
 }
 
 void depthwise_conv2d_backward_kernel(const Conv2DGeometry& g, std::int64_t mult,
@@ -90,8 +98,9 @@ void depthwise_conv2d_backward_kernel(const Conv2DGeometry& g, std::int64_t mult
   const std::int64_t c = g.cin, co = g.cin * mult, taps = g.kh * g.kw;
   // One tap per iteration: each owns its (cin, mult) slice and sums over every output position
   // in the same order whatever the thread count.
-#pragma omp parallel for schedule(static) if (taps > 1 && g.n * g.out_h >= parallel_rows)
-  for (std::int64_t tap = 0; tap < taps; ++tap) {
+  const int team =
+      g.n * g.out_h >= parallel_rows ? detail::parallel_team(depthwise_ns(g, mult), taps) : 1;
+  detail::parallel_for_static(team, taps, [&](std::int64_t tap) {
     const std::int64_t i = tap / g.kw, j = tap % g.kw;
     float* gk = grad_kernel + tap * co;
     std::fill(gk, gk + co, 0.f);
@@ -111,11 +120,12 @@ void depthwise_conv2d_backward_kernel(const Conv2DGeometry& g, std::int64_t mult
             for (std::int64_t ch = 0; ch < c; ++ch) gk[ch] += x[ch] * go[ch];
           } else {
             for (std::int64_t ch = 0; ch < c; ++ch)
-              for (std::int64_t m = 0; m < mult; ++m) gk[ch * mult + m] += x[ch] * go[ch * mult + m];
+              for (std::int64_t m = 0; m < mult; ++m)
+                gk[ch * mult + m] += x[ch] * go[ch * mult + m];
           }
         }
       }
-  }
+  });
 }
 
 }  // namespace xtape::kernels

@@ -9,6 +9,7 @@
 
 #include "kernels/column_sums.hpp"
 #include "kernels/compare.hpp"
+#include "kernels/parallel.hpp"
 #include "kernels/row_cursors.hpp"
 #include "kernels/workspace.hpp"
 
@@ -17,14 +18,16 @@ namespace {
 
 using batch = xsimd::batch<float>;
 constexpr std::size_t W = batch::size;
-// Below this many elements a parallel region costs more than it saves.
-constexpr std::size_t kParallelMin = std::size_t{1} << 16;
+// Single-thread time of an elementwise pass over n floats (two read, one written).
+double pass_ns(std::size_t n) { return detail::byte_ns(12.0 * static_cast<double>(n)); }
 
-// Runs run(lo, hi) over [0, n): inline when small, else one batch-aligned slice per thread.
+// Runs run(lo, hi) over [0, n): inline when small, else one batch-aligned slice per thread
+// (elementwise: any split gives the same bits).
 template <class Run>
 void split_range(std::size_t n, const Run& run) {
-  if (n < kParallelMin) return run(0, n);
-#pragma omp parallel
+  const int team = detail::parallel_team(pass_ns(n), static_cast<std::int64_t>(n / W));
+  if (team == 1) return run(0, n);
+#pragma omp parallel num_threads(team)
   {
     const std::size_t nt = static_cast<std::size_t>(omp_get_num_threads());
     const std::size_t t = static_cast<std::size_t>(omp_get_thread_num());
@@ -149,9 +152,10 @@ void binary_2d(BinaryOp op, std::size_t rows, std::size_t cols, const float* a, 
     }
   };
   auto run = [&](auto f) {
-    if (rows * cols < kParallelMin || rows < 2) return rows_of(f, 0, rows);
+    const int team = detail::parallel_team(pass_ns(rows * cols), static_cast<std::int64_t>(rows));
+    if (team == 1) return rows_of(f, 0, rows);
       // Elementwise: any split gives the same bits; blocks of rows keep the calls cheap.
-#pragma omp parallel
+#pragma omp parallel num_threads(team)
     {
       const std::size_t nt = static_cast<std::size_t>(omp_get_num_threads());
       const std::size_t t = static_cast<std::size_t>(omp_get_thread_num());
@@ -247,12 +251,9 @@ void add_column_sums(std::size_t rows, std::size_t cols, const float* x, float* 
 }
 
 void row_sums(std::size_t rows, std::size_t cols, const float* x, float* out) {
-  if (rows * cols < kParallelMin) {
-    for (std::size_t i = 0; i < rows; ++i) out[i] = sum(cols, x + i * cols);
-    return;
-  }
-#pragma omp parallel for schedule(static)
-  for (std::size_t i = 0; i < rows; ++i) out[i] = sum(cols, x + i * cols);
+  const int team = detail::parallel_team(detail::byte_ns(4.0 * static_cast<double>(rows * cols)),
+                                         static_cast<std::int64_t>(rows));
+  detail::parallel_for_static(team, rows, [&](std::size_t i) { out[i] = sum(cols, x + i * cols); });
 }
 
 }  // namespace xtape::kernels

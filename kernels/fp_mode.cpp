@@ -3,6 +3,8 @@
 
 #include <omp.h>
 
+#include "kernels/threads.hpp"
+
 #if defined(__SSE2__) || defined(__x86_64__)
 #include <xmmintrin.h>
 #define XTAPE_HAS_MXCSR 1
@@ -42,8 +44,9 @@ bool set_thread_flush_denormals(bool on) {
 
 bool set_team_flush_denormals(bool on) {
   set_thread_flush_denormals(on);
-  if (!omp_in_parallel() && omp_get_max_threads() > 1) {
-#pragma omp parallel num_threads(omp_get_max_threads())
+  const int team = num_threads();
+  if (!omp_in_parallel() && team > 1) {
+#pragma omp parallel num_threads(team)
     set_thread_flush_denormals(on);
   }
   return denormal_flush_supported();

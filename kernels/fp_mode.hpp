@@ -19,7 +19,7 @@ bool thread_flushes_denormals();
 bool set_thread_flush_denormals(bool on);
 
 /// Sets or clears FTZ and DAZ on the calling thread and on every thread of the OpenMP team it
-/// would start now (omp_get_max_threads() threads), so the kernels' parallel regions compute
+/// would start now (num_threads() threads, threads.hpp), so the kernels' parallel regions compute
 /// in one mode whatever the thread count. Threads OpenMP creates later inherit the calling
 /// thread's mode. Called inside a parallel region, only the calling thread changes. Returns
 /// denormal_flush_supported().

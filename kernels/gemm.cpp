@@ -18,6 +18,7 @@
 #include <type_traits>
 #include <xsimd/xsimd.hpp>
 
+#include "kernels/parallel.hpp"
 #include "kernels/region_errors.hpp"
 #include "kernels/workspace.hpp"
 
@@ -53,8 +54,6 @@ constexpr std::int64_t gemm_nc_panels = 64;
 
 // Below this many multiply-adds the packing and threading overhead dominates.
 constexpr std::int64_t small_gemm_work = 32 * 1024;
-// Below this many multiply-adds one thread is used (a parallel region costs a few microseconds).
-constexpr std::int64_t parallel_gemm_work = 512 * 1024;
 
 inline std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
 
@@ -371,9 +370,9 @@ void sgemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int6
     detail::small_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
-  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  const int threads = detail::gemm_team(m, n, k);
   auto run = [&]<class T>(T) {
-    if (threads > 1 && work >= detail::parallel_gemm_work)
+    if (threads > 1)
       detail::parallel_gemm<T>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
                                threads);
     else

@@ -18,4 +18,10 @@ void channel_moments(std::size_t outer, std::size_t channels, std::size_t inner,
 void channel_scale_shift(std::size_t outer, std::size_t channels, std::size_t inner, const float* x,
                          const float* scale, const float* shift, float* out);
 
+/// sum_g[c] = sum of g and sum_gx[c] = sum of g * x over channel c's elements, in one pass over
+/// both (double accumulation in fixed blocks: the same bits for any thread count). The
+/// gradients of a scale and a shift in one read.
+void channel_grad_sums(std::size_t outer, std::size_t channels, std::size_t inner, const float* g,
+                       const float* x, float* sum_g, float* sum_gx);
+
 }  // namespace xtape::kernels

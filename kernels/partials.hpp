@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <xsimd/xsimd.hpp>
 
+#include "kernels/parallel.hpp"
+
 namespace xtape::kernels::detail {
 
 /// How `total` units are cut into ranges of partial sums: about `per_range` units each, at
@@ -31,8 +33,9 @@ inline void sum_partials(std::int64_t count, std::int64_t n, const float* partia
   using batch = xsimd::batch<float>;
   constexpr std::int64_t W = batch::size, block = 1024;
   const std::int64_t blocks = (n + block - 1) / block;
-#pragma omp parallel for schedule(static) if (n >= 65536 && count > 1)
-  for (std::int64_t blk = 0; blk < blocks; ++blk) {
+  const int team =
+      count > 1 ? parallel_team(byte_ns(4.0 * static_cast<double>(count * n)), blocks) : 1;
+  parallel_for_static(team, blocks, [&](std::int64_t blk) {
     const std::int64_t e0 = blk * block, e1 = std::min(n, e0 + block);
     if (out != partial) std::copy(partial + e0, partial + e1, out + e0);
     for (std::int64_t part = 1; part < count; ++part) {
@@ -42,7 +45,7 @@ inline void sum_partials(std::int64_t count, std::int64_t n, const float* partia
         (batch::load_unaligned(out + i) + batch::load_unaligned(src + i)).store_unaligned(out + i);
       for (; i < e1; ++i) out[i] += src[i];
     }
-  }
+  });
 }
 
 }  // namespace xtape::kernels::detail

@@ -11,6 +11,7 @@
 
 #include "kernels/column_sums.hpp"
 #include "kernels/compare.hpp"
+#include "kernels/parallel.hpp"
 #include "kernels/row_cursors.hpp"
 
 namespace xtape::kernels {
@@ -20,8 +21,11 @@ namespace {
 using batch = xsimd::batch<float>;
 constexpr std::int64_t simd_width = static_cast<std::int64_t>(batch::size);
 
-// Rows below this many output elements are not worth a parallel region.
-constexpr std::int64_t parallel_pool_work = 1 << 15;
+// Single-thread time of a pass over the input and (twice, values and indices) the output.
+double pool_ns(const Pool2DGeometry& g) {
+  return detail::byte_ns(4.0 * static_cast<double>(g.n) *
+                         static_cast<double>(g.h * g.w * g.c + 2 * g.out_h * g.out_w * g.c));
+}
 
 struct Window {
   std::int64_t y0, y1, x0, x1;  // valid input rows [y0, y1), columns [x0, x1)
@@ -170,10 +174,11 @@ void max_pool2d_forward(const Pool2DGeometry& g, const float* input, float* outp
   const std::int64_t rows = g.n * g.out_h;
   // Fixed blocks of output rows (the split does not change any result).
   const std::int64_t block = 8, blocks = (rows + block - 1) / block;
-#pragma omp parallel for schedule(dynamic, 4) if (rows * g.out_w * g.c >= parallel_pool_work)
-  for (std::int64_t blk = 0; blk < blocks; ++blk)
+  const int team = detail::parallel_team(pool_ns(g), blocks);
+  detail::parallel_for(team, blocks, [&](std::int64_t blk) {
     max_pool2d_forward_rows(g, input, output, argmax, blk * block,
                             std::min(rows, (blk + 1) * block));
+  });
 }
 
 // Backward of the 2x2 / stride-2 fast path for image b: every input element is written once
@@ -224,22 +229,22 @@ void max_pool2x2_backward_image(const Pool2DGeometry& g, const float* grad_outpu
 void max_pool2d_backward(const Pool2DGeometry& g, const float* grad_output,
                          const std::int32_t* argmax, float* grad_input) {
   const std::int64_t image = g.h * g.w * g.c, out_image = g.out_h * g.out_w * g.c;
+  const int team = detail::parallel_team(pool_ns(g), g.n);
   if (is_pool2x2(g)) {
-#pragma omp parallel for schedule(static) if (g.n > 1 && g.n * out_image >= parallel_pool_work)
-    for (std::int64_t b = 0; b < g.n; ++b)
+    detail::parallel_for_static(team, g.n, [&](std::int64_t b) {
       max_pool2x2_backward_image(g, grad_output, argmax, grad_input, b);
+    });
     return;
   }
   // Windows of one image only point into that image: images are independent scatter targets.
-#pragma omp parallel for schedule(static) if (g.n > 1 && g.n * out_image >= parallel_pool_work)
-  for (std::int64_t b = 0; b < g.n; ++b) {
+  detail::parallel_for_static(team, g.n, [&](std::int64_t b) {
     float* gi = grad_input + b * image;
     std::fill(gi, gi + image, 0.f);
     const float* go = grad_output + b * out_image;
     const std::int32_t* am = argmax + b * out_image;
     for (std::int64_t i = 0; i < out_image; ++i)
       if (am[i] >= 0) grad_input[am[i]] += go[i];
-  }
+  });
 }
 
 bool pooled_grad_rows_supported(const Pool2DGeometry& g) { return is_pool2x2(g); }
@@ -258,8 +263,9 @@ void max_pool2d_mask_positive(std::int64_t count, const float* grad_output,
   const std::int64_t vec_end = count / simd_width * simd_width;
   const ibatch izero(0);
   const batch zero(0.f);
-#pragma omp parallel for schedule(static) if (count >= parallel_pool_work)
-  for (std::int64_t i = 0; i < vec_end; i += simd_width) {
+  const int team = detail::parallel_team(detail::byte_ns(16.0 * static_cast<double>(count)));
+  detail::parallel_for_static(team, vec_end / simd_width, [&](std::int64_t vi) {
+    const std::int64_t i = vi * simd_width;
     const ibatch at = ibatch::load_unaligned(argmax + i);
     const auto valid = at >= izero;
     const batch v = batch::gather(values, xsimd::select(valid, at, izero));
@@ -267,7 +273,7 @@ void max_pool2d_mask_positive(std::int64_t count, const float* grad_output,
         xsimd::select(detail::relu_passes(v), batch::load_unaligned(grad_output + i), zero);
     const ibatch bits = xsimd::select(valid, xsimd::bitwise_cast<ibatch>(kept), izero);
     xsimd::bitwise_cast<batch>(bits).store_unaligned(masked + i);
-  }
+  });
   for (std::int64_t i = vec_end; i < count; ++i) {
     const std::int32_t at = argmax[i];
     masked[i] = at >= 0 && detail::relu_passes(values[at]) ? grad_output[i] : 0.f;
@@ -278,11 +284,13 @@ void max_pool2d_mask_positive_pooled(std::int64_t count, const float* grad_outpu
                                      const float* pooled, float* masked) {
   const std::int64_t vec_end = count / simd_width * simd_width;
   const batch zero(0.f);
-#pragma omp parallel for schedule(static) if (count >= 8 * parallel_pool_work)
-  for (std::int64_t i = 0; i < vec_end; i += simd_width)
+  const int team = detail::parallel_team(detail::byte_ns(12.0 * static_cast<double>(count)));
+  detail::parallel_for_static(team, vec_end / simd_width, [&](std::int64_t vi) {
+    const std::int64_t i = vi * simd_width;
     xsimd::select(detail::relu_passes(batch::load_unaligned(pooled + i)),
                   batch::load_unaligned(grad_output + i), zero)
         .store_unaligned(masked + i);
+  });
   for (std::int64_t i = vec_end; i < count; ++i)
     masked[i] = detail::relu_passes(pooled[i]) ? grad_output[i] : 0.f;
 }
@@ -290,8 +298,8 @@ void max_pool2d_mask_positive_pooled(std::int64_t count, const float* grad_outpu
 void avg_pool2d_forward(const Pool2DGeometry& g, const float* input, float* output) {
   const std::int64_t c = g.c, rows = g.n * g.out_h;
   const std::int64_t image = g.h * g.w * c;
-#pragma omp parallel for schedule(static) if (rows * g.out_w * c >= parallel_pool_work)
-  for (std::int64_t row = 0; row < rows; ++row) {
+  const int team = detail::parallel_team(pool_ns(g), rows);
+  detail::parallel_for_static(team, rows, [&](std::int64_t row) {
     const std::int64_t b = row / g.out_h, oy = row % g.out_h;
     const float* img = input + b * image;
     for (std::int64_t ox = 0; ox < g.out_w; ++ox) {
@@ -318,13 +326,13 @@ void avg_pool2d_forward(const Pool2DGeometry& g, const float* input, float* outp
         out[c0] = s / cnt;
       }
     }
-  }
+  });
 }
 
 void avg_pool2d_backward(const Pool2DGeometry& g, const float* grad_output, float* grad_input) {
   const std::int64_t c = g.c, image = g.h * g.w * c, out_image = g.out_h * g.out_w * c;
-#pragma omp parallel for schedule(static) if (g.n > 1 && g.n * out_image >= parallel_pool_work)
-  for (std::int64_t b = 0; b < g.n; ++b) {
+  const int team = detail::parallel_team(pool_ns(g), g.n);
+  detail::parallel_for_static(team, g.n, [&](std::int64_t b) {
     float* gi = grad_input + b * image;
     std::fill(gi, gi + image, 0.f);
     const float* go = grad_output + b * out_image;
@@ -347,7 +355,7 @@ void avg_pool2d_backward(const Pool2DGeometry& g, const float* grad_output, floa
         }
       }
     }
-  }
+  });
 }
 
 }  // namespace xtape::kernels

@@ -17,6 +17,7 @@
 
 #include "kernels/compare.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/parallel.hpp"
 #include "kernels/partials.hpp"
 #include "kernels/region_errors.hpp"
 #include "kernels/workspace.hpp"
@@ -97,7 +98,7 @@ void input_tile(const Conv2DGeometry& g, const float* img, std::int64_t iy0, std
 }
 
 // y = A^T M A for the tile at output (oy0, ox0) of image `img`, from m[xi * stride + k]; the
-// epilogue (+ bias, relu) as conv.cpp applies it; pixels past the output are dropped.
+// epilogue (+ bias, scale-shift, relu) as conv.cpp applies it; pixels past the output are dropped.
 void output_tile(const Conv2DGeometry& g, const float* m, std::int64_t stride, float* img,
                  std::int64_t oy0, std::int64_t ox0, const ConvEpilogue& ep) {
   const std::int64_t K = g.cout;
@@ -117,6 +118,10 @@ void output_tile(const Conv2DGeometry& g, const float* m, std::int64_t stride, f
     if (ep.bias) {
       const batch b = batch::load_unaligned(ep.bias + k);
       for (auto& v : y) v += b;
+    }
+    if (ep.scale) {
+      const batch a = batch::load_unaligned(ep.scale + k), b = batch::load_unaligned(ep.shift + k);
+      for (auto& v : y) v = v * a + b;
     }
     if (ep.relu)
       for (auto& v : y) v = detail::relu(v);
@@ -264,8 +269,12 @@ void backward_kernel(const Conv2DGeometry& g, const float* input, const float* g
   const std::int64_t parts = ranges.count, per_part = ranges.size;
   float* partial = scratch(slot_winograd_u, static_cast<std::size_t>(parts * 16 * plane));
   detail::RegionErrors errors;
-#pragma omp parallel for schedule(dynamic, 1) if (parts > 1)
-  for (std::int64_t part = 0; part < parts; ++part)
+  // About half the flops of the direct gradient, 2 * (n out_h out_w) * (9 cin) * cout.
+  const int team =
+      detail::parallel_team(detail::flop_ns(9.0 * static_cast<double>(g.n * g.out_h * g.out_w) *
+                                            static_cast<double>(C) * static_cast<double>(K)),
+                            parts);
+  detail::parallel_for(team, parts, [&](std::int64_t part) {
     errors.run([&] {
       float* du = partial + part * 16 * plane;
       const std::int64_t first = part * per_part * per_image;
@@ -291,6 +300,7 @@ void backward_kernel(const Conv2DGeometry& g, const float* input, const float* g
                   du + xi * plane + i0 * K + jp * NR, K, std::min(MR, C - i0), t0 != first);
       }
     });
+  });
   errors.rethrow();
   detail::sum_partials(parts, 16 * plane, partial, partial);
   transform_kernel_grad(C, K, partial, grad_kernel);

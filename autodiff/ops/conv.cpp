@@ -109,11 +109,14 @@ namespace {
 // result that is read after all computes on its own from the same inputs.
 struct PendingConv final : Producer {
   kernels::Conv2DGeometry g;
-  Tensor input, kernel, bias;  // detached handles: values only
+  Tensor input, kernel, bias, scale, shift;  // detached handles: values only
   bool relu = false;
+  kernels::ConvEpilogue epilogue() const {
+    return {bias.defined() ? bias.data() : nullptr, relu, scale.defined() ? scale.data() : nullptr,
+            shift.defined() ? shift.data() : nullptr};
+  }
   void run(float* out) const override {
-    kernels::conv2d_forward(g, input.data(), kernel.data(), out,
-                            {bias.defined() ? bias.data() : nullptr, relu});
+    kernels::conv2d_forward(g, input.data(), kernel.data(), out, epilogue());
   }
   std::size_t out_size() const {
     return static_cast<std::size_t>(g.n * g.out_h * g.out_w * g.cout);
@@ -129,7 +132,7 @@ std::shared_ptr<const PendingConv> pending_conv(const Tensor& t) {
 }
 
 Tensor defer(const Shape& shape, std::shared_ptr<PendingConv> p) {
-  std::vector<Tensor> reads{p->input, p->kernel, p->bias};
+  std::vector<Tensor> reads{p->input, p->kernel, p->bias, p->scale, p->shift};
   return make_deferred(shape, std::move(p), reads);
 }
 
@@ -137,11 +140,24 @@ Tensor defer(const Shape& shape, std::shared_ptr<PendingConv> p) {
 
 Tensor fuse_conv_bias(const Tensor& a, const Tensor& bias) {
   const auto p = pending_conv(a);
-  if (!p || p->bias.defined() || p->relu || !bias.defined() ||
+  if (!p || p->bias.defined() || p->scale.defined() || p->relu || !bias.defined() ||
       !is_channel_vector(bias.shape(), a.shape().size(), static_cast<std::size_t>(p->g.cout)))
     return Tensor();
   auto fused = std::make_shared<PendingConv>(*p);
   fused->bias = saved(bias);
+  return defer(a.shape(), std::move(fused));
+}
+
+Tensor fuse_conv_scale_shift(const Tensor& a, const Tensor& scale, const Tensor& shift) {
+  const auto p = pending_conv(a);
+  const std::size_t rank = a.shape().size(), cout = static_cast<std::size_t>(p ? p->g.cout : 0);
+  if (!p || p->scale.defined() || p->relu || !scale.defined() || !shift.defined() ||
+      !is_channel_vector(scale.shape(), rank, cout) ||
+      !is_channel_vector(shift.shape(), rank, cout))
+    return Tensor();
+  auto fused = std::make_shared<PendingConv>(*p);
+  fused->scale = saved(scale);
+  fused->shift = saved(shift);
   return defer(a.shape(), std::move(fused));
 }
 
@@ -161,9 +177,8 @@ bool fuse_conv_max_pool(const Tensor& x, const kernels::Pool2DGeometry& pool, fl
   if (!p || x.impl()->storage.use_count() != 1) return false;
   const kernels::Conv2DGeometry& g = p->g;
   if (pool.n != g.n || pool.h != g.out_h || pool.w != g.out_w || pool.c != g.cout) return false;
-  kernels::conv2d_max_pool2d_forward(g, p->input.data(), p->kernel.data(),
-                                     {p->bias.defined() ? p->bias.data() : nullptr, p->relu}, pool,
-                                     out, argmax);
+  kernels::conv2d_max_pool2d_forward(g, p->input.data(), p->kernel.data(), p->epilogue(), pool, out,
+                                     argmax);
   return true;
 }
 

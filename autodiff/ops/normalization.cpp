@@ -54,19 +54,31 @@ std::pair<Tensor, Tensor> fused_moments(const Tensor& x, std::vector<int> axes, 
   const Tensor vmean = detail::view_as(slice_rows(stats, 0, 1), keep_shape);
   const std::vector<long> ks = as_long(keep_shape);
   const detail::SavedOutput vstats(stats);
-  // d mean/dx = 1/N; d var/dx = 2 (x - mean) / N. The input gradient
-  // (gm + 2 gv (x - mean)) / N = x * (2 gv / N) + (gm / N - (2 gv / N) mean) is one
-  // scale_shift pass over x (the statistics' shape is the kept block).
+  // d mean/dx = 1/N; d var/dx = 2 (x - mean) / N.
   stats = record(
       "fused_moments", stats, {x},
-      [vx, vmean, vstats, ks, count](const Tensor& g, Grads& grads) {
+      [vx, vmean, vstats, ks, count, b](const Tensor& g, Grads& grads) {
+        if (!detail::creating_graph()) {
+          // dx = x * (2 gv / N) + (gm - 2 gv mean) / N per channel: one pass over x.
+          const float* gd = g.data();
+          const float* md = vmean.data();
+          std::vector<float> c1(b.channels), c2(b.channels);
+          for (std::size_t c = 0; c < b.channels; ++c) {
+            const double gm = gd[c], gv = gd[b.channels + c];
+            c1[c] = static_cast<float>(2.0 * gv / count);
+            c2[c] = static_cast<float>((gm - 2.0 * gv * md[c]) / count);
+          }
+          Tensor dx = Tensor::empty(vx.shape());
+          kernels::channel_scale_shift(b.outer, b.channels, b.inner, vx.data(), c1.data(),
+                                       c2.data(), detail::mutable_data(dx));
+          grads.add(0, dx);
+          return;
+        }
         const Tensor gm = reshape(slice_rows(g, 0, 1), ks), gv = reshape(slice_rows(g, 1, 2), ks);
         // Creating a graph: the mean with its history (from this record's own output).
         const Tensor m =
             detail::creating_graph() ? reshape(slice_rows(vstats.tensor(), 0, 1), ks) : vmean;
-        const float inv_n = static_cast<float>(1.0 / count);
-        const Tensor a = gv * (2.f * inv_n);
-        grads.add(0, scale_shift(vx, a, gm * inv_n - a * m));
+        grads.add(0, (gm + gv * (vx - m) * 2.f) * static_cast<float>(1.0 / count));
       },
       true);
   const Shape out_shape = detail::reduced_shape(s, red, keepdims);
@@ -95,18 +107,36 @@ Tensor scale_shift(const Tensor& x, const Tensor& scale, const Tensor& shift) {
   if (lo)
     for (std::size_t i = *lo; i < hi; ++i) ok = ok && scale.shape()[i - lead] == s[i];
   if (!ok || x.size() == 0) return x * scale + shift;
+  // A conv2d result not read yet takes the scale and shift into its epilogue (a batch
+  // normalization in inference costs no pass of its own).
   const Block b = lo ? block_of(s, *lo, hi) : Block{1, 1, x.size()};
-  Tensor out = Tensor::empty(s);
-  kernels::channel_scale_shift(b.outer, b.channels, b.inner, x.data(), scale.data(), shift.data(),
-                               detail::mutable_data(out));
+  Tensor out = detail::fuse_conv_scale_shift(x, scale, shift);
+  if (!out.defined()) {
+    out = Tensor::empty(s);
+    kernels::channel_scale_shift(b.outer, b.channels, b.inner, x.data(), scale.data(), shift.data(),
+                                 detail::mutable_data(out));
+  }
   const Tensor vx = x, va = scale;  // with their history, for create_graph (inputs)
   const Shape ss = scale.shape();
   // d/dx = scale, d/dscale = x, d/dshift = 1 (summed over the broadcast axes).
-  return record("scale_shift", out, {x, scale, shift}, [vx, va, ss](const Tensor& g, Grads& grads) {
-    if (grads.needs(0)) grads.add(0, g * va);
-    if (grads.needs(1)) grads.add(1, sum_to(g * vx, ss));
-    if (grads.needs(2)) grads.add(2, sum_to(g, ss));
-  }, true);
+  return record(
+      "scale_shift", out, {x, scale, shift},
+      [vx, va, ss, b](const Tensor& g, Grads& grads) {
+        if (!detail::creating_graph() && (grads.needs(1) || grads.needs(2))) {
+          // Both parameter gradients in one pass over g and x.
+          Tensor sg = Tensor::empty(ss), sgx = Tensor::empty(ss);
+          kernels::channel_grad_sums(b.outer, b.channels, b.inner, g.data(), vx.data(),
+                                     detail::mutable_data(sg), detail::mutable_data(sgx));
+          if (grads.needs(0)) grads.add(0, g * va);
+          if (grads.needs(1)) grads.add(1, sgx);
+          if (grads.needs(2)) grads.add(2, sg);
+          return;
+        }
+        if (grads.needs(0)) grads.add(0, g * va);
+        if (grads.needs(1)) grads.add(1, sum_to(g * vx, ss));
+        if (grads.needs(2)) grads.add(2, sum_to(g, ss));
+      },
+      true);
 }
 
 }  // namespace xtape

@@ -16,6 +16,7 @@
 #include "kernels/gemm.hpp"
 #include "kernels/pool.hpp"
 #include "kernels/region_errors.hpp"
+#include "kernels/threads.hpp"
 #include "kernels/winograd.hpp"
 #include "kernels/workspace.hpp"
 
@@ -292,7 +293,7 @@ BOOST_AUTO_TEST_CASE(winograd_shapes) {
 
 BOOST_AUTO_TEST_CASE(winograd_fused_pool_matches_separate_kernels_bitwise) {
   // The fused conv + bias + relu + pool computes each image as conv2d_forward does.
-  const int saved = omp_get_max_threads();
+  const int saved = xtape::kernels::num_threads();
   for (const Spec& s :
        {Spec{3, 13, 13, 32, 3, 3, 64, 1, 1, false}, Spec{2, 12, 10, 32, 3, 3, 96, 1, 1, true}}) {
     const Conv2DGeometry g = geometry(s);
@@ -301,32 +302,37 @@ BOOST_AUTO_TEST_CASE(winograd_fused_pool_matches_separate_kernels_bitwise) {
     const auto k = random_vector(static_cast<std::size_t>(g.kh * g.kw * g.cin * g.cout), 91);
     const auto bias = random_vector(static_cast<std::size_t>(g.cout), 92);
     for (int threads : {1, 2}) {
-      omp_set_num_threads(threads);
+      xtape::kernels::set_num_threads(threads);
       check_fused_forward(g, pool_2x2(g), x, k, {bias.data(), true}, threads);
     }
-    omp_set_num_threads(saved);
+    xtape::kernels::set_num_threads(saved);
   }
 }
 
 BOOST_AUTO_TEST_CASE(bitwise_identical_for_1_and_2_threads) {
   // Required of backward_kernel (a reduction over pixels); forward and backward_input get the
   // same guarantee from fixed chunking, checked here too.
-  const int saved = omp_get_max_threads();
+  const int saved = xtape::kernels::num_threads();
   for (const Spec& s :
        {Spec{32, 13, 13, 32, 3, 3, 64, 1, 1, false}, Spec{50, 28, 28, 1, 3, 3, 32, 1, 1, false},
         Spec{3, 17, 17, 8, 3, 3, 16, 2, 1, true}, Spec{1, 40, 40, 16, 3, 3, 24, 1, 1, true},
-        Spec{600, 5, 5, 32, 3, 3, 64, 1, 1, false}}) {
+        Spec{600, 5, 5, 32, 3, 3, 64, 1, 1, false},
+        // One chunk of rows with a GEMM big enough for a team: patches read in place on one
+        // thread, im2col and a threaded sgemm on two.
+        Spec{1, 14, 14, 64, 5, 5, 128, 1, 1, false},
+        // The Conv1D classifier's first layer (below the grain size: serial either way).
+        Spec{32, 1, 64, 1, 1, 5, 16, 1, 1, true}}) {
     const Conv2DGeometry g = geometry(s);
     const auto x = random_vector(static_cast<std::size_t>(g.n * g.h * g.w * g.cin), 60);
     const auto k = random_vector(static_cast<std::size_t>(g.kh * g.kw * g.cin * g.cout), 62);
     const auto go = random_vector(static_cast<std::size_t>(g.n * g.out_h * g.out_w * g.cout), 61);
     std::vector<float> k1(k.size()), k2(k.size()), y1(go.size()), y2(go.size()), x1(x.size()),
         x2(x.size());
-    omp_set_num_threads(1);
+    xtape::kernels::set_num_threads(1);
     xtape::kernels::conv2d_backward_kernel(g, x.data(), go.data(), k1.data());
     xtape::kernels::conv2d_forward(g, x.data(), k.data(), y1.data());
     xtape::kernels::conv2d_backward_input(g, go.data(), k.data(), x1.data());
-    omp_set_num_threads(2);
+    xtape::kernels::set_num_threads(2);
     xtape::kernels::conv2d_backward_kernel(g, x.data(), go.data(), k2.data());
     xtape::kernels::conv2d_forward(g, x.data(), k.data(), y2.data());
     xtape::kernels::conv2d_backward_input(g, go.data(), k.data(), x2.data());
@@ -339,13 +345,13 @@ BOOST_AUTO_TEST_CASE(bitwise_identical_for_1_and_2_threads) {
         std::memcmp(x1.data(), x2.data(), x1.size() * sizeof(float)) == 0,
         "conv2d_backward_input differs between 1 and 2 threads for n=" << s.n << " cin=" << s.cin);
   }
-  omp_set_num_threads(saved);
+  xtape::kernels::set_num_threads(saved);
 }
 
 // The pooled-gradient paths (a thin layer under a 2x2 max pool) and the fused forward with an
 // epilogue and a pool give exactly the bits of the separate kernels, for 1 and 2 threads.
 BOOST_AUTO_TEST_CASE(pooled_paths_match_separate_kernels_bitwise) {
-  const int saved = omp_get_max_threads();
+  const int saved = xtape::kernels::num_threads();
   for (const Spec& s :
        {Spec{50, 28, 28, 1, 3, 3, 32, 1, 1, false}, Spec{3, 9, 11, 1, 3, 3, 16, 1, 1, true},
         Spec{4, 12, 12, 1, 2, 3, 48, 1, 1, false}, Spec{2, 10, 10, 2, 2, 2, 64, 1, 1, false}}) {
@@ -369,7 +375,7 @@ BOOST_AUTO_TEST_CASE(pooled_paths_match_separate_kernels_bitwise) {
       xtape::kernels::add_column_sums(conv_size / bias.size(), bias.size(), dense.data(),
                                       sums_dense.data());
       for (int threads : {1, 2}) {
-        omp_set_num_threads(threads);
+        xtape::kernels::set_num_threads(threads);
         std::vector<float> k_pooled(k.size()), sums_pooled(bias.size(), 0.f);
         xtape::kernels::conv2d_backward_kernel_pooled(g, x.data(), pool, go.data(), argmax.data(),
                                                       k_pooled.data());
@@ -380,7 +386,7 @@ BOOST_AUTO_TEST_CASE(pooled_paths_match_separate_kernels_bitwise) {
             std::memcmp(sums_pooled.data(), sums_dense.data(), bias.size() * sizeof(float)) == 0,
             "column sums n=" << s.n << " cout=" << s.cout << " threads=" << threads);
       }
-      omp_set_num_threads(saved);
+      xtape::kernels::set_num_threads(saved);
     }
   }
 }

@@ -10,6 +10,7 @@
 
 #include "kernels/fp_mode.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/threads.hpp"
 
 namespace {
 
@@ -54,8 +55,8 @@ BOOST_AUTO_TEST_CASE(thread_mode_flushes_results_and_inputs) {
 BOOST_AUTO_TEST_CASE(team_mode_reaches_every_thread) {
   if (!denormal_flush_supported()) return;
   RestoreMode restore;
-  const int saved_threads = omp_get_max_threads();
-  omp_set_num_threads(2);
+  const int saved_threads = xtape::kernels::num_threads();
+  xtape::kernels::set_num_threads(2);
   for (const bool on : {true, false, true}) {
     BOOST_TEST(set_team_flush_denormals(on));
     int agree = 0, team = 0;
@@ -67,13 +68,13 @@ BOOST_AUTO_TEST_CASE(team_mode_reaches_every_thread) {
     BOOST_TEST(team == 2);
     BOOST_TEST(agree == team);
   }
-  omp_set_num_threads(saved_threads);
+  xtape::kernels::set_num_threads(saved_threads);
 }
 
 BOOST_AUTO_TEST_CASE(gemm_on_denormals_is_the_same_for_one_and_two_threads) {
   if (!denormal_flush_supported()) return;
   RestoreMode restore;
-  const int saved_threads = omp_get_max_threads();
+  const int saved_threads = xtape::kernels::num_threads();
   // A (m x k) with every other element denormal, B (k x n) normal: with flushing on, the
   // denormal entries contribute nothing, so C equals the product with them zeroed.
   const std::int64_t m = 128, n = 64, k = 80;
@@ -86,7 +87,7 @@ BOOST_AUTO_TEST_CASE(gemm_on_denormals_is_the_same_for_one_and_two_threads) {
   for (std::size_t i = 0; i < b.size(); ++i) b[i] = -1.f + 0.01f * static_cast<float>(i % 173);
   std::vector<float> c1(static_cast<std::size_t>(m * n)), c2(c1.size()), ref(c1.size());
   for (const int threads : {1, 2}) {
-    omp_set_num_threads(threads);
+    xtape::kernels::set_num_threads(threads);
     set_team_flush_denormals(true);
     sgemm(false, false, m, n, k, 1.f, a.data(), k, b.data(), n, 0.f,
           (threads == 1 ? c1 : c2).data(), n);
@@ -94,7 +95,7 @@ BOOST_AUTO_TEST_CASE(gemm_on_denormals_is_the_same_for_one_and_two_threads) {
   sgemm(false, false, m, n, k, 1.f, a_zeroed.data(), k, b.data(), n, 0.f, ref.data(), n);
   BOOST_TEST(std::memcmp(c1.data(), c2.data(), c1.size() * sizeof(float)) == 0);
   BOOST_TEST(std::memcmp(c1.data(), ref.data(), c1.size() * sizeof(float)) == 0);
-  omp_set_num_threads(saved_threads);
+  xtape::kernels::set_num_threads(saved_threads);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

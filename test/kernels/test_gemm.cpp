@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/gemm.hpp"
+#include "kernels/threads.hpp"
 
 namespace {
 
@@ -68,8 +69,8 @@ void check_case(const Case& t, std::uint32_t seed) {
     for (std::int64_t j = t.n; j < ldc; ++j)
       if (!(c[i * ldc + j] == c0[i * ldc + j]) && !(std::isnan(c[i * ldc + j]))) ++bad;
   BOOST_TEST(bad == 0, "sgemm ta=" << t.ta << " tb=" << t.tb << " m=" << t.m << " n=" << t.n
-                                    << " k=" << t.k << " alpha=" << t.alpha << " beta=" << t.beta
-                                    << " pad=" << t.pad << ": " << bad << " bad elements");
+                                   << " k=" << t.k << " alpha=" << t.alpha << " beta=" << t.beta
+                                   << " pad=" << t.pad << ": " << bad << " bad elements");
 }
 
 }  // namespace
@@ -122,8 +123,8 @@ BOOST_AUTO_TEST_CASE(packed_and_in_place_a_paths) {
   for (bool ta : {false, true})
     for (bool tb : {false, true}) {
       check_case({ta, tb, 45, 600, 70, 1.f, 0.5f}, seed++);
-      check_case({ta, tb, 31, 40, 512, 1.f, 0.f}, seed++);   // lda = 512 when !ta
-      check_case({ta, tb, 512, 20, 31, 1.f, 0.f}, seed++);   // lda = 512 when ta
+      check_case({ta, tb, 31, 40, 512, 1.f, 0.f}, seed++);       // lda = 512 when !ta
+      check_case({ta, tb, 512, 20, 31, 1.f, 0.f}, seed++);       // lda = 512 when ta
       check_case({ta, tb, 43, 20, 31, -1.f, 2.f, 481}, seed++);  // lda = 512 via padding
     }
 }
@@ -156,18 +157,22 @@ BOOST_AUTO_TEST_CASE(tile_shape_never_changes_a_result) {
         const std::int64_t lda = ta ? m : k;
         auto product = [&](std::int64_t n) {
           // The first n columns of B, as a matrix of its own.
-          std::vector<float> bn(static_cast<std::size_t>(k * n)), c(static_cast<std::size_t>(m * n));
+          std::vector<float> bn(static_cast<std::size_t>(k * n)),
+              c(static_cast<std::size_t>(m * n));
           for (std::int64_t p = 0; p < k; ++p)
             for (std::int64_t j = 0; j < n; ++j)
-              bn[static_cast<std::size_t>(tb ? j * k + p : p * n + j)] = b[static_cast<std::size_t>(p * nmax + j)];
+              bn[static_cast<std::size_t>(tb ? j * k + p : p * n + j)] =
+                  b[static_cast<std::size_t>(p * nmax + j)];
           sgemm(ta, tb, m, n, k, 1.f, a.data(), lda, bn.data(), tb ? k : n, 0.f, c.data(), n);
           return c;
         };
         const auto c64 = product(64), c100 = product(100), c300 = product(300);
         bool same = true;
         for (std::int64_t i = 0; i < m; ++i) {
-          same = same && std::memcmp(c64.data() + i * 64, c100.data() + i * 100, 64 * sizeof(float)) == 0;
-          same = same && std::memcmp(c100.data() + i * 100, c300.data() + i * 300, 100 * sizeof(float)) == 0;
+          same = same &&
+                 std::memcmp(c64.data() + i * 64, c100.data() + i * 100, 64 * sizeof(float)) == 0;
+          same = same && std::memcmp(c100.data() + i * 100, c300.data() + i * 300,
+                                     100 * sizeof(float)) == 0;
         }
         BOOST_TEST(same, "ta=" << ta << " tb=" << tb << " k=" << k);
       }
@@ -184,19 +189,22 @@ BOOST_AUTO_TEST_CASE(gathered_a_matches_sgemm_on_the_gathered_matrix_bitwise) {
                           Shape3{48, 128, 100, 24, 50}, Shape3{36, 64, 1000, 12, 40}}) {
     BOOST_TEST_REQUIRE(xtape::kernels::sgemm_gathered_supported(t.m, t.n, t.k, t.run));
     const std::int64_t rows = t.m / t.run;  // kernel rows
-    const auto image = random_vector(static_cast<std::size_t>(t.k * 7 + rows * t.pitch + t.run), seed++);
+    const auto image =
+        random_vector(static_cast<std::size_t>(t.k * 7 + rows * t.pitch + t.run), seed++);
     const auto b = random_vector(static_cast<std::size_t>(t.k * t.n), seed++);
     std::vector<const float*> columns(static_cast<std::size_t>(t.k));
-    std::vector<float> a(static_cast<std::size_t>(t.k * t.m));  // op(A)^T: row p is column p's patch
+    std::vector<float> a(
+        static_cast<std::size_t>(t.k * t.m));  // op(A)^T: row p is column p's patch
     for (std::int64_t p = 0; p < t.k; ++p) {
       columns[static_cast<std::size_t>(p)] = image.data() + p * 7;
       for (std::int64_t i = 0; i < t.m; ++i)
-        a[static_cast<std::size_t>(p * t.m + i)] = columns[static_cast<std::size_t>(p)][(i / t.run) * t.pitch + i % t.run];
+        a[static_cast<std::size_t>(p * t.m + i)] =
+            columns[static_cast<std::size_t>(p)][(i / t.run) * t.pitch + i % t.run];
     }
     for (float beta : {0.f, 1.f}) {
       auto c1 = random_vector(static_cast<std::size_t>(t.m * t.n), seed), c2 = c1;
-      xtape::kernels::sgemm_gathered_at(t.m, t.n, t.k, 1.f, columns.data(), t.run, t.pitch, b.data(), t.n, beta,
-                                        c1.data(), t.n);
+      xtape::kernels::sgemm_gathered_at(t.m, t.n, t.k, 1.f, columns.data(), t.run, t.pitch,
+                                        b.data(), t.n, beta, c1.data(), t.n);
       sgemm(true, false, t.m, t.n, t.k, 1.f, a.data(), t.m, b.data(), t.n, beta, c2.data(), t.n);
       BOOST_TEST(std::memcmp(c1.data(), c2.data(), c1.size() * sizeof(float)) == 0,
                  "m=" << t.m << " n=" << t.n << " k=" << t.k << " beta=" << beta);
@@ -215,19 +223,21 @@ BOOST_AUTO_TEST_CASE(gathered_rows_match_sgemm_on_the_gathered_matrix_bitwise) {
                           Shape3{37, 128, 576, 192, 15 * 64}, Shape3{50, 64, 900, 96, 130}}) {
     BOOST_TEST_REQUIRE(xtape::kernels::sgemm_gathered_rows_supported(t.m, t.n, t.k));
     const std::int64_t kernel_rows = (t.k + t.run - 1) / t.run;
-    const auto image = random_vector(static_cast<std::size_t>(t.m * 5 + kernel_rows * t.pitch + t.run), seed++);
+    const auto image =
+        random_vector(static_cast<std::size_t>(t.m * 5 + kernel_rows * t.pitch + t.run), seed++);
     const auto b = random_vector(static_cast<std::size_t>(t.k * t.n), seed++);
     std::vector<const float*> rows(static_cast<std::size_t>(t.m));
     std::vector<float> a(static_cast<std::size_t>(t.m * t.k));
     for (std::int64_t i = 0; i < t.m; ++i) {
       rows[static_cast<std::size_t>(i)] = image.data() + i * 5;
       for (std::int64_t p = 0; p < t.k; ++p)
-        a[static_cast<std::size_t>(i * t.k + p)] = rows[static_cast<std::size_t>(i)][(p / t.run) * t.pitch + p % t.run];
+        a[static_cast<std::size_t>(i * t.k + p)] =
+            rows[static_cast<std::size_t>(i)][(p / t.run) * t.pitch + p % t.run];
     }
     for (float beta : {0.f, 1.f}) {
       auto c1 = random_vector(static_cast<std::size_t>(t.m * t.n), seed), c2 = c1;
-      xtape::kernels::sgemm_gathered_rows(t.m, t.n, t.k, 1.f, rows.data(), t.run, t.pitch, b.data(), t.n, beta,
-                                          c1.data(), t.n);
+      xtape::kernels::sgemm_gathered_rows(t.m, t.n, t.k, 1.f, rows.data(), t.run, t.pitch, b.data(),
+                                          t.n, beta, c1.data(), t.n);
       sgemm(false, false, t.m, t.n, t.k, 1.f, a.data(), t.k, b.data(), t.n, beta, c2.data(), t.n);
       BOOST_TEST(std::memcmp(c1.data(), c2.data(), c1.size() * sizeof(float)) == 0,
                  "m=" << t.m << " n=" << t.n << " k=" << t.k << " beta=" << beta);
@@ -248,23 +258,33 @@ BOOST_AUTO_TEST_CASE(degenerate_shapes) {
 }
 
 BOOST_AUTO_TEST_CASE(bitwise_identical_for_1_and_2_threads) {
-  const int saved = omp_get_max_threads();
-  const struct { bool ta, tb; std::int64_t m, n, k; } shapes[] = {
-      {false, false, 1000, 64, 288}, {true, false, 288, 64, 1200}, {false, true, 700, 288, 64},
-      {true, true, 257, 300, 513}};
+  const int saved = xtape::kernels::num_threads();
+  const struct {
+    bool ta, tb;
+    std::int64_t m, n, k;
+  } shapes[] = {{false, false, 1000, 64, 288},
+                {true, false, 288, 64, 1200},
+                {false, true, 700, 288, 64},
+                {true, true, 257, 300, 513},
+                // Around the grain size (2 threads from about 1.6M multiply-adds) and the
+                // wide/narrow column split.
+                {false, false, 100, 128, 128},
+                {false, false, 128, 128, 128},
+                {false, true, 96, 200, 300}};
   for (const auto& s : shapes) {
     const std::int64_t a_cols = s.ta ? s.m : s.k, b_cols = s.tb ? s.k : s.n;
     const auto a = random_vector(static_cast<std::size_t>(s.m * s.k), 7);
     const auto b = random_vector(static_cast<std::size_t>(s.k * s.n), 8);
     std::vector<float> c1(static_cast<std::size_t>(s.m * s.n)), c2(c1.size());
-    omp_set_num_threads(1);
+    xtape::kernels::set_num_threads(1);
     sgemm(s.ta, s.tb, s.m, s.n, s.k, 1.f, a.data(), a_cols, b.data(), b_cols, 0.f, c1.data(), s.n);
-    omp_set_num_threads(2);
+    xtape::kernels::set_num_threads(2);
     sgemm(s.ta, s.tb, s.m, s.n, s.k, 1.f, a.data(), a_cols, b.data(), b_cols, 0.f, c2.data(), s.n);
     BOOST_TEST(std::memcmp(c1.data(), c2.data(), c1.size() * sizeof(float)) == 0,
-               "sgemm results differ between 1 and 2 threads for m=" << s.m << " n=" << s.n << " k=" << s.k);
+               "sgemm results differ between 1 and 2 threads for m=" << s.m << " n=" << s.n
+                                                                     << " k=" << s.k);
   }
-  omp_set_num_threads(saved);
+  xtape::kernels::set_num_threads(saved);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

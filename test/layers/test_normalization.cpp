@@ -11,7 +11,11 @@
 #include <filesystem>
 #include <sstream>
 
+#include "autodiff/detail.hpp"
+#include "layers/conv.hpp"
 #include "layers/core.hpp"
+#include "layers/activation_layers.hpp"
+#include "layers/pooling.hpp"
 #include "layers/normalization.hpp"
 #include "models/sequential.hpp"
 #include "optim/optimizers.hpp"
@@ -378,6 +382,38 @@ BOOST_AUTO_TEST_CASE(unit_normalization) {
   // A zero row stays zero (the norm is floored at sqrt(1e-12), as Keras).
   check_values("UnitNormalization values", UnitNormalization()(x), {2, 2}, {0.6, 0.8, 0, 0}, 1e-6,
                0);
+}
+
+BOOST_AUTO_TEST_CASE(batch_normalization_after_a_conv_folds_into_it_in_inference) {
+  // Conv2D -> BatchNormalization -> ReLU -> MaxPooling2D in inference is one pass: the conv's
+  // result is never written unpooled, and the values are those of the separate layers.
+  set_random_seed(5);
+  Conv2D conv({.filters = 16, .kernel_size = {3, 3}});
+  BatchNormalization bn;
+  ReLU act;
+  MaxPooling2D pool({.pool_size = {2, 2}});
+  Rng rng(6);
+  const Tensor x = random_tensor({3, 10, 10, 4}, rng);
+  (void)bn(conv(x), false);
+  {
+    NoGrad off;
+    bn.weight("gamma").assign(random_tensor({16}, rng, 0.5f, 2.f));
+    bn.weight("beta").assign(random_tensor({16}, rng));
+    bn.weight("moving_mean").assign(random_tensor({16}, rng));
+    bn.weight("moving_variance").assign(random_tensor({16}, rng, 0.2f, 3.f));
+  }
+  const Tensor folded = bn(conv(x), false);
+  BOOST_TEST(xtape::detail::pending_producer(folded) != nullptr);
+  Tensor c = conv(x);
+  (void)std::as_const(c).data();  // computed: nothing folds into it
+  const Tensor separate = bn(c, false);
+  BOOST_TEST(folded.to_vector() == separate.to_vector());
+  BOOST_TEST(pool(act(bn(conv(x), false))).to_vector() == pool(act(separate)).to_vector());
+  // In training the batch statistics need the conv's values: nothing folds, and the moving
+  // statistics still update.
+  const Tensor before = bn.weight("moving_mean").clone();
+  (void)bn(conv(x), true).to_vector();
+  BOOST_TEST(bn.weight("moving_mean").to_vector() != before.to_vector());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

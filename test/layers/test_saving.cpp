@@ -21,6 +21,7 @@
 #include "autodiff/ops.hpp"
 #include "training/callbacks.hpp"
 #include "layers/conv.hpp"
+#include "kernels/threads.hpp"
 #include "layers/core.hpp"
 #include "layers/pooling.hpp"
 #include "layers/saving.hpp"
@@ -533,8 +534,8 @@ BOOST_AUTO_TEST_CASE(sigkill_while_checkpointing) {
   // (reported through a pipe), so the rounds, the kills and the surviving epochs are the same
   // on any machine under any load.
   TempDir dir;
-  const int saved_threads = omp_get_max_threads();
-  omp_set_num_threads(1);  // the child runs with one thread (libgomp's pool does not survive fork)
+  const int saved_threads = xtape::kernels::num_threads();
+  xtape::kernels::set_num_threads(1);  // the child runs with one thread (libgomp's pool does not survive fork)
   constexpr int epochs = 12, max_n = 5;
   Rng data_rng(5);
   Tensor x = Tensor::empty({96, 32}), y(Shape{96, 4}, 0.f);
@@ -696,7 +697,7 @@ BOOST_AUTO_TEST_CASE(sigkill_while_checkpointing) {
   Sequential done = make();
   done.load_weights(final_path);
   BOOST_TEST(bitwise_equal(done.get_weights(), reference));
-  omp_set_num_threads(saved_threads);
+  xtape::kernels::set_num_threads(saved_threads);
   BOOST_TEST_MESSAGE("kill test: " << rounds << " rounds, " << kills << " kills, "
                                    << interrupted_writes << " inside a write, " << completed
                                    << " jobs completed after a late kill");
@@ -710,12 +711,12 @@ BOOST_AUTO_TEST_CASE(sigkill_while_checkpointing) {
 BOOST_AUTO_TEST_CASE(same_seed_same_weights_and_one_thread_equals_two) {
   auto [x, y] = images(64, 13);
   auto train = [&, x = x, y = y](int threads) {
-    const int saved = omp_get_max_threads();
-    omp_set_num_threads(threads);
+    const int saved = xtape::kernels::num_threads();
+    xtape::kernels::set_num_threads(threads);
     Sequential m = conv_model(41);
     m.compile("categorical_crossentropy", "adam");
     m.fit(x, y, {.batch_size = 16, .epochs = 1, .verbose = 0});
-    omp_set_num_threads(saved);
+    xtape::kernels::set_num_threads(saved);
     return m.get_weights();
   };
   const auto one = train(1), one_again = train(1), two = train(2), two_again = train(2);

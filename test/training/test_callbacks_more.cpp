@@ -11,6 +11,7 @@
 #include <filesystem>
 
 #include "autodiff/ops.hpp"
+#include "kernels/threads.hpp"
 #include "layers/core.hpp"
 #include "layers/saving.hpp"
 #include "models/sequential.hpp"
@@ -162,8 +163,8 @@ BOOST_AUTO_TEST_CASE(lambda_callback_hooks_run) {
 // uninterrupted run's weights, bitwise.
 BOOST_AUTO_TEST_CASE(backup_and_restore_resumes_bitwise_after_sigkill,
                      *boost::unit_test::timeout(300)) {
-  const int saved_threads = omp_get_max_threads();
-  omp_set_num_threads(1);  // the child runs with one thread (libgomp's pool does not survive fork)
+  const int saved_threads = xtape::kernels::num_threads();
+  xtape::kernels::set_num_threads(1);  // the child runs with one thread (libgomp's pool does not survive fork)
   auto xy_ = xtape::testing::blobs(90, 8);
   Tensor &x = xy_.first, &y = xy_.second;
   constexpr int epochs = 5;
@@ -200,7 +201,7 @@ BOOST_AUTO_TEST_CASE(backup_and_restore_resumes_bitwise_after_sigkill,
     BOOST_TEST(from == kill_after);
     BOOST_TEST(bitwise_equal(resumed, reference), "kill_after " << kill_after);
   }
-  omp_set_num_threads(saved_threads);
+  xtape::kernels::set_num_threads(saved_threads);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -15,6 +15,7 @@
 
 #include "autodiff/detail.hpp"
 #include "autodiff/ops.hpp"
+#include "autodiff/ops_normalization.hpp"
 #include "optim/optimizers.hpp"
 #include "support/gradcheck.hpp"
 
@@ -467,6 +468,63 @@ BOOST_AUTO_TEST_CASE(nan_takes_the_same_paths_through_fused_and_deferred_pooling
         }
       }
     }
+}
+
+BOOST_AUTO_TEST_CASE(batch_normalization_in_inference_folds_into_the_conv_epilogue) {
+  // x * scale + shift per channel (what BatchNormalization computes in inference) on a conv
+  // result not read yet runs in the convolution's epilogue, after the bias and before relu and
+  // max pooling: the same bits as the separate passes, on every kernel path, and still deferred.
+  Rng rng(31);
+  for (const FusionCase& c : kCases) {
+    BOOST_TEST_CONTEXT(c.name) {
+      const long n = static_cast<long>(c.kernel[3]);
+      const Tensor x = random_tensor(c.input, rng), k = random_tensor(c.kernel, rng);
+      const Tensor b = random_tensor({c.kernel[3]}, rng);
+      const Tensor sc = reshape(random_tensor({c.kernel[3]}, rng, 0.5f, 2.f), {1, 1, 1, n});
+      const Tensor sh = reshape(random_tensor({c.kernel[3]}, rng), {1, 1, 1, n});
+      const Tensor plain = computed(conv2d(x, k, {1, 1}, c.padding));
+      const Tensor folded = scale_shift(conv2d(x, k, {1, 1}, c.padding), sc, sh);
+      BOOST_TEST(detail::pending_producer(folded) != nullptr);
+      BOOST_TEST(same_bits(folded, scale_shift(plain, sc, sh)));
+      const Tensor with_bias = relu(scale_shift(conv2d(x, k, {1, 1}, c.padding) + b, sc, sh));
+      BOOST_TEST(detail::pending_producer(with_bias) != nullptr);
+      BOOST_TEST(same_bits(with_bias, relu(scale_shift(plain + b, sc, sh))));
+      // A vector of shape (channels,) folds too; relu first, then scale-shift, does not fold.
+      const Tensor sc1 = reshape(sc, {n}), sh1 = reshape(sh, {n});
+      BOOST_TEST(same_bits(scale_shift(conv2d(x, k, {1, 1}, c.padding), sc1, sh1),
+                           scale_shift(plain, sc1, sh1)));
+      BOOST_TEST(same_bits(scale_shift(relu(conv2d(x, k, {1, 1}, c.padding)), sc, sh),
+                           scale_shift(relu(plain), sc, sh)));
+      if (c.input[1] >= 2 && c.input[2] >= 2)
+        BOOST_TEST(same_bits(
+            max_pool2d(relu(scale_shift(conv2d(x, k, {1, 1}, c.padding) + b, sc, sh)), {2, 2}),
+            max_pool2d(relu(scale_shift(plain + b, sc, sh)), {2, 2})));
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(folded_scale_shift_gradients_equal_the_separate_ops) {
+  Rng rng(32);
+  const Tensor x0 = random_tensor({2, 7, 6, 3}, rng), k0 = random_tensor({3, 3, 3, 8}, rng);
+  const Tensor b0 = random_tensor({8}, rng), s0 = random_tensor({1, 1, 1, 8}, rng, 0.5f, 2.f);
+  const Tensor t0 = random_tensor({1, 1, 1, 8}, rng), seed = random_tensor({2, 5, 4, 8}, rng);
+  auto run = [&](bool fold) {
+    std::vector<Tensor> v;
+    for (const Tensor& t : {x0, k0, b0, s0, t0}) v.push_back(t.clone().set_requires_grad(true));
+    Tensor c = conv2d(v[0], v[1]) + v[2];
+    if (!fold) c = computed(c);
+    Tensor y = relu(scale_shift(c, v[3], v[4]));
+    y.backward(seed);
+    std::vector<Tensor> out{y.detach()};
+    for (const Tensor& t : v) out.push_back(t.grad());
+    return out;
+  };
+  const auto fused = run(true), separate = run(false);
+  for (std::size_t i = 0; i < fused.size(); ++i) BOOST_TEST(same_bits(fused[i], separate[i]), i);
+  // The folded chain's own gradient (no relu: its kinks would defeat finite differences).
+  gradcheck("conv + bias -> scale_shift",
+            [](In in) { return scale_shift(conv2d(in[0], in[1]) + in[2], in[3], in[4]); },
+            {x0, k0, b0, s0, t0});
 }
 
 BOOST_AUTO_TEST_SUITE_END()

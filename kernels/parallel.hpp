@@ -1,0 +1,65 @@
+#pragma once
+/// @file parallel.hpp
+/// The grain size of the kernels' parallel regions (internal to kernels/). A fork and join
+/// costs a few microseconds on an idle machine and up to a scheduler time slice when another
+/// process holds a core, so a region is opened only for work that takes at least
+/// 2 * team_member_ns on one thread, with one thread per team_member_ns of work, at most
+/// num_threads() and at most one per task. Every region's split into tasks depends on the work
+/// alone, so the team size never changes a result.
+#include <algorithm>
+#include <cstdint>
+
+namespace xtape::kernels::detail {
+
+/// Single-thread work per team member: 2 threads from 50 microseconds of work.
+inline constexpr double team_member_ns = 25'000;
+/// Conservative single-core rates (above what the kernels reach, so small work stays serial):
+/// arithmetic in flops per nanosecond, streaming in bytes per nanosecond.
+inline constexpr double flops_per_ns = 64, bytes_per_ns = 16;
+
+/// Estimated single-thread nanoseconds for `flops` floating-point operations.
+inline double flop_ns(double flops) { return flops / flops_per_ns; }
+/// Estimated single-thread nanoseconds for streaming `bytes` through memory.
+inline double byte_ns(double bytes) { return bytes / bytes_per_ns; }
+
+/// Threads for a parallel region of `work_ns` single-thread nanoseconds split into `tasks`
+/// independent tasks: 1 (no region) below 2 * team_member_ns, inside another parallel region,
+/// or with one task.
+int parallel_team(double work_ns, std::int64_t tasks = INT64_MAX);
+
+/// The team of one sgemm of m x n x k (shared by sgemm and the convolutions that choose
+/// between a threaded GEMM and one on the calling thread).
+inline int gemm_team(std::int64_t m, std::int64_t n, std::int64_t k) {
+  return parallel_team(
+      flop_ns(2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k)));
+}
+
+}  // namespace xtape::kernels::detail
+
+namespace xtape::kernels::detail {
+
+/// Runs body(i) for i in [0, n), the iterations handed out one at a time (a thread whose core
+/// is busy takes fewer). With team <= 1 the loop runs on the calling thread and no parallel
+/// region opens, so the kernels that body calls may still open theirs.
+template <class Index, class Body>
+void parallel_for(int team, Index n, const Body& body) {
+  if (team <= 1) {
+    for (Index i = 0; i < n; ++i) body(i);
+    return;
+  }
+#pragma omp parallel for num_threads(team) schedule(dynamic, 1)
+  for (Index i = 0; i < n; ++i) body(i);
+}
+
+/// As parallel_for, the iterations in one contiguous slice per thread (for many cheap ones).
+template <class Index, class Body>
+void parallel_for_static(int team, Index n, const Body& body) {
+  if (team <= 1) {
+    for (Index i = 0; i < n; ++i) body(i);
+    return;
+  }
+#pragma omp parallel for num_threads(team) schedule(static)
+  for (Index i = 0; i < n; ++i) body(i);
+}
+
+}  // namespace xtape::kernels::detail
