@@ -26,52 +26,13 @@
 #include "kernels/gemm.hpp"
 #include "kernels/isa.hpp"
 #include "kernels/winograd.hpp"
+#include "peak.hpp"
 
 namespace {
 
-using clock_type = std::chrono::steady_clock;
 using batch = xsimd::batch<float>;
-
-double seconds_since(clock_type::time_point t0) {
-  return std::chrono::duration<double>(clock_type::now() - t0).count();
-}
-
-// Median wall time of `reps` calls of f (after one warm-up call).
-double median_time(const std::function<void()>& f, int reps) {
-  f();
-  std::vector<double> t;
-  for (int r = 0; r < reps; ++r) {
-    const auto t0 = clock_type::now();
-    f();
-    t.push_back(seconds_since(t0));
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
-
-// FMA peak in GFLOP/s with `threads` threads: 16 independent chains of batch FMAs per thread.
-double fma_peak(int threads) {
-  constexpr int chains = 16;
-  constexpr long iters = 20'000'000;
-  std::vector<float> sink(static_cast<std::size_t>(threads) * batch::size, 0.f);
-  auto run = [&] {
-#pragma omp parallel num_threads(threads)
-    {
-      batch acc[chains];
-      for (int i = 0; i < chains; ++i) acc[i] = batch(1.f + 1e-3f * static_cast<float>(i));
-      const batch x(0.999999f), y(1e-7f);
-      for (long it = 0; it < iters; ++it) {
-#pragma GCC unroll 16
-        for (int i = 0; i < chains; ++i) acc[i] = xsimd::fma(acc[i], x, y);
-      }
-      batch s(0.f);
-      for (int i = 0; i < chains; ++i) s += acc[i];
-      s.store_unaligned(sink.data() + omp_get_thread_num() * batch::size);
-    }
-  };
-  const double t = median_time(run, 5);
-  return 2.0 * chains * batch::size * static_cast<double>(iters) * threads / t / 1e9;
-}
+using xtape::bench::fma_peak;
+using xtape::bench::median_time;
 
 // Streaming copy bandwidth in GB/s (bytes read + bytes written) of a 256 MiB buffer.
 double copy_bandwidth(int threads) {
@@ -94,7 +55,8 @@ std::vector<float> random_vector(std::size_t n) {
   return v;
 }
 
-xtape::kernels::Conv2DGeometry valid_3x3(std::int64_t n, std::int64_t hw, std::int64_t cin, std::int64_t cout) {
+xtape::kernels::Conv2DGeometry valid_3x3(std::int64_t n, std::int64_t hw, std::int64_t cin,
+                                         std::int64_t cout) {
   xtape::kernels::Conv2DGeometry g;
   g.n = n, g.h = hw, g.w = hw, g.cin = cin, g.kh = 3, g.kw = 3, g.cout = cout;
   g.out_h = hw - 2, g.out_w = hw - 2;
@@ -131,58 +93,105 @@ int main() {
   const double peak[2] = {fma_peak(1), fma_peak(2)};
   const double bw[2] = {copy_bandwidth(1), copy_bandwidth(2)};
   std::printf("FMA peak: %.1f GFLOP/s (1 thread), %.1f GFLOP/s (2 threads)\n", peak[0], peak[1]);
-  std::printf("copy bandwidth (read + write): %.1f GB/s (1 thread), %.1f GB/s (2 threads)\n\n", bw[0], bw[1]);
+  std::printf("copy bandwidth (read + write): %.1f GB/s (1 thread), %.1f GB/s (2 threads)\n\n",
+              bw[0], bw[1]);
 
   const std::int64_t s = 1024;
-  const auto a = random_vector(static_cast<std::size_t>(s * s)), b = random_vector(static_cast<std::size_t>(s * s));
+  const auto a = random_vector(static_cast<std::size_t>(s * s)),
+             b = random_vector(static_cast<std::size_t>(s * s));
   std::vector<float> c(static_cast<std::size_t>(s * s));
   // The GEMMs inside conv2 at batch 128 (M = 128*11*11 output pixels, K = 3*3*32, N = 64), as
   // plain sgemm calls on data that is not in cache.
   const std::int64_t cm = 15488, ck = 288, cn = 64;
-  const auto ca = random_vector(static_cast<std::size_t>(cm * ck)), cb = random_vector(static_cast<std::size_t>(cm * cn));
+  const auto ca = random_vector(static_cast<std::size_t>(cm * ck)),
+             cb = random_vector(static_cast<std::size_t>(cm * cn));
   const auto cw = random_vector(static_cast<std::size_t>(ck * cn));
   std::vector<float> cc(static_cast<std::size_t>(cm * ck));
   ConvBuffers conv2(valid_3x3(128, 13, 32, 64)), conv1(valid_3x3(128, 28, 1, 32));
   // Compulsory traffic of conv1 (bytes): forward reads x and writes y; backward_kernel reads both.
-  const double conv1_bytes = (static_cast<double>(conv1.x.size()) + static_cast<double>(conv1.y.size())) * 4.0;
+  const double conv1_bytes =
+      (static_cast<double>(conv1.x.size()) + static_cast<double>(conv1.y.size())) * 4.0;
 
-  std::printf("%-30s %8s %10s %8s %10s %8s\n", "kernel", "threads", "time ms", "GFLOP/s", "of peak", "GB/s");
+  std::printf("%-30s %8s %10s %8s %10s %8s\n", "kernel", "threads", "time ms", "GFLOP/s", "of peak",
+              "GB/s");
   for (int threads : {1, 2}) {
     omp_set_num_threads(threads);
     const double pk = peak[threads - 1];
     auto row = [&](const char* name, double flops, double t, double bytes, double executed = 0) {
-      std::printf("%-30s %8d %10.3f %8.1f %9.1f%%", name, threads, t * 1e3, flops / t / 1e9, 100.0 * flops / t / 1e9 / pk);
+      std::printf("%-30s %8d %10.3f %8.1f %9.1f%%", name, threads, t * 1e3, flops / t / 1e9,
+                  100.0 * flops / t / 1e9 / pk);
       if (bytes > 0)
-        std::printf(" %8.1f (%.0f%% of copy)", bytes / t / 1e9, 100.0 * bytes / t / 1e9 / bw[threads - 1]);
+        std::printf(" %8.1f (%.0f%% of copy)", bytes / t / 1e9,
+                    100.0 * bytes / t / 1e9 / bw[threads - 1]);
       if (executed > 0)
         std::printf("   Winograd, executed %.1f GFLOP/s (%.1f%% of peak)", executed / t / 1e9,
                     100.0 * executed / t / 1e9 / pk);
       std::printf("\n");
     };
-    row("sgemm 1024^3", 2.0 * s * s * s, median_time([&] {
-          xtape::kernels::sgemm(false, false, s, s, s, 1.f, a.data(), s, b.data(), s, 0.f, c.data(), s);
-        }, reps), 0);
+    row("sgemm 1024^3", 2.0 * s * s * s,
+        median_time(
+            [&] {
+              xtape::kernels::sgemm(false, false, s, s, s, 1.f, a.data(), s, b.data(), s, 0.f,
+                                    c.data(), s);
+            },
+            reps),
+        0);
     const double conv_gemm_flops = 2.0 * cm * ck * cn;
-    row("sgemm 15488x64x288 NN", conv_gemm_flops, median_time([&] {
-          xtape::kernels::sgemm(false, false, cm, cn, ck, 1.f, ca.data(), ck, cw.data(), cn, 0.f, cc.data(), cn);
-        }, reps), 0);
-    row("sgemm 288x64x15488 TN", conv_gemm_flops, median_time([&] {
-          xtape::kernels::sgemm(true, false, ck, cn, cm, 1.f, ca.data(), ck, cb.data(), cn, 0.f, cc.data(), cn);
-        }, reps), 0);
-    row("sgemm 15488x288x64 NT", conv_gemm_flops, median_time([&] {
-          xtape::kernels::sgemm(false, true, cm, ck, cn, 1.f, cb.data(), cn, cw.data(), cn, 0.f, cc.data(), ck);
-        }, reps), 0);
+    row("sgemm 15488x64x288 NN", conv_gemm_flops,
+        median_time(
+            [&] {
+              xtape::kernels::sgemm(false, false, cm, cn, ck, 1.f, ca.data(), ck, cw.data(), cn,
+                                    0.f, cc.data(), cn);
+            },
+            reps),
+        0);
+    row("sgemm 288x64x15488 TN", conv_gemm_flops,
+        median_time(
+            [&] {
+              xtape::kernels::sgemm(true, false, ck, cn, cm, 1.f, ca.data(), ck, cb.data(), cn, 0.f,
+                                    cc.data(), cn);
+            },
+            reps),
+        0);
+    row("sgemm 15488x288x64 NT", conv_gemm_flops,
+        median_time(
+            [&] {
+              xtape::kernels::sgemm(false, true, cm, ck, cn, 1.f, cb.data(), cn, cw.data(), cn, 0.f,
+                                    cc.data(), ck);
+            },
+            reps),
+        0);
     row("conv2 forward", conv2.flops(),
-        median_time([&] { xtape::kernels::conv2d_forward(conv2.g, conv2.x.data(), conv2.k.data(), conv2.y.data()); }, reps), 0,
-        winograd_flops(conv2.g));
-    row("conv2 backward_input", conv2.flops(), median_time([&] {
-          xtape::kernels::conv2d_backward_input(conv2.g, conv2.y.data(), conv2.k.data(), conv2.gx.data());
-        }, reps), 0, winograd_flops(xtape::kernels::winograd::input_grad_geometry(conv2.g)));
-    row("conv2 backward_kernel", conv2.flops(), median_time([&] {
-          xtape::kernels::conv2d_backward_kernel(conv2.g, conv2.x.data(), conv2.y.data(), conv2.gk.data());
-        }, reps), 0, winograd_flops(conv2.g));
+        median_time(
+            [&] {
+              xtape::kernels::conv2d_forward(conv2.g, conv2.x.data(), conv2.k.data(),
+                                             conv2.y.data());
+            },
+            reps),
+        0, winograd_flops(conv2.g));
+    row("conv2 backward_input", conv2.flops(),
+        median_time(
+            [&] {
+              xtape::kernels::conv2d_backward_input(conv2.g, conv2.y.data(), conv2.k.data(),
+                                                    conv2.gx.data());
+            },
+            reps),
+        0, winograd_flops(xtape::kernels::winograd::input_grad_geometry(conv2.g)));
+    row("conv2 backward_kernel", conv2.flops(),
+        median_time(
+            [&] {
+              xtape::kernels::conv2d_backward_kernel(conv2.g, conv2.x.data(), conv2.y.data(),
+                                                     conv2.gk.data());
+            },
+            reps),
+        0, winograd_flops(conv2.g));
     row("conv1 forward", conv1.flops(),
-        median_time([&] { xtape::kernels::conv2d_forward(conv1.g, conv1.x.data(), conv1.k.data(), conv1.y.data()); }, reps),
+        median_time(
+            [&] {
+              xtape::kernels::conv2d_forward(conv1.g, conv1.x.data(), conv1.k.data(),
+                                             conv1.y.data());
+            },
+            reps),
         conv1_bytes);
     {
       // conv1 + bias, then 2x2 max pool (argmax kept for backward): as two passes over the
@@ -196,19 +205,35 @@ int main() {
       const auto bias = random_vector(static_cast<std::size_t>(conv1.g.cout));
       const xtape::kernels::ConvEpilogue ep{bias.data(), false};
       // Compulsory traffic when fused: x in, pooled values and argmax out.
-      const double fused_bytes = (static_cast<double>(conv1.x.size()) + 2.0 * static_cast<double>(pooled.size())) * 4.0;
-      row("conv1+bias, pool (2 passes)", conv1.flops(), median_time([&] {
-            xtape::kernels::conv2d_forward(conv1.g, conv1.x.data(), conv1.k.data(), conv1.y.data(), ep);
-            xtape::kernels::max_pool2d_forward(pg, conv1.y.data(), pooled.data(), argmax.data());
-          }, reps), fused_bytes);
-      row("conv1+bias+pool fused", conv1.flops(), median_time([&] {
-            xtape::kernels::conv2d_max_pool2d_forward(conv1.g, conv1.x.data(), conv1.k.data(), ep, pg, pooled.data(),
-                                                      argmax.data());
-          }, reps), fused_bytes);
+      const double fused_bytes =
+          (static_cast<double>(conv1.x.size()) + 2.0 * static_cast<double>(pooled.size())) * 4.0;
+      row("conv1+bias, pool (2 passes)", conv1.flops(),
+          median_time(
+              [&] {
+                xtape::kernels::conv2d_forward(conv1.g, conv1.x.data(), conv1.k.data(),
+                                               conv1.y.data(), ep);
+                xtape::kernels::max_pool2d_forward(pg, conv1.y.data(), pooled.data(),
+                                                   argmax.data());
+              },
+              reps),
+          fused_bytes);
+      row("conv1+bias+pool fused", conv1.flops(),
+          median_time(
+              [&] {
+                xtape::kernels::conv2d_max_pool2d_forward(conv1.g, conv1.x.data(), conv1.k.data(),
+                                                          ep, pg, pooled.data(), argmax.data());
+              },
+              reps),
+          fused_bytes);
     }
-    row("conv1 backward_kernel", conv1.flops(), median_time([&] {
-          xtape::kernels::conv2d_backward_kernel(conv1.g, conv1.x.data(), conv1.y.data(), conv1.gk.data());
-        }, reps), conv1_bytes);
+    row("conv1 backward_kernel", conv1.flops(),
+        median_time(
+            [&] {
+              xtape::kernels::conv2d_backward_kernel(conv1.g, conv1.x.data(), conv1.y.data(),
+                                                     conv1.gk.data());
+            },
+            reps),
+        conv1_bytes);
   }
   return 0;
 }

@@ -7,10 +7,26 @@
 # Usage: bench/compare.sh [BUILD_DIR] [--runs N] [extra bench_model args, e.g. --epoch --steps 100]
 #   BUILD_DIR defaults to ./build. The torch part is optional: skipped with a message when
 #   Debian's python3-torch is missing (apt-get install -y python3-torch).
+#
+#        bench/compare.sh [BUILD_DIR] --models [compare_models.sh args: --runs N --steps N --loaded]
+#   instead runs bench/compare_models.sh: the models of issue 16 (founding at batch 32/128/512,
+#   MLP, VGG, Conv1D), 1 and 2 threads, against PyTorch;
+#        bench/compare.sh [BUILD_DIR] --gemm [--quick]
+#   runs bench_gemm: sgemm GFLOP/s against OpenBLAS and the measured FMA peak.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 build=build
 case "${1:-}" in --*|"") ;; *) build=$1; shift ;; esac
+case "${1:-}" in
+  --models) shift; exec bash "$here/compare_models.sh" "$build" "$@" ;;
+  --gemm)
+    shift
+    [ -x "$build/bench/bench_gemm" ] || { echo "compare.sh: $build/bench/bench_gemm not found" >&2; exit 2; }
+    echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+    "$build/bench/bench_gemm" "$@" | grep -v '^RESULT'
+    echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+    exit 0 ;;
+esac
 runs=1
 args=""
 while [ $# -gt 0 ]; do

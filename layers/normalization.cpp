@@ -216,14 +216,27 @@ Tensor GroupNormalization::call(const Tensor& inputs, bool) {
   std::vector<long> grouped(s.begin(), s.end());
   grouped[a] = static_cast<long>(s[a]) / groups_;
   grouped.insert(grouped.begin() + static_cast<long>(a), groups_);
-  const Tensor xg = reshape(inputs, grouped);
+  Tensor xg = reshape(inputs, grouped);
+  // Channels last: the groups axis moves next to the batch axis, so that the statistics and
+  // the normalization run on contiguous rows of one (sample, group) each (fused_moments' and
+  // scale_shift's one-pass forms) instead of the generic reductions and broadcasts.
+  const int rank = static_cast<int>(grouped.size());
+  std::vector<int> perm(static_cast<std::size_t>(rank)), back(perm.size());
+  for (int i = 0; i < rank; ++i) perm[static_cast<std::size_t>(i)] = i;
+  if (axis_ != 1) {
+    perm.erase(perm.begin() + axis_);
+    perm.insert(perm.begin() + 1, axis_);
+    xg = transpose(xg, perm);
+  }
+  for (int i = 0; i < rank; ++i)
+    back[static_cast<std::size_t>(perm[static_cast<std::size_t>(i)])] = i;
   std::vector<int> axes;
-  for (int i = 1; i < static_cast<int>(grouped.size()); ++i)
-    if (i != axis_) axes.push_back(i);
+  for (int i = 2; i < rank; ++i) axes.push_back(i);
   auto stats = fused_moments(xg, axes, true);
   const Tensor inv = 1.f / sqrt(stats.second + options_.epsilon);
-  Tensor y =
-      reshape(scale_shift(xg, inv, -(stats.first * inv)), std::vector<long>(s.begin(), s.end()));
+  Tensor yg = scale_shift(xg, inv, -(stats.first * inv));
+  if (axis_ != 1) yg = transpose(yg, back);
+  Tensor y = reshape(yg, std::vector<long>(s.begin(), s.end()));
   const std::vector<long> bs = broadcast_shape(s, {axis_});
   if (options_.scale && options_.center)
     return scale_shift(y, reshape(weight("gamma"), bs), reshape(weight("beta"), bs));

@@ -115,7 +115,7 @@ Tensor positive_mask(const Tensor& y) {
   Tensor m = Tensor::empty(y.shape());
   const float* yv = y.data();
   float* o = detail::mutable_data(m);
-  for (std::size_t i = 0; i < y.size(); ++i) o[i] = yv[i] > 0.f ? 1.f : 0.f;
+  for (std::size_t i = 0, count = y.size(); i < count; ++i) o[i] = yv[i] > 0.f ? 1.f : 0.f;
   return m;
 }
 
@@ -254,7 +254,8 @@ Tensor abs(const Tensor& x) {
     Tensor sign = Tensor::empty(vx.shape());
     const float* xv = vx.data();
     float* s = detail::mutable_data(sign);
-    for (std::size_t i = 0; i < vx.size(); ++i) s[i] = static_cast<float>((xv[i] > 0.f) - (xv[i] < 0.f));
+    for (std::size_t i = 0, count = vx.size(); i < count; ++i)
+      s[i] = static_cast<float>((xv[i] > 0.f) - (xv[i] < 0.f));
     grads.add(0, g * sign);  // the sign is piecewise constant: no history needed
   }, true);
 }
@@ -318,14 +319,16 @@ Tensor clip(const Tensor& x, float lo, float hi) {
   Tensor out = Tensor::empty(x.shape());
   const float* xv = x.data();
   float* o = detail::mutable_data(out);
-  for (std::size_t i = 0; i < x.size(); ++i) o[i] = std::min(std::max(xv[i], lo), hi);
+  for (std::size_t i = 0, count = x.size(); i < count; ++i)
+    o[i] = std::min(std::max(xv[i], lo), hi);
   const Tensor vx = saved(x);
   // d clip(x)/dx = [lo <= x <= hi].
   return record("clip", out, {x}, [vx, lo, hi](const Tensor& g, Grads& grads) {
     Tensor mask = Tensor::empty(vx.shape());
     const float* xv = vx.data();
     float* m = detail::mutable_data(mask);
-    for (std::size_t i = 0; i < vx.size(); ++i) m[i] = (xv[i] >= lo && xv[i] <= hi) ? 1.f : 0.f;
+    for (std::size_t i = 0, count = vx.size(); i < count; ++i)
+      m[i] = (xv[i] >= lo && xv[i] <= hi) ? 1.f : 0.f;
     if (detail::creating_graph()) return grads.add(0, g * mask);  // a constant mask
     Tensor d = Tensor::empty(vx.shape());
     kernels::masked_scale(vx.size(), m, g.data(), 1.f, detail::mutable_data(d));

@@ -27,7 +27,7 @@ Tensor map_binary(const Tensor& a, const Tensor& b, const char* op, F f) {
   const float* av = std::as_const(ea).data();
   const float* bv = std::as_const(eb).data();
   float* o = detail::mutable_data(out);
-  for (std::size_t i = 0; i < out.size(); ++i) o[i] = f(av[i], bv[i]);
+  for (std::size_t i = 0, count = out.size(); i < count; ++i) o[i] = f(av[i], bv[i]);
   return out;
 }
 
@@ -36,7 +36,7 @@ Tensor map_unary(const Tensor& x, F f) {
   Tensor out = Tensor::empty(x.shape());
   const float* xv = x.data();
   float* o = detail::mutable_data(out);
-  for (std::size_t i = 0; i < x.size(); ++i) o[i] = f(xv[i]);
+  for (std::size_t i = 0, count = x.size(); i < count; ++i) o[i] = f(xv[i]);
   return out;
 }
 
@@ -109,7 +109,7 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
     const float* bv = std::as_const(eb).data();
     float* o = detail::mutable_data(out);
     float* m = detail::mutable_data(mask);
-    for (std::size_t i = 0; i < out.size(); ++i) {
+    for (std::size_t i = 0, count = out.size(); i < count; ++i) {
       const bool take_a = c[i] != 0.f;  // NaN != 0: true
       o[i] = take_a ? av[i] : bv[i];
       m[i] = take_a ? 1.f : 0.f;

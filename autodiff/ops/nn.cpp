@@ -114,7 +114,8 @@ Tensor dropout(const Tensor& x, float rate, bool training, Rng& rng) {
       Tensor m = Tensor::empty(mask.shape());
       const float* mv = mask.data();
       float* o = detail::mutable_data(m);
-      for (std::size_t i = 0; i < mask.size(); ++i) o[i] = mv[i] != 0.f ? scale : 0.f;
+      for (std::size_t i = 0, count = mask.size(); i < count; ++i)
+        o[i] = mv[i] != 0.f ? scale : 0.f;
       return grads.add(0, g * m);
     }
     Tensor d = Tensor::empty(g.shape());

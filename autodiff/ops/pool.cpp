@@ -174,7 +174,7 @@ Tensor pool_gather(const Tensor& x, const Tensor& argmax, const kernels::Pool2DG
   const std::int32_t* am = detail::int_view(argmax);
   const float* xv = x.data();
   float* o = detail::mutable_data(out);
-  for (std::size_t i = 0; i < out.size(); ++i) o[i] = am[i] >= 0 ? xv[am[i]] : 0.f;
+  for (std::size_t i = 0, count = out.size(); i < count; ++i) o[i] = am[i] >= 0 ? xv[am[i]] : 0.f;
   const Shape xs = x.shape();
   return record(
       "max_pool2d_gather", out, {x},

@@ -183,7 +183,7 @@ Tensor logsumexp(const Tensor& x, std::vector<int> axes, bool keepdims) {
     NoGrad guard;
     m = max(x.detach(), axes, true).clone();
     float* mv = detail::mutable_data(m);
-    for (std::size_t i = 0; i < m.size(); ++i)
+    for (std::size_t i = 0, count = m.size(); i < count; ++i)
       if (!std::isfinite(mv[i])) mv[i] = 0.f;
   }
   Tensor r = log(sum(exp(x - m), axes, true)) + m;
@@ -285,14 +285,14 @@ Tensor norm(const Tensor& x, double ord, std::vector<int> axes, bool keepdims) {
       // d ||x|| / dx = x / ||x||, and 0 at ||x|| = 0 (PyTorch's choice).
       if (detail::creating_graph()) {  // 1 / ||x|| with its history; 0 where ||x|| = 0
         Tensor zero(ks, 0.f);
-        for (std::size_t i = 0; i < zero.size(); ++i)
+        for (std::size_t i = 0, count = zero.size(); i < count; ++i)
           detail::mutable_data(zero)[i] = nv[i] == 0.f ? 1.f : 0.f;
         const Tensor n = reshape_to(vout.tensor(), ks);
         grads.add(0, vx * (gk * ((1.f - zero) / (n + zero))));
         return;
       }
       Tensor inv(ks, 0.f);
-      for (std::size_t i = 0; i < inv.size(); ++i)
+      for (std::size_t i = 0, count = inv.size(); i < count; ++i)
         detail::mutable_data(inv)[i] = nv[i] == 0.f ? 0.f : 1.f / nv[i];
       grads.add(0, vx * (gk * inv));
       return;
