@@ -13,9 +13,15 @@ namespace {
 
 // What xsimd names the best target of the ISA levels the portable build provides.
 std::string best_level_for_this_cpu() {
+  // The levels' defining features (clang 14 does not know the level names).
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("x86-64-v4")) return "avx512bw";
-  if (__builtin_cpu_supports("x86-64-v3")) return "fma3+avx2";
+  const bool v3 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                  __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2");
+  const bool v4 = v3 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                  __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512dq") &&
+                  __builtin_cpu_supports("avx512vl");
+  if (v4) return "avx512bw";
+  if (v3) return "fma3+avx2";
   return "sse4.2";
 }
 
