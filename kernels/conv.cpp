@@ -350,7 +350,7 @@ void small_patch_forward(const Conv2DGeometry& g, const float* input, const floa
           const batch t1 = two ? batch::load_unaligned(ep.shift + c0 + simd_width) : batch(0.f);
 #pragma GCC unroll 4
           for (int i = 0; i < RB; ++i)
-            acc[i][0] = acc[i][0] * s0 + t0, acc[i][1] = acc[i][1] * s1 + t1;
+            acc[i][0] = xsimd::fma(acc[i][0], s0, t0), acc[i][1] = xsimd::fma(acc[i][1], s1, t1);
         }
         if (ep.relu) {
 #pragma GCC unroll 4
@@ -368,7 +368,7 @@ void small_patch_forward(const Conv2DGeometry& g, const float* input, const floa
             for (std::int64_t q = 0; q < K; ++q)
               sum = std::fma(a[i][offset[q]], kernel[q * N + c0 + j], sum);
             if (ep.bias) sum += ep.bias[c0 + j];
-            if (ep.scale) sum = sum * ep.scale[c0 + j] + ep.shift[c0 + j];
+            if (ep.scale) sum = detail::madd(sum, ep.scale[c0 + j], ep.shift[c0 + j]);
             if (ep.relu) sum = detail::relu(sum);
             o[i * N + j] = sum;
           }
@@ -389,14 +389,14 @@ void apply_epilogue(float* out, std::int64_t rows, std::int64_t N, const ConvEpi
       batch v = batch::load_unaligned(o + c);
       if (ep.bias) v += batch::load_unaligned(ep.bias + c);
       if (ep.scale)
-        v = v * batch::load_unaligned(ep.scale + c) + batch::load_unaligned(ep.shift + c);
+        v = xsimd::fma(v, batch::load_unaligned(ep.scale + c), batch::load_unaligned(ep.shift + c));
       if (ep.relu) v = detail::relu(v);
       v.store_unaligned(o + c);
     }
     for (; c < N; ++c) {
       float v = o[c];
       if (ep.bias) v += ep.bias[c];
-      if (ep.scale) v = v * ep.scale[c] + ep.shift[c];
+      if (ep.scale) v = detail::madd(v, ep.scale[c], ep.shift[c]);
       if (ep.relu) v = detail::relu(v);
       o[c] = v;
     }
@@ -428,7 +428,7 @@ void conv3x3_c1_forward(const Conv2DGeometry& g, const float* input, const float
     const batch shift = ep.scale ? batch::load_unaligned(ep.shift + c0) : zero;
     auto store = [&](batch v, float* o) {
       if (ep.bias) v += bias;
-      if (ep.scale) v = v * scale + shift;
+      if (ep.scale) v = xsimd::fma(v, scale, shift);
       if (ep.relu) v = detail::relu(v);
       v.store_unaligned(o);
     };

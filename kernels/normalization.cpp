@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/compare.hpp"
 #include "kernels/parallel.hpp"
 
 namespace xtape::kernels {
@@ -90,7 +91,7 @@ void channel_scale_shift(std::size_t outer, std::size_t channels, std::size_t in
     detail::parallel_for_static(team, nr, [&](long r) {
       const float* xr = x + static_cast<std::size_t>(r) * channels;
       float* orow = out + static_cast<std::size_t>(r) * channels;
-      for (std::size_t c = 0; c < channels; ++c) orow[c] = xr[c] * scale[c] + shift[c];
+      for (std::size_t c = 0; c < channels; ++c) orow[c] = detail::madd(xr[c], scale[c], shift[c]);
     });
     return;
   }
@@ -99,7 +100,7 @@ void channel_scale_shift(std::size_t outer, std::size_t channels, std::size_t in
     const float a = scale[c], b = shift[c];
     const float* xr = x + static_cast<std::size_t>(r) * inner;
     float* orow = out + static_cast<std::size_t>(r) * inner;
-    for (std::size_t i = 0; i < inner; ++i) orow[i] = xr[i] * a + b;
+    for (std::size_t i = 0; i < inner; ++i) orow[i] = detail::madd(xr[i], a, b);
   });
 }
 

@@ -110,7 +110,21 @@ BOOST_AUTO_TEST_CASE(load_guard_switch) {
   BOOST_TEST(!load_guard());
 }
 
-BOOST_AUTO_TEST_CASE(default_wait_policy_is_passive) {
+// The default is set for libgomp (GCC's OpenMP runtime, which reads its environment in its own
+// constructor: kernels/omp_defaults.cpp). The sanitizer build links clang's libomp, whose
+// settings and their display differ; there the case is skipped.
+boost::test_tools::assertion_result built_with_libgomp(boost::unit_test::test_unit_id) {
+#if defined(__clang__)
+  boost::test_tools::assertion_result r(false);
+  r.message() << "built with clang: the OpenMP runtime is libomp, not libgomp";
+  return r;
+#else
+  return true;
+#endif
+}
+
+BOOST_AUTO_TEST_CASE(default_wait_policy_is_passive,
+                     *boost::unit_test::precondition(built_with_libgomp)) {
   // libgomp prints its settings at start-up with OMP_DISPLAY_ENV=verbose: passive waiting is a
   // spin count of 0 (libgomp's own default is 300000).
   const std::string clean = "-u OMP_WAIT_POLICY -u GOMP_SPINCOUNT -u KMP_BLOCKTIME";
