@@ -159,20 +159,26 @@ Tensor operator+(const Tensor& a, const Tensor& b) {
   if (!out.defined()) out = broadcast_binary(BinaryOp::add, a, b, "add");
   const Shape sa = a.shape(), sb = b.shape();
   // d(a+b)/da = 1, d(a+b)/db = 1, summed over broadcast axes.
-  return record("add", out, {a, b}, [sa, sb](const Tensor& g, Grads& grads) {
-    if (grads.needs(0)) grads.add(0, sum_to(g, sa));
-    if (grads.needs(1)) grads.add(1, sum_to(g, sb));
-  }, true);
+  return record(
+      "add", out, {a, b},
+      [sa, sb](const Tensor& g, Grads& grads) {
+        if (grads.needs(0)) grads.add(0, sum_to(g, sa));
+        if (grads.needs(1)) grads.add(1, sum_to(g, sb));
+      },
+      true);
 }
 
 Tensor operator-(const Tensor& a, const Tensor& b) {
   Tensor out = broadcast_binary(BinaryOp::sub, a, b, "subtract");
   const Shape sa = a.shape(), sb = b.shape();
   // d(a-b)/da = 1, d(a-b)/db = -1.
-  return record("subtract", out, {a, b}, [sa, sb](const Tensor& g, Grads& grads) {
-    if (grads.needs(0)) grads.add(0, sum_to(g, sa));
-    if (grads.needs(1)) grads.add(1, sum_to(-g, sb));
-  }, true);
+  return record(
+      "subtract", out, {a, b},
+      [sa, sb](const Tensor& g, Grads& grads) {
+        if (grads.needs(0)) grads.add(0, sum_to(g, sa));
+        if (grads.needs(1)) grads.add(1, sum_to(-g, sb));
+      },
+      true);
 }
 
 Tensor operator*(const Tensor& a, const Tensor& b) {
@@ -180,10 +186,13 @@ Tensor operator*(const Tensor& a, const Tensor& b) {
   // The operands with their history (for create_graph; no cycle: they are inputs).
   const Tensor va = a, vb = b;
   // d(ab)/da = b, d(ab)/db = a.
-  return record("multiply", out, {a, b}, [va, vb](const Tensor& g, Grads& grads) {
-    if (grads.needs(0)) grads.add(0, sum_to(g * vb, va.shape()));
-    if (grads.needs(1)) grads.add(1, sum_to(g * va, vb.shape()));
-  }, true);
+  return record(
+      "multiply", out, {a, b},
+      [va, vb](const Tensor& g, Grads& grads) {
+        if (grads.needs(0)) grads.add(0, sum_to(g * vb, va.shape()));
+        if (grads.needs(1)) grads.add(1, sum_to(g * va, vb.shape()));
+      },
+      true);
 }
 
 Tensor operator/(const Tensor& a, const Tensor& b) {
@@ -191,10 +200,13 @@ Tensor operator/(const Tensor& a, const Tensor& b) {
   const Tensor va = a, vb = b;
   const detail::SavedOutput vout(out);
   // d(a/b)/da = 1/b, d(a/b)/db = -a/b^2 = -(a/b)/b.
-  return record("divide", out, {a, b}, [va, vb, vout](const Tensor& g, Grads& grads) {
-    if (grads.needs(0)) grads.add(0, sum_to(g / vb, va.shape()));
-    if (grads.needs(1)) grads.add(1, sum_to(-(g * vout.tensor() / vb), vb.shape()));
-  }, true);
+  return record(
+      "divide", out, {a, b},
+      [va, vb, vout](const Tensor& g, Grads& grads) {
+        if (grads.needs(0)) grads.add(0, sum_to(g / vb, va.shape()));
+        if (grads.needs(1)) grads.add(1, sum_to(-(g * vout.tensor() / vb), vb.shape()));
+      },
+      true);
 }
 
 Tensor operator+(const Tensor& a, float b) { return a + Tensor::scalar(b); }
@@ -208,8 +220,9 @@ Tensor operator/(float a, const Tensor& b) { return Tensor::scalar(a) / b; }
 
 Tensor operator-(const Tensor& a) {
   // d(-a)/da = -1.
-  return record("negative", unary_values(UnaryOp::neg, a), {a},
-                [](const Tensor& g, Grads& grads) { grads.add(0, -g); }, true);
+  return record(
+      "negative", unary_values(UnaryOp::neg, a), {a},
+      [](const Tensor& g, Grads& grads) { grads.add(0, -g); }, true);
 }
 
 Tensor sqrt(const Tensor& x) {
@@ -243,21 +256,24 @@ Tensor pow(const Tensor& x, float p) {
   const Tensor vx = x;
   // d x^p/dx = p x^(p-1) (pow again: differentiable to any order).
   return record(
-      "pow", out, {x}, [vx, p](const Tensor& g, Grads& grads) { grads.add(0, g * pow(vx, p - 1.f) * p); },
-      true);
+      "pow", out, {x},
+      [vx, p](const Tensor& g, Grads& grads) { grads.add(0, g * pow(vx, p - 1.f) * p); }, true);
 }
 
 Tensor abs(const Tensor& x) {
   const Tensor vx = saved(x);
   // d|x|/dx = sign(x) (0 at 0).
-  return record("abs", unary_values(UnaryOp::abs, x), {x}, [vx](const Tensor& g, Grads& grads) {
-    Tensor sign = Tensor::empty(vx.shape());
-    const float* xv = vx.data();
-    float* s = detail::mutable_data(sign);
-    for (std::size_t i = 0, count = vx.size(); i < count; ++i)
-      s[i] = static_cast<float>((xv[i] > 0.f) - (xv[i] < 0.f));
-    grads.add(0, g * sign);  // the sign is piecewise constant: no history needed
-  }, true);
+  return record(
+      "abs", unary_values(UnaryOp::abs, x), {x},
+      [vx](const Tensor& g, Grads& grads) {
+        Tensor sign = Tensor::empty(vx.shape());
+        const float* xv = vx.data();
+        float* s = detail::mutable_data(sign);
+        for (std::size_t i = 0, count = vx.size(); i < count; ++i)
+          s[i] = static_cast<float>((xv[i] > 0.f) - (xv[i] < 0.f));
+        grads.add(0, g * sign);  // the sign is piecewise constant: no history needed
+      },
+      true);
 }
 
 Tensor square(const Tensor& x) {
@@ -275,15 +291,18 @@ Tensor relu(const Tensor& x) {
   // d relu(x)/dx = [x > 0] = [relu(x) > 0]: saving the output leaves x unread (and unfused
   // intermediate results never computed).
   const Tensor vy = saved(out);
-  return record("relu", out, {x}, [vy](const Tensor& g, Grads& grads) {
-    if (detail::creating_graph())  // g times the mask [y > 0], a constant
-      return grads.add(0, g * positive_mask(vy));
-    if (Tensor masked = detail::mask_pool_scatter(g, vy); masked.defined())
-      return grads.add(0, masked);
-    Tensor d = Tensor::empty(vy.shape());
-    kernels::relu_backward(vy.size(), vy.data(), g.data(), detail::mutable_data(d));
-    grads.add(0, d);
-  }, true);
+  return record(
+      "relu", out, {x},
+      [vy](const Tensor& g, Grads& grads) {
+        if (detail::creating_graph())  // g times the mask [y > 0], a constant
+          return grads.add(0, g * positive_mask(vy));
+        if (Tensor masked = detail::mask_pool_scatter(g, vy); masked.defined())
+          return grads.add(0, masked);
+        Tensor d = Tensor::empty(vy.shape());
+        kernels::relu_backward(vy.size(), vy.data(), g.data(), detail::mutable_data(d));
+        grads.add(0, d);
+      },
+      true);
 }
 
 Tensor sigmoid(const Tensor& x) {
@@ -323,17 +342,20 @@ Tensor clip(const Tensor& x, float lo, float hi) {
     o[i] = std::min(std::max(xv[i], lo), hi);
   const Tensor vx = saved(x);
   // d clip(x)/dx = [lo <= x <= hi].
-  return record("clip", out, {x}, [vx, lo, hi](const Tensor& g, Grads& grads) {
-    Tensor mask = Tensor::empty(vx.shape());
-    const float* xv = vx.data();
-    float* m = detail::mutable_data(mask);
-    for (std::size_t i = 0, count = vx.size(); i < count; ++i)
-      m[i] = (xv[i] >= lo && xv[i] <= hi) ? 1.f : 0.f;
-    if (detail::creating_graph()) return grads.add(0, g * mask);  // a constant mask
-    Tensor d = Tensor::empty(vx.shape());
-    kernels::masked_scale(vx.size(), m, g.data(), 1.f, detail::mutable_data(d));
-    grads.add(0, d);
-  }, true);
+  return record(
+      "clip", out, {x},
+      [vx, lo, hi](const Tensor& g, Grads& grads) {
+        Tensor mask = Tensor::empty(vx.shape());
+        const float* xv = vx.data();
+        float* m = detail::mutable_data(mask);
+        for (std::size_t i = 0, count = vx.size(); i < count; ++i)
+          m[i] = (xv[i] >= lo && xv[i] <= hi) ? 1.f : 0.f;
+        if (detail::creating_graph()) return grads.add(0, g * mask);  // a constant mask
+        Tensor d = Tensor::empty(vx.shape());
+        kernels::masked_scale(vx.size(), m, g.data(), 1.f, detail::mutable_data(d));
+        grads.add(0, d);
+      },
+      true);
 }
 
 }  // namespace xtape

@@ -64,10 +64,13 @@ Tensor select_binary(const Tensor& a, const Tensor& b, const char* op, Pick firs
   });
   const Shape sa = a.shape(), sb = b.shape();
   // d max(a, b)/da = [a selected] (1/2 on ties), d/db likewise.
-  return record(op, out, {a, b}, [wa, wb, sa, sb](const Tensor& g, Grads& grads) {
-    if (grads.needs(0)) grads.add(0, sum_to(g * wa, sa));
-    if (grads.needs(1)) grads.add(1, sum_to(g * wb, sb));
-  }, true);
+  return record(
+      op, out, {a, b},
+      [wa, wb, sa, sb](const Tensor& g, Grads& grads) {
+        if (grads.needs(0)) grads.add(0, sum_to(g * wa, sa));
+        if (grads.needs(1)) grads.add(1, sum_to(g * wb, sb));
+      },
+      true);
 }
 
 template <class Cmp>
@@ -79,8 +82,9 @@ Tensor compare(const Tensor& a, const Tensor& b, const char* op, Cmp cmp) {
 Tensor zero_gradient(const char* op, Tensor out, const Tensor& x) {
   const Shape s = x.shape();
   // d f(x)/dx = 0.
-  return record(op, std::move(out), {x},
-                [s](const Tensor&, Grads& grads) { grads.add(0, Tensor::zeros(s)); }, true);
+  return record(
+      op, std::move(out), {x}, [s](const Tensor&, Grads& grads) { grads.add(0, Tensor::zeros(s)); },
+      true);
 }
 
 }  // namespace
@@ -117,10 +121,13 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   }
   const Shape sa = a.shape(), sb = b.shape();
   // d where(c, a, b)/da = [c], d/db = [!c]; the condition gets no gradient.
-  return record("where", out, {Tensor(), a, b}, [mask, sa, sb](const Tensor& g, Grads& grads) {
-    if (grads.needs(1)) grads.add(1, sum_to(g * mask, sa));
-    if (grads.needs(2)) grads.add(2, sum_to(g * (1.f - mask), sb));
-  }, true);
+  return record(
+      "where", out, {Tensor(), a, b},
+      [mask, sa, sb](const Tensor& g, Grads& grads) {
+        if (grads.needs(1)) grads.add(1, sum_to(g * mask, sa));
+        if (grads.needs(2)) grads.add(2, sum_to(g * (1.f - mask), sb));
+      },
+      true);
 }
 
 Tensor equal(const Tensor& a, const Tensor& b) {
@@ -151,39 +158,45 @@ Tensor greater_equal(const Tensor& a, float b) { return greater_equal(a, Tensor:
 Tensor sin(const Tensor& x) {
   const Tensor vx = x;  // with its history, for create_graph
   // d sin(x)/dx = cos(x).
-  return record("sin", map_unary(x, [](float v) { return std::sin(v); }), {x},
-                [vx](const Tensor& g, Grads& grads) { grads.add(0, g * cos(vx)); }, true);
+  return record(
+      "sin", map_unary(x, [](float v) { return std::sin(v); }), {x},
+      [vx](const Tensor& g, Grads& grads) { grads.add(0, g * cos(vx)); }, true);
 }
 
 Tensor cos(const Tensor& x) {
   const Tensor vx = x;  // with its history, for create_graph
   // d cos(x)/dx = -sin(x).
-  return record("cos", map_unary(x, [](float v) { return std::cos(v); }), {x},
-                [vx](const Tensor& g, Grads& grads) { grads.add(0, -(g * sin(vx))); }, true);
+  return record(
+      "cos", map_unary(x, [](float v) { return std::cos(v); }), {x},
+      [vx](const Tensor& g, Grads& grads) { grads.add(0, -(g * sin(vx))); }, true);
 }
 
 Tensor log1p(const Tensor& x) {
   const Tensor vx = x;  // with its history, for create_graph
   // d log(1 + x)/dx = 1 / (1 + x).
-  return record("log1p", map_unary(x, [](float v) { return std::log1p(v); }), {x},
-                [vx](const Tensor& g, Grads& grads) { grads.add(0, g / (vx + 1.f)); }, true);
+  return record(
+      "log1p", map_unary(x, [](float v) { return std::log1p(v); }), {x},
+      [vx](const Tensor& g, Grads& grads) { grads.add(0, g / (vx + 1.f)); }, true);
 }
 
 Tensor expm1(const Tensor& x) {
   Tensor out = map_unary(x, [](float v) { return std::expm1(v); });
   const detail::SavedOutput y(out);
   // d (exp(x) - 1)/dx = exp(x) = y + 1.
-  return record("expm1", out, {x},
-                [y](const Tensor& g, Grads& grads) { grads.add(0, g * (y.tensor() + 1.f)); }, true);
+  return record(
+      "expm1", out, {x},
+      [y](const Tensor& g, Grads& grads) { grads.add(0, g * (y.tensor() + 1.f)); }, true);
 }
 
 Tensor erf(const Tensor& x) {
   const Tensor vx = x;  // with its history, for create_graph
   // d erf(x)/dx = 2/sqrt(pi) exp(-x^2).
-  return record("erf", map_unary(x, [](float v) { return std::erf(v); }), {x},
-                [vx](const Tensor& g, Grads& grads) {
-                  grads.add(0, g * exp(-square(vx)) * 1.1283791670955126f);
-                }, true);
+  return record(
+      "erf", map_unary(x, [](float v) { return std::erf(v); }), {x},
+      [vx](const Tensor& g, Grads& grads) {
+        grads.add(0, g * exp(-square(vx)) * 1.1283791670955126f);
+      },
+      true);
 }
 
 Tensor softplus(const Tensor& x) {
@@ -193,8 +206,9 @@ Tensor softplus(const Tensor& x) {
     return std::max(v, 0.f) + std::log1p(std::exp(-std::abs(v)));
   });
   // d softplus(x)/dx = sigmoid(x).
-  return record("softplus", out, {x},
-                [vx](const Tensor& g, Grads& grads) { grads.add(0, g * sigmoid(vx)); }, true);
+  return record(
+      "softplus", out, {x}, [vx](const Tensor& g, Grads& grads) { grads.add(0, g * sigmoid(vx)); },
+      true);
 }
 
 Tensor sign(const Tensor& x) {

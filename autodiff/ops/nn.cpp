@@ -33,7 +33,8 @@ Tensor along_axis(const Tensor& x, int axis, const char* op, F f) {
     if (i != a) perm.push_back(i);
   perm.push_back(a);
   std::vector<int> inverse(static_cast<std::size_t>(n));
-  for (int i = 0; i < n; ++i) inverse[static_cast<std::size_t>(perm[static_cast<std::size_t>(i)])] = i;
+  for (int i = 0; i < n; ++i)
+    inverse[static_cast<std::size_t>(perm[static_cast<std::size_t>(i)])] = i;
   return transpose(f(transpose(x, perm)), inverse);
 }
 
@@ -73,15 +74,17 @@ Tensor softmax(const Tensor& x, int axis) {
     log_softmax_rows(v, nullptr, detail::mutable_data(out));
     const detail::SavedOutput vy(out);
     // dx = y * (g - sum(g * y)) along the axis.
-    return record("softmax", out, {v}, [vy](const Tensor& g, Grads& grads) {
-      const Tensor y = vy.tensor();
-      grads.add(0, y * (g - row_sum_keep(g * y)));
-    }, true);
+    return record(
+        "softmax", out, {v},
+        [vy](const Tensor& g, Grads& grads) {
+          const Tensor y = vy.tensor();
+          grads.add(0, y * (g - row_sum_keep(g * y)));
+        },
+        true);
   });
   if (last) result.impl()->softmax_logits = x;  // for categorical_crossentropy (see there)
   return result;
 }
-
 
 Tensor log_softmax(const Tensor& x, int axis) {
   return along_axis(x, axis, "log_softmax", [](const Tensor& v) {
@@ -90,10 +93,13 @@ Tensor log_softmax(const Tensor& x, int axis) {
     log_softmax_rows(v, detail::mutable_data(out), detail::mutable_data(sm));
     // dx = g - softmax(x) * sum(g) along the axis.
     const detail::SavedOutput vout(out);
-    return record("log_softmax", out, {v}, [sm, vout](const Tensor& g, Grads& grads) {
-      // Creating a graph: softmax = exp(log_softmax), recorded from the output.
-      grads.add(0, g - (detail::creating_graph() ? exp(vout.tensor()) : sm) * row_sum_keep(g));
-    }, true);
+    return record(
+        "log_softmax", out, {v},
+        [sm, vout](const Tensor& g, Grads& grads) {
+          // Creating a graph: softmax = exp(log_softmax), recorded from the output.
+          grads.add(0, g - (detail::creating_graph() ? exp(vout.tensor()) : sm) * row_sum_keep(g));
+        },
+        true);
   });
 }
 
@@ -109,19 +115,22 @@ Tensor dropout(const Tensor& x, float rate, bool training, Rng& rng) {
   kernels::dropout_forward(x.size(), rng.next_u64(), rate, scale, x.data(),
                            detail::mutable_data(mask), detail::mutable_data(out));
   // d/dx = mask / (1 - rate).
-  return record("dropout", out, {x}, [mask, scale](const Tensor& g, Grads& grads) {
-    if (detail::creating_graph()) {  // g times the constant scale-or-zero mask
-      Tensor m = Tensor::empty(mask.shape());
-      const float* mv = mask.data();
-      float* o = detail::mutable_data(m);
-      for (std::size_t i = 0, count = mask.size(); i < count; ++i)
-        o[i] = mv[i] != 0.f ? scale : 0.f;
-      return grads.add(0, g * m);
-    }
-    Tensor d = Tensor::empty(g.shape());
-    kernels::masked_scale(g.size(), mask.data(), g.data(), scale, detail::mutable_data(d));
-    grads.add(0, d);
-  }, true);
+  return record(
+      "dropout", out, {x},
+      [mask, scale](const Tensor& g, Grads& grads) {
+        if (detail::creating_graph()) {  // g times the constant scale-or-zero mask
+          Tensor m = Tensor::empty(mask.shape());
+          const float* mv = mask.data();
+          float* o = detail::mutable_data(m);
+          for (std::size_t i = 0, count = mask.size(); i < count; ++i)
+            o[i] = mv[i] != 0.f ? scale : 0.f;
+          return grads.add(0, g * m);
+        }
+        Tensor d = Tensor::empty(g.shape());
+        kernels::masked_scale(g.size(), mask.data(), g.data(), scale, detail::mutable_data(d));
+        grads.add(0, d);
+      },
+      true);
 }
 
 namespace {
@@ -145,7 +154,8 @@ Tensor categorical_crossentropy(const Tensor& y_true, const Tensor& y_pred, bool
   return -sum(y_true * log(p), {-1});
 }
 
-Tensor sparse_categorical_crossentropy(const Tensor& labels, const Tensor& y_pred, bool from_logits) {
+Tensor sparse_categorical_crossentropy(const Tensor& labels, const Tensor& y_pred,
+                                       bool from_logits) {
   if (y_pred.ndim() < 1 || labels.size() * y_pred.shape().back() != y_pred.size())
     throw std::invalid_argument("sparse_categorical_crossentropy: labels of shape " +
                                 shape_str(labels.shape()) + " do not match y_pred of shape " +
@@ -156,8 +166,8 @@ Tensor sparse_categorical_crossentropy(const Tensor& labels, const Tensor& y_pre
     const float l = labels.data()[i];
     if (!(l >= 0.f && l < static_cast<float>(k)) || l != std::floor(l))
       throw std::invalid_argument("sparse_categorical_crossentropy: label " + std::to_string(l) +
-                                  " at position " + std::to_string(i) + " is not a class index in [0, " +
-                                  std::to_string(k) + ")");
+                                  " at position " + std::to_string(i) +
+                                  " is not a class index in [0, " + std::to_string(k) + ")");
     detail::mutable_data(one_hot)[i * k + static_cast<std::size_t>(l)] = 1.f;
   }
   return categorical_crossentropy(one_hot, y_pred, from_logits);

@@ -114,7 +114,8 @@ Tensor mask_pool_scatter(const Tensor& g, const Tensor& values) {
   if (!p || !values.defined() || values.shape() != g.shape()) return Tensor();
   Tensor masked = Tensor::empty(p->go.shape());
   const auto count = static_cast<std::int64_t>(masked.size());
-  if (p->pooled.defined() && p->source.lock() == values.impl()->storage)  // the pooled values are relu's
+  if (p->pooled.defined() &&
+      p->source.lock() == values.impl()->storage)  // the pooled values are relu's
     kernels::max_pool2d_mask_positive_pooled(count, p->go.data(), p->pooled.data(),
                                              detail::mutable_data(masked));
   else
@@ -216,8 +217,9 @@ Tensor max_pool2d(const Tensor& x, std::array<int, 2> pool_size, std::array<int,
                         static_cast<std::size_t>(g.out_w), x.shape()[3]};
   const Shape xs = x.shape();
   if (x.size() == 0)  // so is the result (no window has a position, or there are none)
-    return record("max_pool2d", Tensor::zeros(out_shape), {x},
-                  [xs](const Tensor&, Grads& grads) { grads.add(0, Tensor::zeros(xs)); }, true);
+    return record(
+        "max_pool2d", Tensor::zeros(out_shape), {x},
+        [xs](const Tensor&, Grads& grads) { grads.add(0, Tensor::zeros(xs)); }, true);
   Tensor out = Tensor::empty(out_shape);
   const bool track = detail::any_requires_grad({x});
   if (track && x.size() > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max()))
@@ -236,12 +238,13 @@ Tensor max_pool2d(const Tensor& x, std::array<int, 2> pool_size, std::array<int,
   // backward masks it in pooled form, and whatever reads it computes it.
   const Tensor pooled = detail::saved(out);
   std::weak_ptr<const detail::Storage> source = x.impl()->storage;
-  return record("max_pool2d", out, {x},
-                [g, xs, argmax, pooled, source](const Tensor& go, Grads& grads) {
-                  if (detail::creating_graph())
-                    return grads.add(0, pool_scatter(go, argmax, g, xs));
-                  grads.add(0, detail::defer_pool_scatter(g, xs, go, argmax, pooled, source));
-                }, true);
+  return record(
+      "max_pool2d", out, {x},
+      [g, xs, argmax, pooled, source](const Tensor& go, Grads& grads) {
+        if (detail::creating_graph()) return grads.add(0, pool_scatter(go, argmax, g, xs));
+        grads.add(0, detail::defer_pool_scatter(g, xs, go, argmax, pooled, source));
+      },
+      true);
 }
 
 Tensor avg_pool2d(const Tensor& x, std::array<int, 2> pool_size, std::array<int, 2> strides,
@@ -251,17 +254,21 @@ Tensor avg_pool2d(const Tensor& x, std::array<int, 2> pool_size, std::array<int,
                         static_cast<std::size_t>(g.out_w), x.shape()[3]};
   const Shape xs = x.shape();
   if (x.size() == 0)
-    return record("avg_pool2d", Tensor::zeros(out_shape), {x},
-                  [xs](const Tensor&, Grads& grads) { grads.add(0, Tensor::zeros(xs)); }, true);
+    return record(
+        "avg_pool2d", Tensor::zeros(out_shape), {x},
+        [xs](const Tensor&, Grads& grads) { grads.add(0, Tensor::zeros(xs)); }, true);
   Tensor out = Tensor::empty(out_shape);
   kernels::avg_pool2d_forward(g, x.data(), detail::mutable_data(out));
   // Each window's gradient is shared evenly by its in-bounds elements.
-  return record("avg_pool2d", out, {x}, [g, xs](const Tensor& go, Grads& grads) {
-    if (detail::creating_graph()) return grads.add(0, avg_pool_backward(go, g, xs));
-    Tensor gi = Tensor::empty(xs);
-    kernels::avg_pool2d_backward(g, go.data(), detail::mutable_data(gi));
-    grads.add(0, gi);
-  }, true);
+  return record(
+      "avg_pool2d", out, {x},
+      [g, xs](const Tensor& go, Grads& grads) {
+        if (detail::creating_graph()) return grads.add(0, avg_pool_backward(go, g, xs));
+        Tensor gi = Tensor::empty(xs);
+        kernels::avg_pool2d_backward(g, go.data(), detail::mutable_data(gi));
+        grads.add(0, gi);
+      },
+      true);
 }
 
 }  // namespace xtape

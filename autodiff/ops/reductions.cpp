@@ -89,26 +89,29 @@ Tensor prod(const Tensor& x, std::vector<int> axes, bool keepdims) {
   const Tensor vx = x;  // with its history, for create_graph (an input: no cycle)
   // d prod / d x_i = product of the other elements of the group: prefix times suffix
   // products, so zeros in the group need no special case (no division).
-  return record("prod", out, {x}, [vx, axes](const Tensor& g, Grads& grads) {
-    if (detail::creating_graph()) return grads.add(0, prod_others_recorded(vx, g, axes));
-    const Groups gr = groups_of(vx, axes);
-    Tensor d(vx.shape(), 0.f);
-    float* dv = detail::mutable_data(d);
-    const float* xv = vx.data();
-    std::vector<double> suffix(gr.cols + 1);
-    for (std::size_t r = 0; r < gr.rows && gr.cols != 0; ++r) {
-      const std::size_t* s = gr.src.data() + r * gr.cols;
-      suffix[gr.cols] = 1.0;
-      for (std::size_t c = gr.cols; c-- > 0;) suffix[c] = suffix[c + 1] * xv[s[c]];
-      double prefix = 1.0;
-      const double gr_r = g.data()[r];
-      for (std::size_t c = 0; c < gr.cols; ++c) {
-        dv[s[c]] = static_cast<float>(gr_r * prefix * suffix[c + 1]);
-        prefix *= xv[s[c]];
-      }
-    }
-    grads.add(0, d);
-  }, true);
+  return record(
+      "prod", out, {x},
+      [vx, axes](const Tensor& g, Grads& grads) {
+        if (detail::creating_graph()) return grads.add(0, prod_others_recorded(vx, g, axes));
+        const Groups gr = groups_of(vx, axes);
+        Tensor d(vx.shape(), 0.f);
+        float* dv = detail::mutable_data(d);
+        const float* xv = vx.data();
+        std::vector<double> suffix(gr.cols + 1);
+        for (std::size_t r = 0; r < gr.rows && gr.cols != 0; ++r) {
+          const std::size_t* s = gr.src.data() + r * gr.cols;
+          suffix[gr.cols] = 1.0;
+          for (std::size_t c = gr.cols; c-- > 0;) suffix[c] = suffix[c + 1] * xv[s[c]];
+          double prefix = 1.0;
+          const double gr_r = g.data()[r];
+          for (std::size_t c = 0; c < gr.cols; ++c) {
+            dv[s[c]] = static_cast<float>(gr_r * prefix * suffix[c + 1]);
+            prefix *= xv[s[c]];
+          }
+        }
+        grads.add(0, d);
+      },
+      true);
 }
 
 Tensor min(const Tensor& x, std::vector<int> axes, bool keepdims) {
@@ -225,9 +228,12 @@ Tensor cumsum(const Tensor& x, int axis, bool exclusive, bool reverse) {
     }
   // Each x_i feeds every later (earlier, with reverse) sum: the gradient is the cumulative sum
   // of g in the opposite direction, with the same exclusivity.
-  return record("cumsum", out, {x}, [a, exclusive, reverse](const Tensor& g, Grads& grads) {
-    grads.add(0, cumsum(g, a, exclusive, !reverse));
-  }, true);
+  return record(
+      "cumsum", out, {x},
+      [a, exclusive, reverse](const Tensor& g, Grads& grads) {
+        grads.add(0, cumsum(g, a, exclusive, !reverse));
+      },
+      true);
 }
 
 Tensor var(const Tensor& x, std::vector<int> axes, double ddof, bool keepdims) {
@@ -277,45 +283,48 @@ Tensor norm(const Tensor& x, double ord, std::vector<int> axes, bool keepdims) {
   const Tensor vx = x, vk = detail::saved(kept);  // x with its history, for create_graph
   const detail::SavedOutput vout(out);
   const Shape ks = grp.kept;
-  return record("norm", out, {x}, [vx, vk, vout, ks, ord, axes](const Tensor& g, Grads& grads) {
-    const Tensor gk = reshape_to(g, ks);
-    const float* xv = vx.data();
-    const float* nv = vk.data();
-    if (ord == 2) {
-      // d ||x|| / dx = x / ||x||, and 0 at ||x|| = 0 (PyTorch's choice).
-      if (detail::creating_graph()) {  // 1 / ||x|| with its history; 0 where ||x|| = 0
-        Tensor zero(ks, 0.f);
-        for (std::size_t i = 0, count = zero.size(); i < count; ++i)
-          detail::mutable_data(zero)[i] = nv[i] == 0.f ? 1.f : 0.f;
-        const Tensor n = reshape_to(vout.tensor(), ks);
-        grads.add(0, vx * (gk * ((1.f - zero) / (n + zero))));
-        return;
-      }
-      Tensor inv(ks, 0.f);
-      for (std::size_t i = 0, count = inv.size(); i < count; ++i)
-        detail::mutable_data(inv)[i] = nv[i] == 0.f ? 0.f : 1.f / nv[i];
-      grads.add(0, vx * (gk * inv));
-      return;
-    }
-    // ord 1: sign(x) (0 at 0); ord inf: sign(x) / (number of ties) at the maxima of |x| (NaN
-    // at a NaN), 0 elsewhere. Piecewise constant weights times g.
-    const Groups gr = groups_of(vx, axes);
-    Tensor w(vx.shape(), 0.f);
-    float* wv = detail::mutable_data(w);
-    for (std::size_t r = 0; r < gr.rows && gr.cols != 0; ++r) {
-      const std::size_t* s = gr.src.data() + r * gr.cols;
-      std::size_t ties = 0;
-      for (std::size_t c = 0; c < gr.cols; ++c) {
-        const float v = xv[s[c]];
-        const bool hit = ord == 1 || std::abs(v) == nv[r] || v != v;
-        ties += hit;
-        wv[s[c]] = !hit ? 0.f : v != v ? v : v > 0 ? 1.f : v < 0 ? -1.f : 0.f;
-      }
-      if (ord != 1 && ties > 1)
-        for (std::size_t c = 0; c < gr.cols; ++c) wv[s[c]] /= static_cast<float>(ties);
-    }
-    grads.add(0, w * gk);
-  }, true);
+  return record(
+      "norm", out, {x},
+      [vx, vk, vout, ks, ord, axes](const Tensor& g, Grads& grads) {
+        const Tensor gk = reshape_to(g, ks);
+        const float* xv = vx.data();
+        const float* nv = vk.data();
+        if (ord == 2) {
+          // d ||x|| / dx = x / ||x||, and 0 at ||x|| = 0 (PyTorch's choice).
+          if (detail::creating_graph()) {  // 1 / ||x|| with its history; 0 where ||x|| = 0
+            Tensor zero(ks, 0.f);
+            for (std::size_t i = 0, count = zero.size(); i < count; ++i)
+              detail::mutable_data(zero)[i] = nv[i] == 0.f ? 1.f : 0.f;
+            const Tensor n = reshape_to(vout.tensor(), ks);
+            grads.add(0, vx * (gk * ((1.f - zero) / (n + zero))));
+            return;
+          }
+          Tensor inv(ks, 0.f);
+          for (std::size_t i = 0, count = inv.size(); i < count; ++i)
+            detail::mutable_data(inv)[i] = nv[i] == 0.f ? 0.f : 1.f / nv[i];
+          grads.add(0, vx * (gk * inv));
+          return;
+        }
+        // ord 1: sign(x) (0 at 0); ord inf: sign(x) / (number of ties) at the maxima of |x| (NaN
+        // at a NaN), 0 elsewhere. Piecewise constant weights times g.
+        const Groups gr = groups_of(vx, axes);
+        Tensor w(vx.shape(), 0.f);
+        float* wv = detail::mutable_data(w);
+        for (std::size_t r = 0; r < gr.rows && gr.cols != 0; ++r) {
+          const std::size_t* s = gr.src.data() + r * gr.cols;
+          std::size_t ties = 0;
+          for (std::size_t c = 0; c < gr.cols; ++c) {
+            const float v = xv[s[c]];
+            const bool hit = ord == 1 || std::abs(v) == nv[r] || v != v;
+            ties += hit;
+            wv[s[c]] = !hit ? 0.f : v != v ? v : v > 0 ? 1.f : v < 0 ? -1.f : 0.f;
+          }
+          if (ord != 1 && ties > 1)
+            for (std::size_t c = 0; c < gr.cols; ++c) wv[s[c]] /= static_cast<float>(ties);
+        }
+        grads.add(0, w * gk);
+      },
+      true);
 }
 
 }  // namespace xtape
