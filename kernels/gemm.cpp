@@ -52,6 +52,9 @@ constexpr std::int64_t gemm_kc = 384;
 constexpr std::int64_t gemm_mc_rows = 336;  // rounded down to a multiple of MR
 constexpr std::int64_t gemm_nc_panels = 64;
 
+// Up to this many rows of A, B is read in place rather than packed (see blocked_gemm).
+constexpr std::int64_t b_rows_max = 12;
+
 // Below this many multiply-adds the packing and threading overhead dominates.
 constexpr std::int64_t small_gemm_work = 32 * 1024;
 
@@ -151,13 +154,28 @@ void pack_b_panel(bool trans_b, const float* b, std::int64_t ldb, std::int64_t n
 // g_left floats left in its run, then skipping g_jump floats every g_run (a patch's kernel rows).
 enum class AMode { packed, rows, cols, gathered, gathered_rows };
 
-template <class T, AMode Mode>
+// BRows: B is read in place, row p of the panel at bp + p * b_rs (unaligned), instead of a
+// packed micro-panel (row p at bp + p * NR); only for full NR-column panels.
+template <class T, AMode Mode, bool BRows = false>
 void micro_kernel(std::int64_t kc, const float* __restrict ap, std::int64_t a_rs,
                   const float* __restrict bp, float* c, std::int64_t ldc, std::int64_t mr,
                   std::int64_t nr, float alpha, float beta_eff, bool overwrite,
                   const float* const* a_cols = nullptr, std::int64_t g_run = 0,
-                  std::int64_t g_jump = 0, std::int64_t g_left = 0) {
+                  std::int64_t g_jump = 0, std::int64_t g_left = 0, std::int64_t b_rs = 0) {
   constexpr int MR = T::MR, NV = T::NV, W = simd_width, NR = T::NR;
+  auto load_b = [&](std::int64_t p, int v) {
+    if constexpr (BRows)
+      return batch::load_unaligned(bp + p * b_rs + v * W);
+    else
+      return batch::load_aligned(bp + p * NR + v * W);
+  };
+  // The C tile is read (and written) only after the k loop: fetch it now, so a C that is not
+  // in cache (large products) does not stall every tile.
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) {
+    __builtin_prefetch(c + i * ldc, 1);
+    __builtin_prefetch(c + i * ldc + NR - 1, 1);
+  }
   batch acc[MR][NV];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i)
@@ -171,7 +189,7 @@ void micro_kernel(std::int64_t kc, const float* __restrict ap, std::int64_t a_rs
     for (std::int64_t p = 0; p < kc; ++p) {
       batch bv[NV];
 #pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) bv[v] = batch::load_aligned(bp + p * NR + v * W);
+      for (int v = 0; v < NV; ++v) bv[v] = load_b(p, v);
 #pragma GCC unroll 16
       for (int i = 0; i < MR; ++i) {
         const batch av(rows[i][off]);
@@ -185,7 +203,7 @@ void micro_kernel(std::int64_t kc, const float* __restrict ap, std::int64_t a_rs
     for (std::int64_t p = 0; p < kc; ++p) {
       batch bv[NV];
 #pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) bv[v] = batch::load_aligned(bp + p * NR + v * W);
+      for (int v = 0; v < NV; ++v) bv[v] = load_b(p, v);
       const float* col = Mode == AMode::gathered ? a_cols[p] + a_rs : nullptr;
 #pragma GCC unroll 16
       for (int i = 0; i < MR; ++i) {
@@ -274,6 +292,10 @@ void blocked_gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, st
   // MR rows (or the kc rows of a transposed panel) alias in the L1 sets.
   const bool in_place = n <= 512 && lda % 512 != 0;
   const bool direct = !trans_a && in_place, direct_t = trans_a && in_place;
+  // B panels feed the micro-kernel in place when each is used by at most two MR-row panels of
+  // A (few rows: a batch of 1-12 through a dense layer): packing would cost more than it saves.
+  // The partial panel at the right edge is packed (zero padding).
+  const bool b_rows = !trans_b && m <= b_rows_max;
   for (std::int64_t jc = 0; jc < n; jc += nc_max) {
     const std::int64_t nc = std::min(nc_max, n - jc);
     const std::int64_t n_panels = ceil_div(nc, gemm_nr);
@@ -283,7 +305,8 @@ void blocked_gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, st
       const bool overwrite = first && beta == 0.f;
       const float beta_eff = first ? beta : 1.f;
       for (std::int64_t jp = 0; jp < n_panels; ++jp)
-        pack_b_panel<T>(trans_b, b, ldb, n, jc, jp, pc, kc, bpack);
+        if (!b_rows || jc + (jp + 1) * gemm_nr > n)
+          pack_b_panel<T>(trans_b, b, ldb, n, jc, jp, pc, kc, bpack);
       for (std::int64_t ic = 0; ic < m; ic += mc_max) {
         const std::int64_t mc = std::min(mc_max, m - ic);
         const std::int64_t mc_full = direct || direct_t ? mc / gemm_mr * gemm_mr : 0;
@@ -293,6 +316,26 @@ void blocked_gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, st
         for (std::int64_t jp = 0; jp < n_panels; ++jp) {
           const std::int64_t j0 = jc + jp * gemm_nr, ncur = std::min<std::int64_t>(gemm_nr, n - j0);
           const float* bp = bpack + jp * gemm_nr * kc;
+          if (b_rows && ncur == gemm_nr) {
+            const float* bs = b + pc * ldb + j0;
+            for (std::int64_t ir = 0; ir < mc_full; ir += gemm_mr) {
+              float* ct = c + (ic + ir) * ldc + j0;
+              if (direct)
+                micro_kernel<T, AMode::rows, true>(kc, a + (ic + ir) * lda + pc, lda, bs, ct, ldc,
+                                                   gemm_mr, ncur, alpha, beta_eff, overwrite,
+                                                   nullptr, 0, 0, 0, ldb);
+              else
+                micro_kernel<T, AMode::cols, true>(kc, a + pc * lda + ic + ir, lda, bs, ct, ldc,
+                                                   gemm_mr, ncur, alpha, beta_eff, overwrite,
+                                                   nullptr, 0, 0, 0, ldb);
+            }
+            for (std::int64_t ir = mc_full; ir < mc; ir += gemm_mr)
+              micro_kernel<T, AMode::packed, true>(
+                  kc, apack + (ir - mc_full) * kc, 0, bs, c + (ic + ir) * ldc + j0, ldc,
+                  std::min<std::int64_t>(gemm_mr, mc - ir), ncur, alpha, beta_eff, overwrite,
+                  nullptr, 0, 0, 0, ldb);
+            continue;
+          }
           for (std::int64_t ir = 0; ir < mc_full; ir += gemm_mr) {
             float* ct = c + (ic + ir) * ldc + j0;
             if (direct)
