@@ -436,6 +436,8 @@ void sgemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int6
   run(detail::NarrowTile{});
 }
 
+std::int64_t sgemm_k_slice(std::int64_t k) { return detail::even_block(k, detail::gemm_kc, 1); }
+
 SgemmTile sgemm_tile_for(std::int64_t n) {
   if (detail::simd_width >= 16 && n % detail::WideTile::NR == 0)
     return {detail::WideTile::MR, detail::WideTile::NR};
