@@ -10,9 +10,11 @@
 #include "kernels/gemm.hpp"
 
 #include <omp.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <type_traits>
@@ -44,16 +46,39 @@ using WideTile = Tile<6, 4>;
 // The tile of the gathered-A products (convolution patches read in place): 6 rows either way.
 using GatherTile = std::conditional_t<(simd_width >= 16), WideTile, NarrowTile>;
 
-// Cache blocking (measured on Zen 5: 48 KiB L1, 1 MiB L2). KC = 384 keeps the conv shapes
-// (k = 288) in one k slice, so C is written once; a KC x NR micro-panel of B (48 KiB) is
-// streamed from L1/L2 while the MC x KC block of A (336 x 384 floats, ~500 KiB) stays in L2;
-// the packed KC x NC slice of B lives in L2/L3.
+// Cache blocking. KC = 384 keeps the conv shapes (k = 288) in one k slice, so C is written
+// once, and a KC x NR micro-panel of B (24 KiB with AVX2, 48 KiB with AVX-512) streams from
+// L1/L2. KC also fixes the k slices and so the bits of every product: it is the same on every
+// machine. The MC x KC block of A takes about half of this machine's L2 (MC rows, read at run
+// time: 336 on a 1 MiB L2 as on Zen 4/5, 168 on Zen 2's 512 KiB), and the packed KC x NC slice
+// of B lives in L2/L3.
 constexpr std::int64_t gemm_kc = 384;
-constexpr std::int64_t gemm_mc_rows = 336;  // rounded down to a multiple of MR
 constexpr std::int64_t gemm_nc_panels = 64;
 
 // Up to this many rows of A, B is read in place rather than packed (see blocked_gemm).
 constexpr std::int64_t b_rows_max = 12;
+
+// The L2 cache of one core in bytes: from the C library (cpuid on x86), else from sysfs, else
+// 1 MiB.
+std::int64_t l2_bytes() {
+  static const std::int64_t bytes = [] {
+    const long from_libc = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    if (from_libc > 0) return static_cast<std::int64_t>(from_libc);
+    if (std::FILE* f = std::fopen("/sys/devices/system/cpu/cpu0/cache/index2/size", "r")) {
+      long kib = 0;
+      const int got = std::fscanf(f, "%ldK", &kib);
+      std::fclose(f);
+      if (got == 1 && kib > 0) return static_cast<std::int64_t>(kib) * 1024;
+    }
+    return std::int64_t{1} << 20;
+  }();
+  return bytes;
+}
+
+// Rows of the A block: half the L2 over KC floats a row, within [48, 960].
+std::int64_t gemm_mc_rows() {
+  return std::clamp<std::int64_t>(l2_bytes() / 2 / (gemm_kc * 4), 48, 960);
+}
 
 // Below this many multiply-adds the packing and threading overhead dominates.
 constexpr std::int64_t small_gemm_work = 32 * 1024;
@@ -280,8 +305,8 @@ void blocked_gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, st
                   float alpha, const float* a, std::int64_t lda, const float* b, std::int64_t ldb,
                   float beta, float* c, std::int64_t ldc) {
   constexpr std::int64_t gemm_mr = T::MR, gemm_nr = T::NR;
-  constexpr std::int64_t gemm_mc = gemm_mc_rows / gemm_mr * gemm_mr,
-                         gemm_nc = gemm_nr * gemm_nc_panels;
+  const std::int64_t gemm_mc = std::max(gemm_mr, gemm_mc_rows() / gemm_mr * gemm_mr);
+  constexpr std::int64_t gemm_nc = gemm_nr * gemm_nc_panels;
   const std::int64_t kc_max = even_block(k, gemm_kc, 1);
   const std::int64_t nc_max = even_block(n, gemm_nc, gemm_nr);
   const std::int64_t mc_max = even_block(m, gemm_mc, gemm_mr);
@@ -434,6 +459,10 @@ void sgemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int6
     return;
   }
   run(detail::NarrowTile{});
+}
+
+SgemmBlocking sgemm_blocking() {
+  return {detail::gemm_mc_rows(), detail::gemm_kc, detail::gemm_nc_panels, detail::l2_bytes()};
 }
 
 std::int64_t sgemm_k_slice(std::int64_t k) { return detail::even_block(k, detail::gemm_kc, 1); }

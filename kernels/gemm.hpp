@@ -35,6 +35,14 @@ void sgemm_gathered_rows(std::int64_t m, std::int64_t n, std::int64_t k, float a
                          const float* const* rows, std::int64_t run, std::int64_t pitch,
                          const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc);
 
+/// sgemm's cache blocking on this machine: rows of the A block (mc, before rounding to the
+/// tile), the k slice (kc), the packed B slice in micro-panels (nc_panels), from the L2 size
+/// found at run time (l2_bytes).
+struct SgemmBlocking {
+  std::int64_t mc = 0, kc = 0, nc_panels = 0, l2_bytes = 0;
+};
+SgemmBlocking sgemm_blocking();
+
 /// The length of the k slices sgemm's blocked path splits a product of depth k into (the last
 /// one shorter): each slice's products are summed from zero in increasing p and then added to
 /// C, so a kernel that keeps those slices (and that order) reproduces sgemm's bits.
