@@ -558,6 +558,18 @@ void pad_images(const Conv2DGeometry& g, const Conv2DGeometry& p, const float* i
   }
 }
 
+// The whole input of g zero-padded to geometry p (padded_geometry(g)), in the calling
+// thread's slot_conv_padded buffer.
+const float* padded_input(const Conv2DGeometry& g, const Conv2DGeometry& p, const float* input) {
+  const std::int64_t image = p.h * p.w * g.cin;
+  float* padded = scratch(slot_conv_padded, static_cast<std::size_t>(g.n * image));
+  const int team =
+      detail::parallel_team(detail::byte_ns(8.0 * static_cast<double>(g.n * image)), g.n);
+  detail::parallel_for_static(
+      team, g.n, [&](std::int64_t b) { pad_images(g, p, input, b, b + 1, padded + b * image); });
+  return padded;
+}
+
 // Output rows [r0, r1) (at most chunk_rows) of a non-pointwise convolution.
 void forward_rows(const Conv2DGeometry& g, const float* input, const float* kernel, std::int64_t r0,
                   std::int64_t r1, float* output, const ConvEpilogue& ep) {
@@ -620,16 +632,7 @@ void conv2d_forward(const Conv2DGeometry& g, const float* input, const float* ke
   const std::int64_t R = chunk_rows(g), chunks = ceil_div(M, R);
   const bool pad_copy = reads_padded_copy(g);
   const Conv2DGeometry gp = pad_copy ? padded_geometry(g) : g;
-  const float* in = input;
-  if (pad_copy) {
-    float* padded = scratch(slot_conv_padded, static_cast<std::size_t>(g.n * gp.h * gp.w * g.cin));
-    const int pad_team = detail::parallel_team(
-        detail::byte_ns(8.0 * static_cast<double>(g.n * gp.h * gp.w * g.cin)), g.n);
-    detail::parallel_for_static(pad_team, g.n, [&](std::int64_t b) {
-      pad_images(g, gp, input, b, b + 1, padded + b * gp.h * gp.w * g.cin);
-    });
-    in = padded;
-  }
+  const float* in = pad_copy ? padded_input(g, gp, input) : input;
   // One chunk: a single parallel GEMM. Several: chunks in parallel, each GEMM single-threaded.
   detail::RegionErrors errors;
   const int team = detail::parallel_team(conv_ns(g), chunks);
@@ -823,28 +826,19 @@ void thin_backward_kernel(const Conv2DGeometry& g, const float* input, const flo
     if (patches == nullptr)  // the callers pass a geometry with every patch inside
       throw std::logic_error("conv2d_backward_kernel: thin kernel on a patch outside the image");
     const bool overwrite = s0 == r0 && beta == 0.f;
-    std::int64_t i0 = 0;
-    for (; i0 + 6 <= K; i0 += 6)
-      thin_kernel_rows<6>(patches, off, i0, grad_output, N, s0, s1, overwrite, out);
-    switch (K - i0) {
-      case 5:
-        thin_kernel_rows<5>(patches, off, i0, grad_output, N, s0, s1, overwrite, out);
-        break;
-      case 4:
-        thin_kernel_rows<4>(patches, off, i0, grad_output, N, s0, s1, overwrite, out);
-        break;
-      case 3:
-        thin_kernel_rows<3>(patches, off, i0, grad_output, N, s0, s1, overwrite, out);
-        break;
-      case 2:
-        thin_kernel_rows<2>(patches, off, i0, grad_output, N, s0, s1, overwrite, out);
-        break;
-      case 1:
-        thin_kernel_rows<1>(patches, off, i0, grad_output, N, s0, s1, overwrite, out);
-        break;
-      default:
-        break;
-    }
+    // Row blocks of 6, then one of the remaining 1-5 rows.
+    using Rows = void (*)(const float* const*, const std::int64_t*, std::int64_t, const float*,
+                          std::int64_t, std::int64_t, std::int64_t, bool, float*);
+    static constexpr Rows rows_of[] = {nullptr,
+                                       thin_kernel_rows<1>,
+                                       thin_kernel_rows<2>,
+                                       thin_kernel_rows<3>,
+                                       thin_kernel_rows<4>,
+                                       thin_kernel_rows<5>,
+                                       thin_kernel_rows<6>};
+    for (std::int64_t i0 = 0; i0 < K; i0 += 6)
+      rows_of[std::min<std::int64_t>(6, K - i0)](patches, off, i0, grad_output, N, s0, s1,
+                                                 overwrite, out);
   }
 }
 
@@ -873,16 +867,8 @@ void backward_kernel_impl(const Conv2DGeometry& g, const float* input, const flo
                     thin_backward_kernel_supported(g) &&
                     !sgemm_gathered_supported(K, N, std::min(R, M), g.kw * g.cin);
   const Conv2DGeometry gp = thin ? padded_geometry(g) : g;
-  const float* in = input;
-  if (thin && (gp.h != g.h || gp.w != g.w || g.pad_top != 0 || g.pad_left != 0)) {
-    float* padded = scratch(slot_conv_padded, static_cast<std::size_t>(g.n * gp.h * gp.w * g.cin));
-    const int pad_team = detail::parallel_team(
-        detail::byte_ns(8.0 * static_cast<double>(g.n * gp.h * gp.w * g.cin)), g.n);
-    detail::parallel_for_static(pad_team, g.n, [&](std::int64_t b) {
-      pad_images(g, gp, input, b, b + 1, padded + b * gp.h * gp.w * g.cin);
-    });
-    in = padded;
-  }
+  const bool pads = gp.h != g.h || gp.w != g.w || g.pad_top != 0 || g.pad_left != 0;
+  const float* in = thin && pads ? padded_input(g, gp, input) : input;
   float* partial =
       parts == 1 ? grad_kernel : scratch(slot_conv_partial, static_cast<std::size_t>(parts * kn));
   detail::RegionErrors errors;
