@@ -99,11 +99,62 @@ void tile(const Taps& taps, std::int64_t off, std::int64_t src_step, float* out,
     }
 }
 
+// The tiles of 8 positions of a run with unit stride and dilation along the row whose taps come
+// in whole kernel rows of KW (as the run's tap list holds them): position r reads tap j of kernel
+// row t at taps.src[t * KW] + (r + j) * C, or with REV (an input gradient, whose taps walk the
+// row backwards) at taps.src[t * KW + KW - 1] + (r + KW - 1 - j) * C. Each input vector is loaded
+// once for the KW taps that read it. The sums run over the taps in the same order as tile's.
+// Needs C % W == 0; returns the positions done (a multiple of 8).
+template <int KW, bool REV>
+std::int64_t reuse_tiles(const Taps& taps, std::int64_t count, float* out, std::int64_t C) {
+  constexpr int RB = 8, P = RB + KW - 1;
+  const std::int64_t krows = taps.size() / KW;
+  std::int64_t r0 = 0;
+  for (; r0 + RB <= count; r0 += RB)
+    for (std::int64_t c0 = 0; c0 < C; c0 += W) {
+      batch acc[RB];
+#pragma GCC unroll 8
+      for (int r = 0; r < RB; ++r) acc[r] = batch(0.f);
+      for (std::int64_t t = 0; t < krows; ++t) {
+        const float* base =
+            taps.src[static_cast<std::size_t>(t * KW + (REV ? KW - 1 : 0))] + r0 * C + c0;
+        const float* kr = taps.ker[static_cast<std::size_t>(t * KW)] + c0;
+        batch kv[KW];
+#pragma GCC unroll 8
+        for (int j = 0; j < KW; ++j) kv[j] = batch::load_unaligned(kr + j * C);
+          // Forward: acc[r] meets tap j at p = r + j, p rising: taps in rising order. REV: at
+          // p = r + KW - 1 - j, p falling: again in rising order.
+#pragma GCC unroll 16
+        for (int q = 0; q < P; ++q) {
+          const int p = REV ? P - 1 - q : q;
+          const batch xv = batch::load_unaligned(base + p * C);
+#pragma GCC unroll 8
+          for (int j = 0; j < KW; ++j) {
+            const int r = REV ? p - (KW - 1 - j) : p - j;
+            if (r >= 0 && r < RB) acc[r] = xsimd::fma(xv, kv[j], acc[r]);
+          }
+        }
+      }
+#pragma GCC unroll 8
+      for (int r = 0; r < RB; ++r) acc[r].store_unaligned(out + (r0 + r) * C + c0);
+    }
+  return r0;
+}
+
 // Positions [0, count) of a run that shares its taps (position r reads src + r * src_step and
-// writes out + r * out_step): tiles of 8, then 4, then single positions.
+// writes out + r * out_step): tiles of 8, then 4, then single positions. `reuse_kw` (3 or 5,
+// else 0) and `rev`: the run qualifies for reuse_tiles (unit steps, whole kernel rows).
 void run_tiles(const Taps& taps, std::int64_t count, std::int64_t src_step, float* out,
-               std::int64_t out_step, std::int64_t C) {
+               std::int64_t out_step, std::int64_t C, std::int64_t reuse_kw = 0, bool rev = false) {
   std::int64_t r = 0;
+  if (C % W == 0 && src_step == C && out_step == C) {
+    if (reuse_kw == 3)
+      r = rev ? reuse_tiles<3, true>(taps, count, out, C)
+              : reuse_tiles<3, false>(taps, count, out, C);
+    if (reuse_kw == 5)
+      r = rev ? reuse_tiles<5, true>(taps, count, out, C)
+              : reuse_tiles<5, false>(taps, count, out, C);
+  }
   for (; r + 8 <= count; r += 8)
     tile<8>(taps, r * src_step, src_step, out + r * out_step, out_step, C);
   for (; r + 4 <= count; r += 4)
@@ -126,6 +177,7 @@ std::pair<std::int64_t, std::int64_t> inside(std::int64_t in, std::int64_t out, 
 void forward_c(const Conv2DGeometry& g, std::int64_t C, const float* input, const float* kernel,
                float* output) {
   const std::int64_t rows = g.n * g.out_h;
+  const std::int64_t reuse_kw = g.stride_w == 1 && g.dil_w == 1 ? g.kw : 0;
   // (no structured binding: clang 14 refuses to capture one in a lambda)
   const std::pair<std::int64_t, std::int64_t> span =
       inside(g.w, g.out_w, g.stride_w, -g.pad_left, (g.kw - 1) * g.dil_w - g.pad_left);
@@ -153,7 +205,7 @@ void forward_c(const Conv2DGeometry& g, std::int64_t C, const float* input, cons
             for (std::int64_t j = 0; j < g.kw; ++j)
               taps.add(rp[i] + (lo * g.stride_w - g.pad_left + j * g.dil_w) * C,
                        kernel + (i * g.kw + j) * C);
-        run_tiles(taps, hi - lo, g.stride_w * C, out_row + lo * C, C, C);
+        run_tiles(taps, hi - lo, g.stride_w * C, out_row + lo * C, C, C, reuse_kw);
       }
       // Border positions: the taps inside the row only.
       for (std::int64_t ow = 0; ow < g.out_w; ++ow) {
@@ -178,6 +230,7 @@ void forward_c(const Conv2DGeometry& g, std::int64_t C, const float* input, cons
 void backward_input_c(const Conv2DGeometry& g, std::int64_t C, const float* grad_output,
                       const float* kernel, float* grad_input) {
   const std::int64_t rows = g.n * g.h;
+  const std::int64_t reuse_kw = g.stride_w == 1 && g.dil_w == 1 ? g.kw : 0;
   // With unit stride, the positions w whose every tap j has an output column u = w + pad_left -
   // j * dil_w in [0, out_w) share their taps.
   std::int64_t lo = 0, hi = 0;
@@ -208,7 +261,7 @@ void backward_input_c(const Conv2DGeometry& g, std::int64_t C, const float* grad
           if (rp[i])
             for (std::int64_t j = 0; j < g.kw; ++j)
               taps.add(rp[i] + (lo + g.pad_left - j * g.dil_w) * C, kernel + (i * g.kw + j) * C);
-        run_tiles(taps, hi - lo, C, gi_row + lo * C, C, C);
+        run_tiles(taps, hi - lo, C, gi_row + lo * C, C, C, reuse_kw, true);
       }
       for (std::int64_t w = 0; w < g.w; ++w) {
         if (w == lo && hi > lo) w = hi;

@@ -91,6 +91,7 @@ const std::vector<Geometry>& geometries() {
       {{1, 8, 11, 20}, {3, 3, 20, 1}, {2, 2}, {1, 1}, Padding::valid},  // stride 2
       {{2, 9, 10, 17}, {3, 2, 17, 2}, {1, 1}, {2, 2}, Padding::same},   // dilation, mult 2
       {{1, 12, 13, 33}, {5, 5, 33, 1}, {1, 1}, {1, 1}, Padding::same},  // 5 taps a row
+      {{1, 10, 21, 16}, {5, 5, 16, 1}, {1, 1}, {1, 1}, Padding::same},  // 5 taps, whole vectors
       {{2, 5, 19, 16}, {1, 4, 16, 1}, {1, 3}, {1, 1}, Padding::same},   // 1-d like, stride 3
       {{1, 6, 7, 3}, {2, 3, 3, 3}, {2, 1}, {1, 2}, Padding::valid},     // fewer channels than W
       {{1, 9, 9, 8}, {3, 3, 8, 1}, {2, 2}, {2, 1}, Padding::same},      // stride and dilation
