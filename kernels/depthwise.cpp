@@ -175,7 +175,7 @@ std::pair<std::int64_t, std::int64_t> inside(std::int64_t in, std::int64_t out, 
 
 // The m == 1 forward on C channels.
 void forward_c(const Conv2DGeometry& g, std::int64_t C, const float* input, const float* kernel,
-               float* output) {
+               float* output, const float* bias) {
   const std::int64_t rows = g.n * g.out_h;
   const std::int64_t reuse_kw = g.stride_w == 1 && g.dil_w == 1 ? g.kw : 0;
   // (no structured binding: clang 14 refuses to capture one in a lambda)
@@ -220,6 +220,14 @@ void forward_c(const Conv2DGeometry& g, std::int64_t C, const float* input, cons
             }
         tile<1>(taps, 0, 0, out_row + ow * C, 0, C);
       }
+      if (bias)  // while the row is in cache
+        for (std::int64_t ow = 0; ow < g.out_w; ++ow) {
+          float* o = out_row + ow * C;
+          std::int64_t c = 0;
+          for (; c + W <= C; c += W)
+            (batch::load_unaligned(o + c) + batch::load_unaligned(bias + c)).store_unaligned(o + c);
+          for (; c < C; ++c) o[c] += bias[c];
+        }
     });
   });
   errors.rethrow();
@@ -428,13 +436,13 @@ float* spread_input(const Conv2DGeometry& g, std::int64_t mult, const float* inp
 }  // namespace
 
 void depthwise_conv2d_forward(const Conv2DGeometry& g, std::int64_t mult, const float* input,
-                              const float* kernel, float* output) {
+                              const float* kernel, float* output, const float* bias) {
   if (g.n * g.out_h * g.out_w * g.cin * mult == 0) return;
   if (mult == 1) {
-    forward_c(g, g.cin, input, kernel, output);
+    forward_c(g, g.cin, input, kernel, output, bias);
     return;
   }
-  forward_c(g, g.cin * mult, spread_input(g, mult, input), kernel, output);
+  forward_c(g, g.cin * mult, spread_input(g, mult, input), kernel, output, bias);
 }
 
 void depthwise_conv2d_backward_input(const Conv2DGeometry& g, std::int64_t mult,

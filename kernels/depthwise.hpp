@@ -8,9 +8,10 @@
 
 namespace xtape::kernels {
 
-/// output (n, out_h, out_w, cin * mult) = depthwise conv of input (n, h, w, cin). Overwrites.
+/// output (n, out_h, out_w, cin * mult) = depthwise conv of input (n, h, w, cin), plus
+/// bias[channel] when `bias` (cin * mult values; the rounding of a separate add). Overwrites.
 void depthwise_conv2d_forward(const Conv2DGeometry& g, std::int64_t mult, const float* input,
-                              const float* kernel, float* output);
+                              const float* kernel, float* output, const float* bias = nullptr);
 /// grad_input (n, h, w, cin) from grad_output (n, out_h, out_w, cin * mult). Overwrites.
 void depthwise_conv2d_backward_input(const Conv2DGeometry& g, std::int64_t mult,
                                      const float* grad_output, const float* kernel,

@@ -140,6 +140,7 @@ Tensor defer(const Shape& shape, std::shared_ptr<PendingConv> p) {
 }  // namespace
 
 Tensor fuse_conv_bias(const Tensor& a, const Tensor& bias) {
+  if (Tensor dw = fuse_depthwise_bias(a, bias); dw.defined()) return dw;
   const auto p = pending_conv(a);
   if (!p || p->bias.defined() || p->scale.defined() || p->relu || !bias.defined() ||
       !is_channel_vector(bias.shape(), a.shape().size(), static_cast<std::size_t>(p->g.cout)))

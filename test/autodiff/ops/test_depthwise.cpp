@@ -190,4 +190,33 @@ BOOST_AUTO_TEST_CASE(depthwise_is_bitwise_independent_of_the_thread_count) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(depthwise_plus_bias_fuses_with_the_bits_of_a_separate_add) {
+  Rng rng(35);
+  for (const Geometry& g : {geometries()[1], geometries()[3], geometries()[6]}) {
+    const Tensor x = random_tensor(g.x, rng), k = random_tensor(g.k, rng);
+    const Tensor b = random_tensor({g.k[2] * g.k[3]}, rng);
+    auto run = [&](bool read_first) {
+      Tensor xv = x.clone().set_requires_grad(true), kv = k.clone().set_requires_grad(true);
+      Tensor bv = b.clone().set_requires_grad(true);
+      const Tensor y = depthwise_conv2d(xv, kv, g.s, g.p, g.d);
+      if (read_first) (void)y.to_vector();  // computed alone: the add is a pass of its own
+      const Tensor z = y + bv;
+      sum(z * z).backward();
+      return std::vector<std::vector<float>>{z.to_vector(), xv.grad().to_vector(),
+                                             kv.grad().to_vector(), bv.grad().to_vector()};
+    };
+    const auto fused = run(false), separate = run(true);
+    for (std::size_t i = 0; i < fused.size(); ++i)
+      BOOST_TEST(fused[i] == separate[i], boost::test_tools::per_element());
+  }
+  // 1-d: through the reshape.
+  const Tensor x1 = random_tensor({2, 9, 8}, rng), k1 = random_tensor({3, 8, 2}, rng);
+  const Tensor b1 = random_tensor({16}, rng);
+  const Tensor y1 = depthwise_conv1d(x1, k1, 1, Padding::same, 1);
+  const std::vector<float> alone = y1.to_vector();
+  const std::vector<float> fused = (depthwise_conv1d(x1, k1, 1, Padding::same, 1) + b1).to_vector();
+  for (std::size_t i = 0; i < alone.size(); ++i)
+    BOOST_TEST(fused[i] == alone[i] + b1.data()[i % 16]);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
