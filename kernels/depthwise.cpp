@@ -40,11 +40,27 @@ double pass_ns(const Conv2DGeometry& g, std::int64_t C) {
 }
 
 // The taps of one tile: tap t reads src[t][r * src_step + c] against ker[t][c] for position r.
-struct Taps {
-  std::vector<const float*> src, ker;
-  void clear() { src.clear(), ker.clear(); }
-  void add(const float* s, const float* k) { src.push_back(s), ker.push_back(k); }
-  std::int64_t size() const { return static_cast<std::int64_t>(src.size()); }
+class Taps {
+ public:
+  /// Room for `capacity` taps: on the stack up to 64, else on the heap.
+  explicit Taps(std::int64_t capacity) {
+    if (capacity > 64) {
+      heap_.resize(2 * static_cast<std::size_t>(capacity));
+      src = heap_.data(), ker = src + capacity;
+    }
+  }
+  Taps(const Taps&) = delete;  // src and ker may point into the object
+  Taps& operator=(const Taps&) = delete;
+  void clear() { n_ = 0; }
+  void add(const float* s, const float* k) { src[n_] = s, ker[n_] = k, ++n_; }
+  std::int64_t size() const { return n_; }
+  const float** src = local_;
+  const float** ker = local_ + 64;
+
+ private:
+  const float* local_[128];
+  std::vector<const float*> heap_;
+  std::int64_t n_ = 0;
 };
 
 // out[r * out_step + c] = sum over taps t (in order, from 0) of src[t][off + r * src_step + c] *
@@ -85,8 +101,8 @@ void tile(const Taps& taps, std::int64_t off, std::int64_t src_step, float* out,
           std::int64_t out_step, std::int64_t C) {
   constexpr int CB = RB >= 8 ? 1 : RB >= 4 ? 2 : 4;
   const std::int64_t nt = taps.size();
-  const float* const* src = taps.src.data();
-  const float* const* ker = taps.ker.data();
+  const float* const* src = taps.src;
+  const float* const* ker = taps.ker;
   std::int64_t c0 = 0;
   tile_blocks<RB, CB>(nt, src, ker, off, src_step, c0, C, out, out_step);
   if constexpr (CB > 1) tile_blocks<RB, 1>(nt, src, ker, off, src_step, c0, C, out, out_step);
@@ -186,7 +202,7 @@ void forward_c(const Conv2DGeometry& g, std::int64_t C, const float* input, cons
   detail::RegionErrors errors;
   detail::parallel_for_static(team, rows, [&](std::int64_t row) {
     errors.run([&] {
-      thread_local Taps taps;
+      Taps taps(g.kh * g.kw);
       const std::int64_t b = row / g.out_h, oh = row % g.out_h;
       float* out_row = output + row * g.out_w * C;
       const float* in_rows[64];
@@ -250,7 +266,7 @@ void backward_input_c(const Conv2DGeometry& g, std::int64_t C, const float* grad
   detail::RegionErrors errors;
   detail::parallel_for_static(team, rows, [&](std::int64_t row) {
     errors.run([&] {
-      thread_local Taps taps;
+      Taps taps(g.kh * g.kw);
       const std::int64_t b = row / g.h, h = row % g.h;
       float* gi_row = grad_input + row * g.w * C;
       const float* go_rows[64];
