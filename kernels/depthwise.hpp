@@ -2,8 +2,10 @@
 /// @file depthwise.hpp
 /// Depthwise 2-d convolution on NHWC buffers: every input channel c is convolved with its own
 /// `mult` filters, output channel c * mult + m (Keras's DepthwiseConv2D order). Kernel layout
-/// (kh, kw, cin, mult). The geometry is Conv2DGeometry's with cout = cin * mult. Each output
-/// element is summed by one thread in a fixed order: results do not depend on the thread count.
+/// (kh, kw, cin, mult). The geometry is Conv2DGeometry's with cout = cin * mult. Vectorized
+/// over channels. Each output and input-gradient element is summed by one thread over the taps
+/// in order; the kernel gradient over fixed row ranges whose partials are added in order: no
+/// result depends on the thread count.
 #include "kernels/conv.hpp"
 
 namespace xtape::kernels {
