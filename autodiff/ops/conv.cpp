@@ -1,5 +1,6 @@
 // conv2d and conv1d (NHWC / NWC, TensorFlow semantics) and their backward rules. The arithmetic
-// lives in kernels/conv.cpp; this file checks shapes, records the tape and routes gradients.
+// lives in kernels/conv.cpp (grouped convolutions: kernels/grouped_conv.cpp); this file checks
+// shapes, records the tape and routes gradients.
 #include "kernels/conv.hpp"
 
 #include <algorithm>
