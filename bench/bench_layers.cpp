@@ -217,7 +217,8 @@ int main(int argc, char** argv) {
         x.zero_grad();
         Tensor y = forward();
         if (read_output) {
-          volatile float r = y.data()[0];  // as a loss would: computes a deferred forward
+          const Tensor& yc = y;
+          volatile float r = yc.data()[0];  // as a loss would: computes a deferred forward
           (void)r;
         }
         y.backward(gy);
