@@ -124,13 +124,13 @@ int main() {
   const double conv1_bytes =
       (static_cast<double>(conv1.x.size()) + static_cast<double>(conv1.y.size())) * 4.0;
 
-  std::printf("%-30s %8s %10s %8s %10s %8s\n", "kernel", "threads", "time ms", "GFLOP/s", "of peak",
+  std::printf("%-34s %8s %10s %8s %10s %8s\n", "kernel", "threads", "time ms", "GFLOP/s", "of peak",
               "GB/s");
   for (int threads : {1, 2}) {
     omp_set_num_threads(threads);
     const double pk = peak[threads - 1];
     auto row = [&](const char* name, double flops, double t, double bytes, double executed = 0) {
-      std::printf("%-30s %8d %10.3f %8.1f %9.1f%%", name, threads, t * 1e3, flops / t / 1e9,
+      std::printf("%-34s %8d %10.3f %8.1f %9.1f%%", name, threads, t * 1e3, flops / t / 1e9,
                   100.0 * flops / t / 1e9 / pk);
       if (bytes > 0)
         std::printf(" %8.1f (%.0f%% of copy)", bytes / t / 1e9,
