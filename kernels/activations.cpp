@@ -71,12 +71,17 @@ CdfExp normal_cdf(B x) {
 // gelu = x Phi(x) (NaN for x = -inf, as 0.5 x (1 + erf(x / sqrt 2))).
 B gelu(B x) { return x * normal_cdf(x).cdf; }
 // d/dx = Phi(x) + x phi(x), Phi(x) read back from the output as y / x (within an ulp of the
-// cdf y was made of; 0.5 at x = 0): only an exp remains. e = exp(-x^2 / 2) with a^2 split as
-// in normal_cdf.
+// cdf y was made of; 0.5 at x = 0): only an exp remains. e = exp(-x^2 / 2) as in normal_cdf
+// (0 beyond |x| = 14: x phi(x) is 0 for finite x there, NaN for infinite x as in the
+// composition).
 B gelu_grad(B x, B y, B g) {
-  const B cdf = xsimd::select(xsimd::abs(x) >= B(1e-30f), y / x, B(0.5f));
-  const B h = x * x, l = xsimd::fms(x, x, h);
-  const B e = xsimd::exp(B(-0.5f) * h) * xsimd::fnma(B(0.5f), l, B(1.f));
+  const B ax = xsimd::abs(x);
+  const auto inside = ax < B(14.f);
+  const B cdf = xsimd::select(ax >= B(1e-30f), y / x, B(0.5f));
+  const B a = xsimd::select(inside, ax, B(0.f));
+  const B h = a * a, l = xsimd::fms(a, a, h);
+  const B e =
+      xsimd::select(inside, xsimd::exp(B(-0.5f) * h) * xsimd::fnma(B(0.5f), l, B(1.f)), B(0.f));
   return g * xsimd::fma(x, B(kInvSqrt2Pi) * e, cdf);
 }
 
