@@ -31,13 +31,15 @@ Tensor activation(const char* op, Activation f, float param, const Tensor& x,
   Tensor out = Tensor::empty(x.shape());
   kernels::activation_forward(f, param, x.size(), x.data(), detail::mutable_data(out));
   const Tensor vx = x;  // with its history, for create_graph (an input: no cycle)
-  const detail::SavedOutput vy(out);
+  // The output too where the backward kernel reads it (gelu's Phi(x) = y / x); no history.
+  const Tensor vy = f == Activation::gelu ? detail::saved(out) : Tensor();
   return record(
       op, out, {x},
       [vx, vy, f, param, composed](const Tensor& g, Grads& grads) {
         if (detail::creating_graph()) return grads.add(0, composed(vx, g, param));
         Tensor d = Tensor::empty(vx.shape());
-        kernels::activation_backward(f, param, vx.size(), vx.data(), vy.values().data(), g.data(),
+        kernels::activation_backward(f, param, vx.size(), vx.data(),
+                                     vy.defined() ? vy.data() : nullptr, g.data(),
                                      detail::mutable_data(d));
         grads.add(0, d);
       },

@@ -275,13 +275,13 @@ BOOST_AUTO_TEST_CASE(first_and_second_derivatives_by_finite_differences) {
     gradgradcheck(a.name, f, {x});
   }
   // sigmoid and tanh, whose first-order rule is now one pass.
-  for (const auto& [name, fn] :
+  for (const auto& named :
        std::vector<std::pair<std::string, std::function<Tensor(const Tensor&)>>>{
            {"sigmoid", [](const Tensor& t) { return sigmoid(t); }},
            {"tanh", [](const Tensor& t) { return tanh(t); }}}) {
-    auto f = [fn](const std::vector<Tensor>& in) { return fn(in[0]); };
-    gradcheck(name, f, {x});
-    gradgradcheck(name, f, {x});
+    auto f = [fn = named.second](const std::vector<Tensor>& in) { return fn(in[0]); };
+    gradcheck(named.first, f, {x});
+    gradgradcheck(named.first, f, {x});
   }
 }
 
