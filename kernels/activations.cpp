@@ -33,6 +33,19 @@ B rounded(B v) {
 #endif
 }
 
+// a^2 = h + l exactly (h the rounded square): by an FMA where the target has one, else by
+// Dekker's split of a into 12-bit halves (no FMA to contract it into).
+void exact_square(B a, B& h, B& l) {
+  h = a * a;
+#if defined(__FMA__)
+  l = xsimd::fms(a, a, h);
+#else
+  const B c = a * B(4097.f);
+  const B hi = c - (c - a), lo = a - hi;
+  l = ((hi * hi - h) + B(2.f) * hi * lo) + lo * lo;
+#endif
+}
+
 // c0 + c1 x + c2 x^2 + ... by Horner's rule (coefficients from the constant term up).
 B horner(B, float c) { return B(c); }
 template <class... C>
@@ -48,7 +61,8 @@ B sigmoid(B x) { return B(1.f) / (B(1.f) + xsimd::exp(-x)); }
 // (relative error 5e-9, by iterated weighted least squares in double; S varies between 1.25
 // and 0.4, so Horner's rule in float stays within a few ulp). No cancellation for negative x
 // (Phi = Q there); beyond |x| = 14, Q is below the smallest float and taken as 0. a^2 is split
-// into h + l (l = fma(a, a, -h)) so that e does not inherit the rounding of a^2.
+// into h + l exactly, e = exp(-h / 2) (1 - l / 2), so that e does not inherit the rounding of
+// a^2.
 struct CdfExp {
   B cdf, e;
 };
@@ -61,7 +75,8 @@ CdfExp normal_cdf(B x) {
   const B p = horner(w, 1.250000007e+00f, -1.243390769e+00f, 1.695305662e-01f, 2.931248088e-01f,
                      4.609589035e-02f, -1.055146300e-01f, 1.921929758e-02f, -1.167763609e-01f,
                      8.352062279e-02f, 2.852249623e-02f, -2.540768882e-02f);
-  const B h = a * a, l = xsimd::fms(a, a, h);
+  B h, l;
+  exact_square(a, h, l);
   const B e =
       xsimd::select(inside, xsimd::exp(B(-0.5f) * h) * xsimd::fnma(B(0.5f), l, B(1.f)), B(0.f));
   const B q = e * (p * r);
@@ -79,7 +94,8 @@ B gelu_grad(B x, B y, B g) {
   const auto inside = ax < B(14.f);
   const B cdf = xsimd::select(ax >= B(1e-30f), y / x, B(0.5f));
   const B a = xsimd::select(inside, ax, B(0.f));
-  const B h = a * a, l = xsimd::fms(a, a, h);
+  B h, l;
+  exact_square(a, h, l);
   const B e =
       xsimd::select(inside, xsimd::exp(B(-0.5f) * h) * xsimd::fnma(B(0.5f), l, B(1.f)), B(0.f));
   return g * xsimd::fma(x, B(kInvSqrt2Pi) * e, cdf);
