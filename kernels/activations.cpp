@@ -58,7 +58,7 @@ B sigmoid(B x) { return B(1.f) / (B(1.f) + xsimd::exp(-x)); }
 // The standard normal's cdf Phi(x) and e = exp(-x^2 / 2) (so phi(x) = e / sqrt(2 pi)), from one
 // exp: the upper tail Q(a) = Phi(-a), a = |x|, is e(a) S(w) / (a + c) with w = a / (a + c),
 // c = 2.5, and S a degree-10 polynomial fitted to S = Q(a) exp(a^2 / 2) (a + c) on [0, 14]
-// (relative error 5e-9, by iterated weighted least squares in double; S varies between 1.25
+// (relative error 5e-9, by tools/fit_normal_tail.py in double; S varies between 1.25
 // and 0.4, so Horner's rule in float stays within a few ulp). No cancellation for negative x
 // (Phi = Q there); beyond |x| = 14, Q is below the smallest float and taken as 0. a^2 is split
 // into h + l exactly, e = exp(-h / 2) (1 - l / 2), so that e does not inherit the rounding of
