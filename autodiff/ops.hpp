@@ -89,12 +89,16 @@ enum class Padding { valid, same, causal };
 /// "valid" or "same" (case-insensitive); throws std::invalid_argument naming `who` otherwise.
 Padding parse_padding(const std::string& name, const char* who);
 
-/// input (n, h, w, cin), kernel (kh, kw, cin, cout) -> (n, oh, ow, cout).
+/// input (n, h, w, cin), kernel (kh, kw, cin / groups, cout) -> (n, oh, ow, cout). With
+/// groups > 1 (dividing cin and cout), filter block i of cout / groups sees input channel
+/// block i only (Keras's Conv2D groups). Throws std::invalid_argument when the kernel's
+/// channels times groups are not the input's or groups does not divide cout.
 Tensor conv2d(const Tensor& input, const Tensor& kernel, std::array<int, 2> strides = {1, 1},
-              Padding padding = Padding::valid, std::array<int, 2> dilation = {1, 1});
-/// input (n, w, cin), kernel (k, cin, cout) -> (n, ow, cout).
+              Padding padding = Padding::valid, std::array<int, 2> dilation = {1, 1},
+              int groups = 1);
+/// input (n, w, cin), kernel (k, cin / groups, cout) -> (n, ow, cout); groups as conv2d's.
 Tensor conv1d(const Tensor& input, const Tensor& kernel, int stride = 1,
-              Padding padding = Padding::valid, int dilation = 1);
+              Padding padding = Padding::valid, int dilation = 1, int groups = 1);
 /// Transposed convolution (Keras's Conv2DTranspose): input (n, h, w, cin), kernel
 /// (kh, kw, filters, cin) -> (n, H, W, filters), the adjoint of conv2d from (H, W) to (h, w).
 /// H follows Keras (deconv_output_length): with output_padding -1 (None), h * stride, plus

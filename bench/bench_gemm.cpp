@@ -88,6 +88,10 @@ int main(int argc, char** argv) {
 #endif
   std::printf("kernels %s (%zu floats a vector); peak loop %s\n", xtape::kernels::isa(),
               xtape::kernels::simd_floats(), xsimd::default_arch::name());
+  const xtape::kernels::SgemmBlocking blocking = xtape::kernels::sgemm_blocking();
+  std::printf("blocking from a %lld KiB L2: MC %lld rows, KC %lld, NC %lld micro-panels\n",
+              static_cast<long long>(blocking.l2_bytes / 1024), static_cast<long long>(blocking.mc),
+              static_cast<long long>(blocking.kc), static_cast<long long>(blocking.nc_panels));
   const int reps = quick ? 5 : 9;
   std::printf("%-18s %4s %12s %12s %8s %10s %10s\n", "shape (MxNxK)", "thr", "xtape GF/s",
               "OpenBLAS GF/s", "x/blas", "xtape/pk", "blas/pk");

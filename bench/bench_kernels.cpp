@@ -1,15 +1,17 @@
 // bench_kernels: throughput of the hot CPU kernels against this machine's own limits.
 //
-// Measures the FMA peak (an xsimd loop with 16 independent accumulator chains per thread) and a
-// streaming-copy bandwidth, then prints, for 1 and 2 threads, GFLOP/s and the fraction of peak
-// for sgemm 1024^3, the three GEMM shapes of conv2, and the founding model's conv layers at
-// batch 128:
+// Measures the FMA peak (an xsimd loop of independent accumulator chains per thread,
+// bench/peak.hpp) and a streaming-copy bandwidth, then prints, for 1 and 2 threads, GFLOP/s and the
+// fraction of peak for sgemm 1024^3, the three GEMM shapes of conv2, and the founding model's conv
+// layers at batch 128:
 //   conv2: 13x13x32 -> 11x11x64, 3x3 valid (forward, backward_input, backward_kernel). All
 //          three passes run as Winograd F(2x2, 3x3): GFLOP/s counts the direct
 //          convolution's FLOPs (effective throughput, which may pass the peak), and the
 //          "executed" figure counts the multiply-adds the Winograd GEMMs really do.
 //   conv1: 28x28x1 -> 26x26x32, 3x3 valid (forward, backward_kernel; memory-bound, so also
 //          the effective bandwidth of its compulsory traffic as a fraction of the copy figure).
+//   vgg:   the first layer of a CIFAR-sized VGG (32x32x3 -> 32, 3x3 same, batch 64) beside the
+//          wide layers after it (32 -> 32 at 32x32, 64 -> 64 at 16x16, both Winograd).
 // Every figure is the median of several repetitions after a warm-up call.
 #include <omp.h>
 
@@ -19,6 +21,7 @@
 #include <cstring>
 #include <functional>
 #include <random>
+#include <string>
 #include <vector>
 #include <xsimd/xsimd.hpp>
 
@@ -60,6 +63,13 @@ xtape::kernels::Conv2DGeometry valid_3x3(std::int64_t n, std::int64_t hw, std::i
   xtape::kernels::Conv2DGeometry g;
   g.n = n, g.h = hw, g.w = hw, g.cin = cin, g.kh = 3, g.kw = 3, g.cout = cout;
   g.out_h = hw - 2, g.out_w = hw - 2;
+  return g;
+}
+
+xtape::kernels::Conv2DGeometry same_3x3(std::int64_t n, std::int64_t hw, std::int64_t cin,
+                                        std::int64_t cout) {
+  xtape::kernels::Conv2DGeometry g = valid_3x3(n, hw, cin, cout);
+  g.pad_top = g.pad_left = 1, g.out_h = hw, g.out_w = hw;
   return g;
 }
 
@@ -108,6 +118,8 @@ int main() {
   const auto cw = random_vector(static_cast<std::size_t>(ck * cn));
   std::vector<float> cc(static_cast<std::size_t>(cm * ck));
   ConvBuffers conv2(valid_3x3(128, 13, 32, 64)), conv1(valid_3x3(128, 28, 1, 32));
+  ConvBuffers vgg_first(same_3x3(64, 32, 3, 32)), vgg_wide(same_3x3(64, 32, 32, 32)),
+      vgg_deep(same_3x3(64, 16, 64, 64));
   // Compulsory traffic of conv1 (bytes): forward reads x and writes y; backward_kernel reads both.
   const double conv1_bytes =
       (static_cast<double>(conv1.x.size()) + static_cast<double>(conv1.y.size())) * 4.0;
@@ -234,6 +246,38 @@ int main() {
             },
             reps),
         conv1_bytes);
+    // The first layer of a CIFAR-sized VGG (32x32x3 images, 'same' 3x3, batch 64) against the
+    // wide layer after it (32 -> 32 channels) and a deeper one (64 -> 64 at 16x16): the
+    // passes of a training step (the first layer has no input gradient).
+    for (ConvBuffers* cb : {&vgg_first, &vgg_wide, &vgg_deep}) {
+      const std::string name = "vgg " + std::to_string(cb->g.cin) + "->" +
+                               std::to_string(cb->g.cout) + " " + std::to_string(cb->g.h) + "x" +
+                               std::to_string(cb->g.w);
+      row((name + " forward").c_str(), cb->flops(),
+          median_time(
+              [&] {
+                xtape::kernels::conv2d_forward(cb->g, cb->x.data(), cb->k.data(), cb->y.data());
+              },
+              reps),
+          0, winograd_flops(cb->g));
+      row((name + " backward_kernel").c_str(), cb->flops(),
+          median_time(
+              [&] {
+                xtape::kernels::conv2d_backward_kernel(cb->g, cb->x.data(), cb->y.data(),
+                                                       cb->gk.data());
+              },
+              reps),
+          0, winograd_flops(cb->g));
+      if (cb != &vgg_first)
+        row((name + " backward_input").c_str(), cb->flops(),
+            median_time(
+                [&] {
+                  xtape::kernels::conv2d_backward_input(cb->g, cb->y.data(), cb->k.data(),
+                                                        cb->gx.data());
+                },
+                reps),
+            0, winograd_flops(xtape::kernels::winograd::input_grad_geometry(cb->g)));
+    }
   }
   return 0;
 }

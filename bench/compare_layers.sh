@@ -1,6 +1,7 @@
 #!/bin/bash
 # The training step (forward + backward) of each layer type, xtape (bench_layers) against
-# PyTorch's equivalent (bench/reference/torch_layers.py) on the same shapes: for each thread
+# PyTorch's equivalent (bench/reference/torch_layers.py) on the same shapes (xtape reads each
+# step's output, as a loss would, so deferred forwards are timed too): for each thread
 # count, xtape then PyTorch, repeated --runs times (alternating), medians per layer.
 # Prints: layer, input shape (Keras layout), threads, xtape ms, torch ms (and the layout it
 # ran in), ratio torch / xtape (goal >= 0.83: no layer slower than PyTorch by more than 1.2x),
@@ -44,7 +45,7 @@ echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores," \
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 for r in $(seq 1 "$runs"); do
   for t in ${threads//,/ }; do
-    OMP_NUM_THREADS=$t "$bench" --steps "$steps" --threads "$t" "${onlyarg[@]}" >"$tmp/x.$r.$t" 2>&1
+    OMP_NUM_THREADS=$t "$bench" --steps "$steps" --threads "$t" --read-output "${onlyarg[@]}" >"$tmp/x.$r.$t" 2>&1
     grep '^RESULT' "$tmp/x.$r.$t" | sed 's/^RESULT/X/' >>"$tmp/all"
     if [ "$have_torch" = 1 ]; then
       OMP_NUM_THREADS=$t "$py" "$here/reference/torch_layers.py" --steps "$steps" --threads "$t" \

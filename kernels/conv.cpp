@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <stdexcept>
 #include <vector>
 #include <xsimd/xsimd.hpp>
 
@@ -520,6 +521,55 @@ const float* const* patch_pointers(const Conv2DGeometry& g, const float* input, 
   return table.data();
 }
 
+// A convolution with padding whose patches would be copied into an im2col buffer chunk by
+// chunk reads them in place from one zero-padded copy of its input instead (a first layer's
+// 3 channels: the copy holds the input once, im2col kh * kw times). The GEMM on patches read
+// in place is bitwise the one on the copied patches, so the result does not change.
+bool reads_padded_copy(const Conv2DGeometry& g) {
+  if (is_pointwise(g) || is_3x3_c1_valid(g) || small_patch_in_place(g) || g.dil_w != 1 ||
+      winograd::supported(g))
+    return false;
+  const bool padded = g.pad_top > 0 || g.pad_left > 0 ||
+                      (g.out_h - 1) * g.stride_h + (g.kh - 1) * g.dil_h >= g.pad_top + g.h ||
+                      (g.out_w - 1) * g.stride_w + (g.kw - 1) * g.dil_w >= g.pad_left + g.w;
+  return padded && sgemm_gathered_rows_supported(std::min(chunk_rows(g), total_rows(g)), g.cout,
+                                                 patch_size(g));
+}
+
+// The geometry of g on its zero-padded input: no padding, every read inside.
+Conv2DGeometry padded_geometry(const Conv2DGeometry& g) {
+  Conv2DGeometry p = g;
+  p.h = std::max(g.pad_top + g.h, (g.out_h - 1) * g.stride_h + (g.kh - 1) * g.dil_h + 1);
+  p.w = std::max(g.pad_left + g.w, (g.out_w - 1) * g.stride_w + (g.kw - 1) * g.dil_w + 1);
+  p.pad_top = p.pad_left = 0;
+  return p;
+}
+
+// Images [b0, b1) of input (geometry g) into `padded` (geometry p = padded_geometry(g)).
+void pad_images(const Conv2DGeometry& g, const Conv2DGeometry& p, const float* input,
+                std::int64_t b0, std::int64_t b1, float* padded) {
+  const std::int64_t row = g.w * g.cin, prow = p.w * p.cin;
+  for (std::int64_t b = b0; b < b1; ++b) {
+    float* out = padded + (b - b0) * p.h * prow;
+    std::fill(out, out + p.h * prow, 0.f);
+    for (std::int64_t y = 0; y < g.h; ++y)
+      std::copy(input + (b * g.h + y) * row, input + (b * g.h + y + 1) * row,
+                out + (y + g.pad_top) * prow + g.pad_left * g.cin);
+  }
+}
+
+// The whole input of g zero-padded to geometry p (padded_geometry(g)), in the calling
+// thread's slot_conv_padded buffer.
+const float* padded_input(const Conv2DGeometry& g, const Conv2DGeometry& p, const float* input) {
+  const std::int64_t image = p.h * p.w * g.cin;
+  float* padded = scratch(slot_conv_padded, static_cast<std::size_t>(g.n * image));
+  const int team =
+      detail::parallel_team(detail::byte_ns(8.0 * static_cast<double>(g.n * image)), g.n);
+  detail::parallel_for_static(
+      team, g.n, [&](std::int64_t b) { pad_images(g, p, input, b, b + 1, padded + b * image); });
+  return padded;
+}
+
 // Output rows [r0, r1) (at most chunk_rows) of a non-pointwise convolution.
 void forward_rows(const Conv2DGeometry& g, const float* input, const float* kernel, std::int64_t r0,
                   std::int64_t r1, float* output, const ConvEpilogue& ep) {
@@ -580,13 +630,16 @@ void conv2d_forward(const Conv2DGeometry& g, const float* input, const float* ke
     return;
   }
   const std::int64_t R = chunk_rows(g), chunks = ceil_div(M, R);
+  const bool pad_copy = reads_padded_copy(g);
+  const Conv2DGeometry gp = pad_copy ? padded_geometry(g) : g;
+  const float* in = pad_copy ? padded_input(g, gp, input) : input;
   // One chunk: a single parallel GEMM. Several: chunks in parallel, each GEMM single-threaded.
   detail::RegionErrors errors;
   const int team = detail::parallel_team(conv_ns(g), chunks);
   detail::parallel_for(team, chunks, [&](std::int64_t ch) {
     errors.run([&] {
       const std::int64_t r0 = ch * R;
-      forward_rows(g, input, kernel, r0, std::min(M, r0 + R), output, ep);
+      forward_rows(gp, in, kernel, r0, std::min(M, r0 + R), output, ep);
     });
   });
   errors.rethrow();
@@ -620,7 +673,13 @@ void conv2d_max_pool2d_forward(const Conv2DGeometry& g, const float* input, cons
                 0.f, conv_out + r0 * g.cout, g.cout);
           apply_epilogue(conv_out + r0 * g.cout, r1 - r0, g.cout, ep);
         }
-      else
+      else if (reads_padded_copy(g1)) {
+        const Conv2DGeometry gp = padded_geometry(g1);
+        float* padded = scratch(slot_conv_padded, static_cast<std::size_t>(gp.h * gp.w * g.cin));
+        pad_images(g1, gp, in, 0, 1, padded);
+        for (std::int64_t r0 = 0; r0 < rows; r0 += R)
+          forward_rows(gp, padded, kernel, r0, std::min(rows, r0 + R), conv_out, ep);
+      } else
         for (std::int64_t r0 = 0; r0 < rows; r0 += R)
           forward_rows(g1, in, kernel, r0, std::min(rows, r0 + R), conv_out, ep);
       std::int32_t* am = argmax != nullptr ? argmax + b * pool_image : nullptr;
@@ -695,6 +754,94 @@ void conv2d_backward_input(const Conv2DGeometry& g, const float* grad_output, co
 
 namespace {
 
+// The kernel gradient of a thin convolution (patch of K <= thin_patch values, cout a multiple
+// of the vector width) over output rows [r0, r1), patches read in place through `patches`
+// (one pointer per row, every patch inside its image) at offsets `off` (K of them): the same
+// sums as sgemm(true, false, K, N, r1 - r0, 1, col, K, grad_output, N, beta, out, N) on the
+// im2col matrix, in the same k slices and order, so the same bits; without the im2col copy and
+// the packing of both operands that dominate such a product.
+constexpr std::int64_t thin_patch = 64;
+
+template <int IR, int NV>
+void thin_kernel_block(const float* const* patches, const std::int64_t* off, std::int64_t i0,
+                       const float* grad_output, std::int64_t N, std::int64_t j0, std::int64_t s0,
+                       std::int64_t s1, bool overwrite, float* out) {
+  constexpr std::int64_t W = simd_width;
+  batch acc[IR][NV];
+  for (int i = 0; i < IR; ++i)
+    for (int v = 0; v < NV; ++v) acc[i][v] = batch(0.f);
+  for (std::int64_t p = s0; p < s1; ++p) {
+    const float* gy = grad_output + p * N + j0;
+    const float* patch = patches[p - s0];
+    batch gv[NV];
+    for (int v = 0; v < NV; ++v) gv[v] = batch::load_unaligned(gy + v * W);
+    for (int i = 0; i < IR; ++i) {
+      const batch a(patch[off[i0 + i]]);
+      for (int v = 0; v < NV; ++v) acc[i][v] = xsimd::fma(a, gv[v], acc[i][v]);
+    }
+  }
+  for (int i = 0; i < IR; ++i) {
+    float* o = out + (i0 + i) * N + j0;
+    for (int v = 0; v < NV; ++v) {
+      batch r = acc[i][v];
+      if (!overwrite) r = xsimd::fma(batch(1.f), batch::load_unaligned(o + v * W), r);
+      r.store_unaligned(o + v * W);
+    }
+  }
+}
+
+// Rows [i0, i0 + IR) of the kernel gradient, in column blocks of two vectors: IR * 2
+// accumulators, two gradient vectors and a broadcast patch value fit the 16 AVX2 registers.
+template <int IR>
+void thin_kernel_rows(const float* const* patches, const std::int64_t* off, std::int64_t i0,
+                      const float* grad_output, std::int64_t N, std::int64_t s0, std::int64_t s1,
+                      bool overwrite, float* out) {
+  const std::int64_t vectors = N / simd_width;
+  std::int64_t v0 = 0;
+  for (; v0 + 2 <= vectors; v0 += 2)
+    thin_kernel_block<IR, 2>(patches, off, i0, grad_output, N, v0 * simd_width, s0, s1, overwrite,
+                             out);
+  if (v0 < vectors)
+    thin_kernel_block<IR, 1>(patches, off, i0, grad_output, N, v0 * simd_width, s0, s1, overwrite,
+                             out);
+}
+
+bool thin_backward_kernel_supported(const Conv2DGeometry& g) {
+  return patch_size(g) <= thin_patch && g.cout % simd_width == 0 && g.cout > 0 && g.dil_w == 1;
+}
+
+// out (K x N) = beta * out + sum over rows [r0, r1) of patch(r)^T grad_output(r), patches from
+// `input` whose geometry g has every patch inside (padded_geometry), rows in sgemm's k slices.
+void thin_backward_kernel(const Conv2DGeometry& g, const float* input, const float* grad_output,
+                          std::int64_t r0, std::int64_t r1, float beta, float* out) {
+  const std::int64_t K = patch_size(g), N = g.cout;
+  std::int64_t off[thin_patch];
+  for (std::int64_t ky = 0, q = 0; ky < g.kh; ++ky)
+    for (std::int64_t kx = 0; kx < g.kw; ++kx)
+      for (std::int64_t c = 0; c < g.cin; ++c) off[q++] = (ky * g.dil_h * g.w + kx) * g.cin + c;
+  const std::int64_t slice = sgemm_k_slice(r1 - r0);
+  for (std::int64_t s0 = r0; s0 < r1; s0 += slice) {
+    const std::int64_t s1 = std::min(r1, s0 + slice);
+    const float* const* patches = patch_pointers(g, input, s0, s1);
+    if (patches == nullptr)  // the callers pass a geometry with every patch inside
+      throw std::logic_error("conv2d_backward_kernel: thin kernel on a patch outside the image");
+    const bool overwrite = s0 == r0 && beta == 0.f;
+    // Row blocks of 6, then one of the remaining 1-5 rows.
+    using Rows = void (*)(const float* const*, const std::int64_t*, std::int64_t, const float*,
+                          std::int64_t, std::int64_t, std::int64_t, bool, float*);
+    static constexpr Rows rows_of[] = {nullptr,
+                                       thin_kernel_rows<1>,
+                                       thin_kernel_rows<2>,
+                                       thin_kernel_rows<3>,
+                                       thin_kernel_rows<4>,
+                                       thin_kernel_rows<5>,
+                                       thin_kernel_rows<6>};
+    for (std::int64_t i0 = 0; i0 < K; i0 += 6)
+      rows_of[std::min<std::int64_t>(6, K - i0)](patches, off, i0, grad_output, N, s0, s1,
+                                                 overwrite, out);
+  }
+}
+
 // conv2d_backward_kernel with the gradient rows from `make_rows(r)` in the small-patch path
 // (the only one a pooled gradient takes) and from grad_output (dense) in the GEMM paths.
 template <class MakeRows>
@@ -714,6 +861,14 @@ void backward_kernel_impl(const Conv2DGeometry& g, const float* input, const flo
   const std::int64_t parts = ranges.count, range = ranges.size;
   const std::int64_t R = std::min(chunk_rows(g), range);
   const bool pointwise = is_pointwise(g);
+  // A thin patch whose GEMM would run on copied patches: the thin kernel on the patches read
+  // in place (from a zero-padded copy of the input when the convolution pads).
+  const bool thin = !pointwise && !is_3x3_c1_valid(g) && !small_patch_in_place(g) &&
+                    thin_backward_kernel_supported(g) &&
+                    !sgemm_gathered_supported(K, N, std::min(R, M), g.kw * g.cin);
+  const Conv2DGeometry gp = thin ? padded_geometry(g) : g;
+  const bool pads = gp.h != g.h || gp.w != g.w || g.pad_top != 0 || g.pad_left != 0;
+  const float* in = thin && pads ? padded_input(g, gp, input) : input;
   float* partial =
       parts == 1 ? grad_kernel : scratch(slot_conv_partial, static_cast<std::size_t>(parts * kn));
   detail::RegionErrors errors;
@@ -730,6 +885,12 @@ void backward_kernel_impl(const Conv2DGeometry& g, const float* input, const flo
           small_patch_outer<9>(g, input, p0, p1, make_rows(), out);
         else
           small_patch_outer<0>(g, input, p0, p1, make_rows(), out);
+        return;
+      }
+      if (thin) {
+        for (std::int64_t r0 = p0; r0 < p1; r0 += R)
+          thin_backward_kernel(gp, in, grad_output + 0, r0, std::min(p1, r0 + R),
+                               r0 == p0 ? 0.f : 1.f, out);
         return;
       }
       float* col = pointwise ? nullptr : scratch(slot_conv_col, static_cast<std::size_t>(R * K));

@@ -10,9 +10,11 @@
 #include "kernels/gemm.hpp"
 
 #include <omp.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <type_traits>
@@ -44,13 +46,39 @@ using WideTile = Tile<6, 4>;
 // The tile of the gathered-A products (convolution patches read in place): 6 rows either way.
 using GatherTile = std::conditional_t<(simd_width >= 16), WideTile, NarrowTile>;
 
-// Cache blocking (measured on Zen 5: 48 KiB L1, 1 MiB L2). KC = 384 keeps the conv shapes
-// (k = 288) in one k slice, so C is written once; a KC x NR micro-panel of B (48 KiB) is
-// streamed from L1/L2 while the MC x KC block of A (336 x 384 floats, ~500 KiB) stays in L2;
-// the packed KC x NC slice of B lives in L2/L3.
+// Cache blocking. KC = 384 keeps the conv shapes (k = 288) in one k slice, so C is written
+// once, and a KC x NR micro-panel of B (24 KiB with AVX2, 48 KiB with AVX-512) streams from
+// L1/L2. KC also fixes the k slices and so the bits of every product: it is the same on every
+// machine. The MC x KC block of A takes about half of this machine's L2 (MC rows, read at run
+// time: 336 on a 1 MiB L2 as on Zen 4/5, 168 on Zen 2's 512 KiB), and the packed KC x NC slice
+// of B lives in L2/L3.
 constexpr std::int64_t gemm_kc = 384;
-constexpr std::int64_t gemm_mc_rows = 336;  // rounded down to a multiple of MR
 constexpr std::int64_t gemm_nc_panels = 64;
+
+// Up to this many rows of A, B is read in place rather than packed (see blocked_gemm).
+constexpr std::int64_t b_rows_max = 12;
+
+// The L2 cache of one core in bytes: from the C library (cpuid on x86), else from sysfs, else
+// 1 MiB.
+std::int64_t l2_bytes() {
+  static const std::int64_t bytes = [] {
+    const long from_libc = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    if (from_libc > 0) return static_cast<std::int64_t>(from_libc);
+    if (std::FILE* f = std::fopen("/sys/devices/system/cpu/cpu0/cache/index2/size", "r")) {
+      long kib = 0;
+      const int got = std::fscanf(f, "%ldK", &kib);
+      std::fclose(f);
+      if (got == 1 && kib > 0) return static_cast<std::int64_t>(kib) * 1024;
+    }
+    return std::int64_t{1} << 20;
+  }();
+  return bytes;
+}
+
+// Rows of the A block: half the L2 over KC floats a row, within [48, 960].
+std::int64_t gemm_mc_rows() {
+  return std::clamp<std::int64_t>(l2_bytes() / 2 / (gemm_kc * 4), 48, 960);
+}
 
 // Below this many multiply-adds the packing and threading overhead dominates.
 constexpr std::int64_t small_gemm_work = 32 * 1024;
@@ -151,13 +179,28 @@ void pack_b_panel(bool trans_b, const float* b, std::int64_t ldb, std::int64_t n
 // g_left floats left in its run, then skipping g_jump floats every g_run (a patch's kernel rows).
 enum class AMode { packed, rows, cols, gathered, gathered_rows };
 
-template <class T, AMode Mode>
+// BRows: B is read in place, row p of the panel at bp + p * b_rs (unaligned), instead of a
+// packed micro-panel (row p at bp + p * NR); only for full NR-column panels.
+template <class T, AMode Mode, bool BRows = false>
 void micro_kernel(std::int64_t kc, const float* __restrict ap, std::int64_t a_rs,
                   const float* __restrict bp, float* c, std::int64_t ldc, std::int64_t mr,
                   std::int64_t nr, float alpha, float beta_eff, bool overwrite,
                   const float* const* a_cols = nullptr, std::int64_t g_run = 0,
-                  std::int64_t g_jump = 0, std::int64_t g_left = 0) {
+                  std::int64_t g_jump = 0, std::int64_t g_left = 0, std::int64_t b_rs = 0) {
   constexpr int MR = T::MR, NV = T::NV, W = simd_width, NR = T::NR;
+  auto load_b = [&](std::int64_t p, int v) {
+    if constexpr (BRows)
+      return batch::load_unaligned(bp + p * b_rs + v * W);
+    else
+      return batch::load_aligned(bp + p * NR + v * W);
+  };
+  // The C tile is read (and written) only after the k loop: fetch it now, so a C that is not
+  // in cache (large products) does not stall every tile.
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) {
+    __builtin_prefetch(c + i * ldc, 1);
+    __builtin_prefetch(c + i * ldc + NR - 1, 1);
+  }
   batch acc[MR][NV];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i)
@@ -171,7 +214,7 @@ void micro_kernel(std::int64_t kc, const float* __restrict ap, std::int64_t a_rs
     for (std::int64_t p = 0; p < kc; ++p) {
       batch bv[NV];
 #pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) bv[v] = batch::load_aligned(bp + p * NR + v * W);
+      for (int v = 0; v < NV; ++v) bv[v] = load_b(p, v);
 #pragma GCC unroll 16
       for (int i = 0; i < MR; ++i) {
         const batch av(rows[i][off]);
@@ -185,7 +228,7 @@ void micro_kernel(std::int64_t kc, const float* __restrict ap, std::int64_t a_rs
     for (std::int64_t p = 0; p < kc; ++p) {
       batch bv[NV];
 #pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) bv[v] = batch::load_aligned(bp + p * NR + v * W);
+      for (int v = 0; v < NV; ++v) bv[v] = load_b(p, v);
       const float* col = Mode == AMode::gathered ? a_cols[p] + a_rs : nullptr;
 #pragma GCC unroll 16
       for (int i = 0; i < MR; ++i) {
@@ -262,8 +305,8 @@ void blocked_gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, st
                   float alpha, const float* a, std::int64_t lda, const float* b, std::int64_t ldb,
                   float beta, float* c, std::int64_t ldc) {
   constexpr std::int64_t gemm_mr = T::MR, gemm_nr = T::NR;
-  constexpr std::int64_t gemm_mc = gemm_mc_rows / gemm_mr * gemm_mr,
-                         gemm_nc = gemm_nr * gemm_nc_panels;
+  const std::int64_t gemm_mc = std::max(gemm_mr, gemm_mc_rows() / gemm_mr * gemm_mr);
+  constexpr std::int64_t gemm_nc = gemm_nr * gemm_nc_panels;
   const std::int64_t kc_max = even_block(k, gemm_kc, 1);
   const std::int64_t nc_max = even_block(n, gemm_nc, gemm_nr);
   const std::int64_t mc_max = even_block(m, gemm_mc, gemm_mr);
@@ -274,6 +317,10 @@ void blocked_gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, st
   // MR rows (or the kc rows of a transposed panel) alias in the L1 sets.
   const bool in_place = n <= 512 && lda % 512 != 0;
   const bool direct = !trans_a && in_place, direct_t = trans_a && in_place;
+  // B panels feed the micro-kernel in place when each is used by at most two MR-row panels of
+  // A (few rows: a batch of 1-12 through a dense layer): packing would cost more than it saves.
+  // The partial panel at the right edge is packed (zero padding).
+  const bool b_rows = !trans_b && m <= b_rows_max;
   for (std::int64_t jc = 0; jc < n; jc += nc_max) {
     const std::int64_t nc = std::min(nc_max, n - jc);
     const std::int64_t n_panels = ceil_div(nc, gemm_nr);
@@ -283,7 +330,8 @@ void blocked_gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, st
       const bool overwrite = first && beta == 0.f;
       const float beta_eff = first ? beta : 1.f;
       for (std::int64_t jp = 0; jp < n_panels; ++jp)
-        pack_b_panel<T>(trans_b, b, ldb, n, jc, jp, pc, kc, bpack);
+        if (!b_rows || jc + (jp + 1) * gemm_nr > n)
+          pack_b_panel<T>(trans_b, b, ldb, n, jc, jp, pc, kc, bpack);
       for (std::int64_t ic = 0; ic < m; ic += mc_max) {
         const std::int64_t mc = std::min(mc_max, m - ic);
         const std::int64_t mc_full = direct || direct_t ? mc / gemm_mr * gemm_mr : 0;
@@ -293,6 +341,26 @@ void blocked_gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, st
         for (std::int64_t jp = 0; jp < n_panels; ++jp) {
           const std::int64_t j0 = jc + jp * gemm_nr, ncur = std::min<std::int64_t>(gemm_nr, n - j0);
           const float* bp = bpack + jp * gemm_nr * kc;
+          if (b_rows && ncur == gemm_nr) {
+            const float* bs = b + pc * ldb + j0;
+            for (std::int64_t ir = 0; ir < mc_full; ir += gemm_mr) {
+              float* ct = c + (ic + ir) * ldc + j0;
+              if (direct)
+                micro_kernel<T, AMode::rows, true>(kc, a + (ic + ir) * lda + pc, lda, bs, ct, ldc,
+                                                   gemm_mr, ncur, alpha, beta_eff, overwrite,
+                                                   nullptr, 0, 0, 0, ldb);
+              else
+                micro_kernel<T, AMode::cols, true>(kc, a + pc * lda + ic + ir, lda, bs, ct, ldc,
+                                                   gemm_mr, ncur, alpha, beta_eff, overwrite,
+                                                   nullptr, 0, 0, 0, ldb);
+            }
+            for (std::int64_t ir = mc_full; ir < mc; ir += gemm_mr)
+              micro_kernel<T, AMode::packed, true>(
+                  kc, apack + (ir - mc_full) * kc, 0, bs, c + (ic + ir) * ldc + j0, ldc,
+                  std::min<std::int64_t>(gemm_mr, mc - ir), ncur, alpha, beta_eff, overwrite,
+                  nullptr, 0, 0, 0, ldb);
+            continue;
+          }
           for (std::int64_t ir = 0; ir < mc_full; ir += gemm_mr) {
             float* ct = c + (ic + ir) * ldc + j0;
             if (direct)
@@ -392,6 +460,12 @@ void sgemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int6
   }
   run(detail::NarrowTile{});
 }
+
+SgemmBlocking sgemm_blocking() {
+  return {detail::gemm_mc_rows(), detail::gemm_kc, detail::gemm_nc_panels, detail::l2_bytes()};
+}
+
+std::int64_t sgemm_k_slice(std::int64_t k) { return detail::even_block(k, detail::gemm_kc, 1); }
 
 SgemmTile sgemm_tile_for(std::int64_t n) {
   if (detail::simd_width >= 16 && n % detail::WideTile::NR == 0)

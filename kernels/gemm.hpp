@@ -35,6 +35,19 @@ void sgemm_gathered_rows(std::int64_t m, std::int64_t n, std::int64_t k, float a
                          const float* const* rows, std::int64_t run, std::int64_t pitch,
                          const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc);
 
+/// sgemm's cache blocking on this machine: rows of the A block (mc, before rounding to the
+/// tile), the k slice (kc), the packed B slice in micro-panels (nc_panels), from the L2 size
+/// found at run time (l2_bytes).
+struct SgemmBlocking {
+  std::int64_t mc = 0, kc = 0, nc_panels = 0, l2_bytes = 0;
+};
+SgemmBlocking sgemm_blocking();
+
+/// The length of the k slices sgemm's blocked path splits a product of depth k into (the last
+/// one shorter): each slice's products are summed from zero in increasing p and then added to
+/// C, so a kernel that keeps those slices (and that order) reproduces sgemm's bits.
+std::int64_t sgemm_k_slice(std::int64_t k);
+
 /// A register tile of sgemm's micro-kernel: `rows` rows of A against `cols` columns of B.
 struct SgemmTile {
   std::int64_t rows = 0, cols = 0;
@@ -49,7 +62,8 @@ SgemmTile sgemm_tile_for(std::int64_t n);
 /// and dropped, so they must be readable. B is k x tile.cols with row stride tile.cols and
 /// 64-byte aligned (the layout of a packed panel). The same operations, in the same order, as
 /// sgemm's micro-kernel. `tile` comes from sgemm_tile_for.
-void sgemm_tile_product(SgemmTile tile, std::int64_t k, const float* a, std::int64_t lda, bool trans_a,
-                        const float* b, float* c, std::int64_t ldc, std::int64_t mr, bool accumulate = false);
+void sgemm_tile_product(SgemmTile tile, std::int64_t k, const float* a, std::int64_t lda,
+                        bool trans_a, const float* b, float* c, std::int64_t ldc, std::int64_t mr,
+                        bool accumulate = false);
 
 }  // namespace xtape::kernels

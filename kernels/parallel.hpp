@@ -28,6 +28,17 @@ inline double byte_ns(double bytes) { return bytes / bytes_per_ns; }
 /// or with one task.
 int parallel_team(double work_ns, std::int64_t tasks = INT64_MAX);
 
+/// The load guard's arithmetic (threads.hpp), exposed for its tests. Runnable threads other
+/// than the reader from a /proc/loadavg line ("0.52 0.41 0.30 3/120 4567": the fourth field
+/// counts the threads running or ready to run), or -1 when the line does not parse.
+int runnable_others_from(const char* loadavg_line);
+/// The next average of the other runnable threads, in 16ths: three quarters of the previous
+/// one and a quarter of the sample, or the sample alone when it is the first.
+int smooth_others_x16(int previous_x16, int sample, bool first);
+/// Threads a region may use on `cpus` cores while others_x16 / 16 other threads are runnable
+/// (rounded to the nearest): the cores they leave free, at least 1.
+int cap_for_load(int cpus, int others_x16);
+
 /// The team of one sgemm of m x n x k (shared by sgemm and the convolutions that choose
 /// between a threaded GEMM and one on the calling thread).
 inline int gemm_team(std::int64_t m, std::int64_t n, std::int64_t k) {

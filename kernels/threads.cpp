@@ -64,11 +64,10 @@ int cpus() {
 int runnable_others() {
   std::FILE* f = std::fopen("/proc/loadavg", "r");
   if (f == nullptr) return -1;
-  double a, b, c;
-  int running = 0, total = 0;
-  const int got = std::fscanf(f, "%lf %lf %lf %d/%d", &a, &b, &c, &running, &total);
+  char line[256] = {};
+  const bool read = std::fgets(line, sizeof line, f) != nullptr;
   std::fclose(f);
-  return got == 5 ? std::max(0, running - 1) : -1;
+  return read ? detail::runnable_others_from(line) : -1;
 }
 
 bool guard_enabled() {
@@ -92,10 +91,10 @@ int load_cap() {
     if (others >= 0) {
       // Three quarters of the old average and one quarter of the sample (the first sample
       // alone), in 16ths.
-      const int smoothed = due == 0 ? 16 * others : (3 * others_x16.load() + 16 * others) / 4;
+      const int smoothed = detail::smooth_others_x16(others_x16.load(), others, due == 0);
       others_x16.store(smoothed);
       static const int n_cpus = cpus();
-      machine_cap.store(std::max(1, n_cpus - static_cast<int>(std::lround(smoothed / 16.0))));
+      machine_cap.store(detail::cap_for_load(n_cpus, smoothed));
     }
   }
   return machine_cap.load(std::memory_order_relaxed);
@@ -123,6 +122,22 @@ int num_threads() {
 }
 
 namespace detail {
+
+int runnable_others_from(const char* loadavg_line) {
+  double a, b, c;
+  int running = 0, total = 0;
+  const int got = std::sscanf(loadavg_line, "%lf %lf %lf %d/%d", &a, &b, &c, &running, &total);
+  return got == 5 && running >= 0 && total >= running ? std::max(0, running - 1) : -1;
+}
+
+int smooth_others_x16(int previous_x16, int sample, bool first) {
+  // Three quarters of the old average and one quarter of the sample, in 16ths.
+  return first ? 16 * sample : (3 * previous_x16 + 16 * sample) / 4;
+}
+
+int cap_for_load(int cpus, int others_x16) {
+  return std::max(1, cpus - static_cast<int>(std::lround(others_x16 / 16.0)));
+}
 
 int parallel_team(double work_ns, std::int64_t tasks) {
   if (tasks < 2 || !(work_ns >= 2 * team_member_ns) || omp_in_parallel()) return 1;

@@ -21,19 +21,20 @@ namespace xtape::kernels {
 /// Slot numbers used by the kernels of this folder. Kernels nest (conv calls sgemm), so each
 /// role has its own slot.
 enum Slot : int {
-  slot_gemm_pack_a = 0,   ///< sgemm: per-thread packed block of op(A)
-  slot_gemm_pack_b = 1,   ///< sgemm: shared packed panel of op(B) (owned by the calling thread)
-  slot_gemm_tile = 2,     ///< sgemm: small-problem path temporaries
-  slot_conv_col = 3,      ///< conv: per-thread im2col / dcol buffer
-  slot_conv_partial = 4,  ///< conv: shared per-chunk partial kernel gradients
-  slot_conv_aux = 5,      ///< conv: misc per-thread temporaries
-  slot_reduce = 6,        ///< elementwise: shared partial sums of a blocked reduction
-  slot_conv_fused = 7,    ///< conv: per-thread output of one image in a fused conv + pool
-  slot_winograd_u = 8,    ///< winograd: shared transformed kernel (owned by the calling thread)
-  slot_winograd_v = 9,    ///< winograd: per-thread transformed input tiles
-  slot_winograd_m = 10,   ///< winograd: per-thread products before the output transform
-  slot_winograd_tmp = 11, ///< winograd: the flipped kernel of an input gradient
-  slot_user0 = 12,        ///< first slot free for code outside kernels/
+  slot_gemm_pack_a = 0,    ///< sgemm: per-thread packed block of op(A)
+  slot_gemm_pack_b = 1,    ///< sgemm: shared packed panel of op(B) (owned by the calling thread)
+  slot_gemm_tile = 2,      ///< sgemm: small-problem path temporaries
+  slot_conv_col = 3,       ///< conv: per-thread im2col / dcol buffer
+  slot_conv_partial = 4,   ///< conv: shared per-chunk partial kernel gradients
+  slot_conv_aux = 5,       ///< conv: misc per-thread temporaries
+  slot_reduce = 6,         ///< elementwise: shared partial sums of a blocked reduction
+  slot_conv_fused = 7,     ///< conv: per-thread output of one image in a fused conv + pool
+  slot_winograd_u = 8,     ///< winograd: shared transformed kernel (owned by the calling thread)
+  slot_winograd_v = 9,     ///< winograd: per-thread transformed input tiles
+  slot_winograd_m = 10,    ///< winograd: per-thread products before the output transform
+  slot_winograd_tmp = 11,  ///< winograd: the flipped kernel of an input gradient
+  slot_conv_padded = 12,   ///< conv: zero-padded copy of the input (see conv.cpp)
+  slot_user0 = 13,         ///< first slot free for code outside kernels/
   slot_count = 16,
 };
 

@@ -214,6 +214,11 @@ Tensor Conv::convolution_op(const Tensor& inputs, const Tensor& kernel) {
       };
       const std::size_t g = options_.groups;
       if (g == 1) return one(inputs, kernel);
+      const int gi = static_cast<int>(g);
+      if (rank_ == 2)
+        return conv2d(inputs, kernel, {strides_[0], strides_[1]}, padding_,
+                      {dilation_[0], dilation_[1]}, gi);
+      if (rank_ == 1) return conv1d(inputs, kernel, strides_[0], padding_, dilation_[0], gi);
       // Each group: its slice of the input channels with its slice of the filters.
       const int last = static_cast<int>(inputs.ndim()) - 1;
       const auto cin = static_cast<std::int64_t>(inputs.shape().back() / g);

@@ -1,5 +1,6 @@
 // conv2d and conv1d (NHWC / NWC, TensorFlow semantics) and their backward rules. The arithmetic
-// lives in kernels/conv.cpp; this file checks shapes, records the tape and routes gradients.
+// lives in kernels/conv.cpp (grouped convolutions: kernels/grouped_conv.cpp); this file checks
+// shapes, records the tape and routes gradients.
 #include "kernels/conv.hpp"
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 
 #include "autodiff/ops/conv_internal.hpp"
 #include "autodiff/ops/helpers.hpp"
+#include "kernels/grouped_conv.hpp"
 
 namespace xtape {
 
@@ -139,6 +141,7 @@ Tensor defer(const Shape& shape, std::shared_ptr<PendingConv> p) {
 }  // namespace
 
 Tensor fuse_conv_bias(const Tensor& a, const Tensor& bias) {
+  if (Tensor dw = fuse_depthwise_bias(a, bias); dw.defined()) return dw;
   const auto p = pending_conv(a);
   if (!p || p->bias.defined() || p->scale.defined() || p->relu || !bias.defined() ||
       !is_channel_vector(bias.shape(), a.shape().size(), static_cast<std::size_t>(p->g.cout)))
@@ -294,21 +297,72 @@ using detail::conv_bp_kernel;
 
 namespace {
 Tensor conv2d_impl(const Tensor& input, const Tensor& kernel, std::array<int, 2> strides,
-                   std::array<Padding, 2> paddings, std::array<int, 2> dilation);
+                   std::array<Padding, 2> paddings, std::array<int, 2> dilation, int groups);
 }  // namespace
 
 Tensor conv2d(const Tensor& input, const Tensor& kernel, std::array<int, 2> strides,
-              Padding padding, std::array<int, 2> dilation) {
+              Padding padding, std::array<int, 2> dilation, int groups) {
   if (padding == Padding::causal)
     throw std::invalid_argument(
         "conv2d: 'causal' padding is for 1-d convolutions only (expected 'valid' or 'same')");
-  return conv2d_impl(input, kernel, strides, {padding, padding}, dilation);
+  return conv2d_impl(input, kernel, strides, {padding, padding}, dilation, groups);
 }
 
 namespace {
 
+// The grouped convolution and its two gradients as primitives of one geometry (g.cin, g.cout
+// the totals), each rule written through the others as the ungrouped ones' (conv_eager,
+// conv_bp_input, conv_bp_kernel), so gradients differentiate again.
+Tensor grouped_bp_input(const Tensor& gy, const Tensor& k, const kernels::Conv2DGeometry& g,
+                        std::int64_t groups);
+Tensor grouped_bp_kernel(const Tensor& x, const Tensor& gy, const kernels::Conv2DGeometry& g,
+                         std::int64_t groups);
+
+Tensor grouped_forward(const Tensor& x, const Tensor& k, const kernels::Conv2DGeometry& g,
+                       std::int64_t groups) {
+  Tensor out = Tensor::empty(detail::conv_out_shape(g));
+  kernels::grouped_conv2d_forward(g, groups, x.data(), k.data(), detail::mutable_data(out));
+  return record(
+      "conv2d", out, {x, k},
+      [x, k, g, groups](const Tensor& gy, Grads& grads) {
+        if (grads.needs(0)) grads.add(0, grouped_bp_input(gy, k, g, groups));
+        if (grads.needs(1)) grads.add(1, grouped_bp_kernel(x, gy, g, groups));
+      },
+      true);
+}
+
+Tensor grouped_bp_input(const Tensor& gy, const Tensor& k, const kernels::Conv2DGeometry& g,
+                        std::int64_t groups) {
+  Tensor out = Tensor::empty({static_cast<std::size_t>(g.n), static_cast<std::size_t>(g.h),
+                              static_cast<std::size_t>(g.w), static_cast<std::size_t>(g.cin)});
+  kernels::grouped_conv2d_backward_input(g, groups, gy.data(), k.data(), detail::mutable_data(out));
+  return record(
+      "conv2d_backprop_input", out, {gy, k},
+      [gy, k, g, groups](const Tensor& gg, Grads& grads) {
+        if (grads.needs(0)) grads.add(0, grouped_forward(gg, k, g, groups));
+        if (grads.needs(1)) grads.add(1, grouped_bp_kernel(gg, gy, g, groups));
+      },
+      true);
+}
+
+Tensor grouped_bp_kernel(const Tensor& x, const Tensor& gy, const kernels::Conv2DGeometry& g,
+                         std::int64_t groups) {
+  Tensor out =
+      Tensor::empty({static_cast<std::size_t>(g.kh), static_cast<std::size_t>(g.kw),
+                     static_cast<std::size_t>(g.cin / groups), static_cast<std::size_t>(g.cout)});
+  kernels::grouped_conv2d_backward_kernel(g, groups, x.data(), gy.data(),
+                                          detail::mutable_data(out));
+  return record(
+      "conv2d_backprop_kernel", out, {x, gy},
+      [x, gy, g, groups](const Tensor& gg, Grads& grads) {
+        if (grads.needs(0)) grads.add(0, grouped_bp_input(gy, gg, g, groups));
+        if (grads.needs(1)) grads.add(1, grouped_forward(x, gg, g, groups));
+      },
+      true);
+}
+
 Tensor conv2d_impl(const Tensor& input, const Tensor& kernel, std::array<int, 2> strides,
-                   std::array<Padding, 2> paddings, std::array<int, 2> dilation) {
+                   std::array<Padding, 2> paddings, std::array<int, 2> dilation, int groups) {
   const Shape &is = input.shape(), &ks = kernel.shape();
   if (is.size() != 4)
     throw std::invalid_argument(
@@ -320,10 +374,18 @@ Tensor conv2d_impl(const Tensor& input, const Tensor& kernel, std::array<int, 2>
         "conv2d: expected a kernel of rank 4 (kh, kw, in_channels, filters), "
         "got shape " +
         shape_str(ks));
-  if (is[3] != ks[2])
+  if (groups <= 0)
+    throw std::invalid_argument("conv2d: groups must be positive, got " + std::to_string(groups));
+  const auto ng = static_cast<std::size_t>(groups);
+  if (is[3] != ks[2] * ng)
     throw std::invalid_argument("conv2d: input of shape " + shape_str(is) + " has " +
                                 std::to_string(is[3]) + " channels but the kernel of shape " +
-                                shape_str(ks) + " expects " + std::to_string(ks[2]));
+                                shape_str(ks) + " expects " + std::to_string(ks[2]) +
+                                (groups > 1 ? " x " + std::to_string(groups) + " groups" : ""));
+  if (ks[3] % ng != 0)
+    throw std::invalid_argument("conv2d: the kernel of shape " + shape_str(ks) + " has " +
+                                std::to_string(ks[3]) + " filters, not divisible by " +
+                                std::to_string(groups) + " groups");
   if (strides[0] <= 0 || strides[1] <= 0)
     throw std::invalid_argument("conv2d: strides must be positive, got (" +
                                 std::to_string(strides[0]) + ", " + std::to_string(strides[1]) +
@@ -383,6 +445,7 @@ Tensor conv2d_impl(const Tensor& input, const Tensor& kernel, std::array<int, 2>
         },
         true);
   }
+  if (groups > 1) return grouped_forward(input, kernel, g, groups);
   const bool pruned = rows.count != g.kh || cols.count != g.kw;
   const Tensor vi = detail::saved(input);
   const Tensor vk = pruned ? detail::kernel_block(kernel, rows, cols) : detail::saved(kernel);
@@ -448,8 +511,8 @@ Tensor conv2d_impl(const Tensor& input, const Tensor& kernel, std::array<int, 2>
 
 }  // namespace
 
-Tensor conv1d(const Tensor& input, const Tensor& kernel, int stride, Padding padding,
-              int dilation) {
+Tensor conv1d(const Tensor& input, const Tensor& kernel, int stride, Padding padding, int dilation,
+              int groups) {
   const Shape &is = input.shape(), &ks = kernel.shape();
   if (is.size() != 3)
     throw std::invalid_argument(
@@ -458,10 +521,13 @@ Tensor conv1d(const Tensor& input, const Tensor& kernel, int stride, Padding pad
     throw std::invalid_argument(
         "conv1d: expected a kernel of rank 3 (k, in_channels, filters), got shape " +
         shape_str(ks));
-  if (is[2] != ks[1])
+  if (groups <= 0)
+    throw std::invalid_argument("conv1d: groups must be positive, got " + std::to_string(groups));
+  if (is[2] != ks[1] * static_cast<std::size_t>(groups))
     throw std::invalid_argument("conv1d: input of shape " + shape_str(is) + " has " +
                                 std::to_string(is[2]) + " channels but the kernel of shape " +
-                                shape_str(ks) + " expects " + std::to_string(ks[1]));
+                                shape_str(ks) + " expects " + std::to_string(ks[1]) +
+                                (groups > 1 ? " x " + std::to_string(groups) + " groups" : ""));
   if (stride <= 0)
     throw std::invalid_argument("conv1d: stride must be positive, got " + std::to_string(stride));
   if (dilation <= 0)
@@ -473,7 +539,7 @@ Tensor conv1d(const Tensor& input, const Tensor& kernel, int stride, Padding pad
   Tensor k4 = reshape(kernel, {1, l(ks[0]), l(ks[1]), l(ks[2])});
   // 'causal' pads the steps axis only, all before (the height of 1 takes 'valid').
   const Padding height = padding == Padding::causal ? Padding::valid : padding;
-  Tensor y = conv2d_impl(x4, k4, {1, stride}, {height, padding}, {1, dilation});
+  Tensor y = conv2d_impl(x4, k4, {1, stride}, {height, padding}, {1, dilation}, groups);
   return reshape(y, {l(is[0]), l(y.shape()[2]), l(ks[2])});
 }
 

@@ -25,6 +25,11 @@ kernels::Conv2DGeometry conv_geometry(const char* op, const Shape& is, std::size
                                       std::size_t kw, std::size_t cout, std::array<int, 2> strides,
                                       Padding padding, std::array<int, 2> dilation);
 
+/// depthwise_conv2d(...) + bias as one pass when `a` is a depthwise result not read yet and
+/// `bias` a channel vector of its channels (depthwise.cpp; fuse_conv_bias consults it).
+/// Undefined otherwise.
+Tensor fuse_depthwise_bias(const Tensor& a, const Tensor& bias);
+
 /// Output extent and leading pad of one spatial axis (conv.cpp).
 std::pair<std::size_t, std::size_t> conv_axis(std::size_t in, std::size_t window,
                                               std::size_t stride, std::size_t dilation,

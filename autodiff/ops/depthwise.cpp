@@ -21,10 +21,31 @@ Tensor dw_bp_input(const Tensor& gy, const Tensor& k, const kernels::Conv2DGeome
 Tensor dw_bp_kernel(const Tensor& x, const Tensor& gy, const kernels::Conv2DGeometry& g,
                     std::int64_t mult);
 
+// A depthwise forward not yet run (as conv2d's PendingConv): `+ bias` on a result nobody has
+// read folds into it (detail::fuse_depthwise_bias), so the bias costs no pass over memory.
+struct PendingDepthwise final : detail::Producer {
+  kernels::Conv2DGeometry g;
+  std::int64_t mult = 1;
+  Tensor input, kernel, bias;  // detached handles: values only
+  void run(float* out) const override {
+    kernels::depthwise_conv2d_forward(g, mult, input.data(), kernel.data(), out,
+                                      bias.defined() ? bias.data() : nullptr);
+  }
+};
+
+Tensor defer(const Shape& shape, std::shared_ptr<PendingDepthwise> p) {
+  std::vector<Tensor> reads{p->input, p->kernel, p->bias};
+  return detail::make_deferred(shape, std::move(p), reads);
+}
+
 Tensor dw_forward(const Tensor& x, const Tensor& k, const kernels::Conv2DGeometry& g,
                   std::int64_t mult) {
-  Tensor out = Tensor::empty(detail::conv_out_shape(g));
-  kernels::depthwise_conv2d_forward(g, mult, x.data(), k.data(), detail::mutable_data(out));
+  auto pending = std::make_shared<PendingDepthwise>();
+  pending->g = g;
+  pending->mult = mult;
+  pending->input = detail::saved(x);
+  pending->kernel = detail::saved(k);
+  Tensor out = defer(detail::conv_out_shape(g), std::move(pending));
   return record(
       "depthwise_conv2d", out, {x, k},
       [x, k, g, mult](const Tensor& gy, Grads& grads) {
@@ -64,6 +85,18 @@ Tensor dw_bp_kernel(const Tensor& x, const Tensor& gy, const kernels::Conv2DGeom
 }
 
 }  // namespace
+
+Tensor detail::fuse_depthwise_bias(const Tensor& a, const Tensor& bias) {
+  const auto p = std::dynamic_pointer_cast<const PendingDepthwise>(pending_producer(a));
+  if (!p || p->bias.defined() || !bias.defined() || a.shape().empty() ||
+      a.size() != static_cast<std::size_t>(p->g.n * p->g.out_h * p->g.out_w * p->g.cin * p->mult) ||
+      !is_channel_vector(bias.shape(), a.shape().size(), a.shape().back()) ||
+      a.shape().back() != static_cast<std::size_t>(p->g.cin * p->mult))
+    return Tensor();
+  auto fused = std::make_shared<PendingDepthwise>(*p);
+  fused->bias = saved(bias);
+  return defer(a.shape(), std::move(fused));
+}
 
 Tensor depthwise_conv2d(const Tensor& input, const Tensor& kernel, std::array<int, 2> strides,
                         Padding padding, std::array<int, 2> dilation) {

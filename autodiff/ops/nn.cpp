@@ -5,6 +5,7 @@
 
 #include "autodiff/ops/helpers.hpp"
 #include "kernels/elementwise.hpp"
+#include "kernels/softmax.hpp"
 
 namespace xtape {
 
@@ -71,14 +72,19 @@ Tensor softmax(const Tensor& x, int axis) {
   const bool last = last_axis_or_transpose(x, axis, "softmax") + 1 == static_cast<int>(x.ndim());
   Tensor result = along_axis(x, axis, "softmax", [](const Tensor& v) {
     Tensor out = Tensor::empty(v.shape());
-    log_softmax_rows(v, nullptr, detail::mutable_data(out));
+    const std::size_t cols = v.shape().back(), rows = v.size() / std::max<std::size_t>(cols, 1);
+    kernels::softmax_rows(rows, cols, v.data(), detail::mutable_data(out));
     const detail::SavedOutput vy(out);
-    // dx = y * (g - sum(g * y)) along the axis.
+    // dx = y * (g - sum(g * y)) along the axis: one pass per row, or recorded when the
+    // backward creates a graph.
     return record(
         "softmax", out, {v},
-        [vy](const Tensor& g, Grads& grads) {
+        [vy, rows, cols](const Tensor& g, Grads& grads) {
           const Tensor y = vy.tensor();
-          grads.add(0, y * (g - row_sum_keep(g * y)));
+          if (detail::creating_graph()) return grads.add(0, y * (g - row_sum_keep(g * y)));
+          Tensor dx = Tensor::empty(g.shape());
+          kernels::softmax_backward_rows(rows, cols, y.data(), g.data(), detail::mutable_data(dx));
+          grads.add(0, dx);
         },
         true);
   });

@@ -25,6 +25,7 @@
 #include "datasets/idx.hpp"
 #include "datasets/mnist.hpp"
 #include "support/files.hpp"
+#include "support/temp_dir.hpp"
 
 using namespace xtape;
 using namespace xtape::datasets;
@@ -35,23 +36,7 @@ namespace {
 using Bytes = std::vector<std::uint8_t>;
 
 // A fresh directory under the system temp directory, removed with everything in it at scope end.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    std::random_device rd;
-    path = fs::temp_directory_path() / ("xtape_test_idx_" + std::to_string(getpid()) + "_" +
-                                        std::to_string(counter++) + "_" + std::to_string(rd()));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
+using TempDir = xtape::testing::TempDir;
 
 // The raw bytes of an IDX ubyte file, written by hand (independently of write_idx).
 Bytes idx_bytes(const std::vector<std::uint32_t>& dims, const Bytes& data,

@@ -249,6 +249,62 @@ BOOST_AUTO_TEST_CASE(thin_input_small_patches) {
   check_spec({2, 12, 12, 1, 3, 3, 64, 2, 2, true}, 73);
 }
 
+BOOST_AUTO_TEST_CASE(first_layer_patches_read_in_place) {
+  // Thin inputs (an RGB image's 3 channels) with padding read their patches from a zero-padded
+  // copy of the input, and their kernel gradient takes a kernel of its own (patches of up to 64
+  // values, cout a multiple of the vector width): row blocks of 6 and every remainder, column
+  // blocks of two vectors and one, strides, dilation, several chunks and partial sums.
+  std::uint32_t seed = 80;
+  check_spec({2, 16, 16, 3, 3, 3, 32, 1, 1, true}, seed++);   // K = 27
+  check_spec({2, 15, 17, 3, 3, 3, 24, 2, 1, true}, seed++);   // pad bottom/right only
+  check_spec({2, 14, 13, 4, 3, 3, 8, 1, 1, true}, seed++);    // K = 36
+  check_spec({2, 12, 12, 5, 3, 3, 40, 1, 2, true}, seed++);   // K = 45, dilation
+  check_spec({2, 11, 12, 2, 5, 5, 16, 1, 1, true}, seed++);   // K = 50
+  check_spec({2, 11, 12, 4, 4, 4, 16, 2, 1, true}, seed++);   // K = 64
+  check_spec({1, 9, 30, 3, 7, 1, 8, 1, 1, true}, seed++);     // K = 21
+  check_spec({20, 32, 32, 3, 3, 3, 32, 1, 1, true}, seed++);  // many chunks and partial sums
+}
+
+BOOST_AUTO_TEST_CASE(first_layer_paths_match_sgemm_on_im2col_bitwise) {
+  // One chunk of rows and one partial sum: the forward is sgemm(col, kernel) and the kernel
+  // gradient sgemm(col^T, grad_output) on the im2col matrix (zeros where patches leave the
+  // image), whose bits the in-place paths must give.
+  for (const Spec& s :
+       {Spec{1, 28, 28, 3, 3, 3, 32, 1, 1, true}, Spec{1, 30, 31, 3, 5, 5, 16, 2, 1, true},
+        Spec{1, 20, 20, 2, 3, 3, 24, 1, 2, true}}) {
+    const Conv2DGeometry g = geometry(s);
+    const std::int64_t M = g.n * g.out_h * g.out_w, K = g.kh * g.kw * g.cin, N = g.cout;
+    BOOST_TEST_REQUIRE(M <= 1024);
+    const auto x = random_vector(static_cast<std::size_t>(g.n * g.h * g.w * g.cin), 90);
+    const auto k = random_vector(static_cast<std::size_t>(K * N), 91);
+    const auto go = random_vector(static_cast<std::size_t>(M * N), 92);
+    std::vector<float> col(static_cast<std::size_t>(M * K), 0.f);
+    for_each_tap(g, [&](std::int64_t o, std::int64_t kk, std::int64_t i) {
+      // o = output element (row * N + channel), kk = kernel element (tap * N + channel),
+      // i = input element: one (row, tap) pair per output channel; take channel 0's.
+      if (o % N == 0 && kk % N == 0) col[static_cast<std::size_t>(o / N * K + kk / N)] = x[i];
+    });
+    std::vector<float> y_ref(static_cast<std::size_t>(M * N)), gk_ref(k.size());
+    xtape::kernels::sgemm(false, false, M, N, K, 1.f, col.data(), K, k.data(), N, 0.f, y_ref.data(),
+                          N);
+    xtape::kernels::sgemm(true, false, K, N, M, 1.f, col.data(), K, go.data(), N, 0.f,
+                          gk_ref.data(), N);
+    std::vector<float> y(y_ref.size()), gk(gk_ref.size());
+    xtape::kernels::conv2d_forward(g, x.data(), k.data(), y.data());
+    xtape::kernels::conv2d_backward_kernel(g, x.data(), go.data(), gk.data());
+    BOOST_TEST(std::memcmp(y.data(), y_ref.data(), y.size() * sizeof(float)) == 0,
+               "forward, cin=" << s.cin << " k=" << s.kh);
+    BOOST_TEST(std::memcmp(gk.data(), gk_ref.data(), gk.size() * sizeof(float)) == 0,
+               "backward_kernel, cin=" << s.cin << " k=" << s.kh);
+  }
+  // The fused conv + bias + relu + pool pads each image on its own: the same bits.
+  const Conv2DGeometry g = geometry({3, 16, 18, 3, 3, 3, 32, 1, 1, true});
+  const auto x = random_vector(static_cast<std::size_t>(g.n * g.h * g.w * g.cin), 93);
+  const auto k = random_vector(static_cast<std::size_t>(g.kh * g.kw * g.cin * g.cout), 94);
+  const auto bias = random_vector(static_cast<std::size_t>(g.cout), 95);
+  check_fused_forward(g, pool_2x2(g), x, k, {bias.data(), true}, xtape::kernels::num_threads());
+}
+
 BOOST_AUTO_TEST_CASE(large_batch_many_chunks) {
   // Enough rows for several im2col chunks and backward_kernel partial sums.
   check_spec({24, 13, 13, 32, 3, 3, 64, 1, 1, false}, 50);
@@ -321,7 +377,9 @@ BOOST_AUTO_TEST_CASE(bitwise_identical_for_1_and_2_threads) {
         // thread, im2col and a threaded sgemm on two.
         Spec{1, 14, 14, 64, 5, 5, 128, 1, 1, false},
         // The Conv1D classifier's first layer (below the grain size: serial either way).
-        Spec{32, 1, 64, 1, 1, 5, 16, 1, 1, true}}) {
+        Spec{32, 1, 64, 1, 1, 5, 16, 1, 1, true},
+        // An RGB first layer: patches from a zero-padded copy, its own kernel gradient.
+        Spec{40, 32, 32, 3, 3, 3, 32, 1, 1, true}}) {
     const Conv2DGeometry g = geometry(s);
     const auto x = random_vector(static_cast<std::size_t>(g.n * g.h * g.w * g.cin), 60);
     const auto k = random_vector(static_cast<std::size_t>(g.kh * g.kw * g.cin * g.cout), 62);

@@ -245,6 +245,34 @@ BOOST_AUTO_TEST_CASE(gathered_rows_match_sgemm_on_the_gathered_matrix_bitwise) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(few_rows_read_b_in_place) {
+  // Up to 12 rows of A, B is read in place instead of packed (its partial right-edge panel is
+  // still packed). Against the double reference: edge panels, several k slices, alpha and beta,
+  // padded leading dimensions, both layouts of A; and bitwise against the same rows computed
+  // as part of a 40-row product (which packs B).
+  std::uint32_t seed = 1200;
+  for (bool ta : {false, true})
+    for (std::int64_t m : {1, 2, 5, 6, 7, 12})
+      for (std::int64_t n : {16, 45, 600}) {
+        check_case({ta, false, m, n, 700, 1.f, 0.f}, seed++);
+        check_case({ta, false, m, n, 90, -0.5f, 1.5f, 3}, seed++);
+      }
+  // (k >= 500 keeps even one row off the tiny-problem path, whose roundings need not match.)
+  for (const std::int64_t k : {500, 1600}) {
+    const std::int64_t n = 77, big = 40;
+    const auto a = random_vector(static_cast<std::size_t>(big * k), seed++);
+    const auto b = random_vector(static_cast<std::size_t>(k * n), seed++);
+    std::vector<float> all(static_cast<std::size_t>(big * n));
+    sgemm(false, false, big, n, k, 1.f, a.data(), k, b.data(), n, 0.f, all.data(), n);
+    for (const std::int64_t m : {1, 3, 8, 12}) {
+      std::vector<float> few(static_cast<std::size_t>(m * n));
+      sgemm(false, false, m, n, k, 1.f, a.data(), k, b.data(), n, 0.f, few.data(), n);
+      BOOST_TEST(std::memcmp(few.data(), all.data(), few.size() * sizeof(float)) == 0,
+                 "m=" << m << " k=" << k);
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(degenerate_shapes) {
   std::vector<float> c(12, std::numeric_limits<float>::quiet_NaN());
   const float a = 1.f, b = 1.f;

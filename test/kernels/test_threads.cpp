@@ -110,6 +110,31 @@ BOOST_AUTO_TEST_CASE(load_guard_switch) {
   BOOST_TEST(!load_guard());
 }
 
+BOOST_AUTO_TEST_CASE(load_guard_arithmetic) {
+  using namespace xtape::kernels::detail;
+  // The run queue field of /proc/loadavg, the reader not counted.
+  BOOST_TEST(runnable_others_from("0.52 0.41 0.30 3/120 4567\n") == 2);
+  BOOST_TEST(runnable_others_from("10.13 6.28 3.73 1/142 4236") == 0);
+  BOOST_TEST(runnable_others_from("0.00 0.00 0.00 0/5 1") == 0);
+  BOOST_TEST(runnable_others_from("") == -1);
+  BOOST_TEST(runnable_others_from("garbage") == -1);
+  BOOST_TEST(runnable_others_from("1.0 1.0 1.0 7/3 9") == -1);  // more running than exist
+  // The average: the first sample alone, then a quarter of each new one.
+  BOOST_TEST(smooth_others_x16(0, 2, true) == 32);
+  BOOST_TEST(smooth_others_x16(32, 0, false) == 24);
+  BOOST_TEST(smooth_others_x16(24, 4, false) == 34);
+  // The cap: the cores the others leave free, at least one.
+  BOOST_TEST(cap_for_load(2, 0) == 2);
+  BOOST_TEST(cap_for_load(2, 7) == 2);  // 0.44 others round to 0
+  BOOST_TEST(cap_for_load(2, 8) == 1);  // 0.5 rounds to 1
+  BOOST_TEST(cap_for_load(2, 160) == 1);
+  BOOST_TEST(cap_for_load(16, 48) == 13);
+  // A machine whose second core is kept busy: after a few samples a region gets one thread.
+  int avg = smooth_others_x16(0, 0, true);
+  for (int i = 0; i < 4; ++i) avg = smooth_others_x16(avg, 1, false);
+  BOOST_TEST(cap_for_load(2, avg) == 1);
+}
+
 // The default is set for libgomp (GCC's OpenMP runtime, which reads its environment in its own
 // constructor: kernels/omp_defaults.cpp). The sanitizer build links clang's libomp, whose
 // settings and their display differ; there the case is skipped.

@@ -10,11 +10,12 @@
 #include <sstream>
 
 #include "autodiff/ops.hpp"
-#include "training/callbacks.hpp"
 #include "layers/core.hpp"
 #include "layers/saving.hpp"
 #include "models/sequential.hpp"
+#include "support/temp_dir.hpp"
 #include "test/support/synthetic.hpp"
+#include "training/callbacks.hpp"
 
 using namespace xtape;
 using namespace xtape::layers;
@@ -22,19 +23,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "xtape-callbacks-XXXXXX").string();
-    if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
+using TempDir = xtape::testing::TempDir;
 
 using xtape::testing::blobs;
 

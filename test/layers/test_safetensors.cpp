@@ -15,6 +15,7 @@
 
 #include "layers/saving.hpp"
 #include "support/files.hpp"
+#include "support/temp_dir.hpp"
 
 using namespace xtape;
 using namespace xtape::layers;
@@ -23,19 +24,7 @@ namespace fs = std::filesystem;
 namespace {
 
 // A fresh directory under the temporary directory, removed with the object.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "xtape-safetensors-XXXXXX").string();
-    if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
+using TempDir = xtape::testing::TempDir;
 
 // The bytes of a safetensors file: the 8-byte little-endian header length, the header, the data.
 std::vector<std::uint8_t> file_bytes(const std::string& header, const std::string& data = "") {

@@ -19,13 +19,14 @@
 #include <sstream>
 
 #include "autodiff/ops.hpp"
-#include "training/callbacks.hpp"
-#include "layers/conv.hpp"
 #include "kernels/threads.hpp"
+#include "layers/conv.hpp"
 #include "layers/core.hpp"
 #include "layers/pooling.hpp"
 #include "layers/saving.hpp"
 #include "models/sequential.hpp"
+#include "support/temp_dir.hpp"
+#include "training/callbacks.hpp"
 
 using namespace xtape;
 using namespace xtape::layers;
@@ -35,19 +36,7 @@ using json = nlohmann::json;
 namespace {
 
 // A fresh directory under the temporary directory, removed with the object.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "xtape-saving-XXXXXX").string();
-    if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
+using TempDir = xtape::testing::TempDir;
 
 // A small conv model with every kind of state a checkpoint holds (conv and dense weights, a
 // Dropout RNG, the shuffle RNG). Names are fixed by clear_session().
@@ -211,8 +200,9 @@ BOOST_AUTO_TEST_CASE(every_bad_file_is_refused_and_the_model_is_unchanged) {
       {"not JSON", safetensors_bytes("{\"dense/kernel\": [", kernel + bias), {"not valid JSON"}},
       {"not an object", safetensors_bytes("[1,2]   ", ""), {"must be a JSON object"}},
       {"unknown name",
-       safetensors_bytes(header(good_k, good_b, ",\"dense/gamma\":" + entry("F32", "[0]", "[24,24]")),
-                         kernel + bias),
+       safetensors_bytes(
+           header(good_k, good_b, ",\"dense/gamma\":" + entry("F32", "[0]", "[24,24]")),
+           kernel + bias),
        {"unknown tensor 'dense/gamma'"}},
       {"missing name",
        safetensors_bytes("{\"dense/kernel\":" + good_k + "}", kernel),
@@ -535,7 +525,8 @@ BOOST_AUTO_TEST_CASE(sigkill_while_checkpointing) {
   // on any machine under any load.
   TempDir dir;
   const int saved_threads = xtape::kernels::num_threads();
-  xtape::kernels::set_num_threads(1);  // the child runs with one thread (libgomp's pool does not survive fork)
+  xtape::kernels::set_num_threads(
+      1);  // the child runs with one thread (libgomp's pool does not survive fork)
   constexpr int epochs = 12, max_n = 5;
   Rng data_rng(5);
   Tensor x = Tensor::empty({96, 32}), y(Shape{96, 4}, 0.f);

@@ -19,6 +19,7 @@
 #include "layers/core.hpp"
 #include "models/sequential.hpp"
 #include "optim/optimizers.hpp"
+#include "support/temp_dir.hpp"
 #include "test/support/gradcheck.hpp"
 
 using namespace xtape;
@@ -69,19 +70,7 @@ bool same_bits(const std::vector<Tensor>& a, const std::vector<Tensor>& b) {
   return true;
 }
 
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "xtape-optim-XXXXXX").string();
-    if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
+using TempDir = xtape::testing::TempDir;
 
 }  // namespace
 

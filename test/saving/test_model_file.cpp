@@ -18,6 +18,7 @@
 #include "models/sequential.hpp"
 #include "saving/model_file.hpp"
 #include "saving/registry.hpp"
+#include "support/temp_dir.hpp"
 #include "test/support/founding_model.hpp"
 #include "test/support/gradcheck.hpp"
 
@@ -30,15 +31,7 @@ using json = nlohmann::json;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    char tmpl[] = "/tmp/xtape-model-file-XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
+using TempDir = xtape::testing::TempDir;
 
 bool bitwise_equal(const Tensor& a, const Tensor& b) {
   return a.shape() == b.shape() && a.to_vector() == b.to_vector();
@@ -68,7 +61,8 @@ std::shared_ptr<Model> every_layer_model() {
   x = make<DepthwiseConv2D>({.kernel_size = {3}, .padding = "same", .depth_multiplier = 2})(x);
   x = make<SeparableConv2D>({.filters = 4, .kernel_size = {3}, .padding = "same"})(x);
   x = make<Conv2DTranspose>(
-      {.filters = 2, .kernel_size = {3}, .strides = {2}, .padding = "same", .output_padding = {1}})(x);
+      {.filters = 2, .kernel_size = {3}, .strides = {2}, .padding = "same", .output_padding = {1}})(
+      x);
   x = make<MaxPooling2D>({.pool_size = {2, 2}})(x);
   x = make<MaxPooling2D>({.pool_size = {2, 2}})(x);
   x = make<AveragePooling2D>({.pool_size = {2, 2}, .strides = {1, 1}})(x);

@@ -15,6 +15,7 @@
 #include "layers/core.hpp"
 #include "layers/saving.hpp"
 #include "models/sequential.hpp"
+#include "support/temp_dir.hpp"
 #include "test/support/synthetic.hpp"
 #include "training/callbacks.hpp"
 
@@ -24,19 +25,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "xtape-callbacks2-XXXXXX").string();
-    if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
+using TempDir = xtape::testing::TempDir;
 
 Sequential model(std::uint64_t seed) {
   clear_session();
@@ -164,7 +153,8 @@ BOOST_AUTO_TEST_CASE(lambda_callback_hooks_run) {
 BOOST_AUTO_TEST_CASE(backup_and_restore_resumes_bitwise_after_sigkill,
                      *boost::unit_test::timeout(300)) {
   const int saved_threads = xtape::kernels::num_threads();
-  xtape::kernels::set_num_threads(1);  // the child runs with one thread (libgomp's pool does not survive fork)
+  xtape::kernels::set_num_threads(
+      1);  // the child runs with one thread (libgomp's pool does not survive fork)
   auto xy_ = xtape::testing::blobs(90, 8);
   Tensor &x = xy_.first, &y = xy_.second;
   constexpr int epochs = 5;

@@ -18,6 +18,7 @@
 #include "autodiff/ops.hpp"
 #include "layers/core.hpp"
 #include "models/sequential.hpp"
+#include "support/temp_dir.hpp"
 #include "test/support/gradcheck.hpp"
 #include "test/support/synthetic.hpp"
 #include "training/callbacks.hpp"
@@ -34,18 +35,7 @@ using tb::make_histogram;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "xtape-tensorboard-XXXXXX").string();
-    if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
+using TempDir = xtape::testing::TempDir;
 
 // ---- an independent reader: bitwise CRC32C, record framing, protobuf fields ----
 

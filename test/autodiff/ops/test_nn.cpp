@@ -1,7 +1,10 @@
 // Tests for autodiff/ops/nn.cpp: softmax, log_softmax, dropout and the cross-entropy losses
 // (Keras semantics), forward values and gradients.
+#include <omp.h>
+
 #include <boost/test/unit_test.hpp>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 
 #include "autodiff/ops.hpp"
@@ -100,6 +103,84 @@ BOOST_AUTO_TEST_CASE(softmax_gradients) {
   gradcheck("log_softmax 3-d axis 1", [](In in) { return log_softmax(in[0], 1); }, {x3});
   gradcheck("softmax large (directional)", [](In in) { return softmax(in[0]); },
             {random_tensor({50, 20}, rng, -3.f, 3.f)});
+}
+
+BOOST_AUTO_TEST_CASE(softmax_long_rows_against_double) {
+  // The vector kernel: rows longer than its summation chunk, lengths that are not a multiple
+  // of the SIMD width, and a wide range of logits (exponentials that underflow).
+  Rng rng(5);
+  for (const std::size_t cols : {1, 3, 7, 8, 9, 31, 129, 1000, 4099}) {
+    const Tensor x = random_tensor({3, cols}, rng, -40.f, 40.f);
+    check_values("softmax cols " + std::to_string(cols), softmax(x), {3, cols},
+                 softmax_reference(x, -1, false), 2e-6, 1e-12);
+  }
+  // A row of one value, and -inf entries (probability 0).
+  const float inf = std::numeric_limits<float>::infinity();
+  check_values("softmax -inf entries", softmax(Tensor({1, 3}, {-inf, 0.f, 0.f})), {1, 3},
+               {0.0, 0.5, 0.5}, 1e-7, 0);
+}
+
+BOOST_AUTO_TEST_CASE(softmax_nan_and_infinity_poison_their_row) {
+  // As PyTorch: a NaN anywhere in a row makes the whole row NaN, wherever it sits (before the
+  // vector kernel's tail, in it, first or last); other rows are untouched. +inf gives NaN too
+  // (inf - inf), and so does a row of -inf.
+  const float nan = std::numeric_limits<float>::quiet_NaN(),
+              inf = std::numeric_limits<float>::infinity();
+  for (const std::size_t cols : {5, 8, 13}) {
+    for (std::size_t at = 0; at < cols; at += 4) {
+      for (const float bad : {nan, inf}) {
+        std::vector<float> v(2 * cols, 0.5f);
+        v[at] = bad;
+        const std::vector<float> y = softmax(Tensor({2, cols}, v)).to_vector();
+        for (std::size_t c = 0; c < cols; ++c) {
+          BOOST_TEST(std::isnan(y[c]), "cols " << cols << " bad at " << at << " element " << c);
+          BOOST_TEST(y[cols + c] == 1.f / static_cast<float>(cols), "clean row");
+        }
+      }
+    }
+  }
+  const std::vector<float> all_neg = softmax(Tensor({1, 3}, {-inf, -inf, -inf})).to_vector();
+  for (const float y : all_neg) BOOST_TEST(std::isnan(y));
+  // The gradient carries the NaN back too.
+  Tensor x = Tensor({1, 4}, {0.f, nan, 1.f, 2.f}).set_requires_grad(true);
+  sum(softmax(x) * Tensor({1, 4}, {1.f, 2.f, 3.f, 4.f})).backward();
+  for (const float g : x.grad().to_vector()) BOOST_TEST(std::isnan(g));
+}
+
+BOOST_AUTO_TEST_CASE(softmax_backward_kernel_matches_the_composition) {
+  // The fused backward (no graph) against the recorded composition y * (g - sum(g * y)) taken
+  // when the backward creates a graph; and the second derivative.
+  Rng rng(6);
+  const Tensor x0 = random_tensor({5, 37}, rng, -4.f, 4.f), w = random_tensor({5, 37}, rng);
+  Tensor a = x0.clone().set_requires_grad(true);
+  sum(softmax(a) * w).backward();
+  Tensor b = x0.clone().set_requires_grad(true);
+  GradOptions with_graph;
+  with_graph.create_graph = true;
+  const Tensor gb = grad({sum(softmax(b) * w)}, {b}, with_graph)[0];
+  // The same roundings, so the same bits (as every first-order gradient with create_graph).
+  BOOST_TEST(a.grad().to_vector() == gb.to_vector(), boost::test_tools::per_element());
+  xtape::testing::gradgradcheck("softmax", [](In in) { return softmax(in[0]); },
+                                {random_tensor({3, 11}, rng, -2.f, 2.f)});
+  xtape::testing::gradgradcheck("softmax axis 0", [](In in) { return softmax(in[0], 0); },
+                                {random_tensor({6, 4}, rng, -2.f, 2.f)});
+}
+
+BOOST_AUTO_TEST_CASE(softmax_is_bitwise_independent_of_the_thread_count) {
+  Rng rng(7);
+  const Tensor x0 = random_tensor({512, 300}, rng, -6.f, 6.f), w = random_tensor({512, 300}, rng);
+  auto run = [&](int threads) {
+    const int before = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    Tensor x = x0.clone().set_requires_grad(true);
+    const Tensor y = softmax(x);
+    sum(y * w).backward();
+    omp_set_num_threads(before);
+    return std::vector<std::vector<float>>{y.to_vector(), x.grad().to_vector()};
+  };
+  const auto one = run(1), two = run(2);
+  BOOST_TEST(one[0] == two[0], boost::test_tools::per_element());
+  BOOST_TEST(one[1] == two[1], boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(dropout_behaviour) {
