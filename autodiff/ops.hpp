@@ -156,6 +156,10 @@ Tensor log_softmax(const Tensor& x, int axis = -1);
 /// Inverted dropout: zeroes with probability `rate`, scales survivors by 1/(1-rate).
 /// Identity when !training or rate == 0. Throws std::invalid_argument unless 0 <= rate < 1.
 Tensor dropout(const Tensor& x, float rate, bool training, Rng& rng);
+/// A constant tensor of `shape` (no gradient) of mean + stddev * z, z standard normals from a
+/// counter-based generator keyed by one draw of `rng` (kernels::normal_fill, autodiff/ops/
+/// random.cpp): vectorised, and the same values for any thread count.
+Tensor random_normal(const Shape& shape, float mean, float stddev, Rng& rng);
 /// Per-sample categorical cross-entropy (n,) from one-hot/probability targets (n, k).
 /// From probabilities (Keras semantics): predictions are renormalised to sum 1 and clipped to
 /// [1e-7, 1 - 1e-7]; from logits: computed with log_softmax. As in Keras's TensorFlow backend,

@@ -1,10 +1,11 @@
 #pragma once
 /// @file ops_activations.hpp
-/// Activation functions with Keras 3's formulas and defaults (keras.activations), written as
-/// compositions of primitives (autodiff/ops/activations.cpp), so the tape differentiates them
-/// with no gradient code of their own. Every one keeps the input's shape and propagates NaN
-/// (f(NaN) is NaN). relu, sigmoid, tanh, softmax, log_softmax, softplus and exp are primitives
-/// (autodiff/ops.hpp).
+/// Activation functions with Keras 3's formulas and defaults (keras.activations). leaky_relu,
+/// elu, selu, softsign, silu, gelu, hard_sigmoid, hard_silu and mish are primitives with
+/// one-pass kernels forward and backward (autodiff/ops/activations.cpp); relu with options and
+/// relu6 are compositions. Every one keeps the input's shape and propagates NaN (f(NaN) is
+/// NaN); all are differentiable twice (create_graph). relu, sigmoid, tanh, softmax,
+/// log_softmax, softplus and exp are in autodiff/ops.hpp.
 #include <optional>
 
 #include "autodiff/tensor.hpp"

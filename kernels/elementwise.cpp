@@ -11,6 +11,7 @@
 #include "kernels/compare.hpp"
 #include "kernels/parallel.hpp"
 #include "kernels/row_cursors.hpp"
+#include "kernels/simd_map.hpp"
 #include "kernels/workspace.hpp"
 
 namespace xtape::kernels {
@@ -18,22 +19,11 @@ namespace {
 
 using batch = xsimd::batch<float>;
 constexpr std::size_t W = batch::size;
-// Single-thread time of an elementwise pass over n floats (two read, one written).
-double pass_ns(std::size_t n) { return detail::byte_ns(12.0 * static_cast<double>(n)); }
-
-// Runs run(lo, hi) over [0, n): inline when small, else one batch-aligned slice per thread
-// (elementwise: any split gives the same bits).
+// Runs run(lo, hi) over [0, n) in batch-aligned slices, for an elementwise pass over n floats
+// (two read, one written).
 template <class Run>
 void split_range(std::size_t n, const Run& run) {
-  const int team = detail::parallel_team(pass_ns(n), static_cast<std::int64_t>(n / W));
-  if (team == 1) return run(0, n);
-#pragma omp parallel num_threads(team)
-  {
-    const std::size_t nt = static_cast<std::size_t>(omp_get_num_threads());
-    const std::size_t t = static_cast<std::size_t>(omp_get_thread_num());
-    const std::size_t chunk = (n / nt + W - 1) / W * W;
-    run(std::min(n, t * chunk), std::min(n, (t + 1) * chunk));
-  }
+  detail::split_range(n, 12.0 / detail::bytes_per_ns, W, run);
 }
 
 // Applies f to batches of x over [0, n); the tail goes through a padded batch so one function
@@ -152,7 +142,8 @@ void binary_2d(BinaryOp op, std::size_t rows, std::size_t cols, const float* a, 
     }
   };
   auto run = [&](auto f) {
-    const int team = detail::parallel_team(pass_ns(rows * cols), static_cast<std::int64_t>(rows));
+    const int team = detail::parallel_team(detail::byte_ns(12.0 * static_cast<double>(rows * cols)),
+                                           static_cast<std::int64_t>(rows));
     if (team == 1) return rows_of(f, 0, rows);
       // Elementwise: any split gives the same bits; blocks of rows keep the calls cheap.
 #pragma omp parallel num_threads(team)
@@ -228,6 +219,43 @@ void dropout_forward(std::size_t n, std::uint64_t key, float rate, float scale, 
     }
   };
   split_range(n, run);
+}
+
+void normal_fill(std::size_t n, std::uint64_t key, float mean, float stddev, float* out) {
+  const std::uint32_t k0 = static_cast<std::uint32_t>(key),
+                      k1 = static_cast<std::uint32_t>(key >> 32);
+  using ibatch = xsimd::batch<std::int32_t>;
+  // One block: W pairs (u1, u2) -> r = sqrt(-2 log u1), theta = 2 pi u2 - pi; out[b + l] =
+  // r cos theta, out[b + W + l] = r sin theta. u1 in (0, 1] (log finite), u2 in [0, 1).
+  auto block = [&](std::size_t b, float* dst) {
+    alignas(64) std::uint32_t lane[W];
+    for (std::size_t l = 0; l < W; ++l) lane[l] = static_cast<std::uint32_t>(2 * l);
+    const ubatch c = ubatch(static_cast<std::uint32_t>(b)) + ubatch::load_aligned(lane);
+    const ubatch vk0(k0), vk1(k1);
+    const ubatch h1 = fmix32(fmix32(c + vk0) ^ vk1);
+    const ubatch h2 = fmix32(fmix32(c + ubatch(1u) + vk0) ^ vk1);
+    const float inv24 = 1.f / 16777216.f;
+    const batch u1 =
+        (xsimd::to_float(xsimd::bitwise_cast<ibatch>(h1 >> 8)) + batch(1.f)) * batch(inv24);
+    const batch u2 = xsimd::to_float(xsimd::bitwise_cast<ibatch>(h2 >> 8)) * batch(inv24);
+    const batch r = xsimd::sqrt(batch(-2.f) * xsimd::log(u1));
+    const auto [s, co] =
+        xsimd::sincos(xsimd::fma(u2, batch(6.28318530717958648f), batch(-3.14159265358979324f)));
+    xsimd::fma(r * co, batch(stddev), batch(mean)).store_unaligned(dst);
+    xsimd::fma(r * s, batch(stddev), batch(mean)).store_unaligned(dst + W);
+  };
+  auto run = [&](std::size_t lo, std::size_t hi) {
+    std::size_t b = lo;
+    for (; b + 2 * W <= hi; b += 2 * W) block(b, out + b);
+    if (b < hi) {
+      alignas(64) float buf[2 * W];
+      block(b, buf);
+      std::copy(buf, buf + (hi - b), out + b);
+    }
+  };
+  // Slices of whole blocks: every element's value depends only on (key, its index).
+  // About a nanosecond per element on one thread (a log, a sqrt and a sincos per pair).
+  detail::split_range(n, 1.0, 2 * W, run);
 }
 
 float sum(std::size_t n, const float* x) {

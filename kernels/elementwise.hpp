@@ -44,6 +44,13 @@ void binary_2d(BinaryOp op, std::size_t rows, std::size_t cols, const float* a, 
 void dropout_forward(std::size_t n, std::uint64_t key, float rate, float scale, const float* x,
                      float* mask, float* out);
 
+/// out[i] = mean + stddev * z_i with z_i standard normals from a counter-based hash keyed by
+/// `key` (one draw of the caller's generator), by Box-Muller on pairs of 24-bit uniforms: in
+/// each block of 2W elements (W the vector width), elements b + l and b + W + l are the cosine
+/// and sine of one pair, whose uniforms hash the element indices b + 2l and b + 2l + 1. |z| is
+/// at most sqrt(2 ln 2^24) = 5.77. The counter is 32-bit. Deterministic for any thread count.
+void normal_fill(std::size_t n, std::uint64_t key, float mean, float stddev, float* out);
+
 /// Sum of x[0..n) in a fixed order (deterministic, vectorised).
 float sum(std::size_t n, const float* x);
 

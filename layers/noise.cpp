@@ -59,14 +59,13 @@ Tensor draw(const Shape& shape, F f) {
 
 Tensor GaussianNoise::call(const Tensor& x, bool training) {
   if (!training || options_.stddev == 0.f) return x;
-  const float sd = options_.stddev;
-  return x + draw(x.shape(), [&] { return sd * rng_.normal(); });
+  return x + random_normal(x.shape(), 0.f, options_.stddev, rng_);
 }
 
 Tensor GaussianDropout::call(const Tensor& x, bool training) {
   if (!training || options_.rate == 0.f) return x;
   const float sd = std::sqrt(options_.rate / (1.f - options_.rate));
-  return x * draw(x.shape(), [&] { return 1.f + sd * rng_.normal(); });
+  return x * random_normal(x.shape(), 1.f, sd, rng_);
 }
 
 Tensor SpatialDropout::call(const Tensor& x, bool training) {

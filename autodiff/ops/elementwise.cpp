@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "autodiff/ops/helpers.hpp"
+#include "kernels/activations.hpp"
 
 namespace xtape {
 
@@ -312,8 +313,14 @@ Tensor sigmoid(const Tensor& x) {
   return record(
       "sigmoid", out, {x},
       [vy](const Tensor& g, Grads& grads) {
-        const Tensor y = vy.tensor();
-        grads.add(0, g * y * (1.f - y));
+        if (detail::creating_graph()) {
+          const Tensor y = vy.tensor();
+          return grads.add(0, g * y * (1.f - y));
+        }
+        Tensor d = Tensor::empty(g.shape());
+        const Tensor& y = vy.values();
+        kernels::sigmoid_backward(y.size(), y.data(), g.data(), detail::mutable_data(d));
+        grads.add(0, d);
       },
       true);
 }
@@ -325,8 +332,14 @@ Tensor tanh(const Tensor& x) {
   return record(
       "tanh", out, {x},
       [vy](const Tensor& g, Grads& grads) {
-        const Tensor y = vy.tensor();
-        grads.add(0, g * (1.f - y * y));
+        if (detail::creating_graph()) {
+          const Tensor y = vy.tensor();
+          return grads.add(0, g * (1.f - y * y));
+        }
+        Tensor d = Tensor::empty(g.shape());
+        const Tensor& y = vy.values();
+        kernels::tanh_backward(y.size(), y.data(), g.data(), detail::mutable_data(d));
+        grads.add(0, d);
       },
       true);
 }

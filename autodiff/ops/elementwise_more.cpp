@@ -199,18 +199,6 @@ Tensor erf(const Tensor& x) {
       true);
 }
 
-Tensor softplus(const Tensor& x) {
-  const Tensor vx = x;  // with its history, for create_graph
-  Tensor out = map_unary(x, [](float v) {
-    if (std::isnan(v)) return v;
-    return std::max(v, 0.f) + std::log1p(std::exp(-std::abs(v)));
-  });
-  // d softplus(x)/dx = sigmoid(x).
-  return record(
-      "softplus", out, {x}, [vx](const Tensor& g, Grads& grads) { grads.add(0, g * sigmoid(vx)); },
-      true);
-}
-
 Tensor sign(const Tensor& x) {
   return zero_gradient("sign",
                        map_unary(x,

@@ -268,6 +268,23 @@ BOOST_AUTO_TEST_CASE(noise_layers_are_the_identity_at_inference_and_noisy_in_tra
   BOOST_CHECK_THROW(SpatialDropout1D({.rate = 0.5f})(x, true), std::invalid_argument);
 }
 
+BOOST_AUTO_TEST_CASE(gaussian_layers_draw_from_random_normal) {
+  // GaussianNoise adds stddev * z and GaussianDropout multiplies by 1 + sd * z, z from the
+  // layer's generator seeded by its seed (reproducible; the values changed when the layers
+  // moved to the counter-based generator).
+  const Tensor x = Tensor::full({4, 33}, 1.5f);
+  GaussianNoise gn({.stddev = 0.3f, .seed = 5});
+  Rng r(5);
+  const std::vector<float> noise = random_normal(x.shape(), 0.f, 0.3f, r).to_vector();
+  const std::vector<float> y = gn(x, true).to_vector();
+  for (std::size_t i = 0; i < y.size(); ++i) BOOST_TEST_REQUIRE(y[i] == 1.5f + noise[i]);
+  GaussianDropout gd({.rate = 0.2f, .seed = 6});
+  Rng r2(6);
+  const std::vector<float> mult = random_normal(x.shape(), 1.f, 0.5f, r2).to_vector();
+  const std::vector<float> y2 = gd(x, true).to_vector();
+  for (std::size_t i = 0; i < y2.size(); ++i) BOOST_TEST_REQUIRE(y2[i] == 1.5f * mult[i]);
+}
+
 BOOST_AUTO_TEST_CASE(noise_layer_states_and_configs_round_trip) {
   GaussianNoise a({.stddev = 0.5f, .seed = 9});
   const Tensor x({2, 3}, 1.f);
