@@ -252,9 +252,11 @@ void norm_dx(const float* g, const float* x, const float* m, const float* a, con
     dx[i] = detail::madd(a[i], g[i], detail::madd(x[i] - m[i], bm[i], c[i]));
 }
 
-// Rows per block of the blocked sums over rows of `width` values.
+// Rows per block of the blocked sums over rows of `width` values: about kBlock values, and at
+// least 16 rows so that the blocks' double partial sums (2 * width each) stay below the input's
+// size.
 std::size_t rows_per_block(std::size_t width) {
-  return std::max<std::size_t>(1, kBlock / std::max<std::size_t>(1, width));
+  return std::max<std::size_t>(16, kBlock / std::max<std::size_t>(1, width));
 }
 
 }  // namespace
@@ -381,6 +383,7 @@ std::vector<double> sample_channel_sums(std::size_t n, std::size_t spatial, std:
       }
     }
   });
+  if (bps == 1) return partial;  // one block per sample: already the per-sample sums
   std::vector<double> out(2 * n * c, 0.0);
   for (std::size_t i = 0; i < n; ++i)
     for (std::size_t k = 0; k < bps; ++k) {
