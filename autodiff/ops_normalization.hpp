@@ -29,10 +29,10 @@ Tensor scale_shift(const Tensor& x, const Tensor& scale, const Tensor& shift);
 /// Layer normalization over the trailing axes [begin_axis, rank) of x (negative counts from the
 /// end): (x - mean) / sqrt(var + epsilon) * gamma + beta, the statistics per leading index.
 /// gamma and beta have the shape of those trailing axes, or are undefined (absent: 1 and 0).
-/// Forward and backward are one kernel each (statistics in double, one pass to normalize); the
-/// backward is a composition of ops when creating a graph (differentiable twice). Throws
-/// std::invalid_argument naming "layer_normalization" for an axis out of range, weights of
-/// another shape or a negative epsilon.
+/// Forward and backward are one kernel each (two-pass statistics per row, one pass to
+/// normalize; kernels/normalization.hpp); the backward is a composition of ops when creating a
+/// graph (differentiable twice). Throws std::invalid_argument naming "layer_normalization" for
+/// an axis out of range, weights of another shape or a negative epsilon.
 Tensor layer_normalization(const Tensor& x, int begin_axis, const Tensor& gamma, const Tensor& beta,
                            float epsilon);
 

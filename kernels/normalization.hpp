@@ -28,9 +28,10 @@ void channel_grad_sums(std::size_t outer, std::size_t channels, std::size_t inne
 
 namespace xtape::kernels {
 
-/// Layer normalization of `rows` rows of `features` contiguous values. Per row: mean and
-/// rstd = 1 / sqrt(var + epsilon) from sums of x and x^2 in double (var = E[x^2] - E[x]^2
-/// clamped at 0), then y = (x - mean) * (rstd * gamma[f]) + beta[f]. gamma and beta may be
+/// Layer normalization of `rows` rows of `features` contiguous values. Per row, in two passes
+/// over it (the second from cache): the mean, then var = the mean of (x - mean)^2 and
+/// rstd = 1 / sqrt(var + epsilon), each sum in float lanes over chunks of 512 values whose
+/// totals add in double; then y = (x - mean) * (rstd * gamma[f]) + beta[f]. gamma and beta may be
 /// null (1 and 0). mean and rstd receive one value per row. NaN in a row makes the row's
 /// statistics and outputs NaN. Each row is computed alone: the same bits for any thread count.
 void layer_norm_forward(std::size_t rows, std::size_t features, const float* x, const float* gamma,
