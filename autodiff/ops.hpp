@@ -150,6 +150,14 @@ Tensor max_pool3d(const Tensor& x, std::array<int, 3> pool_size,
 Tensor avg_pool3d(const Tensor& x, std::array<int, 3> pool_size,
                   std::array<int, 3> strides = {0, 0, 0}, Padding padding = Padding::valid);
 
+/// Upsamples x (n, h, w, c) by the integer factors size = (sh, sw) to (n, h sh, w sw, c):
+/// "nearest" repeats every pixel, "bilinear" interpolates with half-pixel centers along h then
+/// w, the edges clamped (tf.image.resize's bilinear, Keras's UpSampling2D). Differentiable any
+/// number of times. Throws std::invalid_argument naming "upsample2d" for a rank other than 4, a
+/// factor of 0 or another interpolation.
+Tensor upsample2d(const Tensor& x, std::array<std::size_t, 2> size,
+                  const std::string& interpolation = "nearest");
+
 // ---- neural-network ops (nn.cpp) ----
 Tensor softmax(const Tensor& x, int axis = -1);
 Tensor log_softmax(const Tensor& x, int axis = -1);

@@ -1,8 +1,8 @@
 #pragma once
 /// @file ops_normalization.hpp
 /// Primitives of the normalization layers (autodiff/ops/normalization.cpp): statistics in one
-/// pass over the input and a per-channel scale and shift in one pass. Both are differentiable;
-/// their backward rules are compositions of ops.
+/// pass over the input, a per-channel scale and shift in one pass, and layer and group
+/// normalization as one kernel each way. All are differentiable twice.
 #include <utility>
 #include <vector>
 
@@ -25,5 +25,24 @@ std::pair<Tensor, Tensor> fused_moments(const Tensor& x, std::vector<int> axes,
 /// x * scale + shift. Throws std::invalid_argument naming "scale_shift" when scale and shift
 /// differ in shape or do not broadcast to x.
 Tensor scale_shift(const Tensor& x, const Tensor& scale, const Tensor& shift);
+
+/// Layer normalization over the trailing axes [begin_axis, rank) of x (negative counts from the
+/// end): (x - mean) / sqrt(var + epsilon) * gamma + beta, the statistics per leading index.
+/// gamma and beta have the shape of those trailing axes, or are undefined (absent: 1 and 0).
+/// Forward and backward are one kernel each (two-pass statistics per row, one pass to
+/// normalize; kernels/normalization.hpp); the backward is a composition of ops when creating a
+/// graph (differentiable twice). Throws std::invalid_argument naming "layer_normalization" for
+/// an axis out of range, weights of another shape or a negative epsilon.
+Tensor layer_normalization(const Tensor& x, int begin_axis, const Tensor& gamma, const Tensor& beta,
+                           float epsilon);
+
+/// Group normalization of a channels-last x (n, ..., channels): the channels split into `groups`
+/// consecutive groups, each sample's group normalized over its spatial positions and channels,
+/// then times gamma plus beta (shape (channels), or undefined: absent). As layer_normalization,
+/// one kernel each way and a composed backward when creating a graph. Throws
+/// std::invalid_argument naming "group_normalization" for a rank below 2, groups not dividing
+/// the channels, weights of another shape or a negative epsilon.
+Tensor group_normalization(const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta,
+                           float epsilon);
 
 }  // namespace xtape

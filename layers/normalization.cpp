@@ -150,6 +150,12 @@ void LayerNormalization::build(const Shape& input_shape) {
 }
 
 Tensor LayerNormalization::call(const Tensor& inputs, bool) {
+  // Trailing axes (the usual case): one kernel each way.
+  const int rank = static_cast<int>(inputs.ndim());
+  const int first = axes_.front();
+  if (axes_.back() == rank - 1 && axes_.back() - first + 1 == static_cast<int>(axes_.size()))
+    return layer_normalization(inputs, first, options_.scale ? weight("gamma") : Tensor(),
+                               options_.center ? weight("beta") : Tensor(), options_.epsilon);
   auto stats = fused_moments(inputs, axes_, true);
   const Tensor inv = 1.f / sqrt(stats.second + options_.epsilon);
   // Per-row scale and shift (one pass), then per-feature gamma and beta (one pass).
@@ -211,13 +217,17 @@ void GroupNormalization::build(const Shape& input_shape) {
 
 Tensor GroupNormalization::call(const Tensor& inputs, bool) {
   const Shape& s = inputs.shape();
+  // Channels last (the usual case): one kernel each way.
+  if (static_cast<std::size_t>(axis_) + 1 == s.size())
+    return group_normalization(inputs, groups_, options_.scale ? weight("gamma") : Tensor(),
+                               options_.center ? weight("beta") : Tensor(), options_.epsilon);
   const std::size_t a = static_cast<std::size_t>(axis_);
   // (n, ..., c, ...) -> (n, ..., groups, c / groups, ...), statistics over all but n and groups.
   std::vector<long> grouped(s.begin(), s.end());
   grouped[a] = static_cast<long>(s[a]) / groups_;
   grouped.insert(grouped.begin() + static_cast<long>(a), groups_);
   Tensor xg = reshape(inputs, grouped);
-  // Channels last: the groups axis moves next to the batch axis, so that the statistics and
+  // Channels inside: the groups axis moves next to the batch axis, so that the statistics and
   // the normalization run on contiguous rows of one (sample, group) each (fused_moments' and
   // scale_shift's one-pass forms) instead of the generic reductions and broadcasts.
   const int rank = static_cast<int>(grouped.size());

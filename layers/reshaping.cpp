@@ -1,5 +1,5 @@
-// Reshaping layers as compositions of recorded ops (reshape, transpose, concat, slice_rows,
-// broadcasting, matmul): no gradient code of their own.
+// Reshaping layers as compositions of recorded ops (reshape, transpose, concat, slice, pad,
+// upsample2d): no gradient code of their own.
 #include "layers/reshaping.hpp"
 
 #include <algorithm>
@@ -233,55 +233,16 @@ Shape UpSampling::compute_output_shape(const Shape& in) const {
   return out;
 }
 
-namespace {
-
-// The (d * s, d) matrix of half-pixel bilinear interpolation (tf.image.resize's bilinear).
-Tensor bilinear_matrix(std::size_t d, std::size_t s) {
-  const std::size_t out = d * s;
-  std::vector<float> m(out * d, 0.f);
-  for (std::size_t o = 0; o < out; ++o) {
-    const double src = (static_cast<double>(o) + 0.5) / static_cast<double>(s) - 0.5;
-    const double lo = std::floor(src), frac = src - lo;
-    const long i0 = std::clamp(static_cast<long>(lo), 0L, static_cast<long>(d) - 1);
-    const long i1 = std::clamp(static_cast<long>(lo) + 1, 0L, static_cast<long>(d) - 1);
-    m[o * d + static_cast<std::size_t>(i0)] += static_cast<float>(1 - frac);
-    m[o * d + static_cast<std::size_t>(i1)] += static_cast<float>(frac);
-  }
-  return Tensor({out, d}, m);
-}
-
-}  // namespace
-
 Tensor UpSampling::call(const Tensor& x, bool) {
   check_rank(*this, x, static_cast<std::size_t>(rank_) + 2);
-  Tensor y = x;
-  for (int i = 0; i < rank_; ++i) {
-    const std::size_t s = size_[static_cast<std::size_t>(i)];
-    if (s == 1) continue;
-    const std::size_t axis = static_cast<std::size_t>(i) + 1;
-    const Shape ys = y.shape();
-    if (interpolation_ == "nearest") {
-      y = repeat(y, static_cast<std::int64_t>(s), static_cast<int>(axis));
-    } else {
-      // Interpolate along the axis: move it last, multiply by the interpolation matrix.
-      const int n = static_cast<int>(ys.size());
-      std::vector<int> perm;
-      for (int k = 0; k < n; ++k)
-        if (k != static_cast<int>(axis)) perm.push_back(k);
-      perm.push_back(static_cast<int>(axis));
-      std::vector<int> inv(static_cast<std::size_t>(n));
-      for (int k = 0; k < n; ++k)
-        inv[static_cast<std::size_t>(perm[static_cast<std::size_t>(k)])] = k;
-      const Tensor t = transpose(y, perm);
-      const std::size_t d = ys[axis];
-      const Tensor flat = reshape(t, {-1, static_cast<long>(d)});
-      const Tensor up = matmul(flat, transpose(bilinear_matrix(d, s)));
-      Shape ts = t.shape();
-      ts.back() = d * s;
-      y = transpose(reshape(up, longs(ts)), inv);
-    }
-  }
-  return y;
+  if (rank_ == 2) return upsample2d(x, {size_[0], size_[1]}, interpolation_);
+  // (n, steps, c) as the image (n, steps, 1, c).
+  const Shape& s = x.shape();
+  const Tensor y = upsample2d(
+      reshape(x, {static_cast<long>(s[0]), static_cast<long>(s[1]), 1, static_cast<long>(s[2])}),
+      {size_[0], 1}, interpolation_);
+  return reshape(
+      y, {static_cast<long>(s[0]), static_cast<long>(s[1] * size_[0]), static_cast<long>(s[2])});
 }
 
 nlohmann::json UpSampling::get_config() const {

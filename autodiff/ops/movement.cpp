@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "autodiff/ops/index_maps.hpp"
+#include "kernels/spatial.hpp"
 
 namespace xtape {
 
@@ -118,9 +119,12 @@ Tensor axis_gather(const Tensor& x, std::shared_ptr<const AxisMaps> maps, const 
   }
   const Shape xs = x.shape();
   // The gradient of a gather adds each result element's gradient where it was read from.
-  return record(op, out, {x}, [maps, xs, op](const Tensor& g, Grads& grads) {
-    grads.add(0, axis_scatter_add(g, maps, xs, op));
-  }, true);
+  return record(
+      op, out, {x},
+      [maps, xs, op](const Tensor& g, Grads& grads) {
+        grads.add(0, axis_scatter_add(g, maps, xs, op));
+      },
+      true);
 }
 
 Tensor axis_scatter_add(const Tensor& g, std::shared_ptr<const AxisMaps> maps, const Shape& x_shape,
@@ -152,9 +156,12 @@ Tensor axis_scatter_add(const Tensor& g, std::shared_ptr<const AxisMaps> maps, c
     }
   }
   // Adjoint of the adjoint: gather the gradient back (padding positions get nothing).
-  return record(op, out, {g}, [maps, os, op](const Tensor& gg, Grads& grads) {
-    grads.add(0, axis_gather(gg, maps, os, 0.f, op));
-  }, true);
+  return record(
+      op, out, {g},
+      [maps, os, op](const Tensor& gg, Grads& grads) {
+        grads.add(0, axis_gather(gg, maps, os, 0.f, op));
+      },
+      true);
 }
 
 Tensor flat_gather(const Tensor& x, std::shared_ptr<const std::vector<std::size_t>> offsets,
@@ -164,9 +171,12 @@ Tensor flat_gather(const Tensor& x, std::shared_ptr<const std::vector<std::size_
   const float* xv = x.data();
   for (std::size_t i = 0; i < offsets->size(); ++i) o[i] = xv[(*offsets)[i]];
   const Shape xs = x.shape();
-  return record(op, out, {x}, [offsets, xs, op](const Tensor& g, Grads& grads) {
-    grads.add(0, flat_scatter_add(g, offsets, xs, op));
-  }, true);
+  return record(
+      op, out, {x},
+      [offsets, xs, op](const Tensor& g, Grads& grads) {
+        grads.add(0, flat_scatter_add(g, offsets, xs, op));
+      },
+      true);
 }
 
 Tensor flat_scatter_add(const Tensor& g, std::shared_ptr<const std::vector<std::size_t>> offsets,
@@ -177,9 +187,12 @@ Tensor flat_scatter_add(const Tensor& g, std::shared_ptr<const std::vector<std::
   const float* gv = g.data();
   for (std::size_t i = 0; i < offsets->size(); ++i) o[(*offsets)[i]] += gv[i];
   const Shape gs = g.shape();
-  return record(op, out, {g}, [offsets, gs, op](const Tensor& gg, Grads& grads) {
-    grads.add(0, flat_gather(gg, offsets, gs, op));
-  }, true);
+  return record(
+      op, out, {g},
+      [offsets, gs, op](const Tensor& gg, Grads& grads) {
+        grads.add(0, flat_gather(gg, offsets, gs, op));
+      },
+      true);
 }
 
 }  // namespace detail
@@ -419,6 +432,73 @@ std::vector<std::int64_t> reflect_map(std::int64_t n, std::int64_t before, std::
 
 }  // namespace
 
+namespace {
+
+// Constant padding as rows: the axes up to the last padded one, `axis`, index output rows of
+// (d + before + after) * inner contiguous values, each a copy of one input row (source >= 0)
+// between fills, or all fill (source -1).
+struct PadRows {
+  Shape x_shape, out_shape;
+  std::size_t d = 0, inner = 1, before = 0, after = 0;
+  std::vector<long> source;
+};
+
+std::shared_ptr<const PadRows> pad_rows_plan(
+    const Shape& xs, const Shape& os, const std::vector<std::pair<std::int64_t, std::int64_t>>& w) {
+  auto p = std::make_shared<PadRows>();
+  p->x_shape = xs;
+  p->out_shape = os;
+  std::size_t axis = xs.size() - 1;
+  for (std::size_t a = 0; a < xs.size(); ++a)
+    if (w[a].first != 0 || w[a].second != 0) axis = a;
+  p->d = xs[axis];
+  p->before = static_cast<std::size_t>(w[axis].first);
+  p->after = static_cast<std::size_t>(w[axis].second);
+  for (std::size_t a = axis + 1; a < xs.size(); ++a) p->inner *= xs[a];
+  std::size_t rows = 1;
+  for (std::size_t a = 0; a < axis; ++a) rows *= os[a];
+  p->source.assign(rows, -1);
+  std::vector<std::size_t> idx(axis, 0);
+  for (std::size_t r = 0; r < rows; ++r) {
+    long src = 0;
+    for (std::size_t a = 0; a < axis && src >= 0; ++a) {
+      const auto i = static_cast<std::int64_t>(idx[a]) - w[a].first;
+      src = i < 0 || i >= static_cast<std::int64_t>(xs[a])
+                ? -1
+                : src * static_cast<long>(xs[a]) + static_cast<long>(i);
+    }
+    p->source[r] = src;
+    for (std::size_t a = axis; a-- > 0;) {
+      if (++idx[a] < os[a]) break;
+      idx[a] = 0;
+    }
+  }
+  return p;
+}
+
+Tensor crop_rows(const Tensor& g, std::shared_ptr<const PadRows> p);
+
+Tensor pad_rows(const Tensor& x, std::shared_ptr<const PadRows> p, float fill) {
+  Tensor out = detail::new_result(p->out_shape, "pad");
+  kernels::pad_rows(p->source.size(), p->source.data(), p->d, p->inner, p->before, p->after,
+                    x.data(), fill, detail::mutable_data(out));
+  // d/dx: the crop of the gradient to x's region.
+  return record(
+      "pad", out, {x}, [p](const Tensor& g, Grads& grads) { grads.add(0, crop_rows(g, p)); }, true);
+}
+
+Tensor crop_rows(const Tensor& g, std::shared_ptr<const PadRows> p) {
+  Tensor out = Tensor::empty(p->x_shape);
+  kernels::crop_rows(p->source.size(), p->source.data(), p->d, p->inner, p->before, p->after,
+                     g.data(), detail::mutable_data(out));
+  // The adjoint of the crop: the padding with zeros.
+  return record(
+      "pad", out, {g}, [p](const Tensor& gg, Grads& grads) { grads.add(0, pad_rows(gg, p, 0.f)); },
+      true);
+}
+
+}  // namespace
+
 Tensor pad(const Tensor& x, const std::vector<std::pair<std::int64_t, std::int64_t>>& pad_width,
            PadMode mode, float constant_value) {
   const Shape& xs = x.shape();
@@ -445,6 +525,12 @@ Tensor pad(const Tensor& x, const std::vector<std::pair<std::int64_t, std::int64
       throw std::length_error("pad: the padded extent of axis " + std::to_string(d) +
                               " exceeds 2^64");
     os[d] = e;
+  }
+  // Constant padding of a non-empty tensor: whole rows copied between fills.
+  if (mode == PadMode::constant && rank > 0 && x.size() != 0 && detail::checked_size(os, "pad")) {
+    std::vector<std::pair<std::int64_t, std::int64_t>> w(rank);
+    for (std::size_t d = 0; d < rank; ++d) w[d] = width(d);
+    return pad_rows(x, pad_rows_plan(xs, os, w), constant_value);
   }
   auto maps = std::make_shared<AxisMaps>(rank);
   if (detail::checked_size(os, "pad") != 0)
@@ -547,8 +633,9 @@ Tensor broadcast_to(const Tensor& x, const Shape& shape) {
     out = detail::axis_gather(detail::view_as(x, padded), maps, shape, 0.f, "broadcast_to");
   }
   // The gradient of a broadcast sums over the stretched and added axes.
-  return record("broadcast_to", out, {x},
-                [xs](const Tensor& g, Grads& grads) { grads.add(0, sum_to(g, xs)); }, true);
+  return record(
+      "broadcast_to", out, {x},
+      [xs](const Tensor& g, Grads& grads) { grads.add(0, sum_to(g, xs)); }, true);
 }
 
 Tensor flip(const Tensor& x, const std::vector<int>& axes) {

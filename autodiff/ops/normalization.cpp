@@ -1,5 +1,6 @@
-// Statistics and scale-shift in one pass (the normalization layers' primitives), with their
-// backward rules as compositions of ops.
+// Statistics and scale-shift in one pass, and layer and group normalization as one kernel each
+// way (the normalization layers' primitives). Each backward runs a kernel, or a composition of
+// ops when creating a graph.
 #include "kernels/normalization.hpp"
 
 #include <algorithm>
@@ -135,6 +136,194 @@ Tensor scale_shift(const Tensor& x, const Tensor& scale, const Tensor& shift) {
         if (grads.needs(0)) grads.add(0, g * va);
         if (grads.needs(1)) grads.add(1, sum_to(g * vx, ss));
         if (grads.needs(2)) grads.add(2, sum_to(g, ss));
+      },
+      true);
+}
+
+namespace {
+
+// x normalized over `axes` of its view `view` (statistics with keepdims), times gamma (viewed
+// as `wview`, undefined: absent) plus beta, as a composition of ops: the forward of zero-size
+// inputs and the reference of the kernels.
+Tensor composed_normalization(const Tensor& x, const std::vector<long>& view,
+                              const std::vector<int>& axes, const Tensor& gamma, const Tensor& beta,
+                              const std::vector<long>& wview, float epsilon) {
+  const Tensor xv = reshape(x, view);
+  const auto [m, v] = moments(xv, axes, true);
+  Tensor y = (xv - m) * (1.f / sqrt(v + epsilon));
+  if (gamma.defined()) y = y * reshape(gamma, wview);
+  if (beta.defined()) y = y + reshape(beta, wview);
+  return reshape(y, as_long(x.shape()));
+}
+
+// The weights' positions among a record's inputs (-1: absent) and their shape.
+struct NormSlots {
+  int gamma = -1, beta = -1;
+  Shape weight;
+};
+
+// A normalization record's inputs: x, then gamma and beta when defined.
+std::vector<Tensor> norm_inputs(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                const Shape& weight, NormSlots& slots) {
+  std::vector<Tensor> list{x};
+  slots.weight = weight;
+  if (gamma.defined()) {
+    slots.gamma = static_cast<int>(list.size());
+    list.push_back(gamma);
+  }
+  if (beta.defined()) {
+    slots.beta = static_cast<int>(list.size());
+    list.push_back(beta);
+  }
+  return list;
+}
+
+bool wants(const Grads& grads, int i) { return i >= 0 && grads.needs(static_cast<std::size_t>(i)); }
+
+// The gradients of composed_normalization as recorded ops (create_graph): with xhat and
+// d = g * gamma over the statistics' axes, dx = rstd (d - mean(d) - xhat mean(d xhat)),
+// dgamma = sum(g xhat), dbeta = sum(g) over the broadcast axes.
+void composed_normalization_grads(const Tensor& x, const Tensor& gamma, const Tensor& g,
+                                  const std::vector<long>& view, const std::vector<int>& axes,
+                                  const std::vector<long>& wview, float epsilon, NormSlots in,
+                                  Grads& grads) {
+  const Tensor xv = reshape(x, view), gv = reshape(g, view);
+  const auto [m, v] = moments(xv, axes, true);
+  const Tensor r = 1.f / sqrt(v + epsilon);
+  const Tensor xh = (xv - m) * r;
+  const Shape ws(wview.begin(), wview.end());
+  if (grads.needs(0)) {
+    const Tensor d = gamma.defined() ? gv * reshape(gamma, wview) : gv;
+    const Tensor dx = r * (d - mean(d, axes, true) - xh * mean(d * xh, axes, true));
+    grads.add(0, reshape(dx, as_long(x.shape())));
+  }
+  if (wants(grads, in.gamma))
+    grads.add(static_cast<std::size_t>(in.gamma),
+              reshape(sum_to(gv * xh, ws), as_long(gamma.shape())));
+  if (wants(grads, in.beta))
+    grads.add(static_cast<std::size_t>(in.beta), reshape(sum_to(gv, ws), as_long(in.weight)));
+}
+
+void check_weight(const Tensor& w, const Shape& expected, const char* which, const char* op,
+                  const Shape& xs) {
+  if (w.defined() && w.shape() != expected)
+    throw std::invalid_argument(std::string(op) + ": " + which + " of shape " +
+                                shape_str(w.shape()) + " for inputs of shape " + shape_str(xs) +
+                                ", expected " + shape_str(expected));
+}
+
+void check_epsilon(float epsilon, const char* op) {
+  if (!(epsilon >= 0.f))
+    throw std::invalid_argument(std::string(op) + ": epsilon must be non-negative, got " +
+                                std::to_string(epsilon));
+}
+
+}  // namespace
+
+Tensor layer_normalization(const Tensor& x, int begin_axis, const Tensor& gamma, const Tensor& beta,
+                           float epsilon) {
+  const char* op = "layer_normalization";
+  const Shape& s = x.shape();
+  const int rank = static_cast<int>(s.size());
+  const int a = begin_axis < 0 ? begin_axis + rank : begin_axis;
+  if (a < 0 || a >= rank)
+    throw std::invalid_argument(std::string(op) + ": axis " + std::to_string(begin_axis) +
+                                " out of range for inputs of shape " + shape_str(s) +
+                                " (expected " + std::to_string(-rank) + " <= axis < " +
+                                std::to_string(rank) + ")");
+  check_epsilon(epsilon, op);
+  const Shape ws(s.begin() + a, s.end());
+  check_weight(gamma, ws, "gamma", op, s);
+  check_weight(beta, ws, "beta", op, s);
+  const Block b = block_of(s, static_cast<std::size_t>(a), s.size());
+  const std::size_t rows = b.outer, f = b.channels;
+  // The view (rows, features) with statistics over axis 1; weights (features).
+  const std::vector<long> view{static_cast<long>(rows), static_cast<long>(f)};
+  const std::vector<long> wview{static_cast<long>(f)};
+  if (x.size() == 0) return composed_normalization(x, view, {1}, gamma, beta, wview, epsilon);
+  Tensor out = Tensor::empty(s);
+  Tensor mean = Tensor::empty({rows}), rstd = Tensor::empty({rows});
+  kernels::layer_norm_forward(rows, f, x.data(), gamma.defined() ? gamma.data() : nullptr,
+                              beta.defined() ? beta.data() : nullptr, epsilon,
+                              detail::mutable_data(out), detail::mutable_data(mean),
+                              detail::mutable_data(rstd));
+  NormSlots in;
+  const std::vector<Tensor> inputs = norm_inputs(x, gamma, beta, ws, in);
+  const Tensor vx = x, vg = gamma;  // with their history, for create_graph (inputs)
+  return record(
+      op, out, inputs,
+      [vx, vg, mean, rstd, rows, f, view, wview, epsilon, in](const Tensor& g, Grads& grads) {
+        if (detail::creating_graph()) {
+          composed_normalization_grads(vx, vg, g, view, {1}, wview, epsilon, in, grads);
+          return;
+        }
+        Tensor dx, dgamma, dbeta;
+        if (grads.needs(0)) dx = Tensor::empty(vx.shape());
+        if (wants(grads, in.gamma)) dgamma = Tensor::empty(in.weight);
+        if (wants(grads, in.beta)) dbeta = Tensor::empty(in.weight);
+        auto ptr = [](const Tensor& t) { return t.defined() ? detail::mutable_data(t) : nullptr; };
+        kernels::layer_norm_backward(rows, f, g.data(), vx.data(), mean.data(), rstd.data(),
+                                     vg.defined() ? vg.data() : nullptr, ptr(dx), ptr(dgamma),
+                                     ptr(dbeta));
+        if (dx.defined()) grads.add(0, dx);
+        if (dgamma.defined()) grads.add(static_cast<std::size_t>(in.gamma), dgamma);
+        if (dbeta.defined()) grads.add(static_cast<std::size_t>(in.beta), dbeta);
+      },
+      true);
+}
+
+Tensor group_normalization(const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta,
+                           float epsilon) {
+  const char* op = "group_normalization";
+  const Shape& s = x.shape();
+  if (s.size() < 2)
+    throw std::invalid_argument(std::string(op) +
+                                ": expected inputs of rank 2 or more (batch, ..., channels), got "
+                                "shape " +
+                                shape_str(s));
+  const std::size_t c = s.back();
+  if (groups < 1 || c % static_cast<std::size_t>(groups) != 0)
+    throw std::invalid_argument(std::string(op) + ": " + std::to_string(groups) +
+                                " groups do not divide the " + std::to_string(c) +
+                                " channels of inputs of shape " + shape_str(s));
+  check_epsilon(epsilon, op);
+  check_weight(gamma, {c}, "gamma", op, s);
+  check_weight(beta, {c}, "beta", op, s);
+  const std::size_t n = s[0], gs = static_cast<std::size_t>(groups);
+  const std::size_t spatial = n == 0 || c == 0 ? 0 : x.size() / (n * c);
+  // The view (n, spatial, groups, channels / groups), statistics over axes 1 and 3.
+  const std::vector<long> view{static_cast<long>(n), static_cast<long>(spatial),
+                               static_cast<long>(gs), static_cast<long>(c / gs)};
+  const std::vector<long> wview{static_cast<long>(gs), static_cast<long>(c / gs)};
+  if (x.size() == 0) return composed_normalization(x, view, {1, 3}, gamma, beta, wview, epsilon);
+  Tensor out = Tensor::empty(s);
+  Tensor mean = Tensor::empty({n * gs}), rstd = Tensor::empty({n * gs});
+  kernels::group_norm_forward(n, spatial, c, gs, x.data(), gamma.defined() ? gamma.data() : nullptr,
+                              beta.defined() ? beta.data() : nullptr, epsilon,
+                              detail::mutable_data(out), detail::mutable_data(mean),
+                              detail::mutable_data(rstd));
+  NormSlots in;
+  const std::vector<Tensor> inputs = norm_inputs(x, gamma, beta, Shape{c}, in);
+  const Tensor vx = x, vg = gamma;
+  return record(
+      op, out, inputs,
+      [vx, vg, mean, rstd, n, spatial, c, gs, view, wview, epsilon, in](const Tensor& g,
+                                                                        Grads& grads) {
+        if (detail::creating_graph()) {
+          composed_normalization_grads(vx, vg, g, view, {1, 3}, wview, epsilon, in, grads);
+          return;
+        }
+        Tensor dx, dgamma, dbeta;
+        if (grads.needs(0)) dx = Tensor::empty(vx.shape());
+        if (wants(grads, in.gamma)) dgamma = Tensor::empty(in.weight);
+        if (wants(grads, in.beta)) dbeta = Tensor::empty(in.weight);
+        auto ptr = [](const Tensor& t) { return t.defined() ? detail::mutable_data(t) : nullptr; };
+        kernels::group_norm_backward(n, spatial, c, gs, g.data(), vx.data(), mean.data(),
+                                     rstd.data(), vg.defined() ? vg.data() : nullptr, ptr(dx),
+                                     ptr(dgamma), ptr(dbeta));
+        if (dx.defined()) grads.add(0, dx);
+        if (dgamma.defined()) grads.add(static_cast<std::size_t>(in.gamma), dgamma);
+        if (dbeta.defined()) grads.add(static_cast<std::size_t>(in.beta), dbeta);
       },
       true);
 }

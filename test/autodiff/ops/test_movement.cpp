@@ -5,10 +5,12 @@
 // y = arange(6).reshape(2, 3), and committed as literals.
 #include <boost/test/unit_test.hpp>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <stdexcept>
 
 #include "autodiff/ops.hpp"
+#include "kernels/threads.hpp"
 #include "support/gradcheck.hpp"
 
 using namespace xtape;
@@ -16,6 +18,7 @@ using xtape::testing::check_throws;
 using xtape::testing::check_values;
 using xtape::testing::check_zero_size;
 using xtape::testing::gradcheck;
+using xtape::testing::gradgradcheck;
 using xtape::testing::random_tensor;
 
 namespace {
@@ -428,6 +431,66 @@ BOOST_AUTO_TEST_CASE(zero_size) {
                   {wide}, {(std::size_t{1} << 40) - 1, 0});
   check_zero_size("flip of (2^40, 0)", [](In in) { return flip(in[0]); }, {wide},
                   {std::size_t{1} << 40, 0});
+}
+
+BOOST_AUTO_TEST_CASE(constant_pad_rows) {
+  // Constant padding of non-empty tensors (whole rows copied between fills) against a reference
+  // loop, on the last axis, inner axes, several axes and none; gradients of both orders; the
+  // same bits on 1 and 2 threads.
+  Rng rng(61);
+  using Widths = std::vector<std::pair<std::int64_t, std::int64_t>>;
+  struct Case {
+    Shape shape;
+    Widths widths;
+  };
+  for (const Case& c : std::vector<Case>{{{2, 3, 4, 5}, {{0, 0}, {1, 1}, {1, 1}, {0, 0}}},
+                                         {{2, 3, 4, 5}, {{1, 0}, {0, 2}, {0, 0}, {3, 1}}},
+                                         {{2, 3, 4}, {{0, 0}, {0, 0}, {0, 0}}},
+                                         {{7}, {{2, 3}}},
+                                         {{3, 4}, {{2, 0}, {0, 0}}}}) {
+    const Tensor x = random_tensor(c.shape, rng);
+    Shape os = c.shape;
+    for (std::size_t d = 0; d < os.size(); ++d)
+      os[d] += static_cast<std::size_t>(c.widths[d].first + c.widths[d].second);
+    std::vector<double> ref(shape_size(os), -1.5);
+    std::vector<std::size_t> idx(os.size(), 0);
+    for (std::size_t flat = 0; flat < ref.size(); ++flat) {
+      std::size_t src = 0;
+      bool inside = true;
+      for (std::size_t d = 0; d < os.size(); ++d) {
+        const auto i = static_cast<std::int64_t>(idx[d]) - c.widths[d].first;
+        inside = inside && i >= 0 && i < static_cast<std::int64_t>(c.shape[d]);
+        src = src * c.shape[d] + static_cast<std::size_t>(std::max<std::int64_t>(i, 0));
+      }
+      if (inside) ref[flat] = x.data()[src];
+      for (std::size_t d = os.size(); d-- > 0;) {
+        if (++idx[d] < os[d]) break;
+        idx[d] = 0;
+      }
+    }
+    const std::string label = "pad constant " + shape_str(c.shape);
+    check_values(label, pad(x, c.widths, PadMode::constant, -1.5f), os, ref, 0, 0);
+    const Widths w = c.widths;
+    gradcheck(label, [w](In in) { return pad(in[0], w); }, {x});
+    gradgradcheck(label, [w](In in) { return square(pad(in[0], w, PadMode::constant, 0.5f)); },
+                  {x});
+  }
+  const Tensor bx = random_tensor({16, 56, 56, 32}, rng), bw = random_tensor({16, 58, 58, 32}, rng);
+  auto run = [&](int threads) {
+    const int before = kernels::num_threads();
+    const bool guard = kernels::load_guard();
+    kernels::set_load_guard(false);
+    kernels::set_num_threads(threads);
+    Tensor x = bx.clone().set_requires_grad(true);
+    const Tensor y = pad(x, {{0, 0}, {1, 1}, {1, 1}, {0, 0}});
+    sum(y * bw).backward();
+    kernels::set_num_threads(before);
+    kernels::set_load_guard(guard);
+    return std::vector<std::vector<float>>{y.to_vector(), x.grad().to_vector()};
+  };
+  const auto one = run(1), two = run(2);
+  for (std::size_t i = 0; i < one.size(); ++i)
+    BOOST_TEST(std::memcmp(one[i].data(), two[i].data(), one[i].size() * sizeof(float)) == 0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
