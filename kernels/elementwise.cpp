@@ -278,6 +278,17 @@ void add_column_sums(std::size_t rows, std::size_t cols, const float* x, float* 
   detail::blocked_column_sums(rows, cols, DenseRows(x, static_cast<std::int64_t>(cols)), out);
 }
 
+void batched_column_sums(std::size_t batch, std::size_t rows, std::size_t cols, const float* x,
+                         float* out) {
+  // Inside the region add_column_sums runs on its thread, with the blocks it uses anywhere.
+  const int team = detail::parallel_team(
+      detail::byte_ns(4.0 * static_cast<double>(batch) * static_cast<double>(rows * cols)),
+      static_cast<std::int64_t>(batch));
+  detail::parallel_for_static(team, batch, [&](std::size_t b) {
+    add_column_sums(rows, cols, x + b * rows * cols, out + b * cols);
+  });
+}
+
 void row_sums(std::size_t rows, std::size_t cols, const float* x, float* out) {
   const int team = detail::parallel_team(detail::byte_ns(4.0 * static_cast<double>(rows * cols)),
                                          static_cast<std::int64_t>(rows));

@@ -58,6 +58,11 @@ float sum(std::size_t n, const float* x);
 /// blocks whose partial sums are then added in block order: the same bits for any thread count.
 void add_column_sums(std::size_t rows, std::size_t cols, const float* x, float* out);
 
+/// add_column_sums on each of `batch` consecutive (rows, cols) blocks of x into the matching
+/// cols of out, the blocks in parallel: the bits of the calls one after the other.
+void batched_column_sums(std::size_t batch, std::size_t rows, std::size_t cols, const float* x,
+                         float* out);
+
 /// out[i] = sum over j < cols of x[i * cols + j] (row sums).
 void row_sums(std::size_t rows, std::size_t cols, const float* x, float* out);
 

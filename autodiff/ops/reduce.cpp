@@ -81,9 +81,7 @@ Tensor sum_values(const Tensor& x, const std::vector<int>& axes) {
   } else if (g.size() == 2) {
     kernels::row_sums(g[0].first, g[1].first, xv, o);
   } else if (g.size() == 3 && !g[0].second) {
-    for (std::size_t i = 0; i < g[0].first; ++i)
-      kernels::add_column_sums(g[1].first, g[2].first, xv + i * g[1].first * g[2].first,
-                               o + i * g[2].first);
+    kernels::batched_column_sums(g[0].first, g[1].first, g[2].first, xv, o);
   } else {
     // General case: move the reduced axes last, then sum rows.
     std::vector<int> perm;
@@ -106,11 +104,15 @@ Tensor sum(const Tensor& x, std::vector<int> axes, bool keepdims) {
   Tensor out = detail::view_as(kept, detail::reduced_shape(x.shape(), axes, keepdims));
   const Shape xs = x.shape(), ks = kept.shape();
   // d sum(x)/dx = 1 on every summed element: broadcast g back.
-  return record("sum", out, {x}, [xs, ks](const Tensor& g, Grads& grads) {
-    if (detail::creating_graph())  // the same broadcast, recorded
-      return grads.add(0, reshape(g, std::vector<long>(ks.begin(), ks.end())) + Tensor::zeros(xs));
-    grads.add(0, detail::broadcast_values(detail::view_as(g, ks), xs));
-  }, true);
+  return record(
+      "sum", out, {x},
+      [xs, ks](const Tensor& g, Grads& grads) {
+        if (detail::creating_graph())  // the same broadcast, recorded
+          return grads.add(0,
+                           reshape(g, std::vector<long>(ks.begin(), ks.end())) + Tensor::zeros(xs));
+        grads.add(0, detail::broadcast_values(detail::view_as(g, ks), xs));
+      },
+      true);
 }
 
 Tensor mean(const Tensor& x, std::vector<int> axes, bool keepdims) {
@@ -133,8 +135,9 @@ Tensor max(const Tensor& x, std::vector<int> axes, bool keepdims) {
     if (shape_size(kept_shape) != 0)
       throw std::invalid_argument("max: reducing an axis of extent 0 of shape " + shape_str(xs) +
                                   " (a maximum of no elements)");
-    return record("max", Tensor::empty(detail::reduced_shape(xs, axes, keepdims)), {x},
-                  [xs](const Tensor&, Grads& grads) { grads.add(0, Tensor::zeros(xs)); }, true);
+    return record(
+        "max", Tensor::empty(detail::reduced_shape(xs, axes, keepdims)), {x},
+        [xs](const Tensor&, Grads& grads) { grads.add(0, Tensor::zeros(xs)); }, true);
   }
   // Move reduced axes last; track where each element came from for the backward scatter.
   std::vector<int> perm;
@@ -160,18 +163,22 @@ Tensor max(const Tensor& x, std::vector<int> axes, bool keepdims) {
     (*argmax)[r] = best;
   }
   // d max(x)/dx = 1 at the (first) maximal element of each group, or its first NaN, 0 elsewhere.
-  return record("max", out, {x}, [xs, argmax, kept_shape](const Tensor& g, Grads& grads) {
-    if (detail::creating_graph()) {  // g broadcast back, times the one-hot mask of the maxima
-      Tensor mask(xs, 0.f);
-      for (std::size_t r = 0; r < argmax->size(); ++r) detail::mutable_data(mask)[(*argmax)[r]] = 1.f;
-      const std::vector<long> ks(kept_shape.begin(), kept_shape.end());
-      return grads.add(0, (reshape(g, ks) + Tensor::zeros(xs)) * mask);
-    }
-    Tensor d(xs, 0.f);
-    for (std::size_t r = 0; r < argmax->size(); ++r)
-      detail::mutable_data(d)[(*argmax)[r]] += g.data()[r];
-    grads.add(0, d);
-  }, true);
+  return record(
+      "max", out, {x},
+      [xs, argmax, kept_shape](const Tensor& g, Grads& grads) {
+        if (detail::creating_graph()) {  // g broadcast back, times the one-hot mask of the maxima
+          Tensor mask(xs, 0.f);
+          for (std::size_t r = 0; r < argmax->size(); ++r)
+            detail::mutable_data(mask)[(*argmax)[r]] = 1.f;
+          const std::vector<long> ks(kept_shape.begin(), kept_shape.end());
+          return grads.add(0, (reshape(g, ks) + Tensor::zeros(xs)) * mask);
+        }
+        Tensor d(xs, 0.f);
+        for (std::size_t r = 0; r < argmax->size(); ++r)
+          detail::mutable_data(d)[(*argmax)[r]] += g.data()[r];
+        grads.add(0, d);
+      },
+      true);
 }
 
 }  // namespace xtape

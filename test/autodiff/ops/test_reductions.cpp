@@ -1,11 +1,14 @@
 // Tests for autodiff/ops/reductions.cpp: prod, min, argmax/argmin, logsumexp, cumsum, var/std,
 // norm. Reference values were computed in float64 with NumPy 1.24
 // (test/autodiff/ops/make_reduction_refs.py prints them) and committed as literals.
+#include <omp.h>
+
 #include <boost/test/unit_test.hpp>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
 
+#include "autodiff/detail.hpp"
 #include "autodiff/ops.hpp"
 #include "support/gradcheck.hpp"
 
@@ -259,6 +262,49 @@ BOOST_AUTO_TEST_CASE(norms) {
   BOOST_TEST((z.to_vector() == std::vector<float>{0, 0}));
   check_zero_size("norm inf over a non-empty axis", [=](In in) { return norm(in[0], inf, {1}); },
                   {Tensor(Shape{0, 2})}, {0});
+}
+
+BOOST_AUTO_TEST_CASE(spatial_means_as_global_pooling_takes_them) {
+  // mean over the middle axes of (n, h, w, c): per-image column sums (images in parallel) and a
+  // one-pass broadcast back; against double loops, bitwise on 1 and 2 threads, and the gradient
+  // keeps the old broadcast's bits (g + 0: -0 reads as +0).
+  Rng rng(31);
+  const Tensor x0 = random_tensor({40, 9, 11, 24}, rng);
+  std::vector<double> ref(40 * 24, 0.0);
+  for (std::size_t b = 0; b < 40; ++b)
+    for (std::size_t i = 0; i < 99; ++i)
+      for (std::size_t c = 0; c < 24; ++c) ref[b * 24 + c] += x0.data()[(b * 99 + i) * 24 + c];
+  for (double& r : ref) r /= 99.0;
+  check_values("mean over (h, w)", mean(x0, {1, 2}), {40, 24}, ref, 1e-5, 1e-7);
+  auto run = [&](int threads) {
+    const int before = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    Tensor x = x0.clone().set_requires_grad(true);
+    Tensor y = mean(x, {1, 2}, true);
+    Tensor g(y.shape(), 0.5f);
+    detail::mutable_data(g)[3] = -0.f;
+    y.backward(g);
+    omp_set_num_threads(before);
+    return std::vector<std::vector<float>>{y.to_vector(), x.grad().to_vector()};
+  };
+  const auto one = run(1), two = run(2);
+  BOOST_TEST(one[0] == two[0], boost::test_tools::per_element());
+  BOOST_TEST(one[1] == two[1], boost::test_tools::per_element());
+  const std::vector<float>& gx = one[1];
+  bool right = true;
+  for (std::size_t b = 0; b < 40; ++b)
+    for (std::size_t i = 0; i < 99; ++i)
+      for (std::size_t c = 0; c < 24; ++c) {
+        const float v = gx[(b * 99 + i) * 24 + c];
+        const float want = b == 0 && c == 3 ? 0.f : 0.5f / 99.f;
+        right = right && v == want && !(b == 0 && c == 3 && std::signbit(v));
+      }
+  BOOST_TEST(right, "the gradient is g / (h w) on every element, +0 where g is -0");
+  gradcheck("mean over (h, w)",
+            [](In in) {
+              return mean(in[0], {1, 2});
+            },
+            {random_tensor({3, 4, 5, 6}, rng)});
 }
 
 BOOST_AUTO_TEST_SUITE_END()
