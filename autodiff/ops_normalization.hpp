@@ -22,6 +22,18 @@ std::pair<Tensor, Tensor> fused_moments(const Tensor& x, std::vector<int> axes,
 /// x * scale + shift in one pass over x, for scale and shift of one shape broadcasting to x's
 /// whose extents other than 1 form one contiguous block of axes equal to x's (a per-channel
 /// vector (c), (1, c, 1, 1), a per-row (n, 1)); any other pair of shapes is computed as
+/// Batch normalization in training over every axis but `axis`: y = (x - mean) / sqrt(var +
+/// epsilon) * gamma + beta with the batch's per-channel mean and population variance (one pass
+/// for the statistics in double, one for y), gamma and beta of shape (channels) or undefined
+/// (absent). The backward is one pass over g and x for the sums and one for dx (the recorded
+/// composition while creating a graph). The batch statistics, without history, go to
+/// batch_mean and batch_var (shape (channels)) when given. Throws std::invalid_argument naming
+/// "batch_normalization" for an axis out of range, a negative epsilon or weights of the wrong
+/// shape.
+Tensor batch_normalization(const Tensor& x, int axis, const Tensor& gamma, const Tensor& beta,
+                           float epsilon, Tensor* batch_mean = nullptr,
+                           Tensor* batch_var = nullptr);
+
 /// x * scale + shift. Throws std::invalid_argument naming "scale_shift" when scale and shift
 /// differ in shape or do not broadcast to x.
 Tensor scale_shift(const Tensor& x, const Tensor& scale, const Tensor& shift);

@@ -105,6 +105,29 @@ void channel_scale_shift(std::size_t outer, std::size_t channels, std::size_t in
   });
 }
 
+void channel_affine2(std::size_t outer, std::size_t channels, std::size_t inner, const float* g,
+                     const float* a, const float* x, const float* b, const float* c, float* out) {
+  const std::size_t rows = outer * channels;
+  const long nr = static_cast<long>(inner == 1 ? outer : rows);
+  const int team = detail::parallel_team(detail::byte_ns(12.0 * static_cast<double>(rows * inner)),
+                                         static_cast<std::int64_t>(nr));
+  if (inner == 1) {
+    detail::parallel_for_static(team, nr, [&](long r) {
+      const std::size_t o = static_cast<std::size_t>(r) * channels;
+      for (std::size_t k = 0; k < channels; ++k)
+        out[o + k] = detail::madd(g[o + k], a[k], detail::madd(x[o + k], b[k], c[k]));
+    });
+    return;
+  }
+  detail::parallel_for_static(team, nr, [&](long r) {
+    const std::size_t k = static_cast<std::size_t>(r) % channels,
+                      o = static_cast<std::size_t>(r) * inner;
+    const float ak = a[k], bk = b[k], ck = c[k];
+    for (std::size_t i = 0; i < inner; ++i)
+      out[o + i] = detail::madd(g[o + i], ak, detail::madd(x[o + i], bk, ck));
+  });
+}
+
 }  // namespace xtape::kernels
 
 namespace xtape::kernels {

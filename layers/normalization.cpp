@@ -89,17 +89,17 @@ Tensor BatchNormalization::call(const Tensor& inputs, bool training) {
   Tensor mean, var;
   // As Keras: a frozen BatchNormalization runs in inference mode.
   if (training && trainable()) {
-    std::vector<int> axes;
-    for (int i = 0; i < static_cast<int>(inputs.ndim()); ++i)
-      if (i != axis_) axes.push_back(i);
-    auto stats = fused_moments(inputs, axes, true);
-    mean = stats.first;
-    var = stats.second;
+    // One primitive: statistics and y in two passes, its backward in two (batch_normalization).
+    Tensor batch_mean, batch_var;
+    Tensor y = batch_normalization(inputs, axis_, options_.scale ? weight("gamma") : Tensor(),
+                                   options_.center ? weight("beta") : Tensor(), options_.epsilon,
+                                   &batch_mean, &batch_var);
     NoGrad guard;
     const float m = options_.momentum;
     Tensor mm = moving_mean(), mv = moving_variance();
-    mm.assign(mm * m + reshape(mean, {channels}) * (1.f - m));
-    mv.assign(mv * m + reshape(var, {channels}) * (1.f - m));
+    mm.assign(mm * m + reshape(batch_mean, {channels}) * (1.f - m));
+    mv.assign(mv * m + reshape(batch_var, {channels}) * (1.f - m));
+    return y;
   } else {
     mean = reshape(moving_mean(), bs);
     var = reshape(moving_variance(), bs);

@@ -4,6 +4,7 @@
 #include "kernels/normalization.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <optional>
 #include <stdexcept>
 
@@ -219,6 +220,96 @@ void check_epsilon(float epsilon, const char* op) {
 }
 
 }  // namespace
+
+Tensor batch_normalization(const Tensor& x, int axis, const Tensor& gamma, const Tensor& beta,
+                           float epsilon, Tensor* batch_mean, Tensor* batch_var) {
+  const char* op = "batch_normalization";
+  const Shape& s = x.shape();
+  const int rank = static_cast<int>(s.size());
+  const int a = axis < 0 ? axis + rank : axis;
+  if (a < 0 || a >= rank)
+    throw std::invalid_argument(std::string(op) + ": axis " + std::to_string(axis) +
+                                " out of range for inputs of shape " + shape_str(s) +
+                                " (expected " + std::to_string(-rank) + " <= axis < " +
+                                std::to_string(rank) + ")");
+  check_epsilon(epsilon, op);
+  const std::size_t c = s[static_cast<std::size_t>(a)];
+  check_weight(gamma, {c}, "gamma", op, s);
+  check_weight(beta, {c}, "beta", op, s);
+  const Block b = block_of(s, static_cast<std::size_t>(a), static_cast<std::size_t>(a) + 1);
+  // The view (outer, channels, inner) with statistics over axes 0 and 2; weights (channels, 1).
+  const std::vector<long> view{static_cast<long>(b.outer), static_cast<long>(c),
+                               static_cast<long>(b.inner)};
+  const std::vector<long> wview{static_cast<long>(c), 1};
+  if (x.size() == 0) {
+    if (batch_mean != nullptr || batch_var != nullptr) {
+      NoGrad guard;
+      const auto [m, v] = moments(reshape(x, view), {0, 2});
+      if (batch_mean != nullptr) *batch_mean = m;
+      if (batch_var != nullptr) *batch_var = v;
+    }
+    return composed_normalization(x, view, {0, 2}, gamma, beta, wview, epsilon);
+  }
+  Tensor mean = Tensor::empty({c}), var = Tensor::empty({c});
+  kernels::channel_moments(b.outer, c, b.inner, x.data(), detail::mutable_data(mean),
+                           detail::mutable_data(var));
+  // y = x * scale + shift, scale = gamma / sqrt(var + eps), shift = beta - mean * scale (double).
+  std::vector<float> scale(c), shift(c);
+  const float* mv = mean.data();
+  const float* vv = var.data();
+  for (std::size_t k = 0; k < c; ++k) {
+    const double inv = 1.0 / std::sqrt(static_cast<double>(vv[k]) + epsilon);
+    const double sc = gamma.defined() ? inv * gamma.data()[k] : inv;
+    scale[k] = static_cast<float>(sc);
+    shift[k] = static_cast<float>(
+        std::fma(-static_cast<double>(mv[k]), sc, beta.defined() ? beta.data()[k] : 0.0));
+  }
+  Tensor out = Tensor::empty(s);
+  kernels::channel_scale_shift(b.outer, c, b.inner, x.data(), scale.data(), shift.data(),
+                               detail::mutable_data(out));
+  if (batch_mean != nullptr) *batch_mean = mean;
+  if (batch_var != nullptr) *batch_var = var;
+  NormSlots in;
+  const std::vector<Tensor> inputs = norm_inputs(x, gamma, beta, Shape{c}, in);
+  const Tensor vx = x, vg = gamma;  // with their history, for create_graph (inputs)
+  return record(
+      op, out, inputs,
+      [vx, vg, mean, var, b, c, view, wview, epsilon, in](const Tensor& g, Grads& grads) {
+        if (detail::creating_graph()) {
+          composed_normalization_grads(vx, vg, g, view, {0, 2}, wview, epsilon, in, grads);
+          return;
+        }
+        // One pass for sum(g) and sum(g x) per channel, one for dx = A g + B x + C.
+        std::vector<float> sg(c), sgx(c);
+        kernels::channel_grad_sums(b.outer, c, b.inner, g.data(), vx.data(), sg.data(), sgx.data());
+        const double n = static_cast<double>(b.outer) * static_cast<double>(b.inner);
+        std::vector<float> ca(c), cb(c), cc(c);
+        Tensor dgamma, dbeta;
+        if (wants(grads, in.gamma)) dgamma = Tensor::empty({c});
+        if (wants(grads, in.beta)) dbeta = Tensor::empty({c});
+        for (std::size_t k = 0; k < c; ++k) {
+          const double m = mean.data()[k];
+          const double inv = 1.0 / std::sqrt(static_cast<double>(var.data()[k]) + epsilon);
+          const double gam = vg.defined() ? vg.data()[k] : 1.0;
+          const double centred = std::fma(-m, sg[k], sgx[k]);  // sum of g (x - mean)
+          if (dgamma.defined()) detail::mutable_data(dgamma)[k] = static_cast<float>(centred * inv);
+          if (dbeta.defined()) detail::mutable_data(dbeta)[k] = sg[k];
+          const double bk = -gam * inv * inv * inv * centred / n;
+          ca[k] = static_cast<float>(gam * inv);
+          cb[k] = static_cast<float>(bk);
+          cc[k] = static_cast<float>(std::fma(-bk, m, -gam * inv * sg[k] / n));
+        }
+        if (grads.needs(0)) {
+          Tensor dx = Tensor::empty(vx.shape());
+          kernels::channel_affine2(b.outer, c, b.inner, g.data(), ca.data(), vx.data(), cb.data(),
+                                   cc.data(), detail::mutable_data(dx));
+          grads.add(0, dx);
+        }
+        if (dgamma.defined()) grads.add(static_cast<std::size_t>(in.gamma), dgamma);
+        if (dbeta.defined()) grads.add(static_cast<std::size_t>(in.beta), dbeta);
+      },
+      true);
+}
 
 Tensor layer_normalization(const Tensor& x, int begin_axis, const Tensor& gamma, const Tensor& beta,
                            float epsilon) {

@@ -494,4 +494,136 @@ BOOST_AUTO_TEST_CASE(layer_and_group_normalization_on_empty_batches) {
                   {Tensor({0, 3, 4}, 0.f), Tensor({4}, 1.f), Tensor({4}, 0.f)}, {0, 3, 4});
 }
 
+BOOST_AUTO_TEST_CASE(batch_normalization_values_and_batch_statistics) {
+  // Channels last (inner 1) and channels in the middle (axis 1 of a rank-4 input), with and
+  // without weights: y against a double loop, the batch statistics against double moments.
+  Rng rng(60);
+  for (const int axis : {3, 1}) {
+    const Shape s{5, 6, 7, 8};
+    const Tensor x = random_tensor(s, rng, -2.f, 4.f);
+    const std::size_t c = s[static_cast<std::size_t>(axis)];
+    const Tensor gamma = random_tensor({c}, rng, 0.5f, 1.5f), beta = random_tensor({c}, rng);
+    std::vector<int> axes;
+    for (int i = 0; i < 4; ++i)
+      if (i != axis) axes.push_back(i);
+    const auto [m, v] = reference_moments(x, axes);
+    Tensor bm, bv;
+    const Tensor y = batch_normalization(x, axis, gamma, beta, 1e-3f, &bm, &bv);
+    check_values("batch mean", bm, {c}, m, 1e-5, 1e-6);
+    check_values("batch variance", bv, {c}, v, 1e-5, 1e-6);
+    std::vector<double> want(x.size());
+    std::size_t inner = 1;
+    for (std::size_t d = static_cast<std::size_t>(axis) + 1; d < 4; ++d) inner *= s[d];
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      const std::size_t k = i / inner % c;
+      want[i] = (x.data()[i] - m[k]) / std::sqrt(v[k] + 1e-3) * gamma.data()[k] + beta.data()[k];
+    }
+    check_values("batch_normalization axis " + std::to_string(axis), y, s, want, 1e-5, 1e-5);
+    const Tensor plain = batch_normalization(x, axis - 4, Tensor(), Tensor(), 1e-3f);
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      const std::size_t k = i / inner % c;
+      want[i] = (x.data()[i] - m[k]) / std::sqrt(v[k] + 1e-3);
+    }
+    check_values("batch_normalization, no weights", plain, s, want, 1e-5, 1e-5);
+  }
+  const Tensor x = Tensor({2, 3}, 0.f);
+  check_throws<std::invalid_argument>("batch_normalization axis",
+                                      [&] { batch_normalization(x, 2, Tensor(), Tensor(), 1e-3f); },
+                                      {"batch_normalization", "axis 2", "(2, 3)"});
+  check_throws<std::invalid_argument>(
+      "batch_normalization gamma",
+      [&] { batch_normalization(x, 1, Tensor({2}, 1.f), Tensor(), 1e-3f); },
+      {"batch_normalization", "gamma", "(2,)", "expected (3,)"});
+  check_throws<std::invalid_argument>("batch_normalization epsilon",
+                                      [&] { batch_normalization(x, 1, Tensor(), Tensor(), -1.f); },
+                                      {"batch_normalization", "epsilon"});
+}
+
+BOOST_AUTO_TEST_CASE(batch_normalization_against_the_composition) {
+  // As BatchNormalization computed it before: fused_moments then scale_shift, its gradients
+  // through both records (and the two input-gradient contributions added).
+  Rng rng(61);
+  const Shape s{6, 5, 4, 16};
+  const Tensor x0 = random_tensor(s, rng, -3.f, 5.f), w = random_tensor(s, rng);
+  const Tensor g0 = random_tensor({16}, rng, 0.5f, 1.5f), b0 = random_tensor({16}, rng);
+  auto run = [&](bool primitive) {
+    Tensor x = x0.clone().set_requires_grad(true), g = g0.clone().set_requires_grad(true),
+           b = b0.clone().set_requires_grad(true);
+    Tensor y;
+    if (primitive) {
+      y = batch_normalization(x, -1, g, b, 1e-3f);
+    } else {
+      const auto st = fused_moments(x, {0, 1, 2}, true);
+      const Tensor a = 1.f / sqrt(st.second + 1e-3f) * g;
+      y = scale_shift(x, a, b - st.first * a);
+    }
+    sum(y * w).backward();
+    return std::vector<Tensor>{y, x.grad(), g.grad(), b.grad()};
+  };
+  const auto k = run(true), r = run(false);
+  const char* names[] = {"y", "dx", "dgamma", "dbeta"};
+  for (std::size_t i = 0; i < k.size(); ++i)
+    check_close(std::string("batch_normalization vs composition ") + names[i], k[i], r[i], 1e-4,
+                2e-5);
+}
+
+BOOST_AUTO_TEST_CASE(batch_normalization_gradients) {
+  Rng rng(62);
+  const Tensor g = random_tensor({4}, rng, 0.5f, 1.5f), b = random_tensor({4}, rng);
+  gradcheck("batch_normalization x, gamma, beta",
+            [](const std::vector<Tensor>& in) {
+              return batch_normalization(in[0], -1, in[1], in[2], 1e-3f);
+            },
+            {random_tensor({3, 5, 4}, rng, -2.f, 2.f), g, b});
+  gradcheck("batch_normalization axis 1, no weights",
+            [](const std::vector<Tensor>& in) {
+              return batch_normalization(in[0], 1, Tensor(), Tensor(), 1e-3f);
+            },
+            {random_tensor({3, 4, 5}, rng, -2.f, 2.f)});
+  gradgradcheck("batch_normalization x, gamma, beta",
+                [](const std::vector<Tensor>& in) {
+                  return batch_normalization(in[0], -1, in[1], in[2], 1e-3f);
+                },
+                {random_tensor({6, 4}, rng, -2.f, 2.f), g, b});
+  gradgradcheck("batch_normalization axis 1, gamma only",
+                [](const std::vector<Tensor>& in) {
+                  return batch_normalization(in[0], 1, in[1], Tensor(), 1e-3f);
+                },
+                {random_tensor({3, 4, 2}, rng, -2.f, 2.f), g});
+}
+
+BOOST_AUTO_TEST_CASE(batch_normalization_nan_and_threads) {
+  // NaN in one channel makes exactly that channel's outputs and input gradients NaN.
+  Rng rng(63);
+  const Shape s{4, 3, 8};
+  std::vector<float> v = random_tensor(s, rng).to_vector();
+  v[(2 * 3 + 1) * 8 + 5] = std::numeric_limits<float>::quiet_NaN();  // channel 5
+  Tensor x = Tensor(s, v).set_requires_grad(true);
+  const Tensor y =
+      batch_normalization(x, -1, random_tensor({8}, rng), random_tensor({8}, rng), 1e-3f);
+  sum(y * random_tensor(s, rng)).backward();
+  const std::vector<float> yv = y.to_vector(), dx = x.grad().to_vector();
+  for (std::size_t i = 0; i < yv.size(); ++i) {
+    BOOST_TEST(std::isnan(yv[i]) == (i % 8 == 5));
+    BOOST_TEST(std::isnan(dx[i]) == (i % 8 == 5));
+  }
+  const Shape bs{32, 28, 28, 32};
+  const Tensor bx = random_tensor(bs, rng, -1.f, 3.f), bw = random_tensor(bs, rng);
+  const Tensor bg = random_tensor({32}, rng), bb = random_tensor({32}, rng);
+  check_thread_independent("batch_normalization", [&] {
+    Tensor xx = bx.clone().set_requires_grad(true), g = bg.clone().set_requires_grad(true),
+           b = bb.clone().set_requires_grad(true);
+    Tensor m, var;
+    const Tensor out = batch_normalization(xx, -1, g, b, 1e-3f, &m, &var);
+    sum(out * bw).backward();
+    return std::vector<Tensor>{out, m, var, xx.grad(), g.grad(), b.grad()};
+  });
+  using xtape::testing::check_zero_size;
+  check_zero_size("batch_normalization batch 0",
+                  [](const std::vector<Tensor>& in) {
+                    return batch_normalization(in[0], -1, in[1], in[2], 1e-3f);
+                  },
+                  {Tensor({0, 3, 4}, 0.f), Tensor({4}, 1.f), Tensor({4}, 0.f)}, {0, 3, 4});
+}
+
 BOOST_AUTO_TEST_SUITE_END()
