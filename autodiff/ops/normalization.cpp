@@ -213,6 +213,18 @@ void check_weight(const Tensor& w, const Shape& expected, const char* which, con
                                 ", expected " + shape_str(expected));
 }
 
+// axis (negative: from the end) as an index into s, or std::invalid_argument naming op.
+int checked_axis(int axis, const Shape& s, const char* op) {
+  const int rank = static_cast<int>(s.size());
+  const int a = axis < 0 ? axis + rank : axis;
+  if (a < 0 || a >= rank)
+    throw std::invalid_argument(std::string(op) + ": axis " + std::to_string(axis) +
+                                " out of range for inputs of shape " + shape_str(s) +
+                                " (expected " + std::to_string(-rank) + " <= axis < " +
+                                std::to_string(rank) + ")");
+  return a;
+}
+
 void check_epsilon(float epsilon, const char* op) {
   if (!(epsilon >= 0.f))
     throw std::invalid_argument(std::string(op) + ": epsilon must be non-negative, got " +
@@ -225,13 +237,7 @@ Tensor batch_normalization(const Tensor& x, int axis, const Tensor& gamma, const
                            float epsilon, Tensor* batch_mean, Tensor* batch_var) {
   const char* op = "batch_normalization";
   const Shape& s = x.shape();
-  const int rank = static_cast<int>(s.size());
-  const int a = axis < 0 ? axis + rank : axis;
-  if (a < 0 || a >= rank)
-    throw std::invalid_argument(std::string(op) + ": axis " + std::to_string(axis) +
-                                " out of range for inputs of shape " + shape_str(s) +
-                                " (expected " + std::to_string(-rank) + " <= axis < " +
-                                std::to_string(rank) + ")");
+  const int a = checked_axis(axis, s, op);
   check_epsilon(epsilon, op);
   const std::size_t c = s[static_cast<std::size_t>(a)];
   check_weight(gamma, {c}, "gamma", op, s);
@@ -315,13 +321,7 @@ Tensor layer_normalization(const Tensor& x, int begin_axis, const Tensor& gamma,
                            float epsilon) {
   const char* op = "layer_normalization";
   const Shape& s = x.shape();
-  const int rank = static_cast<int>(s.size());
-  const int a = begin_axis < 0 ? begin_axis + rank : begin_axis;
-  if (a < 0 || a >= rank)
-    throw std::invalid_argument(std::string(op) + ": axis " + std::to_string(begin_axis) +
-                                " out of range for inputs of shape " + shape_str(s) +
-                                " (expected " + std::to_string(-rank) + " <= axis < " +
-                                std::to_string(rank) + ")");
+  const int a = checked_axis(begin_axis, s, op);
   check_epsilon(epsilon, op);
   const Shape ws(s.begin() + a, s.end());
   check_weight(gamma, ws, "gamma", op, s);

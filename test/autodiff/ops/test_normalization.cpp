@@ -13,6 +13,7 @@
 #include "autodiff/ops_normalization.hpp"
 #include "kernels/threads.hpp"
 #include "support/gradcheck.hpp"
+#include "support/thread_bits.hpp"
 
 using namespace xtape;
 using xtape::testing::check_throws;
@@ -116,28 +117,7 @@ void check_close(const std::string& label, const Tensor& a, const Tensor& b, dou
   }
 }
 
-// Runs f on 1 and then 2 threads (the load guard off so that 2 threads really run) and checks
-// that every tensor it returns has the same bits.
-void check_thread_independent(const std::string& label,
-                              const std::function<std::vector<Tensor>()>& f) {
-  const int before = kernels::num_threads();
-  const bool guard = kernels::load_guard();
-  kernels::set_load_guard(false);
-  kernels::set_num_threads(1);
-  const std::vector<Tensor> one = f();
-  kernels::set_num_threads(2);
-  const std::vector<Tensor> two = f();
-  kernels::set_num_threads(before);
-  kernels::set_load_guard(guard);
-  BOOST_TEST_CONTEXT(label) {
-    BOOST_TEST_REQUIRE(one.size() == two.size());
-    for (std::size_t i = 0; i < one.size(); ++i) {
-      const std::vector<float> a = one[i].to_vector(), b = two[i].to_vector();
-      BOOST_TEST_REQUIRE(a.size() == b.size());
-      BOOST_TEST(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
-    }
-  }
-}
+using xtape::testing::check_thread_independent;
 
 }  // namespace
 
