@@ -145,11 +145,18 @@ void LayerNormalization::build(const Shape& input_shape) {
   axes_ = full_axes(options_.axis, input_shape, who("LayerNormalization", name()));
   Shape shape;
   for (int a : axes_) shape.push_back(input_shape[static_cast<std::size_t>(a - 1)]);
-  if (options_.scale) add_weight("gamma", shape, get_initializer(options_.gamma_initializer));
-  if (options_.center) add_weight("beta", shape, get_initializer(options_.beta_initializer));
+  if (options_.scale || options_.rms_scaling)
+    add_weight("gamma", shape, get_initializer(options_.gamma_initializer));
+  if (options_.center && !options_.rms_scaling)
+    add_weight("beta", shape, get_initializer(options_.beta_initializer));
 }
 
 Tensor LayerNormalization::call(const Tensor& inputs, bool) {
+  if (options_.rms_scaling) {  // Keras 3's formula: the variance, but x itself scaled
+    const Tensor var = fused_moments(inputs, axes_, true).second;
+    return inputs * (1.f / sqrt(var + options_.epsilon)) *
+           reshape(weight("gamma"), broadcast_shape(inputs.shape(), axes_));
+  }
   // Trailing axes (the usual case): one kernel each way.
   const int rank = static_cast<int>(inputs.ndim());
   const int first = axes_.front();
@@ -174,7 +181,7 @@ nlohmann::json LayerNormalization::get_config() const {
   c["epsilon"] = options_.epsilon;
   c["center"] = options_.center;
   c["scale"] = options_.scale;
-  c["rms_scaling"] = false;
+  c["rms_scaling"] = options_.rms_scaling;
   c["beta_initializer"] = options_.beta_initializer;
   c["gamma_initializer"] = options_.gamma_initializer;
   for (const char* k :

@@ -58,6 +58,9 @@ struct LayerNormalizationOptions {
   float epsilon = 1e-3f;
   bool center = true;
   bool scale = true;
+  /// As Keras 3: x / sqrt(var + epsilon) * gamma (x not centred; var is still the variance),
+  /// with gamma whatever `scale` says and no beta whatever `center` says.
+  bool rms_scaling = false;
   std::string beta_initializer = "zeros";
   std::string gamma_initializer = "ones";
   std::string name = "";

@@ -7,12 +7,12 @@
 #include <stdexcept>
 
 #include "layers/activation_layers.hpp"
-#include "layers/node.hpp"
 #include "layers/einsum_dense.hpp"
+#include "layers/node.hpp"
 #include "layers/noise.hpp"
+#include "layers/normalization.hpp"
 #include "layers/parametrize.hpp"
 #include "layers/reshaping.hpp"
-#include "layers/normalization.hpp"
 #include "models/model.hpp"
 #include "models/sequential.hpp"
 #include "saving/config_read.hpp"
@@ -300,10 +300,14 @@ std::map<std::string, LayerFactory> builtins() {
     if (c.contains("bias_axes") && !c["bias_axes"].is_null()) read(c, "bias_axes", o.bias_axes);
     read(c, "kernel_initializer", o.kernel_initializer);
     read(c, "bias_initializer", o.bias_initializer);
-    if (c.contains("kernel_regularizer")) o.kernel_regularizer = regularizer_from_config(c["kernel_regularizer"]);
-    if (c.contains("bias_regularizer")) o.bias_regularizer = regularizer_from_config(c["bias_regularizer"]);
-    if (c.contains("kernel_constraint")) o.kernel_constraint = constraint_from_config(c["kernel_constraint"]);
-    if (c.contains("bias_constraint")) o.bias_constraint = constraint_from_config(c["bias_constraint"]);
+    if (c.contains("kernel_regularizer"))
+      o.kernel_regularizer = regularizer_from_config(c["kernel_regularizer"]);
+    if (c.contains("bias_regularizer"))
+      o.bias_regularizer = regularizer_from_config(c["bias_regularizer"]);
+    if (c.contains("kernel_constraint"))
+      o.kernel_constraint = constraint_from_config(c["kernel_constraint"]);
+    if (c.contains("bias_constraint"))
+      o.bias_constraint = constraint_from_config(c["bias_constraint"]);
     o.name = name_of(c);
     auto l = std::make_shared<EinsumDense>(o);
     apply_base_config(*l, c);
@@ -439,9 +443,7 @@ std::map<std::string, LayerFactory> builtins() {
     read(c, "epsilon", o.epsilon);
     read(c, "center", o.center);
     read(c, "scale", o.scale);
-    bool rms = false;
-    read(c, "rms_scaling", rms);
-    if (rms) bad_key("rms_scaling", "false (rms_scaling is not supported yet)", c["rms_scaling"]);
+    read(c, "rms_scaling", o.rms_scaling);
     read(c, "beta_initializer", o.beta_initializer);
     read(c, "gamma_initializer", o.gamma_initializer);
     o.name = name_of(c);

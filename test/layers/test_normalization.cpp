@@ -12,11 +12,11 @@
 #include <sstream>
 
 #include "autodiff/detail.hpp"
+#include "layers/activation_layers.hpp"
 #include "layers/conv.hpp"
 #include "layers/core.hpp"
-#include "layers/activation_layers.hpp"
-#include "layers/pooling.hpp"
 #include "layers/normalization.hpp"
+#include "layers/pooling.hpp"
 #include "models/sequential.hpp"
 #include "optim/optimizers.hpp"
 #include "saving/model_file.hpp"
@@ -313,6 +313,24 @@ BOOST_AUTO_TEST_CASE(layer_normalization) {
   check_values("LayerNormalization values", v(x), {2, 4}, ref, 1e-5, 1e-5);
   // Training and inference agree (no moving statistics).
   BOOST_TEST((v(x, true).to_vector() == v(x, false).to_vector()));
+  // rms_scaling, as Keras 3 computes it: x / sqrt(var + epsilon) * gamma, x not centred; gamma
+  // only (no beta even with center), also when scale is off.
+  LayerNormalization rms({.epsilon = 0.01f, .scale = false, .rms_scaling = true});
+  check_layer(
+      "LayerNormalization rms_scaling", rms,
+      {.input = {3, 4}, .expected_output = {3, 4}, .expected_params = 4, .round_trip = true});
+  LayerNormalization r2({.epsilon = 0.01f, .rms_scaling = true});
+  r2(x);
+  BOOST_TEST(r2.weights().size() == 1u);
+  r2.weight("gamma").assign(Tensor({4}, {1.f, 2.f, 0.5f, -1.f}));
+  std::vector<double> rref;
+  for (int r = 0; r < 2; ++r) {
+    double m = 0, var = 0;
+    for (int j = 0; j < 4; ++j) m += x.data()[r * 4 + j] / 4.0;
+    for (int j = 0; j < 4; ++j) var += std::pow(x.data()[r * 4 + j] - m, 2) / 4.0;
+    for (int j = 0; j < 4; ++j) rref.push_back(x.data()[r * 4 + j] / std::sqrt(var + 0.01) * gm[j]);
+  }
+  check_values("LayerNormalization rms_scaling values", r2(x), {2, 4}, rref, 1e-5, 1e-5);
   check_throws<std::invalid_argument>("LayerNormalization axis 0",
                                       [] {
                                         LayerNormalization l({.axis = {0}});
