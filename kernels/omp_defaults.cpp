@@ -56,6 +56,6 @@ __attribute__((constructor)) void return_slot() {
 // Only for libgomp (GCC builds). clang builds link libomp, which reads its settings later and
 // differently; lending the slot there leaves it lent.
 #if !defined(__clang__)
-__attribute__((section(".preinit_array"), used)) static void (*const xtape_preinit)(
-    int, char**, char**) = lend_slot;
+__attribute__((section(".preinit_array"),
+               used)) static void (*const xtape_preinit)(int, char**, char**) = lend_slot;
 #endif

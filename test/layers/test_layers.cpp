@@ -1,14 +1,14 @@
 // Core and pooling layers: shape inference, parameter counts, naming, errors, and the generic
 // layer check (training step and finite differences through the layer).
-#include <limits>
 #include <boost/test/unit_test.hpp>
-#include <nlohmann/json.hpp>
 #include <cmath>
+#include <limits>
+#include <nlohmann/json.hpp>
 
 #include "layers/conv.hpp"
 #include "layers/core.hpp"
-#include "layers/initializers.hpp"
 #include "layers/einsum_dense.hpp"
+#include "layers/initializers.hpp"
 #include "layers/noise.hpp"
 #include "layers/pooling.hpp"
 #include "saving/registry.hpp"
@@ -17,8 +17,8 @@
 using namespace xtape;
 using namespace xtape::layers;
 using xtape::testing::check_layer;
-using xtape::testing::LayerCheck;
 using xtape::testing::check_throws;
+using xtape::testing::LayerCheck;
 
 namespace {
 Tensor draw_normal(const Shape& shape, Rng& rng) {
@@ -32,7 +32,8 @@ BOOST_AUTO_TEST_SUITE(layers_core)
 
 BOOST_AUTO_TEST_CASE(snake_case_names_like_keras) {
   BOOST_TEST(to_snake_case("StandardizedConv2DWithCall") == "standardized_conv2d_with_call");
-  BOOST_TEST(to_snake_case("StandardizedConv2DWithOverride") == "standardized_conv2d_with_override");
+  BOOST_TEST(to_snake_case("StandardizedConv2DWithOverride") ==
+             "standardized_conv2d_with_override");
   BOOST_TEST(to_snake_case("MaxPooling2D") == "max_pooling2d");
   BOOST_TEST(to_snake_case("Conv2D") == "conv2d");
   BOOST_TEST(to_snake_case("Dense") == "dense");
@@ -53,11 +54,13 @@ BOOST_AUTO_TEST_CASE(unique_names_number_repeats) {
 
 BOOST_AUTO_TEST_CASE(dense_layer) {
   Dense d({.units = 3, .activation = "tanh"});
-  check_layer("Dense", d, {.input = {4}, .batch = 3, .expected_output = {3}, .expected_params = 15});
+  check_layer("Dense", d,
+              {.input = {4}, .batch = 3, .expected_output = {3}, .expected_params = 15});
   BOOST_TEST((d.kernel().shape() == Shape{4, 3}));
   BOOST_TEST((d.bias().shape() == Shape{3}));
   Dense no_bias({.units = 5, .use_bias = false});
-  check_layer("Dense without bias", no_bias, {.input = {2, 4}, .expected_output = {2, 5}, .expected_params = 20});
+  check_layer("Dense without bias", no_bias,
+              {.input = {2, 4}, .expected_output = {2, 5}, .expected_params = 20});
 }
 
 BOOST_AUTO_TEST_CASE(dense_glorot_uniform_limits) {
@@ -87,7 +90,8 @@ BOOST_AUTO_TEST_CASE(orthogonal_identity_truncated_and_variance_scaling_initiali
         for (std::size_t k = 0; k < (tall ? rows : cols); ++k)
           dot += tall ? double(w.data()[k * cols + a]) * w.data()[k * cols + b]
                       : double(w.data()[a * cols + k]) * w.data()[b * cols + k];
-        BOOST_TEST(std::abs(dot - (a == b ? 1.0 : 0.0)) < 1e-5, shape_str(shape) << " " << a << "," << b);
+        BOOST_TEST(std::abs(dot - (a == b ? 1.0 : 0.0)) < 1e-5, shape_str(shape)
+                                                                    << " " << a << "," << b);
       }
   }
   Tensor eye = Tensor::empty({3, 4});
@@ -108,10 +112,12 @@ BOOST_AUTO_TEST_CASE(orthogonal_identity_truncated_and_variance_scaling_initiali
   m /= big.size();
   for (float e : big.to_vector()) v += (e - m) * (e - m);
   BOOST_TEST(std::sqrt(v / big.size()) == std::sqrt(1.0 / 200), boost::test_tools::tolerance(0.03));
-  check_throws<std::invalid_argument>("identity rank", [&] {
-    Tensor t = Tensor::empty({2, 2, 2});
-    get_initializer("identity")(t, rng);
-  }, {"identity", "2-d"});
+  check_throws<std::invalid_argument>("identity rank",
+                                      [&] {
+                                        Tensor t = Tensor::empty({2, 2, 2});
+                                        get_initializer("identity")(t, rng);
+                                      },
+                                      {"identity", "2-d"});
   check_throws<std::invalid_argument>("mode", [] { variance_scaling(1, "fan_x", "uniform"); },
                                       {"variance_scaling", "fan_x"});
   check_throws<std::invalid_argument>("unknown", [] { get_initializer("glorot"); },
@@ -141,13 +147,17 @@ BOOST_AUTO_TEST_CASE(flatten_dropout_activation) {
 
 BOOST_AUTO_TEST_CASE(pooling_same_vs_valid) {
   MaxPooling2D valid({.pool_size = {2, 2}});
-  check_layer("MaxPooling2D valid", valid, {.input = {5, 5, 3}, .expected_output = {2, 2, 3}, .expected_params = 0});
+  check_layer("MaxPooling2D valid", valid,
+              {.input = {5, 5, 3}, .expected_output = {2, 2, 3}, .expected_params = 0});
   MaxPooling2D same({.pool_size = {2, 2}, .padding = "same"});
-  check_layer("MaxPooling2D same", same, {.input = {5, 5, 3}, .expected_output = {3, 3, 3}, .expected_params = 0});
+  check_layer("MaxPooling2D same", same,
+              {.input = {5, 5, 3}, .expected_output = {3, 3, 3}, .expected_params = 0});
   AveragePooling2D avg({.pool_size = {3, 3}, .strides = {1, 2}, .padding = "same"});
-  check_layer("AveragePooling2D", avg, {.input = {6, 7, 2}, .expected_output = {6, 4, 2}, .expected_params = 0});
+  check_layer("AveragePooling2D", avg,
+              {.input = {6, 7, 2}, .expected_output = {6, 4, 2}, .expected_params = 0});
   MaxPooling1D p1({.pool_size = {3}, .strides = {2}});
-  check_layer("MaxPooling1D", p1, {.input = {9, 4}, .expected_output = {4, 4}, .expected_params = 0});
+  check_layer("MaxPooling1D", p1,
+              {.input = {9, 4}, .expected_output = {4, 4}, .expected_params = 0});
   BOOST_CHECK_THROW(MaxPooling2D({.padding = "full"}), std::invalid_argument);
 }
 
@@ -174,9 +184,11 @@ BOOST_AUTO_TEST_CASE(global_pooling_and_average_pooling_1d) {
   check_layer("GlobalMaxPooling2D keepdims", gmp,
               {.input = {3, 4, 2}, .expected_output = {1, 1, 2}, .gradcheck = false});
   GlobalAveragePooling1D gap1({.keepdims = true});
-  check_layer("GlobalAveragePooling1D keepdims", gap1, {.input = {5, 3}, .expected_output = {1, 3}});
+  check_layer("GlobalAveragePooling1D keepdims", gap1,
+              {.input = {5, 3}, .expected_output = {1, 3}});
   GlobalMaxPooling1D gmp1;
-  check_layer("GlobalMaxPooling1D", gmp1, {.input = {5, 3}, .expected_output = {3}, .gradcheck = false});
+  check_layer("GlobalMaxPooling1D", gmp1,
+              {.input = {5, 3}, .expected_output = {3}, .gradcheck = false});
   GlobalAveragePooling3D gap3;
   check_layer("GlobalAveragePooling3D", gap3, {.input = {2, 3, 2, 4}, .expected_output = {4}});
   AveragePooling1D ap1({.pool_size = {2}, .strides = {1}});
@@ -309,30 +321,41 @@ BOOST_AUTO_TEST_SUITE(layers_einsum_dense)
 
 BOOST_AUTO_TEST_CASE(einsum_dense_as_keras) {
   EinsumDense d({.equation = "ab,bc->ac", .output_shape = {4}, .bias_axes = "c"});
-  check_layer("EinsumDense ab,bc->ac", d, {.input = {3}, .expected_output = {4}, .expected_params = 16});
+  check_layer("EinsumDense ab,bc->ac", d,
+              {.input = {3}, .expected_output = {4}, .expected_params = 16});
   Rng rng(41);
   const Tensor x = xtape::testing::random_tensor({2, 3}, rng);
   const Tensor ref = matmul(x, d.kernel()) + d.weight("bias");
   const std::vector<float> a = d(x).to_vector(), b = ref.to_vector();
-  for (std::size_t i = 0; i < a.size(); ++i) BOOST_TEST(a[i] == b[i], boost::test_tools::tolerance(1e-6f));
+  for (std::size_t i = 0; i < a.size(); ++i)
+    BOOST_TEST(a[i] == b[i], boost::test_tools::tolerance(1e-6f));
   // A sequence: (batch, steps, in) -> (batch, steps, out), the bias over the last axis only.
   EinsumDense seq({.equation = "abc,cd->abd", .output_shape = {5, 2}, .bias_axes = "d"});
-  check_layer("EinsumDense abc,cd->abd", seq, {.input = {5, 3}, .expected_output = {5, 2}, .expected_params = 8});
+  check_layer("EinsumDense abc,cd->abd", seq,
+              {.input = {5, 3}, .expected_output = {5, 2}, .expected_params = 8});
   BOOST_TEST((seq.weight("bias").shape() == Shape{2}));
   // Elided leading axes, and a kernel with an output-only axis: (..., b) -> (..., c, e).
   EinsumDense heads({.equation = "...b,bce->...ce", .output_shape = {2, 3}, .bias_axes = "ce"});
-  check_layer("EinsumDense ...b,bce->...ce", heads, {.input = {4, 5}, .expected_output = {4, 2, 3}, .expected_params = 36});
+  check_layer("EinsumDense ...b,bce->...ce", heads,
+              {.input = {4, 5}, .expected_output = {4, 2, 3}, .expected_params = 36});
   BOOST_TEST((heads.kernel().shape() == Shape{5, 2, 3}));
   auto back = layer_from_config({{"class_name", "EinsumDense"}, {"config", heads.get_config()}});
   BOOST_TEST(back->get_config() == heads.get_config());
-  check_throws<std::invalid_argument>("form", [] { EinsumDense({.equation = "ab->b", .output_shape = {2}}); },
-                                      {"EinsumDense", "'ab->b'"});
-  check_throws<std::invalid_argument>("output_shape", [] { EinsumDense({.equation = "ab,bc->ac", .output_shape = {2, 3}}); },
-                                      {"EinsumDense", "output_shape has 2", "needs 1"});
-  check_throws<std::invalid_argument>("kernel letter", [] { EinsumDense({.equation = "ab,bz->ac", .output_shape = {2}}); },
-                                      {"EinsumDense", "'z'"});
-  check_throws<std::invalid_argument>("bias", [] { EinsumDense({.equation = "ab,bc->ac", .output_shape = {2}, .bias_axes = "b"}); },
-                                      {"EinsumDense", "bias axis 'b'"});
+  check_throws<std::invalid_argument>(
+      "form", [] { EinsumDense({.equation = "ab->b", .output_shape = {2}}); },
+      {"EinsumDense", "'ab->b'"});
+  check_throws<std::invalid_argument>(
+      "output_shape",
+      [] {
+        EinsumDense({.equation = "ab,bc->ac", .output_shape = {2, 3}});
+      },
+      {"EinsumDense", "output_shape has 2", "needs 1"});
+  check_throws<std::invalid_argument>(
+      "kernel letter", [] { EinsumDense({.equation = "ab,bz->ac", .output_shape = {2}}); },
+      {"EinsumDense", "'z'"});
+  check_throws<std::invalid_argument>(
+      "bias", [] { EinsumDense({.equation = "ab,bc->ac", .output_shape = {2}, .bias_axes = "b"}); },
+      {"EinsumDense", "bias axis 'b'"});
 }
 
 BOOST_AUTO_TEST_SUITE_END()
