@@ -89,6 +89,13 @@ Tensor broadcast_binary(BinaryOp op, const Tensor& a, const Tensor& b, const cha
                        detail::mutable_data(out));
     return out;
   }
+  if (m == 3) {  // e.g. per-image values over the pixels: one 2-d call per outer index
+    for (std::size_t i = 0; i < ext[0]; ++i)
+      kernels::binary_2d(op, ext[1], inner, a.data() + i * csa[0], csa[1], csa[2],
+                         b.data() + i * csb[0], csb[1], csb[2],
+                         detail::mutable_data(out) + i * ext[1] * inner);
+    return out;
+  }
   // Inner steps are 0 or 1 unless the innermost axis has a stride > 1 (cannot happen for the
   // last axis of a contiguous tensor, which always has stride 1 or 0).
   const std::size_t ia = csa.back(), ib = csb.back();
@@ -382,31 +389,14 @@ Tensor broadcast_values(const Tensor& x, const Shape& shape) {
   if (out != shape)
     throw std::invalid_argument("broadcast_to: shape " + shape_str(x.shape()) +
                                 " does not broadcast to " + shape_str(shape));
-  // One run of stretched axes (a sum's gradient over some axes, a global pooling's): per outer
-  // index, rows of the inner block, each x's row + 0 in one pass, the bits of x + zeros.
-  const std::size_t nd = shape.size(), lead = nd - x.ndim();
-  auto x_extent = [&](std::size_t a) { return a < lead ? std::size_t{1} : x.shape()[a - lead]; };
-  std::size_t first = nd, last = 0;
-  bool one_run = true;
-  for (std::size_t a = 0; a < nd; ++a)
-    if (x_extent(a) != shape[a]) first = std::min(first, a), last = a;
-  for (std::size_t a = first; a <= last && first < nd; ++a) one_run = one_run && x_extent(a) == 1;
-  if (first < nd && one_run) {
-    std::size_t outer = 1, mid = 1, inner = 1;
-    for (std::size_t a = 0; a < first; ++a) outer *= shape[a];
-    for (std::size_t a = first; a <= last; ++a) mid *= shape[a];
-    for (std::size_t a = last + 1; a < nd; ++a) inner *= shape[a];
-    Tensor result = Tensor::empty(shape);
-    if (result.size() == 0) return result;
-    const float zero = 0.f;
-    const float* xv = x.data();
-    float* o = detail::mutable_data(result);
-    for (std::size_t i = 0; i < outer; ++i)
-      kernels::binary_2d(BinaryOp::add, mid, inner, xv + i * inner, 0, 1, &zero, 0, 0,
-                         o + i * mid * inner);
-    return result;
-  }
-  Tensor zeros = Tensor::zeros(shape);
+  // The zeros span only the stretched axes (1 where x has the extent already), so the add reads
+  // x and the small zeros once each and writes the result once.
+  if (shape_size(shape) == 0) return Tensor::empty(shape);
+  Shape zero_shape(shape.size(), 1);
+  const std::size_t lead = shape.size() - x.ndim();
+  for (std::size_t a = 0; a < shape.size(); ++a)
+    if (a < lead || x.shape()[a - lead] != shape[a]) zero_shape[a] = shape[a];
+  const Tensor zeros = Tensor::zeros(zero_shape);
   return broadcast_binary(BinaryOp::add, x, zeros, "broadcast_to");
 }
 
