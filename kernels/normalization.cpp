@@ -17,6 +17,13 @@ constexpr std::size_t kBlock = std::size_t{1} << 14;
 double reduce_ns(std::size_t n, int inputs) {
   return detail::byte_ns(8.0 * inputs * static_cast<double>(n));
 }
+
+// dx = a[i] * g + ((x - m[i]) * bm[i] + c[i]) over n values.
+void norm_dx(const float* g, const float* x, const float* m, const float* a, const float* bm,
+             const float* c, std::size_t n, float* dx) {
+  for (std::size_t i = 0; i < n; ++i)
+    dx[i] = detail::madd(a[i], g[i], detail::madd(x[i] - m[i], bm[i], c[i]));
+}
 }  // namespace
 
 void channel_moments(std::size_t outer, std::size_t channels, std::size_t inner, const float* x,
@@ -105,8 +112,9 @@ void channel_scale_shift(std::size_t outer, std::size_t channels, std::size_t in
   });
 }
 
-void channel_affine2(std::size_t outer, std::size_t channels, std::size_t inner, const float* g,
-                     const float* a, const float* x, const float* b, const float* c, float* out) {
+void channel_norm_dx(std::size_t outer, std::size_t channels, std::size_t inner, const float* g,
+                     const float* x, const float* mean, const float* a, const float* b,
+                     const float* c, float* out) {
   const std::size_t rows = outer * channels;
   const long nr = static_cast<long>(inner == 1 ? outer : rows);
   const int team = detail::parallel_team(detail::byte_ns(12.0 * static_cast<double>(rows * inner)),
@@ -114,17 +122,16 @@ void channel_affine2(std::size_t outer, std::size_t channels, std::size_t inner,
   if (inner == 1) {
     detail::parallel_for_static(team, nr, [&](long r) {
       const std::size_t o = static_cast<std::size_t>(r) * channels;
-      for (std::size_t k = 0; k < channels; ++k)
-        out[o + k] = detail::madd(g[o + k], a[k], detail::madd(x[o + k], b[k], c[k]));
+      norm_dx(g + o, x + o, mean, a, b, c, channels, out + o);
     });
     return;
   }
   detail::parallel_for_static(team, nr, [&](long r) {
     const std::size_t k = static_cast<std::size_t>(r) % channels,
                       o = static_cast<std::size_t>(r) * inner;
-    const float ak = a[k], bk = b[k], ck = c[k];
+    const float mk = mean[k], ak = a[k], bk = b[k], ck = c[k];
     for (std::size_t i = 0; i < inner; ++i)
-      out[o + i] = detail::madd(g[o + i], ak, detail::madd(x[o + i], bk, ck));
+      out[o + i] = detail::madd(ak, g[o + i], detail::madd(x[o + i] - mk, bk, ck));
   });
 }
 
@@ -133,7 +140,9 @@ void channel_affine2(std::size_t outer, std::size_t channels, std::size_t inner,
 namespace xtape::kernels {
 
 void channel_grad_sums(std::size_t outer, std::size_t channels, std::size_t inner, const float* g,
-                       const float* x, float* sum_g, float* sum_gx) {
+                       const float* x, float* sum_g, float* sum_gx, const float* centre) {
+  const std::vector<float> no_centre(centre ? 0 : channels, 0.f);
+  const float* z = centre ? centre : no_centre.data();
   if (inner == 1) {
     // Channels last: as channel_moments, fixed blocks of rows in double, added in block order.
     const std::size_t rows_per =
@@ -153,7 +162,7 @@ void channel_grad_sums(std::size_t outer, std::size_t channels, std::size_t inne
         const float* xr = x + r * channels;
         for (std::size_t c = 0; c < channels; ++c) {
           s[c] += gr[c];
-          q[c] += static_cast<double>(gr[c]) * xr[c];
+          q[c] += static_cast<double>(gr[c]) * (static_cast<double>(xr[c]) - z[c]);
         }
       }
     });
@@ -174,11 +183,12 @@ void channel_grad_sums(std::size_t outer, std::size_t channels, std::size_t inne
   detail::parallel_for_static(team, nc, [&](long ci) {
     const std::size_t c = static_cast<std::size_t>(ci);
     double s = 0.0, q = 0.0;
+    const double zc = z[c];
     for (std::size_t o = 0; o < outer; ++o) {
       const std::size_t off = (o * channels + c) * inner;
       for (std::size_t i = 0; i < inner; ++i) {
         s += g[off + i];
-        q += static_cast<double>(g[off + i]) * x[off + i];
+        q += static_cast<double>(g[off + i]) * (static_cast<double>(x[off + i]) - zc);
       }
     }
     sum_g[c] = static_cast<float>(s);
@@ -266,13 +276,6 @@ std::vector<float> or_fill(const float* p, std::size_t n, float fill) {
 void center_scale_shift(const float* x, const float* m, const float* a, const float* b,
                         std::size_t n, float* y) {
   for (std::size_t i = 0; i < n; ++i) y[i] = detail::madd(x[i] - m[i], a[i], b[i]);
-}
-
-// dx = a[i] * g + ((x - m[i]) * bm[i] + c[i]) over n values.
-void norm_dx(const float* g, const float* x, const float* m, const float* a, const float* bm,
-             const float* c, std::size_t n, float* dx) {
-  for (std::size_t i = 0; i < n; ++i)
-    dx[i] = detail::madd(a[i], g[i], detail::madd(x[i] - m[i], bm[i], c[i]));
 }
 
 // Rows per block of the blocked sums over rows of `width` values: about kBlock values, and at

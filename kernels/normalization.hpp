@@ -18,16 +18,19 @@ void channel_moments(std::size_t outer, std::size_t channels, std::size_t inner,
 void channel_scale_shift(std::size_t outer, std::size_t channels, std::size_t inner, const float* x,
                          const float* scale, const float* shift, float* out);
 
-/// out = g * a[c] + (x * b[c] + c[c]) for every element of channel c (fused multiply-adds): a
-/// batch normalization's input gradient in one pass. out may alias g or x.
-void channel_affine2(std::size_t outer, std::size_t channels, std::size_t inner, const float* g,
-                     const float* a, const float* x, const float* b, const float* c, float* out);
+/// out = a[c] * g + ((x - mean[c]) * b[c] + c[c]) for every element of channel c (fused
+/// multiply-adds): a batch normalization's input gradient in one pass, x centred first so a
+/// large mean costs no digits. out may alias g or x.
+void channel_norm_dx(std::size_t outer, std::size_t channels, std::size_t inner, const float* g,
+                     const float* x, const float* mean, const float* a, const float* b,
+                     const float* c, float* out);
 
-/// sum_g[c] = sum of g and sum_gx[c] = sum of g * x over channel c's elements, in one pass over
-/// both (double accumulation in fixed blocks: the same bits for any thread count). The
-/// gradients of a scale and a shift in one read.
+/// sum_g[c] = sum of g and sum_gx[c] = sum of g * (x - centre[c]) over channel c's elements (no
+/// centre: 0), in one pass over both (double accumulation in fixed blocks: the same bits for any
+/// thread count). The gradients of a scale and a shift in one read; a batch normalization
+/// passes its mean as the centre, so a large mean costs no digits.
 void channel_grad_sums(std::size_t outer, std::size_t channels, std::size_t inner, const float* g,
-                       const float* x, float* sum_g, float* sum_gx);
+                       const float* x, float* sum_g, float* sum_gx, const float* centre = nullptr);
 
 }  // namespace xtape::kernels
 

@@ -285,30 +285,30 @@ Tensor batch_normalization(const Tensor& x, int axis, const Tensor& gamma, const
           composed_normalization_grads(vx, vg, g, view, {0, 2}, wview, epsilon, in, grads);
           return;
         }
-        // One pass for sum(g) and sum(g x) per channel, one for dx = A g + B x + C.
+        // One pass for sum(g) and sum(g (x - mean)) per channel, one for
+        // dx = A g + B (x - mean) + C.
         std::vector<float> sg(c), sgx(c);
-        kernels::channel_grad_sums(b.outer, c, b.inner, g.data(), vx.data(), sg.data(), sgx.data());
+        kernels::channel_grad_sums(b.outer, c, b.inner, g.data(), vx.data(), sg.data(), sgx.data(),
+                                   mean.data());
         const double n = static_cast<double>(b.outer) * static_cast<double>(b.inner);
         std::vector<float> ca(c), cb(c), cc(c);
         Tensor dgamma, dbeta;
         if (wants(grads, in.gamma)) dgamma = Tensor::empty({c});
         if (wants(grads, in.beta)) dbeta = Tensor::empty({c});
         for (std::size_t k = 0; k < c; ++k) {
-          const double m = mean.data()[k];
           const double inv = 1.0 / std::sqrt(static_cast<double>(var.data()[k]) + epsilon);
           const double gam = vg.defined() ? vg.data()[k] : 1.0;
-          const double centred = std::fma(-m, sg[k], sgx[k]);  // sum of g (x - mean)
-          if (dgamma.defined()) detail::mutable_data(dgamma)[k] = static_cast<float>(centred * inv);
+          if (dgamma.defined()) detail::mutable_data(dgamma)[k] = static_cast<float>(sgx[k] * inv);
           if (dbeta.defined()) detail::mutable_data(dbeta)[k] = sg[k];
-          const double bk = -gam * inv * inv * inv * centred / n;
+          const double bk = -gam * inv * inv * inv * sgx[k] / n;
           ca[k] = static_cast<float>(gam * inv);
           cb[k] = static_cast<float>(bk);
-          cc[k] = static_cast<float>(std::fma(-bk, m, -gam * inv * sg[k] / n));
+          cc[k] = static_cast<float>(-gam * inv * sg[k] / n);
         }
         if (grads.needs(0)) {
           Tensor dx = Tensor::empty(vx.shape());
-          kernels::channel_affine2(b.outer, c, b.inner, g.data(), ca.data(), vx.data(), cb.data(),
-                                   cc.data(), detail::mutable_data(dx));
+          kernels::channel_norm_dx(b.outer, c, b.inner, g.data(), vx.data(), mean.data(), ca.data(),
+                                   cb.data(), cc.data(), detail::mutable_data(dx));
           grads.add(0, dx);
         }
         if (dgamma.defined()) grads.add(static_cast<std::size_t>(in.gamma), dgamma);
