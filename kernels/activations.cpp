@@ -3,6 +3,7 @@
 #include <limits>
 #include <xsimd/xsimd.hpp>
 
+#include "kernels/fma.hpp"
 #include "kernels/simd_map.hpp"
 
 namespace xtape::kernels {
@@ -38,7 +39,7 @@ B rounded(B v) {
 void exact_square(B a, B& h, B& l) {
   h = a * a;
 #if defined(__FMA__)
-  l = xsimd::fms(a, a, h);
+  l = detail::fms(a, a, h);
 #else
   const B c = a * B(4097.f);
   const B hi = c - (c - a), lo = a - hi;
@@ -50,7 +51,7 @@ void exact_square(B a, B& h, B& l) {
 B horner(B, float c) { return B(c); }
 template <class... C>
 B horner(B x, float c0, C... c) {
-  return xsimd::fma(horner(x, c...), x, B(c0));
+  return detail::fma(horner(x, c...), x, B(c0));
 }
 
 B sigmoid(B x) { return B(1.f) / (B(1.f) + xsimd::exp(-x)); }
@@ -78,7 +79,7 @@ CdfExp normal_cdf(B x) {
   B h, l;
   exact_square(a, h, l);
   const B e =
-      xsimd::select(inside, xsimd::exp(B(-0.5f) * h) * xsimd::fnma(B(0.5f), l, B(1.f)), B(0.f));
+      xsimd::select(inside, xsimd::exp(B(-0.5f) * h) * detail::fnma(B(0.5f), l, B(1.f)), B(0.f));
   const B q = e * (p * r);
   return {xsimd::select(x < B(0.f), q, B(1.f) - q), e};
 }
@@ -97,13 +98,13 @@ B gelu_grad(B x, B y, B g) {
   B h, l;
   exact_square(a, h, l);
   const B e =
-      xsimd::select(inside, xsimd::exp(B(-0.5f) * h) * xsimd::fnma(B(0.5f), l, B(1.f)), B(0.f));
-  return g * xsimd::fma(x, B(kInvSqrt2Pi) * e, cdf);
+      xsimd::select(inside, xsimd::exp(B(-0.5f) * h) * detail::fnma(B(0.5f), l, B(1.f)), B(0.f));
+  return g * detail::fma(x, B(kInvSqrt2Pi) * e, cdf);
 }
 
 // 2u with u = sqrt(2/pi) (x + 0.044715 x^3); 0.5 (1 + tanh u) = sigmoid(2u) (no cancellation
 // for negative x, and one exp instead of a tanh).
-B gelu_tanh_2u(B x) { return B(2.f * kSqrt2OverPi) * x * xsimd::fma(B(kGeluCubic) * x, x, B(1.f)); }
+B gelu_tanh_2u(B x) { return B(2.f * kSqrt2OverPi) * x * detail::fma(B(kGeluCubic) * x, x, B(1.f)); }
 B gelu_tanh(B x) { return x / (B(1.f) + xsimd::exp(-gelu_tanh_2u(x))); }
 // d/dx x s(2u) = s + x * 2 s (1 - s) u', u' = sqrt(2/pi) (1 + 3 * 0.044715 x^2). x^2 is capped
 // so that a saturated s (s (1 - s) = 0) gives 0 for every finite x (NaN for infinite x, as
@@ -111,15 +112,15 @@ B gelu_tanh(B x) { return x / (B(1.f) + xsimd::exp(-gelu_tanh_2u(x))); }
 B gelu_tanh_grad(B x, B g) {
   const B s = sigmoid(gelu_tanh_2u(x));
   const B x2 = xsimd::min(x * x, B(1e30f));
-  const B du2 = B(2.f * kSqrt2OverPi) * xsimd::fma(B(3.f * kGeluCubic), x2, B(1.f));
-  return g * xsimd::fma(x * (s * (B(1.f) - s)), du2, s);
+  const B du2 = B(2.f * kSqrt2OverPi) * detail::fma(B(3.f * kGeluCubic), x2, B(1.f));
+  return g * detail::fma(x * (s * (B(1.f) - s)), du2, s);
 }
 
 B silu(B x) { return x * sigmoid(x); }
 // d/dx x s(x) = s (1 + x (1 - s)).
 B silu_grad(B x, B g) {
   const B s = sigmoid(x);
-  return g * (s * xsimd::fma(x, B(1.f) - s, B(1.f)));
+  return g * (s * detail::fma(x, B(1.f) - s, B(1.f)));
 }
 
 // mish: with n = e^x, tanh(log(1 + n)) = w / (w + 2), w = n (n + 2): one exp and one division.
@@ -136,7 +137,7 @@ B mish_grad(B x, B g) {
   const B w = n * (n + B(2.f));
   const B r = B(1.f) / (w + B(2.f));
   const B q = xsimd::select(x <= B(20.f), B(4.f) * n * (n + B(1.f)) * r, B(0.f));
-  return g * (r * xsimd::fma(x, q, w));
+  return g * (r * detail::fma(x, q, w));
 }
 
 // elu: the exp branch is discarded by the select where x > 0 (its overflow never shows).
@@ -154,7 +155,7 @@ B log1p_unit(B n) {
   const B p =
       horner(z, 1.f / 3.f, 1.f / 5.f, 1.f / 7.f, 1.f / 9.f, 1.f / 11.f, 1.f / 13.f, 1.f / 15.f);
   const B s2 = s + s;
-  return xsimd::fma(s2 * z, p, s2);
+  return detail::fma(s2 * z, p, s2);
 }
 B softplus(B x) {
   return xsimd::select(x > B(0.f), x, B(0.f)) + log1p_unit(xsimd::exp(-xsimd::abs(x)));

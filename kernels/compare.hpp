@@ -9,19 +9,9 @@
 #include <cmath>
 #include <xsimd/xsimd.hpp>
 
-namespace xtape::kernels::detail {
+#include "kernels/fma.hpp"
 
-/// a * b + c rounded as xsimd::fma rounds it on this target: fused (one rounding) where the
-/// target has FMA, a product and a sum otherwise. Scalar tails and vector bodies that must agree
-/// bit for bit use madd and xsimd::fma, never a plain a * b + c, whose contraction into an FMA
-/// depends on the compiler (GCC's C++ default contracts, clang's contracts within a statement).
-inline float madd(float a, float b, float c) {
-#if defined(__FMA__)
-  return std::fma(a, b, c);
-#else
-  return a * b + c;
-#endif
-}
+namespace xtape::kernels::detail {
 
 /// relu(x) = x <= 0 ? +0 : x: the bits of max(x, 0) (with -0 -> +0) for numbers, NaN for NaN.
 template <class B>

@@ -266,8 +266,8 @@ void small_patch_outer(const Conv2DGeometry& g, const float* input, std::int64_t
       for (int q = 0; q < KMAX; ++q) {
         if (q < K) {
           const batch av(a[offset[q]]);
-          acc[q][0] = xsimd::fma(av, g0, acc[q][0]);
-          acc[q][1] = xsimd::fma(av, g1, acc[q][1]);
+          acc[q][0] = detail::fma(av, g0, acc[q][0]);
+          acc[q][1] = detail::fma(av, g1, acc[q][1]);
         }
       }
     }
@@ -333,8 +333,8 @@ void small_patch_forward(const Conv2DGeometry& g, const float* input, const floa
 #pragma GCC unroll 4
             for (int i = 0; i < RB; ++i) {
               const batch av(a[i][off]);
-              acc[i][0] = xsimd::fma(av, kv[q][0], acc[i][0]);
-              acc[i][1] = xsimd::fma(av, kv[q][1], acc[i][1]);
+              acc[i][0] = detail::fma(av, kv[q][0], acc[i][0]);
+              acc[i][1] = detail::fma(av, kv[q][1], acc[i][1]);
             }
           }
         }
@@ -351,7 +351,7 @@ void small_patch_forward(const Conv2DGeometry& g, const float* input, const floa
           const batch t1 = two ? batch::load_unaligned(ep.shift + c0 + simd_width) : batch(0.f);
 #pragma GCC unroll 4
           for (int i = 0; i < RB; ++i)
-            acc[i][0] = xsimd::fma(acc[i][0], s0, t0), acc[i][1] = xsimd::fma(acc[i][1], s1, t1);
+            acc[i][0] = detail::fma(acc[i][0], s0, t0), acc[i][1] = detail::fma(acc[i][1], s1, t1);
         }
         if (ep.relu) {
 #pragma GCC unroll 4
@@ -390,7 +390,7 @@ void apply_epilogue(float* out, std::int64_t rows, std::int64_t N, const ConvEpi
       batch v = batch::load_unaligned(o + c);
       if (ep.bias) v += batch::load_unaligned(ep.bias + c);
       if (ep.scale)
-        v = xsimd::fma(v, batch::load_unaligned(ep.scale + c), batch::load_unaligned(ep.shift + c));
+        v = detail::fma(v, batch::load_unaligned(ep.scale + c), batch::load_unaligned(ep.shift + c));
       if (ep.relu) v = detail::relu(v);
       v.store_unaligned(o + c);
     }
@@ -429,7 +429,7 @@ void conv3x3_c1_forward(const Conv2DGeometry& g, const float* input, const float
     const batch shift = ep.scale ? batch::load_unaligned(ep.shift + c0) : zero;
     auto store = [&](batch v, float* o) {
       if (ep.bias) v += bias;
-      if (ep.scale) v = xsimd::fma(v, scale, shift);
+      if (ep.scale) v = detail::fma(v, scale, shift);
       if (ep.relu) v = detail::relu(v);
       v.store_unaligned(o);
     };
@@ -448,14 +448,14 @@ void conv3x3_c1_forward(const Conv2DGeometry& g, const float* input, const float
           for (int kx = 0; kx < 3; ++kx)
 #pragma GCC unroll 8
             for (int i = 0; i < RB; ++i)
-              acc[i] = xsimd::fma(batch(top[ky * w + kx + i]), kv[ky * 3 + kx], acc[i]);
+              acc[i] = detail::fma(batch(top[ky * w + kx + i]), kv[ky * 3 + kx], acc[i]);
         for (int i = 0; i < RB; ++i) store(acc[i], output + (r + i) * N + c0);
       }
       for (; r < end; ++r, ++top) {
         batch acc = zero;
         for (int ky = 0; ky < 3; ++ky)
           for (int kx = 0; kx < 3; ++kx)
-            acc = xsimd::fma(batch(top[ky * w + kx]), kv[ky * 3 + kx], acc);
+            acc = detail::fma(batch(top[ky * w + kx]), kv[ky * 3 + kx], acc);
         store(acc, output + r * N + c0);
       }
     }
@@ -486,8 +486,8 @@ void conv3x3_c1_outer(const Conv2DGeometry& g, const float* input, std::int64_t 
 #pragma GCC unroll 3
           for (int kx = 0; kx < 3; ++kx) {
             const batch av(top[ky * w + kx]);
-            acc[ky * 3 + kx][0] = xsimd::fma(av, g0, acc[ky * 3 + kx][0]);
-            if (two) acc[ky * 3 + kx][1] = xsimd::fma(av, g1, acc[ky * 3 + kx][1]);
+            acc[ky * 3 + kx][0] = detail::fma(av, g0, acc[ky * 3 + kx][0]);
+            if (two) acc[ky * 3 + kx][1] = detail::fma(av, g1, acc[ky * 3 + kx][1]);
           }
       }
     }
@@ -777,14 +777,14 @@ void thin_kernel_block(const float* const* patches, const std::int64_t* off, std
     for (int v = 0; v < NV; ++v) gv[v] = batch::load_unaligned(gy + v * W);
     for (int i = 0; i < IR; ++i) {
       const batch a(patch[off[i0 + i]]);
-      for (int v = 0; v < NV; ++v) acc[i][v] = xsimd::fma(a, gv[v], acc[i][v]);
+      for (int v = 0; v < NV; ++v) acc[i][v] = detail::fma(a, gv[v], acc[i][v]);
     }
   }
   for (int i = 0; i < IR; ++i) {
     float* o = out + (i0 + i) * N + j0;
     for (int v = 0; v < NV; ++v) {
       batch r = acc[i][v];
-      if (!overwrite) r = xsimd::fma(batch(1.f), batch::load_unaligned(o + v * W), r);
+      if (!overwrite) r = detail::fma(batch(1.f), batch::load_unaligned(o + v * W), r);
       r.store_unaligned(o + v * W);
     }
   }

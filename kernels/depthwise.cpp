@@ -86,7 +86,7 @@ inline void tile_blocks(std::int64_t nt, const float* const* src, const float* c
       for (int r = 0; r < RB; ++r)
 #pragma GCC unroll 4
         for (int v = 0; v < CB; ++v)
-          acc[r][v] = xsimd::fma(batch::load_unaligned(s + r * src_step + v * W), kv[v], acc[r][v]);
+          acc[r][v] = detail::fma(batch::load_unaligned(s + r * src_step + v * W), kv[v], acc[r][v]);
     }
 #pragma GCC unroll 8
     for (int r = 0; r < RB; ++r)
@@ -147,7 +147,7 @@ std::int64_t reuse_tiles(const Taps& taps, std::int64_t count, float* out, std::
 #pragma GCC unroll 8
           for (int j = 0; j < KW; ++j) {
             const int r = REV ? p - (KW - 1 - j) : p - j;
-            if (r >= 0 && r < RB) acc[r] = xsimd::fma(xv, kv[j], acc[r]);
+            if (r >= 0 && r < RB) acc[r] = detail::fma(xv, kv[j], acc[r]);
           }
         }
       }
@@ -325,7 +325,7 @@ inline void kernel_rows(batch (&acc)[3][2], const float* x, std::int64_t x0, con
     for (int j = 0; j < JB; ++j)
 #pragma GCC unroll 2
       for (int v = 0; v < CB; ++v)
-        a[j][v] = xsimd::fma(batch::load_unaligned(xp + j * jstep + v * W), gv[v], a[j][v]);
+        a[j][v] = detail::fma(batch::load_unaligned(xp + j * jstep + v * W), gv[v], a[j][v]);
   }
   for (int j = 0; j < JB; ++j)
     for (int v = 0; v < CB; ++v) acc[j][v] = a[j][v];
@@ -364,7 +364,7 @@ void backward_kernel_range(const Conv2DGeometry& g, std::int64_t C, const float*
           auto one = [&](std::int64_t j, std::int64_t o0, std::int64_t o1) {
             for (std::int64_t o = o0; o < o1; ++o)
               for (int v = 0; v < CB; ++v)
-                acc[j][v] = xsimd::fma(
+                acc[j][v] = detail::fma(
                     batch::load_unaligned(x + ((o * xs + x0 + j * g.dil_w) * C) + c0 + v * W),
                     batch::load_unaligned(go + o * C + c0 + v * W), acc[j][v]);
           };

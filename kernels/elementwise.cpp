@@ -108,7 +108,7 @@ void pow_scalar(std::size_t n, const float* x, float p, float* out) {
 }
 
 void affine(std::size_t n, const float* x, float a, float b, float* out) {
-  map1(n, x, out, [a, b](batch v) { return xsimd::fma(v, batch(a), batch(b)); });
+  map1(n, x, out, [a, b](batch v) { return detail::fma(v, batch(a), batch(b)); });
 }
 
 void relu_backward(std::size_t n, const float* x, const float* g, float* out) {
@@ -240,9 +240,9 @@ void normal_fill(std::size_t n, std::uint64_t key, float mean, float stddev, flo
     const batch u2 = xsimd::to_float(xsimd::bitwise_cast<ibatch>(h2 >> 8)) * batch(inv24);
     const batch r = xsimd::sqrt(batch(-2.f) * xsimd::log(u1));
     const auto [s, co] =
-        xsimd::sincos(xsimd::fma(u2, batch(6.28318530717958648f), batch(-3.14159265358979324f)));
-    xsimd::fma(r * co, batch(stddev), batch(mean)).store_unaligned(dst);
-    xsimd::fma(r * s, batch(stddev), batch(mean)).store_unaligned(dst + W);
+        xsimd::sincos(detail::fma(u2, batch(6.28318530717958648f), batch(-3.14159265358979324f)));
+    detail::fma(r * co, batch(stddev), batch(mean)).store_unaligned(dst);
+    detail::fma(r * s, batch(stddev), batch(mean)).store_unaligned(dst + W);
   };
   auto run = [&](std::size_t lo, std::size_t hi) {
     std::size_t b = lo;

@@ -20,6 +20,7 @@
 #include <type_traits>
 #include <xsimd/xsimd.hpp>
 
+#include "kernels/fma.hpp"
 #include "kernels/parallel.hpp"
 #include "kernels/region_errors.hpp"
 #include "kernels/workspace.hpp"
@@ -219,7 +220,7 @@ void micro_kernel(std::int64_t kc, const float* __restrict ap, std::int64_t a_rs
       for (int i = 0; i < MR; ++i) {
         const batch av(rows[i][off]);
 #pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v) acc[i][v] = xsimd::fma(av, bv[v], acc[i][v]);
+        for (int v = 0; v < NV; ++v) acc[i][v] = detail::fma(av, bv[v], acc[i][v]);
       }
       ++off;
       if (--left == 0) off += g_jump, left = g_run;
@@ -237,7 +238,7 @@ void micro_kernel(std::int64_t kc, const float* __restrict ap, std::int64_t a_rs
                        : Mode == AMode::gathered ? col[i]
                                                  : ap[p * MR + i]);
 #pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v) acc[i][v] = xsimd::fma(av, bv[v], acc[i][v]);
+        for (int v = 0; v < NV; ++v) acc[i][v] = detail::fma(av, bv[v], acc[i][v]);
       }
     }
   const batch va(alpha), vb(beta_eff);
@@ -248,7 +249,7 @@ void micro_kernel(std::int64_t kc, const float* __restrict ap, std::int64_t a_rs
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) {
         batch r = acc[i][v] * va;
-        if (!overwrite) r = xsimd::fma(vb, batch::load_unaligned(crow + v * W), r);
+        if (!overwrite) r = detail::fma(vb, batch::load_unaligned(crow + v * W), r);
         r.store_unaligned(crow + v * W);
       }
     }

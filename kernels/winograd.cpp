@@ -121,7 +121,7 @@ void output_tile(const Conv2DGeometry& g, const float* m, std::int64_t stride, f
     }
     if (ep.scale) {
       const batch a = batch::load_unaligned(ep.scale + k), b = batch::load_unaligned(ep.shift + k);
-      for (auto& v : y) v = xsimd::fma(v, a, b);
+      for (auto& v : y) v = detail::fma(v, a, b);
     }
     if (ep.relu)
       for (auto& v : y) v = detail::relu(v);

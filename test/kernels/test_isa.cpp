@@ -7,6 +7,7 @@
 #include <fstream>
 #include <string>
 
+#include "kernels/fma.hpp"
 #include "kernels/isa.hpp"
 
 namespace {
@@ -62,6 +63,35 @@ BOOST_AUTO_TEST_CASE(the_loaded_kernels_are_the_best_this_cpu_runs) {
   BOOST_TEST(width == (isa.rfind("avx512", 0) == 0u           ? 16u
                        : isa.find("avx") != std::string::npos ? 8u
                                                               : 4u));
+#endif
+}
+
+// xsimd 8.1 has no AVX-512 fma / fms / fnma: they fell back to a product and a sum, and the
+// compiler did not fuse a * a - h where it had computed h = a * a (so the exact square's low
+// part came out 0 and gelu's tails lost their digits, on AVX-512 machines only).
+BOOST_AUTO_TEST_CASE(vector_multiply_adds_round_once_as_madd_does) {
+  using B = xsimd::batch<float>;
+  namespace d = xtape::kernels::detail;
+  float in[B::size], lo[B::size], fm[B::size], nm[B::size];
+  for (std::size_t i = 0; i < B::size; ++i) in[i] = 10.395f + 0.37f * static_cast<float>(i);
+  const B a = B::load_unaligned(in);
+  const B h = a * a;
+  d::fms(a, a, h).store_unaligned(lo);
+  d::fma(a, a, -h).store_unaligned(fm);
+  d::fnma(a, a, h).store_unaligned(nm);
+  for (std::size_t i = 0; i < B::size; ++i) {
+    const float hi = in[i] * in[i];
+    BOOST_TEST(fm[i] == d::madd(in[i], in[i], -hi), "lane " << i);
+    BOOST_TEST(lo[i] == fm[i], "lane " << i);
+    BOOST_TEST(nm[i] == -fm[i], "lane " << i);
+#if defined(__FMA__)
+    // Fused: the rounding error of the square, exactly.
+    const double exact = static_cast<double>(in[i]) * in[i] - hi;
+    BOOST_TEST(static_cast<double>(lo[i]) == exact, "lane " << i);
+#endif
+  }
+#if defined(__FMA__)
+  BOOST_TEST(lo[0] != 0.f);  // 10.395^2 is not a float
 #endif
 }
 
