@@ -104,7 +104,9 @@ B gelu_grad(B x, B y, B g) {
 
 // 2u with u = sqrt(2/pi) (x + 0.044715 x^3); 0.5 (1 + tanh u) = sigmoid(2u) (no cancellation
 // for negative x, and one exp instead of a tanh).
-B gelu_tanh_2u(B x) { return B(2.f * kSqrt2OverPi) * x * detail::fma(B(kGeluCubic) * x, x, B(1.f)); }
+B gelu_tanh_2u(B x) {
+  return B(2.f * kSqrt2OverPi) * x * detail::fma(B(kGeluCubic) * x, x, B(1.f));
+}
 B gelu_tanh(B x) { return x / (B(1.f) + xsimd::exp(-gelu_tanh_2u(x))); }
 // d/dx x s(2u) = s + x * 2 s (1 - s) u', u' = sqrt(2/pi) (1 + 3 * 0.044715 x^2). x^2 is capped
 // so that a saturated s (s (1 - s) = 0) gives 0 for every finite x (NaN for infinite x, as

@@ -390,7 +390,8 @@ void apply_epilogue(float* out, std::int64_t rows, std::int64_t N, const ConvEpi
       batch v = batch::load_unaligned(o + c);
       if (ep.bias) v += batch::load_unaligned(ep.bias + c);
       if (ep.scale)
-        v = detail::fma(v, batch::load_unaligned(ep.scale + c), batch::load_unaligned(ep.shift + c));
+        v = detail::fma(v, batch::load_unaligned(ep.scale + c),
+                        batch::load_unaligned(ep.shift + c));
       if (ep.relu) v = detail::relu(v);
       v.store_unaligned(o + c);
     }

@@ -86,7 +86,8 @@ inline void tile_blocks(std::int64_t nt, const float* const* src, const float* c
       for (int r = 0; r < RB; ++r)
 #pragma GCC unroll 4
         for (int v = 0; v < CB; ++v)
-          acc[r][v] = detail::fma(batch::load_unaligned(s + r * src_step + v * W), kv[v], acc[r][v]);
+          acc[r][v] =
+              detail::fma(batch::load_unaligned(s + r * src_step + v * W), kv[v], acc[r][v]);
     }
 #pragma GCC unroll 8
     for (int r = 0; r < RB; ++r)

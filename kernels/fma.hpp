@@ -36,8 +36,7 @@ inline xsimd::batch<float, A> fms(const xsimd::batch<float, A>& a, const xsimd::
 
 /// c - a * b, one rounding where the target has FMA.
 template <class A>
-inline xsimd::batch<float, A> fnma(const xsimd::batch<float, A>& a,
-                                   const xsimd::batch<float, A>& b,
+inline xsimd::batch<float, A> fnma(const xsimd::batch<float, A>& a, const xsimd::batch<float, A>& b,
                                    const xsimd::batch<float, A>& c) {
 #if defined(__AVX512F__)
   if constexpr (xsimd::batch<float, A>::size == 16) return _mm512_fnmadd_ps(a, b, c);
