@@ -15,6 +15,7 @@
 #   runs bench_gemm: sgemm GFLOP/s against OpenBLAS and the measured FMA peak.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/openblas_core.sh"
 build=build
 case "${1:-}" in --*|"") ;; *) build=$1; shift ;; esac
 case "${1:-}" in
@@ -22,6 +23,7 @@ case "${1:-}" in
   --gemm)
     shift
     [ -x "$build/bench/bench_gemm" ] || { echo "compare.sh: $build/bench/bench_gemm not found" >&2; exit 2; }
+    openblas_core_check
     echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
     "$build/bench/bench_gemm" "$@" | grep -v '^RESULT'
     echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -49,6 +51,7 @@ have_torch=1
 if ! "$py" -c 'import torch' >/dev/null 2>&1; then
   have_torch=0
 fi
+[ "$have_torch" = 1 ] && openblas_core_check
 torch_args=""
 prev=""
 for a in $args; do

@@ -32,6 +32,8 @@ fi
 py=/usr/bin/python3
 have_torch=1
 "$py" -c 'import torch' >/dev/null 2>&1 || have_torch=0
+. "$here/openblas_core.sh"
+[ "$have_torch" = 1 ] && openblas_core_check
 [ "$have_torch" = 1 ] || echo "PyTorch not installed for $py: xtape only (apt-get install -y python3-torch)"
 tmp=$(mktemp -d)
 busy=""
@@ -42,6 +44,13 @@ onlyarg=()
 
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores," \
   "$(grep -o -w -E 'avx512f|avx2|fma' /proc/cpuinfo | sort -u | tr '\n' ' ')"
+
+# The FMA peaks of 1 and 2 threads (bench_gemm --peak): on a VM the two vCPUs may share one
+# physical core for a while, and then the 2-thread peak is the 1-thread one.
+peaks() {
+  [ -x "$build/bench/bench_gemm" ] || return 0
+  echo "  FMA peak, GFLOP/s: $("$build/bench/bench_gemm" --peak | awk '{printf "%s%s thread(s) %s", NR > 1 ? ", " : "", $2, $3}')"
+}
 
 measure() {  # $1: label (idle / loaded); appends "X|T model threads train infer [layout]" to $tmp/$1
   for r in $(seq 1 "$runs"); do
@@ -93,7 +102,9 @@ report() {  # $1: label
 }
 
 echo "== idle (load average at start: $(cut -d' ' -f1-3 /proc/loadavg)) =="
+peaks
 measure idle
+peaks
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 [ -s "$tmp/blas" ] && echo "PyTorch BLAS: $(cat "$tmp/blas")"
 report idle

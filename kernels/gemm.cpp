@@ -19,6 +19,9 @@
 #include <limits>
 #include <type_traits>
 #include <xsimd/xsimd.hpp>
+#if defined(__AVX2__) || defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include "kernels/fma.hpp"
 #include "kernels/parallel.hpp"
@@ -136,6 +139,70 @@ void pack_a(bool trans_a, const float* a, std::int64_t lda, std::int64_t m, std:
   }
 }
 
+// dst[q * ld_dst + r] = src[r * ld_src + q] for r, q in [0, W): one W x W block transposed in
+// registers (AVX-512 and AVX2; element by element elsewhere). A copy: no rounding.
+// (GCC 12 warns of the _mm512_undefined_ps its own unpack and shuffle intrinsics pass as the
+// unused merge source: its bug 105593.)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+inline void transpose_block(const float* src, std::int64_t ld_src, float* dst,
+                            std::int64_t ld_dst) {
+#if defined(__AVX512F__)
+  if constexpr (simd_width == 16) {
+    __m512 r[16], t[16];
+    for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * ld_src);
+    // Within each 128-bit lane: pairs of rows interleaved, then groups of four rows.
+    for (int i = 0; i < 16; i += 2) {
+      t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+      t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int g = 0; g < 16; g += 4) {
+      r[g] = _mm512_shuffle_ps(t[g], t[g + 2], 0x44);
+      r[g + 1] = _mm512_shuffle_ps(t[g], t[g + 2], 0xEE);
+      r[g + 2] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0x44);
+      r[g + 3] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0xEE);
+    }
+    // r[4g + q], lane L: rows 4g..4g+3 of column 4L + q. Gather the four groups' lanes.
+    for (int q = 0; q < 4; ++q) {
+      const __m512 even01 = _mm512_shuffle_f32x4(r[q], r[4 + q], 0x88);
+      const __m512 even23 = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0x88);
+      const __m512 odd01 = _mm512_shuffle_f32x4(r[q], r[4 + q], 0xDD);
+      const __m512 odd23 = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0xDD);
+      _mm512_storeu_ps(dst + q * ld_dst, _mm512_shuffle_f32x4(even01, even23, 0x88));
+      _mm512_storeu_ps(dst + (8 + q) * ld_dst, _mm512_shuffle_f32x4(even01, even23, 0xDD));
+      _mm512_storeu_ps(dst + (4 + q) * ld_dst, _mm512_shuffle_f32x4(odd01, odd23, 0x88));
+      _mm512_storeu_ps(dst + (12 + q) * ld_dst, _mm512_shuffle_f32x4(odd01, odd23, 0xDD));
+    }
+    return;
+  }
+#endif
+#if defined(__AVX2__)
+  if constexpr (simd_width == 8) {
+    __m256 r[8], t[8];
+    for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * ld_src);
+    for (int i = 0; i < 8; i += 2) {
+      t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+      t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int g = 0; g < 8; g += 4) {
+      r[g] = _mm256_shuffle_ps(t[g], t[g + 2], 0x44);
+      r[g + 1] = _mm256_shuffle_ps(t[g], t[g + 2], 0xEE);
+      r[g + 2] = _mm256_shuffle_ps(t[g + 1], t[g + 3], 0x44);
+      r[g + 3] = _mm256_shuffle_ps(t[g + 1], t[g + 3], 0xEE);
+    }
+    // r[4g + q], lane L: rows 4g..4g+3 of column 4L + q.
+    for (int q = 0; q < 4; ++q) {
+      _mm256_storeu_ps(dst + q * ld_dst, _mm256_permute2f128_ps(r[q], r[4 + q], 0x20));
+      _mm256_storeu_ps(dst + (4 + q) * ld_dst, _mm256_permute2f128_ps(r[q], r[4 + q], 0x31));
+    }
+    return;
+  }
+#endif
+  for (int q = 0; q < simd_width; ++q)
+    for (int r = 0; r < simd_width; ++r) dst[q * ld_dst + r] = src[r * ld_src + q];
+}
+#pragma GCC diagnostic pop
+
 // Packs NR-column micro-panel number `panel` of op(B) rows [p0, p0 + kc), columns from j0:
 // for each p, NR contiguous values op(B)(p0 + p, j0 + panel*NR + j); columns past n are 0.
 template <class T>
@@ -158,13 +225,23 @@ void pack_b_panel(bool trans_b, const float* b, std::int64_t ldb, std::int64_t n
         for (; j < nr; ++j) d[j] = 0.f;
       }
     }
-  } else {  // op(B)(p, j) = b[j * ldb + p]
-    for (std::int64_t j = 0; j < cols; ++j) {
-      const float* src = b + (jb + j) * ldb + p0;
-      for (std::int64_t p = 0; p < kc; ++p) out[p * nr + j] = src[p];
+  } else {  // op(B)(p, j) = b[j * ldb + p]: a transpose, in W x W blocks held in registers
+    std::int64_t p = 0;
+    if (cols == nr)
+      for (; p + simd_width <= kc; p += simd_width)
+        for (std::int64_t j = 0; j < nr; j += simd_width)
+          transpose_block(b + (jb + j) * ldb + p0 + p, ldb, out + p * nr + j, nr);
+    // The rest (the last kc % W rows; all of a partial panel), in blocks of 16 p so that the
+    // rows written stay in L1 while every column visits them.
+    for (std::int64_t pb = p; pb < kc; pb += 16) {
+      const std::int64_t pe = std::min<std::int64_t>(kc, pb + 16);
+      for (std::int64_t j = 0; j < cols; ++j) {
+        const float* src = b + (jb + j) * ldb + p0;
+        for (std::int64_t q = pb; q < pe; ++q) out[q * nr + j] = src[q];
+      }
+      for (std::int64_t j = cols; j < nr; ++j)
+        for (std::int64_t q = pb; q < pe; ++q) out[q * nr + j] = 0.f;
     }
-    for (std::int64_t j = cols; j < nr; ++j)
-      for (std::int64_t p = 0; p < kc; ++p) out[p * nr + j] = 0.f;
   }
 }
 
@@ -447,6 +524,23 @@ void sgemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int6
     else
       detail::blocked_gemm<T>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   };
+  // A batch of 1-4 rows (inference through a dense layer) takes a tile of exactly its rows:
+  // the standard tiles would multiply 14 or 6 rows, most of them zero padding. Four vector
+  // columns (two with AVX2 from 3 rows, to stay within 16 registers) keep enough independent
+  // multiply-add chains in flight.
+  if (m <= 4) {
+    constexpr int nv_few = detail::simd_width >= 16 ? 4 : 2;
+    switch (m) {
+      case 1:
+        return run(detail::Tile<1, 4>{});
+      case 2:
+        return run(detail::Tile<2, 4>{});
+      case 3:
+        return run(detail::Tile<3, nv_few>{});
+      default:
+        return run(detail::Tile<4, nv_few>{});
+    }
+  }
   // The wide tile where it fills: n a multiple of its 4 vectors (64 columns with AVX-512).
   // Otherwise the columns it fills take it and the rest the narrow tile (columns of C are
   // independent, so the split changes no result while both pieces stay on the blocked path).

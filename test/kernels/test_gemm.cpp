@@ -273,6 +273,62 @@ BOOST_AUTO_TEST_CASE(few_rows_read_b_in_place) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(transposed_b_gives_the_bits_of_plain_b) {
+  // op(B) = B^T is packed by a register transpose in W x W blocks, the rest element by element:
+  // packing is a copy, so every product must equal, bit for bit, the one on B laid out plainly.
+  // Shapes: whole blocks, k and n tails of every size class, both tiles, several k slices,
+  // few rows (B in place when plain, packed when transposed), 1 and 2 threads.
+  const int saved = xtape::kernels::num_threads();
+  std::uint32_t seed = 1300;
+  const struct {
+    std::int64_t m, n, k;
+  } shapes[] = {{128, 512, 512}, {45, 128, 300}, {33, 100, 70},  {20, 64, 37}, {3, 200, 50},
+                {1, 64, 333},    {4, 130, 300},  {70, 768, 900}, {14, 17, 33}, {9, 48, 16}};
+  for (int threads : {1, 2}) {
+    xtape::kernels::set_num_threads(threads);
+    for (bool ta : {false, true})
+      for (const auto& s : shapes) {
+        const auto a = random_vector(static_cast<std::size_t>(s.m * s.k), seed++);
+        const auto b = random_vector(static_cast<std::size_t>(s.k * s.n), seed++);
+        std::vector<float> bt(b.size());
+        for (std::int64_t p = 0; p < s.k; ++p)
+          for (std::int64_t j = 0; j < s.n; ++j)
+            bt[static_cast<std::size_t>(j * s.k + p)] = b[static_cast<std::size_t>(p * s.n + j)];
+        std::vector<float> plain(static_cast<std::size_t>(s.m * s.n)), trans(plain.size());
+        const std::int64_t lda = ta ? s.m : s.k;
+        sgemm(ta, false, s.m, s.n, s.k, 1.f, a.data(), lda, b.data(), s.n, 0.f, plain.data(), s.n);
+        sgemm(ta, true, s.m, s.n, s.k, 1.f, a.data(), lda, bt.data(), s.k, 0.f, trans.data(), s.n);
+        BOOST_TEST(
+            std::memcmp(plain.data(), trans.data(), plain.size() * sizeof(float)) == 0,
+            "m=" << s.m << " n=" << s.n << " k=" << s.k << " ta=" << ta << " threads=" << threads);
+      }
+  }
+  xtape::kernels::set_num_threads(saved);
+}
+
+BOOST_AUTO_TEST_CASE(one_to_four_rows_give_the_bits_of_a_taller_product) {
+  // A batch of 1-4 rows takes a tile of exactly that many rows; row i of C depends on row i of
+  // A only, so it must match the same row of a 40-row product bit for bit, in every layout.
+  std::uint32_t seed = 1400;
+  for (bool ta : {false, true})
+    for (bool tb : {false, true})
+      for (const std::int64_t n : {64, 77, 512}) {
+        const std::int64_t k = 520, big = 40;
+        const auto a = random_vector(static_cast<std::size_t>(big * k), seed++);
+        const auto b = random_vector(static_cast<std::size_t>(k * n), seed++);
+        const std::int64_t ldb = tb ? k : n;
+        std::vector<float> all(static_cast<std::size_t>(big * n));
+        // Transposed A: the first m rows of op(A) are the first m columns of a k x big matrix.
+        sgemm(ta, tb, big, n, k, 1.f, a.data(), ta ? big : k, b.data(), ldb, 0.f, all.data(), n);
+        for (const std::int64_t m : {1, 2, 3, 4}) {
+          std::vector<float> few(static_cast<std::size_t>(m * n));
+          sgemm(ta, tb, m, n, k, 1.f, a.data(), ta ? big : k, b.data(), ldb, 0.f, few.data(), n);
+          BOOST_TEST(std::memcmp(few.data(), all.data(), few.size() * sizeof(float)) == 0,
+                     "m=" << m << " n=" << n << " ta=" << ta << " tb=" << tb);
+        }
+      }
+}
+
 BOOST_AUTO_TEST_CASE(degenerate_shapes) {
   std::vector<float> c(12, std::numeric_limits<float>::quiet_NaN());
   const float a = 1.f, b = 1.f;
