@@ -32,6 +32,9 @@ int parallel_team(double work_ns, std::int64_t tasks = INT64_MAX);
 /// than the reader from a /proc/loadavg line ("0.52 0.41 0.30 3/120 4567": the fourth field
 /// counts the threads running or ready to run), or -1 when the line does not parse.
 int runnable_others_from(const char* loadavg_line);
+/// Whether a /proc/<pid>/task/<tid>/stat line ("123 (name) R 1 ...") is of a thread running or
+/// ready to run (state R; the name may hold spaces and parentheses).
+bool task_is_running(const char* stat_line);
 /// The next average of the other runnable threads, in 16ths: three quarters of the previous
 /// one and a quarter of the sample, or the sample alone when it is the first.
 int smooth_others_x16(int previous_x16, int sample, bool first);

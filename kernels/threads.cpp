@@ -2,6 +2,7 @@
 // parallel.hpp).
 #include "kernels/threads.hpp"
 
+#include <dirent.h>
 #include <omp.h>
 #include <sched.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <mutex>
 #include <stdexcept>
@@ -44,10 +46,11 @@ void read_env() {
 
 // The load guard: the run queue (the fourth field of /proc/loadavg counts the threads running
 // or ready to run, the reader included), sampled at most every 20 ms from serial code, where
-// xtape's own idle threads sleep (passive waiting). Other runnable threads beyond the cores
-// free for them leave a second thread of ours only a share of a core, and every join would
-// wait for it, so the team shrinks to the cores left. An exponential average smooths the
-// snapshots.
+// threads of this process are not counted: xtape's own idle OpenMP threads spin for about
+// 200 us after a region (omp_defaults.cpp) and would otherwise count as load. Other runnable
+// threads beyond the cores free for them leave a second thread of ours only a share of a core,
+// and every join would wait for it, so the team shrinks to the cores left. An exponential
+// average smooths the snapshots.
 std::atomic<int> guard_state{-1};  // -1 unread, 0 off, 1 on
 std::atomic<int> machine_cap{std::numeric_limits<int>::max()};
 std::atomic<std::int64_t> next_sample_ns{0};
@@ -60,14 +63,33 @@ int cpus() {
   return std::max<int>(1, static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)));
 }
 
-// Runnable threads other than the caller, or -1 when unknown.
+// Threads of this process running or ready to run, the caller included (at least 1).
+int own_running() {
+  DIR* dir = opendir("/proc/self/task");
+  if (dir == nullptr) return 1;
+  int running = 0;
+  while (const dirent* entry = readdir(dir)) {
+    if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
+    char path[64], line[512] = {};
+    std::snprintf(path, sizeof path, "/proc/self/task/%s/stat", entry->d_name);
+    if (std::FILE* f = std::fopen(path, "r")) {
+      if (std::fgets(line, sizeof line, f) != nullptr && detail::task_is_running(line)) ++running;
+      std::fclose(f);
+    }
+  }
+  closedir(dir);
+  return std::max(1, running);
+}
+
+// Runnable threads of other processes, or -1 when unknown.
 int runnable_others() {
   std::FILE* f = std::fopen("/proc/loadavg", "r");
   if (f == nullptr) return -1;
   char line[256] = {};
   const bool read = std::fgets(line, sizeof line, f) != nullptr;
   std::fclose(f);
-  return read ? detail::runnable_others_from(line) : -1;
+  const int others = read ? detail::runnable_others_from(line) : -1;
+  return others < 0 ? -1 : std::max(0, others - (own_running() - 1));
 }
 
 bool guard_enabled() {
@@ -128,6 +150,11 @@ int runnable_others_from(const char* loadavg_line) {
   int running = 0, total = 0;
   const int got = std::sscanf(loadavg_line, "%lf %lf %lf %d/%d", &a, &b, &c, &running, &total);
   return got == 5 && running >= 0 && total >= running ? std::max(0, running - 1) : -1;
+}
+
+bool task_is_running(const char* stat_line) {
+  const char* close = std::strrchr(stat_line, ')');  // the name may hold spaces and parentheses
+  return close != nullptr && close[1] == ' ' && close[2] == 'R';
 }
 
 int smooth_others_x16(int previous_x16, int sample, bool first) {

@@ -53,9 +53,10 @@ BOOST_AUTO_TEST_CASE(env_probe) {
     }
   }
   if (const char* underscore = std::getenv("XTAPE_PROBE_UNDERSCORE")) {
-    // The slot lent to OMP_WAIT_POLICY holds "_" again once main runs.
+    // The slot lent to GOMP_SPINCOUNT holds "_" again once main runs.
     const char* u = std::getenv("_");
     BOOST_TEST((u != nullptr && std::string(u) == underscore));
+    BOOST_TEST(std::getenv("GOMP_SPINCOUNT") == nullptr);
     BOOST_TEST(std::getenv("OMP_WAIT_POLICY") == nullptr);
   }
 }
@@ -119,6 +120,22 @@ BOOST_AUTO_TEST_CASE(load_guard_arithmetic) {
   BOOST_TEST(runnable_others_from("") == -1);
   BOOST_TEST(runnable_others_from("garbage") == -1);
   BOOST_TEST(runnable_others_from("1.0 1.0 1.0 7/3 9") == -1);  // more running than exist
+  // Threads of this process are not counted as load: a task's stat line says whether it runs
+  // (the name may hold spaces and parentheses), and the calling thread, reading its own, does.
+  BOOST_TEST(task_is_running("4236 (bench_models) R 4230 4236"));
+  BOOST_TEST(task_is_running("77 (a) b) R 1 77"));
+  BOOST_TEST(!task_is_running("77 (a) R) S 1 77"));
+  BOOST_TEST(!task_is_running("4237 (bench_models) S 4230 4236"));
+  BOOST_TEST(!task_is_running("garbage"));
+  {
+    char path[64], line[512] = {};
+    std::snprintf(path, sizeof path, "/proc/self/task/%ld/stat", static_cast<long>(gettid()));
+    std::FILE* f = std::fopen(path, "r");
+    BOOST_TEST_REQUIRE(f != nullptr);
+    BOOST_TEST_REQUIRE(std::fgets(line, sizeof line, f) != nullptr);
+    std::fclose(f);
+    BOOST_TEST(task_is_running(line), line);
+  }
   // The average: the first sample alone, then a quarter of each new one.
   BOOST_TEST(smooth_others_x16(0, 2, true) == 32);
   BOOST_TEST(smooth_others_x16(32, 0, false) == 24);
@@ -148,20 +165,29 @@ boost::test_tools::assertion_result built_with_libgomp(boost::unit_test::test_un
 #endif
 }
 
-BOOST_AUTO_TEST_CASE(default_wait_policy_is_passive,
+BOOST_AUTO_TEST_CASE(default_wait_policy_spins_briefly,
                      *boost::unit_test::precondition(built_with_libgomp)) {
-  // libgomp prints its settings at start-up with OMP_DISPLAY_ENV=verbose: passive waiting is a
-  // spin count of 0 (libgomp's own default is 300000).
+  // libgomp prints its settings at start-up with OMP_DISPLAY_ENV=verbose. xtape's default is a
+  // spin count worth about 200 us, within [1000, 100000] iterations (libgomp's own default is
+  // 300000, milliseconds, and passive waiting is 0); the wait policy itself stays unset.
   const std::string clean = "-u OMP_WAIT_POLICY -u GOMP_SPINCOUNT -u KMP_BLOCKTIME";
   std::string out = run_probe(clean +
                               " _=/bin/marker XTAPE_PROBE_UNDERSCORE=/bin/marker "
                               "OMP_DISPLAY_ENV=verbose");
-  BOOST_TEST(out.find("GOMP_SPINCOUNT = '0'") != std::string::npos, out);
+  const std::string key = "GOMP_SPINCOUNT = '";
+  const std::size_t at = out.find(key);
+  BOOST_TEST_REQUIRE(at != std::string::npos, out);
+  const long count = std::strtol(out.c_str() + at + key.size(), nullptr, 10);
+  BOOST_TEST(count >= 1000);
+  BOOST_TEST(count <= 100000);
   // A policy the user chose is kept.
   out = run_probe(clean + " _=/bin/marker GOMP_SPINCOUNT=12345 OMP_DISPLAY_ENV=verbose");
   BOOST_TEST(out.find("GOMP_SPINCOUNT = '12345'") != std::string::npos, out);
   out = run_probe("-u GOMP_SPINCOUNT _=/bin/marker OMP_WAIT_POLICY=active OMP_DISPLAY_ENV=verbose");
   BOOST_TEST(out.find("OMP_WAIT_POLICY = 'ACTIVE'") != std::string::npos, out);
+  out =
+      run_probe("-u GOMP_SPINCOUNT _=/bin/marker OMP_WAIT_POLICY=passive OMP_DISPLAY_ENV=verbose");
+  BOOST_TEST(out.find("GOMP_SPINCOUNT = '0'") != std::string::npos, out);
 }
 
 BOOST_AUTO_TEST_CASE(grain_size) {
