@@ -49,7 +49,7 @@ echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores," \
 # physical core for a while, and then the 2-thread peak is the 1-thread one.
 peaks() {
   [ -x "$build/bench/bench_gemm" ] || return 0
-  echo "  FMA peak, GFLOP/s: $("$build/bench/bench_gemm" --peak | awk '{printf "%s%s thread(s) %s", NR > 1 ? ", " : "", $2, $3}')"
+  echo "  FMA peak, GFLOP/s: $("$build/bench/bench_gemm" --peak | awk '{printf "%s%s thread(s) %s", (NR > 1 ? ", " : ""), $2, $3}')"
 }
 
 measure() {  # $1: label (idle / loaded); appends "X|T model threads train infer [layout]" to $tmp/$1
