@@ -11,7 +11,8 @@
 // bench/reference/torch_models.py is the PyTorch side; bench/compare_models.sh runs both.
 // Prints "RESULT <model> <threads> <train ms> <infer ms>" lines.
 //
-// Usage: bench_models [--steps N] [--threads 1,2] [--only founding_b32,mlp,...]
+// Usage: bench_models [--steps N] [--threads 1,2] [--only founding_b32,mlp,...] [--profile]
+//   --profile adds each model's per-op table of the training step (autodiff/profiler.hpp).
 #include <omp.h>
 
 #include <algorithm>
@@ -144,7 +145,7 @@ std::vector<std::string> split(const std::string& list) {
 
 // Median train step and inference batch (ms) of one model case; `pool` batches are drawn
 // from a fixed set of random samples.
-std::pair<double, double> measure(const ModelCase& mc, int steps) {
+std::pair<double, double> measure(const ModelCase& mc, int steps, bool profile) {
   set_random_seed(1337);
   auto model = std::make_unique<Sequential>(mc.layers());
   model->compile("categorical_crossentropy", "adam", {});
@@ -179,6 +180,25 @@ std::pair<double, double> measure(const ModelCase& mc, int steps) {
     step();
     t.push_back(since(t0));
   }
+  if (profile) {  // ms per step, one row per op and output shape
+    profiler_start(/*by_shape=*/true);
+    for (int i = 0; i < steps; ++i) {
+      profiler_mark();
+      step();
+    }
+    const auto ops = profiler_stop();
+    double fwd = 0, bwd = 0;
+    std::printf("\n%s: per-op time of the training step, ms (forward = since the previous op)\n",
+                mc.name.c_str());
+    std::printf("%-36s %10s %10s %10s\n", "op (output shape)", "forward", "backward", "total");
+    for (const auto& o : ops) {
+      fwd += o.forward_ms, bwd += o.backward_ms;
+      std::printf("%-36s %10.3f %10.3f %10.3f\n", o.op.c_str(), o.forward_ms / steps,
+                  o.backward_ms / steps, (o.forward_ms + o.backward_ms) / steps);
+    }
+    std::printf("%-36s %10.3f %10.3f %10.3f\n\n", "all recorded ops", fwd / steps, bwd / steps,
+                (fwd + bwd) / steps);
+  }
   std::vector<double> ti;
   {
     NoGrad no_grad;
@@ -201,6 +221,7 @@ int main(int argc, char** argv) {
   int steps = 30;
   std::vector<int> thread_counts = {1, 2};
   std::vector<std::string> only;
+  bool profile = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -217,8 +238,11 @@ int main(int argc, char** argv) {
       for (const auto& t : split(next())) thread_counts.push_back(std::atoi(t.c_str()));
     } else if (a == "--only")
       only = split(next());
+    else if (a == "--profile")
+      profile = true;
     else {
-      std::cerr << "usage: " << argv[0] << " [--steps N] [--threads 1,2] [--only NAME,...]\n";
+      std::cerr << "usage: " << argv[0]
+                << " [--steps N] [--threads 1,2] [--only NAME,...] [--profile]\n";
       return 2;
     }
   }
@@ -229,7 +253,7 @@ int main(int argc, char** argv) {
     omp_set_num_threads(threads);
     for (const ModelCase& mc : model_cases()) {
       if (!only.empty() && std::find(only.begin(), only.end(), mc.name) == only.end()) continue;
-      const auto [train, infer] = measure(mc, steps);
+      const auto [train, infer] = measure(mc, steps, profile);
       std::printf("%-16s %8d %10.3f %10.3f\n", mc.name.c_str(), threads, train, infer);
       std::printf("RESULT %s %d %.4f %.4f\n", mc.name.c_str(), threads, train, infer);
       std::fflush(stdout);
