@@ -590,13 +590,12 @@ void sgemm_tile_product(SgemmTile tile, std::int64_t k, const float* a, std::int
 
 namespace detail {
 
-// The loop nest of blocked_gemm<GatherTile> with A read in place through `tile(pc, kc, ir, bp,
+// The loop nest of blocked_gemm<T> with A read in place through `tile(pc, kc, ir, bp,
 // c_tile, beta_eff, overwrite)`, which runs the micro-kernel for rows [ir, ir + MR) of k slice
 // [pc, pc + kc) against packed B panel bp. Same k slices, so the same bits as blocked_gemm.
-template <class TileFn>
+template <class T, class TileFn>
 void gathered_gemm(std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* b,
                    std::int64_t ldb, float beta, float* c, std::int64_t ldc, const TileFn& tile) {
-  using T = GatherTile;
   if (k <= 0 || alpha == 0.f) {
     scale_c(m, n, beta, c, ldc);
     return;
@@ -616,15 +615,33 @@ void gathered_gemm(std::int64_t m, std::int64_t n, std::int64_t k, float alpha, 
   }
 }
 
+// Whether tile T covers n in whole panels on the blocked path (the products sgemm computes
+// with the same k slices).
+template <class T>
+bool gathered_fits(std::int64_t m, std::int64_t n, std::int64_t k) {
+  return m > 0 && n > 0 && k > 0 && m * n * k >= small_gemm_work && n % T::NR == 0 &&
+         n <= T::NR * gemm_nc_panels;
+}
+
 bool gathered_supported(std::int64_t m, std::int64_t n, std::int64_t k) {
-  return m > 0 && n > 0 && k > 0 && m * n * k >= small_gemm_work && n % GatherTile::NR == 0 &&
-         n <= GatherTile::NR * gemm_nc_panels && (simd_width < 16 || n % WideTile::NR == 0);
+  return gathered_fits<GatherTile>(m, n, k);
+}
+
+// The gathered-rows product takes the wide tile where n is a multiple of its columns and,
+// with AVX-512, the narrow one (14 x 32) where n is a multiple of 32 only (a first layer of
+// 32 filters): any tile gives the same bits.
+template <class Run>
+void with_gather_rows_tile(std::int64_t n, const Run& run) {
+  if constexpr (simd_width >= 16)
+    if (n % WideTile::NR != 0) return run(NarrowTile{});
+  run(GatherTile{});
 }
 
 }  // namespace detail
 
 bool sgemm_gathered_rows_supported(std::int64_t m, std::int64_t n, std::int64_t k) {
-  return detail::gathered_supported(m, n, k);
+  return detail::gathered_fits<detail::GatherTile>(m, n, k) ||
+         (detail::simd_width >= 16 && detail::gathered_fits<detail::NarrowTile>(m, n, k));
 }
 
 void sgemm_gathered_rows(std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
@@ -632,20 +649,21 @@ void sgemm_gathered_rows(std::int64_t m, std::int64_t n, std::int64_t k, float a
                          const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
   // Untransposed A: a short last panel repeats its last row (computed, not stored), as the
   // packed tail's zero rows are.
-  using T = detail::GatherTile;
-  detail::gathered_gemm(m, n, k, alpha, b, ldb, beta, c, ldc,
-                        [&](std::int64_t pc, std::int64_t kc, std::int64_t ir, const float* bp,
-                            float* ct, float beta_eff, bool overwrite) {
-                          const std::int64_t mr = std::min<std::int64_t>(T::MR, m - ir);
-                          const float* panel[T::MR];
-                          for (std::int64_t i = 0; i < T::MR; ++i)
-                            panel[i] = rows[ir + std::min(i, mr - 1)];
-                          const std::int64_t off = (pc / run) * pitch + pc % run,
-                                             left = run - pc % run;
-                          detail::micro_kernel<T, detail::AMode::gathered_rows>(
-                              kc, nullptr, off, bp, ct, ldc, mr, T::NR, alpha, beta_eff, overwrite,
-                              panel, run, pitch - run, left);
-                        });
+  detail::with_gather_rows_tile(n, [&]<class T>(T) {
+    detail::gathered_gemm<T>(m, n, k, alpha, b, ldb, beta, c, ldc,
+                             [&](std::int64_t pc, std::int64_t kc, std::int64_t ir, const float* bp,
+                                 float* ct, float beta_eff, bool overwrite) {
+                               const std::int64_t mr = std::min<std::int64_t>(T::MR, m - ir);
+                               const float* panel[T::MR];
+                               for (std::int64_t i = 0; i < T::MR; ++i)
+                                 panel[i] = rows[ir + std::min(i, mr - 1)];
+                               const std::int64_t off = (pc / run) * pitch + pc % run,
+                                                  left = run - pc % run;
+                               detail::micro_kernel<T, detail::AMode::gathered_rows>(
+                                   kc, nullptr, off, bp, ct, ldc, mr, T::NR, alpha, beta_eff,
+                                   overwrite, panel, run, pitch - run, left);
+                             });
+  });
 }
 
 bool sgemm_gathered_supported(std::int64_t m, std::int64_t n, std::int64_t k, std::int64_t run) {
@@ -659,14 +677,14 @@ void sgemm_gathered_at(std::int64_t m, std::int64_t n, std::int64_t k, float alp
   // Transposed A: every MR-row panel of op(A) lies within one kernel row, so it is MR
   // contiguous floats of each column.
   using T = detail::GatherTile;
-  detail::gathered_gemm(m, n, k, alpha, b, ldb, beta, c, ldc,
-                        [&](std::int64_t pc, std::int64_t kc, std::int64_t ir, const float* bp,
-                            float* ct, float beta_eff, bool overwrite) {
-                          const std::int64_t offset = (ir / run) * pitch + ir % run;
-                          detail::micro_kernel<T, detail::AMode::gathered>(
-                              kc, nullptr, offset, bp, ct, ldc, T::MR, T::NR, alpha, beta_eff,
-                              overwrite, columns + pc);
-                        });
+  detail::gathered_gemm<T>(m, n, k, alpha, b, ldb, beta, c, ldc,
+                           [&](std::int64_t pc, std::int64_t kc, std::int64_t ir, const float* bp,
+                               float* ct, float beta_eff, bool overwrite) {
+                             const std::int64_t offset = (ir / run) * pitch + ir % run;
+                             detail::micro_kernel<T, detail::AMode::gathered>(
+                                 kc, nullptr, offset, bp, ct, ldc, T::MR, T::NR, alpha, beta_eff,
+                                 overwrite, columns + pc);
+                           });
 }
 
 }  // namespace xtape::kernels

@@ -220,7 +220,11 @@ BOOST_AUTO_TEST_CASE(gathered_rows_match_sgemm_on_the_gathered_matrix_bitwise) {
   };
   std::uint32_t seed = 1100;
   for (const Shape3& t : {Shape3{224, 64, 288, 96, 13 * 32}, Shape3{121, 64, 288, 96, 13 * 32},
-                          Shape3{37, 128, 576, 192, 15 * 64}, Shape3{50, 64, 900, 96, 130}}) {
+                          Shape3{37, 128, 576, 192, 15 * 64}, Shape3{50, 64, 900, 96, 130},
+                          // A first layer (3 channels, 32 filters: the narrow tile with
+                          // AVX-512) and 96 filters (a multiple of 32, not of 64).
+                          Shape3{300, 32, 27, 9, 34 * 3}, Shape3{61, 32, 288, 96, 13 * 32},
+                          Shape3{45, 96, 300, 96, 13 * 32}}) {
     BOOST_TEST_REQUIRE(xtape::kernels::sgemm_gathered_rows_supported(t.m, t.n, t.k));
     const std::int64_t kernel_rows = (t.k + t.run - 1) / t.run;
     const auto image =
