@@ -3,6 +3,7 @@
 // dynamic loader chooses among the x86-64-v2, -v3 and -v4 variants (glibc-hwcaps), and this
 // test checks that it chose the best one.
 #include <boost/test/unit_test.hpp>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -21,8 +22,15 @@ std::string best_level_for_this_cpu() {
   const bool v4 = v3 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                   __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512dq") &&
                   __builtin_cpu_supports("avx512vl");
-  if (v4) return "avx512bw";
-  if (v3) return "fma3+avx2";
+  // Features masked by glibc's tunables (GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX512F,...) are
+  // not used by the loader either: with them masked, the best variant is a lower level.
+  const char* tunables = std::getenv("GLIBC_TUNABLES");
+  const std::string masks = tunables != nullptr ? tunables : "";
+  const bool hwcaps = masks.find("glibc.cpu.hwcaps=") != std::string::npos;
+  const bool no_avx512 = hwcaps && masks.find("-AVX512F") != std::string::npos;
+  const bool no_avx2 = hwcaps && masks.find("-AVX2") != std::string::npos;
+  if (v4 && !no_avx512 && !no_avx2) return "avx512bw";
+  if (v3 && !no_avx2) return "fma3+avx2";
   return "sse4.2";
 }
 
