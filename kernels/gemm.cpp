@@ -568,24 +568,46 @@ SgemmTile sgemm_tile_for(std::int64_t n) {
   return {detail::NarrowTile::MR, detail::NarrowTile::NR};
 }
 
+namespace detail {
+
+// The short tiles of sgemm_tile_for_rows (AVX-512 only): the wide tile's columns on 4 rows
+// (16 accumulators) and the narrow tile's on 8 (16).
+using WideFewRows = Tile<4, WideTile::NV>;
+using NarrowFewRows = Tile<8, NarrowTile::NV>;
+
+}  // namespace detail
+
+SgemmTile sgemm_tile_for_rows(std::int64_t rows, std::int64_t n) {
+  const SgemmTile tile = sgemm_tile_for(n);
+  if constexpr (detail::simd_width >= 16) {
+    if (rows % tile.rows == 0) return tile;
+    if (tile.cols == detail::WideTile::NR && rows % detail::WideFewRows::MR == 0)
+      return {detail::WideFewRows::MR, detail::WideFewRows::NR};
+    if (tile.cols == detail::NarrowTile::NR && rows % detail::NarrowFewRows::MR == 0)
+      return {detail::NarrowFewRows::MR, detail::NarrowFewRows::NR};
+  }
+  return tile;
+}
+
 void sgemm_tile_product(SgemmTile tile, std::int64_t k, const float* a, std::int64_t lda,
                         bool trans_a, const float* b, float* c, std::int64_t ldc, std::int64_t mr,
                         bool accumulate) {
   using detail::AMode;
   using detail::micro_kernel;
-  using W = detail::WideTile;
-  using N = detail::NarrowTile;
   const float beta = accumulate ? 1.f : 0.f;
-  if (detail::simd_width >= 16 && tile.rows == W::MR && tile.cols == W::NR) {
+  auto run = [&]<class T>(T) {
     if (trans_a)
-      micro_kernel<W, AMode::cols>(k, a, lda, b, c, ldc, mr, W::NR, 1.f, beta, !accumulate);
+      micro_kernel<T, AMode::cols>(k, a, lda, b, c, ldc, mr, T::NR, 1.f, beta, !accumulate);
     else
-      micro_kernel<W, AMode::rows>(k, a, lda, b, c, ldc, mr, W::NR, 1.f, beta, !accumulate);
-  } else if (trans_a) {
-    micro_kernel<N, AMode::cols>(k, a, lda, b, c, ldc, mr, N::NR, 1.f, beta, !accumulate);
-  } else {
-    micro_kernel<N, AMode::rows>(k, a, lda, b, c, ldc, mr, N::NR, 1.f, beta, !accumulate);
+      micro_kernel<T, AMode::rows>(k, a, lda, b, c, ldc, mr, T::NR, 1.f, beta, !accumulate);
+  };
+  auto is = [&]<class T>(T) { return tile.rows == T::MR && tile.cols == T::NR; };
+  if constexpr (detail::simd_width >= 16) {
+    if (is(detail::WideTile{})) return run(detail::WideTile{});
+    if (is(detail::WideFewRows{})) return run(detail::WideFewRows{});
+    if (is(detail::NarrowFewRows{})) return run(detail::NarrowFewRows{});
   }
+  run(detail::NarrowTile{});
 }
 
 namespace detail {

@@ -56,12 +56,18 @@ struct SgemmTile {
 /// The tile sgemm computes a product n columns wide with (when n is a multiple of its cols).
 SgemmTile sgemm_tile_for(std::int64_t n);
 
+/// The tile for a product of `rows` rows (known in advance, as a kernel gradient's input
+/// channels) and n columns: sgemm_tile_for(n), or with AVX-512 a shorter tile of the same
+/// columns that divides `rows` where the standard one does not (32 rows: 4 x 64 rather than
+/// 6 x 64, whose last tile computes 6 rows for 2; 8 x 32 rather than 14 x 32). Same bits.
+SgemmTile sgemm_tile_for_rows(std::int64_t rows, std::int64_t n);
+
 /// One register tile for kernels that lay out their own operands: rows [0, mr) and columns
 /// [0, tile.cols) of C = A B (or C += A B with `accumulate`). A holds tile.rows rows: element
 /// (i, p) at a[i * lda + p], or at a[p * lda + i] with `trans_a`; rows mr.. are read, computed
 /// and dropped, so they must be readable. B is k x tile.cols with row stride tile.cols and
 /// 64-byte aligned (the layout of a packed panel). The same operations, in the same order, as
-/// sgemm's micro-kernel. `tile` comes from sgemm_tile_for.
+/// sgemm's micro-kernel. `tile` comes from sgemm_tile_for or sgemm_tile_for_rows.
 void sgemm_tile_product(SgemmTile tile, std::int64_t k, const float* a, std::int64_t lda,
                         bool trans_a, const float* b, float* c, std::int64_t ldc, std::int64_t mr,
                         bool accumulate = false);

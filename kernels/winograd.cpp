@@ -258,7 +258,8 @@ void backward_kernel(const Conv2DGeometry& g, const float* input, const float* g
                      float* grad_kernel) {
   const std::int64_t tw = tiles_w(g), per_image = tiles_h(g) * tw, C = g.cin, K = g.cout;
   const std::int64_t in_image = g.h * g.w * C, out_image = g.out_h * g.out_w * K, plane = C * K;
-  const SgemmTile tile = sgemm_tile_for(K);
+  // Register tiles of input channels: one that divides C (same columns, so the same layout).
+  const SgemmTile tile = sgemm_tile_for_rows(C, K);
   const std::int64_t MR = tile.rows, NR = tile.cols, panels = K / NR;
   // dU[xi] (C, K) = sum over tiles of V[xi]^T dM[xi]: register tiles of MR input channels,
   // accumulated over `chunk` tiles at a time (the GEMM's k), in tile order, into `parts`

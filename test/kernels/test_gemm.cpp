@@ -333,6 +333,45 @@ BOOST_AUTO_TEST_CASE(one_to_four_rows_give_the_bits_of_a_taller_product) {
       }
 }
 
+BOOST_AUTO_TEST_CASE(row_tiles_that_divide_the_rows_give_the_same_bits) {
+  // sgemm_tile_for_rows picks, with AVX-512, a shorter tile of the same columns that divides
+  // the rows (32 input channels of a kernel gradient: 4 x 64, 8 x 32). Through
+  // sgemm_tile_product, over k = 72 and then accumulating a second slice, every element must
+  // equal the standard tile's, whose last panel is partial.
+  using xtape::kernels::SgemmTile;
+  std::uint32_t seed = 1500;
+  for (const std::int64_t n : {32, 64})
+    for (const std::int64_t rows : {8, 32, 40})
+      for (bool trans_a : {false, true}) {
+        const std::int64_t k = 72;
+        const SgemmTile std_tile = xtape::kernels::sgemm_tile_for(n);
+        const SgemmTile row_tile = xtape::kernels::sgemm_tile_for_rows(rows, n);
+        BOOST_TEST(row_tile.cols == std_tile.cols);
+        const std::int64_t padded = rows + 16;  // rows past the last are read and dropped
+        const auto a = random_vector(static_cast<std::size_t>(padded * k), seed++);
+        std::vector<float> b(static_cast<std::size_t>(k * n));
+        const auto bv = random_vector(b.size(), seed++);
+        std::copy(bv.begin(), bv.end(), b.begin());
+        alignas(64) static float bp[72 * 64];
+        std::copy(b.begin(), b.end(), bp);
+        auto product = [&](SgemmTile tile) {
+          std::vector<float> c(static_cast<std::size_t>(rows * n), 0.f);
+          for (int slice = 0; slice < 2; ++slice)
+            for (std::int64_t i0 = 0; i0 < rows; i0 += tile.rows) {
+              const float* ap = trans_a ? a.data() + i0 : a.data() + i0 * k;
+              xtape::kernels::sgemm_tile_product(tile, k, ap, trans_a ? padded : k, trans_a, bp,
+                                                 c.data() + i0 * n, n,
+                                                 std::min(tile.rows, rows - i0), slice > 0);
+            }
+          return c;
+        };
+        const auto c_std = product(std_tile), c_rows = product(row_tile);
+        BOOST_TEST(std::memcmp(c_std.data(), c_rows.data(), c_std.size() * sizeof(float)) == 0,
+                   "rows=" << rows << " n=" << n << " tile " << row_tile.rows << "x"
+                           << row_tile.cols << " trans_a=" << trans_a);
+      }
+}
+
 BOOST_AUTO_TEST_CASE(degenerate_shapes) {
   std::vector<float> c(12, std::numeric_limits<float>::quiet_NaN());
   const float a = 1.f, b = 1.f;
