@@ -220,9 +220,23 @@ void pack_b_panel(bool trans_b, const float* b, std::int64_t ldb, std::int64_t n
         for (int v = 0; v < T::NV; ++v)
           batch::load_unaligned(src + v * simd_width).store_aligned(d + v * simd_width);
       } else {
+        // A partial panel (n not a multiple of NR: a 10-class output layer): whole vectors
+        // of the columns that exist, then the rest of the last one and zeros.
         std::int64_t j = 0;
-        for (; j < cols; ++j) d[j] = src[j];
-        for (; j < nr; ++j) d[j] = 0.f;
+        for (int v = 0; v < T::NV; ++v, j += simd_width) {
+          if (j + simd_width <= cols) {
+            batch::load_unaligned(src + j).store_aligned(d + j);
+            continue;
+          }
+#if defined(__AVX512F__)
+          if constexpr (simd_width == 16) {
+            const __mmask16 keep = static_cast<__mmask16>(j < cols ? (1u << (cols - j)) - 1u : 0u);
+            _mm512_store_ps(d + j, _mm512_maskz_loadu_ps(keep, src + j));
+            continue;
+          }
+#endif
+          for (std::int64_t q = j; q < j + simd_width; ++q) d[q] = q < cols ? src[q] : 0.f;
+        }
       }
     }
   } else {  // op(B)(p, j) = b[j * ldb + p]: a transpose, in W x W blocks held in registers
@@ -528,6 +542,22 @@ void sgemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int6
   // the standard tiles would multiply 14 or 6 rows, most of them zero padding. Four vector
   // columns (two with AVX2 from 3 rows, to stay within 16 registers) keep enough independent
   // multiply-add chains in flight.
+  // With AVX-512, up to 16 columns (a 10-class output layer, its kernel gradient) take tiles
+  // one vector wide: the 32- and 64-column tiles would compute 2-6 times the columns there are.
+  if (detail::simd_width >= 16 && n <= detail::simd_width) {
+    switch (std::min<std::int64_t>(m, 5)) {
+      case 1:
+        return run(detail::Tile<1, 1>{});
+      case 2:
+        return run(detail::Tile<2, 1>{});
+      case 3:
+        return run(detail::Tile<3, 1>{});
+      case 4:
+        return run(detail::Tile<4, 1>{});
+      default:
+        return run(detail::Tile<detail::NarrowTile::MR, 1>{});
+    }
+  }
   if (m <= 4) {
     constexpr int nv_few = detail::simd_width >= 16 ? 4 : 2;
     switch (m) {

@@ -1,6 +1,7 @@
 // Tests for kernels/gemm.hpp: sgemm against a double-precision reference loop.
 #include <omp.h>
 
+#include <algorithm>
 #include <boost/test/unit_test.hpp>
 #include <cmath>
 #include <cstdint>
@@ -369,6 +370,49 @@ BOOST_AUTO_TEST_CASE(row_tiles_that_divide_the_rows_give_the_same_bits) {
         BOOST_TEST(std::memcmp(c_std.data(), c_rows.data(), c_std.size() * sizeof(float)) == 0,
                    "rows=" << rows << " n=" << n << " tile " << row_tile.rows << "x"
                            << row_tile.cols << " trans_a=" << trans_a);
+      }
+}
+
+BOOST_AUTO_TEST_CASE(up_to_16_columns_give_the_bits_of_wider_products) {
+  // With AVX-512, up to 16 columns (a 10-class output layer) take tiles one vector wide, and a
+  // partial B panel is packed with masked vector loads. Column j of C depends on column j of
+  // B only: the first n columns must equal those of a 100-column product bit for bit, for
+  // every layout, few and many rows, several k slices.
+  std::uint32_t seed = 1600;
+  for (bool ta : {false, true})
+    for (bool tb : {false, true})
+      for (const std::int64_t m : {1, 3, 5, 32, 45})
+        for (const std::int64_t n : {1, 10, 16}) {
+          // k large enough to keep the narrow product off the tiny-problem path (a plain loop
+          // over all of k, not in sgemm's k slices: other roundings).
+          const std::int64_t k = std::max<std::int64_t>(700, 32768 / (m * n) + 1), wide = 100;
+          const auto a = random_vector(static_cast<std::size_t>(m * k), seed++);
+          const auto b = random_vector(static_cast<std::size_t>(k * wide), seed++);
+          const std::int64_t lda = ta ? m : k;
+          auto product = [&](std::int64_t cols) {
+            std::vector<float> bn(static_cast<std::size_t>(k * cols)),
+                c(static_cast<std::size_t>(m * cols));
+            for (std::int64_t p = 0; p < k; ++p)
+              for (std::int64_t j = 0; j < cols; ++j)
+                bn[static_cast<std::size_t>(tb ? j * k + p : p * cols + j)] =
+                    b[static_cast<std::size_t>(p * wide + j)];
+            sgemm(ta, tb, m, cols, k, 1.f, a.data(), lda, bn.data(), tb ? k : cols, 0.f, c.data(),
+                  cols);
+            return c;
+          };
+          const auto few = product(n), all = product(wide);
+          bool same = true;
+          for (std::int64_t i = 0; i < m; ++i)
+            same = same && std::memcmp(few.data() + i * n, all.data() + i * wide,
+                                       static_cast<std::size_t>(n) * sizeof(float)) == 0;
+          BOOST_TEST(same, "m=" << m << " n=" << n << " ta=" << ta << " tb=" << tb);
+        }
+  // And against the double reference, with alpha, beta and padded leading dimensions.
+  for (bool ta : {false, true})
+    for (bool tb : {false, true})
+      for (const std::int64_t n : {7, 10, 16}) {
+        check_case({ta, tb, 33, n, 300, -0.5f, 1.5f, 3}, seed++);
+        check_case({ta, tb, 2, n, 900, 1.f, 0.f}, seed++);
       }
 }
 
