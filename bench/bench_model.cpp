@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "autodiff/storage.hpp"
+#include "profile_table.hpp"
 #include "xtape.hpp"
 
 using namespace xtape;
@@ -178,24 +179,9 @@ Figures run(const Data& data, int threads, int steps, bool epoch, bool profile,
   f.sys_allocs_per_step = double(s1.system_allocations - s0.system_allocations) / steps;
   f.cache_hits_per_step = double(s1.cache_hits - s0.cache_hits) / steps;
 
-  if (profile) {  // per-op breakdown of the same step (tape profiler), in ms per step
-    profiler_start(/*by_shape=*/true);  // one row per layer
-    for (int i = 0; i < steps; ++i) {
-      profiler_mark();
-      step();
-    }
-    const auto ops = profiler_stop();
-    double fwd = 0, bwd = 0;
-    for (const auto& o : ops) fwd += o.forward_ms, bwd += o.backward_ms;
-    std::printf("\nper-op time, %d thread(s), ms per step (forward = time since the previous op)\n",
-                threads);
-    std::printf("%-28s %10s %10s %10s\n", "op (output shape)", "forward", "backward", "total");
-    for (const auto& o : ops)
-      std::printf("%-28s %10.3f %10.3f %10.3f\n", o.op.c_str(), o.forward_ms / steps,
-                  o.backward_ms / steps, (o.forward_ms + o.backward_ms) / steps);
-    std::printf("%-28s %10.3f %10.3f %10.3f\n\n", "all recorded ops", fwd / steps, bwd / steps,
-                (fwd + bwd) / steps);
-  }
+  if (profile)  // per-op breakdown of the same step (tape profiler)
+    xtape::bench::print_profile_table("per-op time, " + std::to_string(threads) + " thread(s)",
+                                      steps, step);
 
   // Inference: forward + loss under NoGrad on a batch of 128 (what evaluate does per batch).
   {

@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "profile_table.hpp"
 #include "xtape.hpp"
 
 using namespace xtape;
@@ -180,25 +181,8 @@ std::pair<double, double> measure(const ModelCase& mc, int steps, bool profile) 
     step();
     t.push_back(since(t0));
   }
-  if (profile) {  // ms per step, one row per op and output shape
-    profiler_start(/*by_shape=*/true);
-    for (int i = 0; i < steps; ++i) {
-      profiler_mark();
-      step();
-    }
-    const auto ops = profiler_stop();
-    double fwd = 0, bwd = 0;
-    std::printf("\n%s: per-op time of the training step, ms (forward = since the previous op)\n",
-                mc.name.c_str());
-    std::printf("%-36s %10s %10s %10s\n", "op (output shape)", "forward", "backward", "total");
-    for (const auto& o : ops) {
-      fwd += o.forward_ms, bwd += o.backward_ms;
-      std::printf("%-36s %10.3f %10.3f %10.3f\n", o.op.c_str(), o.forward_ms / steps,
-                  o.backward_ms / steps, (o.forward_ms + o.backward_ms) / steps);
-    }
-    std::printf("%-36s %10.3f %10.3f %10.3f\n\n", "all recorded ops", fwd / steps, bwd / steps,
-                (fwd + bwd) / steps);
-  }
+  if (profile)
+    xtape::bench::print_profile_table(mc.name + ": per-op time of the training step", steps, step);
   std::vector<double> ti;
   {
     NoGrad no_grad;

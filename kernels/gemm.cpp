@@ -538,39 +538,30 @@ void sgemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int6
     else
       detail::blocked_gemm<T>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   };
+  // Tile<m, NV12> for 1-2 rows, Tile<m, NV34> for 3-4 (m <= 4).
+  auto run_few_rows = [&]<int NV12, int NV34>() {
+    switch (m) {
+      case 1:
+        return run(detail::Tile<1, NV12>{});
+      case 2:
+        return run(detail::Tile<2, NV12>{});
+      case 3:
+        return run(detail::Tile<3, NV34>{});
+      default:
+        return run(detail::Tile<4, NV34>{});
+    }
+  };
+  // With AVX-512, up to 16 columns (a 10-class output layer, its kernel gradient) take tiles
+  // one vector wide: the 32- and 64-column tiles would compute 2-6 times the columns there are.
+  if (detail::simd_width >= 16 && n <= detail::simd_width) {
+    if (m <= 4) return run_few_rows.template operator()<1, 1>();
+    return run(detail::Tile<detail::NarrowTile::MR, 1>{});
+  }
   // A batch of 1-4 rows (inference through a dense layer) takes a tile of exactly its rows:
   // the standard tiles would multiply 14 or 6 rows, most of them zero padding. Four vector
   // columns (two with AVX2 from 3 rows, to stay within 16 registers) keep enough independent
   // multiply-add chains in flight.
-  // With AVX-512, up to 16 columns (a 10-class output layer, its kernel gradient) take tiles
-  // one vector wide: the 32- and 64-column tiles would compute 2-6 times the columns there are.
-  if (detail::simd_width >= 16 && n <= detail::simd_width) {
-    switch (std::min<std::int64_t>(m, 5)) {
-      case 1:
-        return run(detail::Tile<1, 1>{});
-      case 2:
-        return run(detail::Tile<2, 1>{});
-      case 3:
-        return run(detail::Tile<3, 1>{});
-      case 4:
-        return run(detail::Tile<4, 1>{});
-      default:
-        return run(detail::Tile<detail::NarrowTile::MR, 1>{});
-    }
-  }
-  if (m <= 4) {
-    constexpr int nv_few = detail::simd_width >= 16 ? 4 : 2;
-    switch (m) {
-      case 1:
-        return run(detail::Tile<1, 4>{});
-      case 2:
-        return run(detail::Tile<2, 4>{});
-      case 3:
-        return run(detail::Tile<3, nv_few>{});
-      default:
-        return run(detail::Tile<4, nv_few>{});
-    }
-  }
+  if (m <= 4) return run_few_rows.template operator()<4, (detail::simd_width >= 16 ? 4 : 2)>();
   // The wide tile where it fills: n a multiple of its 4 vectors (64 columns with AVX-512).
   // Otherwise the columns it fills take it and the rest the narrow tile (columns of C are
   // independent, so the split changes no result while both pieces stay on the blocked path).

@@ -74,6 +74,22 @@ void check_case(const Case& t, std::uint32_t seed) {
                                    << " pad=" << t.pad << ": " << bad << " bad elements");
 }
 
+// C = op(A) op(B_n) (m x n), B_n the first n columns of the k x nmax matrix b (row-major),
+// laid out as a matrix of its own (transposed with tb). Column j of C depends on column j of B
+// only, so its columns must match those of any wider product on the same b bit for bit.
+std::vector<float> product_on_first_columns(bool ta, bool tb, std::int64_t m, std::int64_t n,
+                                            std::int64_t k, const std::vector<float>& a,
+                                            std::int64_t lda, const std::vector<float>& b,
+                                            std::int64_t nmax) {
+  std::vector<float> bn(static_cast<std::size_t>(k * n)), c(static_cast<std::size_t>(m * n));
+  for (std::int64_t p = 0; p < k; ++p)
+    for (std::int64_t j = 0; j < n; ++j)
+      bn[static_cast<std::size_t>(tb ? j * k + p : p * n + j)] =
+          b[static_cast<std::size_t>(p * nmax + j)];
+  sgemm(ta, tb, m, n, k, 1.f, a.data(), lda, bn.data(), tb ? k : n, 0.f, c.data(), n);
+  return c;
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(kernels_gemm)
@@ -157,15 +173,7 @@ BOOST_AUTO_TEST_CASE(tile_shape_never_changes_a_result) {
         const auto b = random_vector(static_cast<std::size_t>(k * nmax), seed++);
         const std::int64_t lda = ta ? m : k;
         auto product = [&](std::int64_t n) {
-          // The first n columns of B, as a matrix of its own.
-          std::vector<float> bn(static_cast<std::size_t>(k * n)),
-              c(static_cast<std::size_t>(m * n));
-          for (std::int64_t p = 0; p < k; ++p)
-            for (std::int64_t j = 0; j < n; ++j)
-              bn[static_cast<std::size_t>(tb ? j * k + p : p * n + j)] =
-                  b[static_cast<std::size_t>(p * nmax + j)];
-          sgemm(ta, tb, m, n, k, 1.f, a.data(), lda, bn.data(), tb ? k : n, 0.f, c.data(), n);
-          return c;
+          return product_on_first_columns(ta, tb, m, n, k, a, lda, b, nmax);
         };
         const auto c64 = product(64), c100 = product(100), c300 = product(300);
         bool same = true;
@@ -390,15 +398,7 @@ BOOST_AUTO_TEST_CASE(up_to_16_columns_give_the_bits_of_wider_products) {
           const auto b = random_vector(static_cast<std::size_t>(k * wide), seed++);
           const std::int64_t lda = ta ? m : k;
           auto product = [&](std::int64_t cols) {
-            std::vector<float> bn(static_cast<std::size_t>(k * cols)),
-                c(static_cast<std::size_t>(m * cols));
-            for (std::int64_t p = 0; p < k; ++p)
-              for (std::int64_t j = 0; j < cols; ++j)
-                bn[static_cast<std::size_t>(tb ? j * k + p : p * cols + j)] =
-                    b[static_cast<std::size_t>(p * wide + j)];
-            sgemm(ta, tb, m, cols, k, 1.f, a.data(), lda, bn.data(), tb ? k : cols, 0.f, c.data(),
-                  cols);
-            return c;
+            return product_on_first_columns(ta, tb, m, cols, k, a, lda, b, wide);
           };
           const auto few = product(n), all = product(wide);
           bool same = true;
