@@ -3,7 +3,7 @@
 // Measures the FMA peak (an xsimd loop of independent accumulator chains per thread,
 // bench/peak.hpp) and a streaming-copy bandwidth, then prints, for 1 and 2 threads, GFLOP/s and the
 // fraction of peak for sgemm 1024^3, the three GEMM shapes of conv2, and the founding model's conv
-// layers at batch 128:
+// layers at batch 128 (--batch N: at N):
 //   conv2: 13x13x32 -> 11x11x64, 3x3 valid (forward, backward_input, backward_kernel). All
 //          three passes run as Winograd F(2x2, 3x3): GFLOP/s counts the direct
 //          convolution's FLOPs (effective throughput, which may pass the peak), and the
@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <random>
@@ -95,8 +96,18 @@ double winograd_flops(const xtape::kernels::Conv2DGeometry& g) {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
   const int reps = 9;
+  // --batch N: the founding model's layers (conv1, conv2) at batch N instead of 128.
+  std::int64_t batch_size = 128;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--batch") == 0 && i + 1 < argc) {
+      batch_size = std::max<std::int64_t>(1, std::atoll(argv[++i]));
+    } else {
+      std::fprintf(stderr, "usage: %s [--batch N]\n", argv[0]);
+      return 2;
+    }
+  }
   std::printf("kernels %s (%zu floats a vector); peak loop %s; omp max threads %d\n",
               xtape::kernels::isa(), xtape::kernels::simd_floats(), xsimd::default_arch::name(),
               omp_get_max_threads());
@@ -117,7 +128,7 @@ int main() {
              cb = random_vector(static_cast<std::size_t>(cm * cn));
   const auto cw = random_vector(static_cast<std::size_t>(ck * cn));
   std::vector<float> cc(static_cast<std::size_t>(cm * ck));
-  ConvBuffers conv2(valid_3x3(128, 13, 32, 64)), conv1(valid_3x3(128, 28, 1, 32));
+  ConvBuffers conv2(valid_3x3(batch_size, 13, 32, 64)), conv1(valid_3x3(batch_size, 28, 1, 32));
   ConvBuffers vgg_first(same_3x3(64, 32, 3, 32)), vgg_wide(same_3x3(64, 32, 32, 32)),
       vgg_deep(same_3x3(64, 16, 64, 64));
   // Compulsory traffic of conv1 (bytes): forward reads x and writes y; backward_kernel reads both.

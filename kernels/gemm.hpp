@@ -56,11 +56,14 @@ struct SgemmTile {
 /// The tile sgemm computes a product n columns wide with (when n is a multiple of its cols).
 SgemmTile sgemm_tile_for(std::int64_t n);
 
-/// The tile for a product of `rows` rows (known in advance, as a kernel gradient's input
-/// channels) and n columns: sgemm_tile_for(n), or with AVX-512 a shorter tile of the same
-/// columns that divides `rows` where the standard one does not (32 rows: 4 x 64 rather than
-/// 6 x 64, whose last tile computes 6 rows for 2; 8 x 32 rather than 14 x 32). Same bits.
-SgemmTile sgemm_tile_for_rows(std::int64_t rows, std::int64_t n);
+/// The tile for products of `rows` rows (known in advance, as a kernel gradient's input
+/// channels), n columns and depth k, each row tile reading a whole k x cols panel of B:
+/// sgemm_tile_for(n), or with AVX-512 a shorter tile that divides `rows` where the standard one
+/// does not (32 rows: 4 x 64 rather than 6 x 64, whose last tile computes 6 rows for 2; 8 x 32
+/// rather than 14 x 32), and 8 x 32 rather than a 64-column tile when a k x 64 panel would take
+/// more than half the L1 data cache found at run time. Its cols divide n when
+/// sgemm_tile_for(n)'s do. Same bits whichever it is.
+SgemmTile sgemm_tile_for_rows(std::int64_t rows, std::int64_t n, std::int64_t k);
 
 /// One register tile for kernels that lay out their own operands: rows [0, mr) and columns
 /// [0, tile.cols) of C = A B (or C += A B with `accumulate`). A holds tile.rows rows: element

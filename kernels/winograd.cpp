@@ -258,14 +258,15 @@ void backward_kernel(const Conv2DGeometry& g, const float* input, const float* g
                      float* grad_kernel) {
   const std::int64_t tw = tiles_w(g), per_image = tiles_h(g) * tw, C = g.cin, K = g.cout;
   const std::int64_t in_image = g.h * g.w * C, out_image = g.out_h * g.out_w * K, plane = C * K;
-  // Register tiles of input channels: one that divides C (same columns, so the same layout).
-  const SgemmTile tile = sgemm_tile_for_rows(C, K);
+  // Register tiles of input channels that divide C, their B panels (chunk x NR of dM) sized
+  // to the L1; dM is laid out in panels of the tile's columns.
+  const std::int64_t chunk = 72;
+  const SgemmTile tile = sgemm_tile_for_rows(C, K, chunk);
   const std::int64_t MR = tile.rows, NR = tile.cols, panels = K / NR;
   // dU[xi] (C, K) = sum over tiles of V[xi]^T dM[xi]: register tiles of MR input channels,
   // accumulated over `chunk` tiles at a time (the GEMM's k), in tile order, into `parts`
   // partial sums over fixed ranges of images, the partials added in part order: the same bits
   // for any thread count. Parts: about 16 images each, at most 32 of them and 4M floats.
-  const std::int64_t chunk = 72;
   const detail::PartialRanges ranges = detail::partial_ranges(g.n, 16, 16 * plane);
   const std::int64_t parts = ranges.count, per_part = ranges.size;
   float* partial = scratch(slot_winograd_u, static_cast<std::size_t>(parts * 16 * plane));

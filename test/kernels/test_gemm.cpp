@@ -9,6 +9,7 @@
 #include <limits>
 #include <random>
 #include <vector>
+#include <xsimd/memory/xsimd_aligned_allocator.hpp>
 
 #include "kernels/gemm.hpp"
 #include "kernels/threads.hpp"
@@ -343,42 +344,53 @@ BOOST_AUTO_TEST_CASE(one_to_four_rows_give_the_bits_of_a_taller_product) {
 }
 
 BOOST_AUTO_TEST_CASE(row_tiles_that_divide_the_rows_give_the_same_bits) {
-  // sgemm_tile_for_rows picks, with AVX-512, a shorter tile of the same columns that divides
-  // the rows (32 input channels of a kernel gradient: 4 x 64, 8 x 32). Through
-  // sgemm_tile_product, over k = 72 and then accumulating a second slice, every element must
-  // equal the standard tile's, whose last panel is partial.
+  // sgemm_tile_for_rows picks, with AVX-512, a shorter tile that divides the rows (32 input
+  // channels of a kernel gradient: 4 x 64, 8 x 32), and 8 x 32 instead of 64 columns when a
+  // k x 64 panel of B would fill the L1 (k = 72 on a 32 KiB L1; k = 16 never). Through
+  // sgemm_tile_product, over k and then accumulating a second slice, with B in panels of the
+  // tile's columns, every element must equal the standard tile's, whose last panel is partial.
   using xtape::kernels::SgemmTile;
   std::uint32_t seed = 1500;
-  for (const std::int64_t n : {32, 64})
-    for (const std::int64_t rows : {8, 32, 40})
-      for (bool trans_a : {false, true}) {
-        const std::int64_t k = 72;
-        const SgemmTile std_tile = xtape::kernels::sgemm_tile_for(n);
-        const SgemmTile row_tile = xtape::kernels::sgemm_tile_for_rows(rows, n);
-        BOOST_TEST(row_tile.cols == std_tile.cols);
-        const std::int64_t padded = rows + 16;  // rows past the last are read and dropped
-        const auto a = random_vector(static_cast<std::size_t>(padded * k), seed++);
-        std::vector<float> b(static_cast<std::size_t>(k * n));
-        const auto bv = random_vector(b.size(), seed++);
-        std::copy(bv.begin(), bv.end(), b.begin());
-        alignas(64) static float bp[72 * 64];
-        std::copy(b.begin(), b.end(), bp);
-        auto product = [&](SgemmTile tile) {
-          std::vector<float> c(static_cast<std::size_t>(rows * n), 0.f);
-          for (int slice = 0; slice < 2; ++slice)
-            for (std::int64_t i0 = 0; i0 < rows; i0 += tile.rows) {
-              const float* ap = trans_a ? a.data() + i0 : a.data() + i0 * k;
-              xtape::kernels::sgemm_tile_product(tile, k, ap, trans_a ? padded : k, trans_a, bp,
-                                                 c.data() + i0 * n, n,
-                                                 std::min(tile.rows, rows - i0), slice > 0);
-            }
-          return c;
-        };
-        const auto c_std = product(std_tile), c_rows = product(row_tile);
-        BOOST_TEST(std::memcmp(c_std.data(), c_rows.data(), c_std.size() * sizeof(float)) == 0,
-                   "rows=" << rows << " n=" << n << " tile " << row_tile.rows << "x"
-                           << row_tile.cols << " trans_a=" << trans_a);
-      }
+  for (const std::int64_t k : {72, 16})
+    for (const std::int64_t n : {32, 64})
+      for (const std::int64_t rows : {8, 32, 40})
+        for (bool trans_a : {false, true}) {
+          const SgemmTile std_tile = xtape::kernels::sgemm_tile_for(n);
+          const SgemmTile row_tile = xtape::kernels::sgemm_tile_for_rows(rows, n, k);
+          BOOST_TEST(n % row_tile.cols == 0);
+          const std::int64_t padded = rows + 16;  // rows past the last are read and dropped
+          const auto a = random_vector(static_cast<std::size_t>(padded * k), seed++);
+          const auto b = random_vector(static_cast<std::size_t>(k * n), seed++);
+          auto product = [&](SgemmTile tile) {
+            // B as panels of tile.cols columns, each k x cols, 64-byte aligned.
+            std::vector<float, xsimd::aligned_allocator<float, 64>> bp(b.size());
+            for (std::int64_t j0 = 0; j0 < n; j0 += tile.cols)
+              for (std::int64_t p = 0; p < k; ++p)
+                for (std::int64_t j = 0; j < tile.cols; ++j)
+                  bp[static_cast<std::size_t>(j0 * k + p * tile.cols + j)] =
+                      b[static_cast<std::size_t>(p * n + j0 + j)];
+            std::vector<float> c(static_cast<std::size_t>(rows * n), 0.f);
+            for (int slice = 0; slice < 2; ++slice)
+              for (std::int64_t i0 = 0; i0 < rows; i0 += tile.rows)
+                for (std::int64_t j0 = 0; j0 < n; j0 += tile.cols) {
+                  const float* ap = trans_a ? a.data() + i0 : a.data() + i0 * k;
+                  xtape::kernels::sgemm_tile_product(tile, k, ap, trans_a ? padded : k, trans_a,
+                                                     bp.data() + j0 * k, c.data() + i0 * n + j0, n,
+                                                     std::min(tile.rows, rows - i0), slice > 0);
+                }
+            return c;
+          };
+          const auto c_std = product(std_tile), c_rows = product(row_tile);
+          BOOST_TEST(std::memcmp(c_std.data(), c_rows.data(), c_std.size() * sizeof(float)) == 0,
+                     "rows=" << rows << " n=" << n << " k=" << k << " tile " << row_tile.rows << "x"
+                             << row_tile.cols << " trans_a=" << trans_a);
+        }
+  // A B panel far larger than any L1 (k = 4096: 1 MiB at 64 columns) takes 32-column tiles
+  // wherever the standard tile is 64 wide; a small one keeps the standard columns.
+  if (xtape::kernels::sgemm_tile_for(64).cols == 64) {
+    BOOST_TEST(xtape::kernels::sgemm_tile_for_rows(32, 64, 4096).cols == 32);
+    BOOST_TEST(xtape::kernels::sgemm_tile_for_rows(32, 64, 4).cols == 64);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(up_to_16_columns_give_the_bits_of_wider_products) {
