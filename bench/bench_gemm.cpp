@@ -24,6 +24,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "kernels/gemm.hpp"
@@ -88,6 +89,14 @@ int main(int argc, char** argv) {
   for (std::int64_t k : {512, 784}) {
     shapes.push_back({std::to_string(k) + "x512x128_TN", true, false, k, 512, 128});       // X^T G
     shapes.push_back({"128x" + std::to_string(k) + "x512_NT", false, true, 128, k, 512});  // G W^T
+  }
+  // 10-class output layers (the founding model's 1600 -> 10 at batch 32, the MLP's 512 -> 10
+  // at batch 128): forward, kernel gradient X^T G, input gradient G W^T.
+  for (const auto [m, k] : {std::pair<std::int64_t, std::int64_t>{32, 1600}, {128, 512}}) {
+    const std::string mk = std::to_string(m), kk = std::to_string(k);
+    shapes.push_back({mk + "x10x" + kk + "_NN", false, false, m, 10, k});
+    shapes.push_back({kk + "x10x" + mk + "_TN", true, false, k, 10, m});
+    shapes.push_back({mk + "x" + kk + "x10_NT", false, true, m, k, 10});
   }
 #ifdef XTAPE_BENCH_OPENBLAS
   std::printf("OpenBLAS: %s\n", openblas_get_config());
