@@ -37,8 +37,8 @@ std::int64_t tiles_w(const Conv2DGeometry& g) { return (g.out_w + 1) / 2; }
 void transform(std::int64_t cin, std::int64_t cout, const float* k, float* u) {
   const batch half(0.5f);
   const std::int64_t plane = cin * cout, nr = sgemm_tile_for(cout).cols;
-  for (std::int64_t ci = 0; ci < cin; ++ci)
-    for (std::int64_t co = 0; co < cout; co += simd_width) {
+  for (std::int64_t co = 0; co < cout; co += simd_width)
+    for (std::int64_t ci = 0; ci < cin; ++ci) {
       batch g[3][3];
       for (int ky = 0; ky < 3; ++ky)
         for (int kx = 0; kx < 3; ++kx)
@@ -207,8 +207,11 @@ const float* transform_kernel_for_input_grad(const Conv2DGeometry& g, const floa
     for (int kx = 0; kx < 3; ++kx) {
       const float* src = kernel + ((2 - ky) * 3 + (2 - kx)) * plane;
       float* dst = flipped + (ky * 3 + kx) * plane;
-      for (std::int64_t ci = 0; ci < cin; ++ci)
-        for (std::int64_t co = 0; co < cout; ++co) dst[co * cin + ci] = src[ci * cout + co];
+      // In blocks of 16 input channels: each output row gets 16 contiguous values at a time.
+      for (std::int64_t c0 = 0; c0 < cin; c0 += 16)
+        for (std::int64_t co = 0; co < cout; ++co)
+          for (std::int64_t ci = c0; ci < std::min(cin, c0 + 16); ++ci)
+            dst[co * cin + ci] = src[ci * cout + co];
     }
   float* u = scratch(slot_winograd_u, static_cast<std::size_t>(16 * plane));
   transform(cout, cin, flipped, u);
