@@ -11,7 +11,7 @@ import os
 import sys
 import xml.etree.ElementTree as ET
 
-SUITES = ["autodiff", "kernels", "layers", "models", "saving", "training", "optim", "datasets", "losses", "metrics",
+SUITES = ["autodiff", "kernels", "layers", "models", "saving", "training", "optim", "datasets", "losses", "metrics", "baseline_isa",
           "distributed", "distributed_failures"]
 
 
