@@ -62,36 +62,31 @@ constexpr std::int64_t gemm_nc_panels = 64;
 // Up to this many rows of A, B is read in place rather than packed (see blocked_gemm).
 constexpr std::int64_t b_rows_max = 12;
 
-// The L2 cache of one core in bytes: from the C library (cpuid on x86), else from sysfs, else
-// 1 MiB.
+// A cache of one core in bytes: from the C library (cpuid on x86), else from sysfs (index0:
+// L1d, index2: L2), else `fallback`.
+std::int64_t cache_bytes(int sysconf_name, const char* sysfs_size, std::int64_t fallback) {
+  const long from_libc = sysconf(sysconf_name);
+  if (from_libc > 0) return static_cast<std::int64_t>(from_libc);
+  if (std::FILE* f = std::fopen(sysfs_size, "r")) {
+    long kib = 0;
+    const int got = std::fscanf(f, "%ldK", &kib);
+    std::fclose(f);
+    if (got == 1 && kib > 0) return static_cast<std::int64_t>(kib) * 1024;
+  }
+  return fallback;
+}
+
 std::int64_t l2_bytes() {
-  static const std::int64_t bytes = [] {
-    const long from_libc = sysconf(_SC_LEVEL2_CACHE_SIZE);
-    if (from_libc > 0) return static_cast<std::int64_t>(from_libc);
-    if (std::FILE* f = std::fopen("/sys/devices/system/cpu/cpu0/cache/index2/size", "r")) {
-      long kib = 0;
-      const int got = std::fscanf(f, "%ldK", &kib);
-      std::fclose(f);
-      if (got == 1 && kib > 0) return static_cast<std::int64_t>(kib) * 1024;
-    }
-    return std::int64_t{1} << 20;
-  }();
+  static const std::int64_t bytes =
+      cache_bytes(_SC_LEVEL2_CACHE_SIZE, "/sys/devices/system/cpu/cpu0/cache/index2/size",
+                  std::int64_t{1} << 20);
   return bytes;
 }
 
-// The L1 data cache of one core in bytes: from the C library, else from sysfs, else 32 KiB.
 std::int64_t l1d_bytes() {
-  static const std::int64_t bytes = [] {
-    const long from_libc = sysconf(_SC_LEVEL1_DCACHE_SIZE);
-    if (from_libc > 0) return static_cast<std::int64_t>(from_libc);
-    if (std::FILE* f = std::fopen("/sys/devices/system/cpu/cpu0/cache/index0/size", "r")) {
-      long kib = 0;
-      const int got = std::fscanf(f, "%ldK", &kib);
-      std::fclose(f);
-      if (got == 1 && kib > 0) return static_cast<std::int64_t>(kib) * 1024;
-    }
-    return std::int64_t{32} << 10;
-  }();
+  static const std::int64_t bytes =
+      cache_bytes(_SC_LEVEL1_DCACHE_SIZE, "/sys/devices/system/cpu/cpu0/cache/index0/size",
+                  std::int64_t{32} << 10);
   return bytes;
 }
 
