@@ -397,28 +397,34 @@ BOOST_AUTO_TEST_CASE(up_to_16_columns_give_the_bits_of_wider_products) {
   // With AVX-512, up to 16 columns (a 10-class output layer) take tiles one vector wide, and a
   // partial B panel is packed with masked vector loads. Column j of C depends on column j of
   // B only: the first n columns must equal those of a 100-column product bit for bit, for
-  // every layout, few and many rows, several k slices.
+  // every layout, few and many rows, several k slices. With k a multiple of 1024, A (not
+  // transposed) has a row stride of a multiple of 4 KiB: read in place by the narrow product,
+  // packed by the wide one.
   std::uint32_t seed = 1600;
-  for (bool ta : {false, true})
-    for (bool tb : {false, true})
-      for (const std::int64_t m : {1, 3, 5, 32, 45})
-        for (const std::int64_t n : {1, 10, 16}) {
-          // k large enough to keep the narrow product off the tiny-problem path (a plain loop
-          // over all of k, not in sgemm's k slices: other roundings).
-          const std::int64_t k = std::max<std::int64_t>(700, 32768 / (m * n) + 1), wide = 100;
-          const auto a = random_vector(static_cast<std::size_t>(m * k), seed++);
-          const auto b = random_vector(static_cast<std::size_t>(k * wide), seed++);
-          const std::int64_t lda = ta ? m : k;
-          auto product = [&](std::int64_t cols) {
-            return product_on_first_columns(ta, tb, m, cols, k, a, lda, b, wide);
-          };
-          const auto few = product(n), all = product(wide);
-          bool same = true;
-          for (std::int64_t i = 0; i < m; ++i)
-            same = same && std::memcmp(few.data() + i * n, all.data() + i * wide,
-                                       static_cast<std::size_t>(n) * sizeof(float)) == 0;
-          BOOST_TEST(same, "m=" << m << " n=" << n << " ta=" << ta << " tb=" << tb);
-        }
+  for (const bool stride_4k : {false, true})
+    for (bool ta : {false, true})
+      for (bool tb : {false, true})
+        for (const std::int64_t m : {1, 3, 5, 32, 45})
+          for (const std::int64_t n : {1, 10, 16}) {
+            // k large enough to keep the narrow product off the tiny-problem path (a plain loop
+            // over all of k, not in sgemm's k slices: other roundings).
+            const std::int64_t k_min = 32768 / (m * n) + 1;
+            const std::int64_t k =
+                stride_4k ? (k_min + 1023) / 1024 * 1024 : std::max<std::int64_t>(700, k_min);
+            const std::int64_t wide = 100;
+            const auto a = random_vector(static_cast<std::size_t>(m * k), seed++);
+            const auto b = random_vector(static_cast<std::size_t>(k * wide), seed++);
+            const std::int64_t lda = ta ? m : k;
+            auto product = [&](std::int64_t cols) {
+              return product_on_first_columns(ta, tb, m, cols, k, a, lda, b, wide);
+            };
+            const auto few = product(n), all = product(wide);
+            bool same = true;
+            for (std::int64_t i = 0; i < m; ++i)
+              same = same && std::memcmp(few.data() + i * n, all.data() + i * wide,
+                                         static_cast<std::size_t>(n) * sizeof(float)) == 0;
+            BOOST_TEST(same, "m=" << m << " n=" << n << " ta=" << ta << " tb=" << tb);
+          }
   // And against the double reference, with alpha, beta and padded leading dimensions.
   for (bool ta : {false, true})
     for (bool tb : {false, true})
