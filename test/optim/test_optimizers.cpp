@@ -1,6 +1,7 @@
 // Tests of optim/optimizers.hpp: every update rule against a double-precision hand computation of
 // Keras 3's formulas (and Keras's own test values for Adagrad, Adadelta, Adamax, Nadam and Lion),
 // clipping, skipping, slots, the factory and option validation.
+#include <algorithm>
 #include <boost/test/unit_test.hpp>
 #include <cmath>
 #include <cstddef>
@@ -13,6 +14,7 @@
 
 #include "autodiff/ops.hpp"
 #include "autodiff/tensor.hpp"
+#include "kernels/threads.hpp"
 #include "optim/optimizers.hpp"
 
 using namespace xtape;
@@ -175,6 +177,53 @@ BOOST_AUTO_TEST_CASE(adam_two_steps) {
   BOOST_REQUIRE_EQUAL(s.size(), 2u);
   check_close(s[0], m, 1e-5);
   check_close(s[1], v, 1e-5);
+}
+
+BOOST_AUTO_TEST_CASE(adam_large_variable_same_bits_for_any_thread_count) {
+  // 300,007 elements (a dense layer's kernel, not a multiple of the 512-element blocks): the
+  // update runs its blocks in parallel. Two steps with 1 and with 2 threads must give the same
+  // bits, and the values of a float loop of the same operations compiled here, to rounding.
+  const std::size_t n = 300007;
+  std::vector<float> w0(n), g1(n), g2(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    w0[i] = std::sin(0.001f * static_cast<float>(i));
+    g1[i] = std::cos(0.003f * static_cast<float>(i));
+    g2[i] = 0.5f - std::sin(0.007f * static_cast<float>(i));
+  }
+  const int saved = xtape::kernels::num_threads();
+  std::vector<std::vector<float>> results;
+  for (const int threads : {1, 2}) {
+    xtape::kernels::set_num_threads(threads);
+    Adam opt({.learning_rate = 0.01f});
+    results.push_back(two_steps(opt, w0, g1, g2).to_vector());
+  }
+  xtape::kernels::set_num_threads(saved);
+  BOOST_TEST(results[0] == results[1]);
+  {  // AMSGrad's extra slot too
+    std::vector<std::vector<float>> ams;
+    for (const int threads : {1, 2}) {
+      xtape::kernels::set_num_threads(threads);
+      Adam opt({.learning_rate = 0.01f, .amsgrad = true});
+      ams.push_back(two_steps(opt, w0, g1, g2).to_vector());
+    }
+    xtape::kernels::set_num_threads(saved);
+    BOOST_TEST(ams[0] == ams[1]);
+  }
+  // Keras's Adam in double, two steps: w -= lr_t m / (sqrt(v) + eps).
+  double max_err = 0;
+  for (std::size_t i = 0; i < n; i += 997) {
+    double w = w0[i], m = 0, v = 0;
+    const double b1 = 0.9, b2 = 0.999, eps = 1e-7;
+    for (int t = 1; t <= 2; ++t) {
+      const double g = t == 1 ? g1[i] : g2[i];
+      m += (g - m) * (1 - b1);
+      v += (g * g - v) * (1 - b2);
+      const double lr = 0.01 * std::sqrt(1 - std::pow(b2, t)) / (1 - std::pow(b1, t));
+      w -= lr * m / (std::sqrt(v) + eps);
+    }
+    max_err = std::max(max_err, std::abs(w - results[0][i]));
+  }
+  BOOST_TEST(max_err < 1e-6);
 }
 
 BOOST_AUTO_TEST_CASE(adam_custom_betas_and_epsilon) {
