@@ -3,7 +3,6 @@
 #include <cmath>
 
 #include "autodiff/detail.hpp"
-#include "kernels/parallel.hpp"
 #include "optim/internal.hpp"
 #include "optim/optimizers.hpp"
 
@@ -39,15 +38,7 @@ void Adam::update(float* __restrict w, const float* __restrict g, float s, std::
   float* __restrict m = xtape::detail::mutable_data(slots[0]);
   float* __restrict v = xtape::detail::mutable_data(slots[1]);
   float* __restrict vhat = options_.amsgrad ? xtape::detail::mutable_data(slots[2]) : nullptr;
-  // Blocks of kBlock elements, each computed the same way on whichever thread takes it (the same
-  // bits for any thread count); in parallel from about 50 us of memory traffic (7 or 9 floats an
-  // element: a large dense layer's kernel).
-  const std::size_t blocks = (n + kBlock - 1) / kBlock;
-  const double bytes = static_cast<double>(n) * sizeof(float) * (vhat ? 9 : 7);
-  const int team = kernels::detail::parallel_team(kernels::detail::byte_ns(bytes),
-                                                  static_cast<std::int64_t>(blocks));
-  kernels::detail::parallel_for_static(team, blocks, [&](std::size_t block) {
-    const std::size_t start = block * kBlock, len = std::min(kBlock, n - start);
+  detail::for_each_block(n, vhat ? 9 : 7, [&](std::size_t start, std::size_t len) {
     float den[kBlock];
     const float* __restrict gb = g + start;
     float* __restrict mb = m + start;
@@ -153,13 +144,12 @@ void Nadam::update(float* __restrict w, const float* __restrict g, float s, std:
   const float lr = step_learning_rate();
   float* __restrict m = xtape::detail::mutable_data(slots[0]);
   float* __restrict v = xtape::detail::mutable_data(slots[1]);
-  float den[kBlock];
-  for (std::size_t start = 0; start < n; start += kBlock) {
-    const std::size_t len = std::min(kBlock, n - start);
-    const float* gb = g + start;
-    float* mb = m + start;
-    float* vb = v + start;
-    float* wb = w + start;
+  detail::for_each_block(n, 7, [&](std::size_t start, std::size_t len) {
+    float den[kBlock];
+    const float* __restrict gb = g + start;
+    float* __restrict mb = m + start;
+    float* __restrict vb = v + start;
+    float* __restrict wb = w + start;
     for (std::size_t i = 0; i < len; ++i) {
       const float gi = gb[i] * s;
       mb[i] += (gi - mb[i]) * c1;
@@ -171,7 +161,7 @@ void Nadam::update(float* __restrict w, const float* __restrict g, float s, std:
       const float gi = gb[i] * s;
       wb[i] -= (cm * mb[i] + cg * gi) * lr / (den[i] + eps);
     }
-  }
+  });
 }
 
 }  // namespace xtape::optim

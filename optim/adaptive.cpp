@@ -33,12 +33,12 @@ void RMSprop::update(float* __restrict w, const float* __restrict g, float s, st
   float* __restrict mom = mu > 0.f ? xtape::detail::mutable_data(slots[1]) : nullptr;
   float* __restrict avg =
       options_.centered ? xtape::detail::mutable_data(slots[mu > 0.f ? 2 : 1]) : nullptr;
-  float den[kBlock];
-  for (std::size_t start = 0; start < n; start += kBlock) {
-    const std::size_t len = std::min(kBlock, n - start);
-    const float* gb = g + start;
-    float* vb = vel + start;
-    float* wb = w + start;
+  const int floats = 5 + (mom ? 2 : 0) + (avg ? 2 : 0);
+  detail::for_each_block(n, floats, [&](std::size_t start, std::size_t len) {
+    float den[kBlock];
+    const float* __restrict gb = g + start;
+    float* __restrict vb = vel + start;
+    float* __restrict wb = w + start;
     if (avg) {
       float* ab = avg + start;
       for (std::size_t i = 0; i < len; ++i) {
@@ -64,7 +64,7 @@ void RMSprop::update(float* __restrict w, const float* __restrict g, float s, st
     } else {
       for (std::size_t i = 0; i < len; ++i) wb[i] -= lr * (gb[i] * s) / den[i];
     }
-  }
+  });
 }
 
 // ---- Adagrad ----
@@ -81,12 +81,11 @@ void Adagrad::update(float* __restrict w, const float* __restrict g, float s, st
                      std::vector<Tensor>& slots) {
   const float lr = step_learning_rate(), eps = options_.epsilon;
   float* __restrict acc = xtape::detail::mutable_data(slots[0]);
-  float den[kBlock];
-  for (std::size_t start = 0; start < n; start += kBlock) {
-    const std::size_t len = std::min(kBlock, n - start);
-    const float* gb = g + start;
-    float* ab = acc + start;
-    float* wb = w + start;
+  detail::for_each_block(n, 5, [&](std::size_t start, std::size_t len) {
+    float den[kBlock];
+    const float* __restrict gb = g + start;
+    float* __restrict ab = acc + start;
+    float* __restrict wb = w + start;
     for (std::size_t i = 0; i < len; ++i) {
       const float gi = gb[i] * s;
       ab[i] += gi * gi;
@@ -94,7 +93,7 @@ void Adagrad::update(float* __restrict w, const float* __restrict g, float s, st
     }
     detail::sqrt_in_place(den, len);
     for (std::size_t i = 0; i < len; ++i) wb[i] -= lr * (gb[i] * s) / den[i];
-  }
+  });
 }
 
 // ---- Adadelta ----
@@ -112,13 +111,12 @@ void Adadelta::update(float* __restrict w, const float* __restrict g, float s, s
   float* __restrict ag = xtape::detail::mutable_data(slots[0]);
   float* __restrict ad = xtape::detail::mutable_data(slots[1]);
   // rms[0..len): sqrt(accumulated_grad + eps); rms[kBlock..): sqrt(accumulated_delta_var + eps).
-  float rms[2 * kBlock];
-  for (std::size_t start = 0; start < n; start += kBlock) {
-    const std::size_t len = std::min(kBlock, n - start);
-    const float* gb = g + start;
-    float* agb = ag + start;
-    float* adb = ad + start;
-    float* wb = w + start;
+  detail::for_each_block(n, 7, [&](std::size_t start, std::size_t len) {
+    float rms[2 * kBlock];
+    const float* __restrict gb = g + start;
+    float* __restrict agb = ag + start;
+    float* __restrict adb = ad + start;
+    float* __restrict wb = w + start;
     for (std::size_t i = 0; i < len; ++i) {
       const float gi = gb[i] * s;
       agb[i] = rho * agb[i] + c * (gi * gi);
@@ -132,7 +130,7 @@ void Adadelta::update(float* __restrict w, const float* __restrict g, float s, s
       adb[i] = rho * adb[i] + c * (delta * delta);
       wb[i] += lr * delta;
     }
-  }
+  });
 }
 
 }  // namespace xtape::optim

@@ -2,10 +2,13 @@
 // Helpers shared by the optimizer sources (not installed): option checks, the blocked loops'
 // block length and square root, and the clipping arithmetic shared by the optimizer options and
 // the standalone transforms, so both compute the same bits.
+#include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
+#include "kernels/parallel.hpp"
 #include "optim/optimizer.hpp"
 
 namespace xtape::optim::detail {
@@ -30,6 +33,22 @@ constexpr std::size_t kBlock = 512;
 
 /// x[i] = sqrt(x[i]) for i < n, vectorised.
 void sqrt_in_place(float* x, std::size_t n);
+
+/// Runs body(start, len) for the kBlock-element blocks of [0, n), on the library's threads once
+/// the update moves about 50 us of memory (`floats` read or written per element): a large
+/// dense kernel, not a convolution's. Each block is computed as on one thread, so the bits do
+/// not depend on the thread count.
+template <class Body>
+void for_each_block(std::size_t n, int floats, const Body& body) {
+  const std::size_t blocks = (n + kBlock - 1) / kBlock;
+  const double bytes = static_cast<double>(n) * sizeof(float) * floats;
+  const int team = kernels::detail::parallel_team(kernels::detail::byte_ns(bytes),
+                                                  static_cast<std::int64_t>(blocks));
+  kernels::detail::parallel_for_static(team, blocks, [&](std::size_t block) {
+    const std::size_t start = block * kBlock;
+    body(start, std::min(kBlock, n - start));
+  });
+}
 
 /// The factor global-norm clipping multiplies every gradient by: 1 when the L2 norm of all the
 /// defined gradients of `vars` is <= clip, clip / norm above, NaN when the norm is not finite.
