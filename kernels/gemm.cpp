@@ -35,6 +35,13 @@ namespace detail {
 using batch = xsimd::batch<float>;
 constexpr int simd_width = static_cast<int>(batch::size);
 
+#if defined(__AVX512F__)
+// The mask of the first `lanes` (0-16) of a 16-float vector: partial B panels and C tiles.
+inline __mmask16 first_lanes(std::int64_t lanes) {
+  return static_cast<__mmask16>(lanes >= 16 ? 0xFFFFu : lanes <= 0 ? 0u : (1u << lanes) - 1u);
+}
+#endif
+
 // Register blocking, two tile shapes. AVX-512 has 32 vector registers: 14 rows x 2 vectors = 28
 // accumulators plus 2 for the B row and 1 for the broadcast A value; or 6 rows x 4 vectors = 24
 // accumulators plus 4 B vectors, half the A broadcasts per multiply-add (measured faster when
@@ -241,8 +248,7 @@ void pack_b_panel(bool trans_b, const float* b, std::int64_t ldb, std::int64_t n
           }
 #if defined(__AVX512F__)
           if constexpr (simd_width == 16) {
-            const __mmask16 keep = static_cast<__mmask16>(j < cols ? (1u << (cols - j)) - 1u : 0u);
-            _mm512_store_ps(d + j, _mm512_maskz_loadu_ps(keep, src + j));
+            _mm512_store_ps(d + j, _mm512_maskz_loadu_ps(first_lanes(cols - j), src + j));
             continue;
           }
 #endif
@@ -369,7 +375,7 @@ void micro_kernel(std::int64_t kc, const float* __restrict ap, std::int64_t a_rs
       for (int v = 0; v < NV; ++v) {
         const std::int64_t lanes = std::clamp<std::int64_t>(nr - v * W, 0, W);
         if (lanes == 0) break;
-        const auto keep = static_cast<__mmask16>(lanes == W ? 0xFFFFu : (1u << lanes) - 1u);
+        const __mmask16 keep = first_lanes(lanes);
         batch r = acc[i][v] * va;
         if (!overwrite) r = detail::fma(vb, batch(_mm512_maskz_loadu_ps(keep, crow + v * W)), r);
         _mm512_mask_storeu_ps(crow + v * W, keep, r);
@@ -644,7 +650,8 @@ SgemmTile sgemm_tile_for_rows(std::int64_t rows, std::int64_t n, std::int64_t k)
     // takes at most half the L1 (the rest for A and C). On Zen 4's 32 KiB, a kernel
     // gradient's 72 x 64 panel (18 KiB) does not, and 8 x 32 tiles ran its products 10-30%
     // faster than 4 x 64 ones; on a 48 KiB L1 it does.
-    const bool wide_panel_fits = k * WideTile::NR * 4 <= detail::l1d_bytes() / 2;
+    const bool wide_panel_fits =
+        k * WideTile::NR * static_cast<std::int64_t>(sizeof(float)) <= detail::l1d_bytes() / 2;
     if (tile.cols == WideTile::NR && !wide_panel_fits && rows % NarrowFewRows::MR == 0 &&
         n % NarrowTile::NR == 0)
       return {NarrowFewRows::MR, NarrowFewRows::NR};
