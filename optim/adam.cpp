@@ -98,12 +98,18 @@ void Adamax::update(float* __restrict w, const float* __restrict g, float s, std
   const float alpha = static_cast<float>(step_learning_rate() / (1.0 - std::pow(double(b1), t)));
   float* __restrict m = xtape::detail::mutable_data(slots[0]);
   float* __restrict u = xtape::detail::mutable_data(slots[1]);
-  for (std::size_t i = 0; i < n; ++i) {
-    const float gi = g[i] * s;
-    m[i] += (gi - m[i]) * c1;
-    u[i] = std::max(b2 * u[i], std::abs(gi));
-    w[i] -= m[i] * alpha / (u[i] + eps);
-  }
+  detail::for_each_block(n, 7, [&](std::size_t start, std::size_t len) {
+    const float* __restrict gb = g + start;
+    float* __restrict mb = m + start;
+    float* __restrict ub = u + start;
+    float* __restrict wb = w + start;
+    for (std::size_t i = 0; i < len; ++i) {
+      const float gi = gb[i] * s;
+      mb[i] += (gi - mb[i]) * c1;
+      ub[i] = std::max(b2 * ub[i], std::abs(gi));
+      wb[i] -= mb[i] * alpha / (ub[i] + eps);
+    }
+  });
 }
 
 // ---- Nadam ----

@@ -22,22 +22,32 @@ void SGD::update(float* __restrict w, const float* __restrict g, float s, std::s
                  std::vector<Tensor>& slots) {
   const float lr = step_learning_rate(), mu = options_.momentum;
   if (options_.momentum <= 0.f) {
-    for (std::size_t i = 0; i < n; ++i) w[i] -= g[i] * s * lr;
+    detail::for_each_block(n, 3, [&](std::size_t start, std::size_t len) {
+      const float* __restrict gb = g + start;
+      float* __restrict wb = w + start;
+      for (std::size_t i = 0; i < len; ++i) wb[i] -= gb[i] * s * lr;
+    });
     return;
   }
   float* __restrict m = xtape::detail::mutable_data(slots[0]);
-  if (options_.nesterov) {
-    for (std::size_t i = 0; i < n; ++i) {
-      const float gi = g[i] * s;
-      m[i] = m[i] * mu - gi * lr;
-      w[i] += m[i] * mu - gi * lr;
+  const bool nesterov = options_.nesterov;
+  detail::for_each_block(n, 5, [&](std::size_t start, std::size_t len) {
+    const float* __restrict gb = g + start;
+    float* __restrict mb = m + start;
+    float* __restrict wb = w + start;
+    if (nesterov) {
+      for (std::size_t i = 0; i < len; ++i) {
+        const float gi = gb[i] * s;
+        mb[i] = mb[i] * mu - gi * lr;
+        wb[i] += mb[i] * mu - gi * lr;
+      }
+    } else {
+      for (std::size_t i = 0; i < len; ++i) {
+        mb[i] = mb[i] * mu - gb[i] * s * lr;
+        wb[i] += mb[i];
+      }
     }
-  } else {
-    for (std::size_t i = 0; i < n; ++i) {
-      m[i] = m[i] * mu - g[i] * s * lr;
-      w[i] += m[i];
-    }
-  }
+  });
 }
 
 // ---- Lion ----
@@ -54,14 +64,19 @@ void Lion::update(float* __restrict w, const float* __restrict g, float s, std::
   const float lr = step_learning_rate(), b1 = options_.beta_1, b2 = options_.beta_2;
   const float c1 = 1.f - b1, c2 = 1.f - b2;
   float* __restrict m = xtape::detail::mutable_data(slots[0]);
-  for (std::size_t i = 0; i < n; ++i) {
-    const float gi = g[i] * s;
-    const float c = m[i] * b1 + gi * c1;
-    // sign(c), keeping a NaN a NaN (and 0 as 0).
-    const float sign = c > 0.f ? 1.f : c < 0.f ? -1.f : c;
-    w[i] -= lr * sign;
-    m[i] = m[i] * b2 + gi * c2;
-  }
+  detail::for_each_block(n, 5, [&](std::size_t start, std::size_t len) {
+    const float* __restrict gb = g + start;
+    float* __restrict mb = m + start;
+    float* __restrict wb = w + start;
+    for (std::size_t i = 0; i < len; ++i) {
+      const float gi = gb[i] * s;
+      const float c = mb[i] * b1 + gi * c1;
+      // sign(c), keeping a NaN a NaN (and 0 as 0).
+      const float sign = c > 0.f ? 1.f : c < 0.f ? -1.f : c;
+      wb[i] -= lr * sign;
+      mb[i] = mb[i] * b2 + gi * c2;
+    }
+  });
 }
 
 }  // namespace xtape::optim

@@ -202,6 +202,12 @@ BOOST_AUTO_TEST_CASE(blocked_updates_same_bits_for_any_thread_count) {
        }},
       {"adagrad", [] { return std::make_shared<Adagrad>(AdagradOptions{}); }},
       {"adadelta", [] { return std::make_shared<Adadelta>(AdadeltaOptions{}); }},
+      {"sgd", [] { return std::make_shared<SGD>(SGDOptions{}); }},
+      {"sgd momentum", [] { return std::make_shared<SGD>(SGDOptions{.momentum = 0.9f}); }},
+      {"sgd nesterov",
+       [] { return std::make_shared<SGD>(SGDOptions{.momentum = 0.9f, .nesterov = true}); }},
+      {"adamax", [] { return std::make_shared<Adamax>(AdamaxOptions{}); }},
+      {"lion", [] { return std::make_shared<Lion>(LionOptions{}); }},
   };
   const int saved = xtape::kernels::num_threads();
   std::vector<float> adam;
