@@ -143,7 +143,17 @@ B mish_grad(B x, B g) {
 }
 
 // elu: the exp branch is discarded by the select where x > 0 (its overflow never shows).
+// xsimd's AVX-512 expm1 shifts with an intrinsic whose unused operand is
+// _mm512_undefined_epi32(), which GCC 12 reports as uninitialized (a false positive).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 B elu(B x, float alpha) { return xsimd::select(x > B(0.f), x, B(alpha) * xsimd::expm1(x)); }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 B elu_grad(B x, B g, float alpha) {
   return xsimd::select(x > B(0.f), g, g * (B(alpha) * xsimd::exp(x)));
 }

@@ -9,6 +9,7 @@
 /// alone, so the team size never changes a result.
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 namespace xtape::kernels::detail {
 
@@ -32,6 +33,10 @@ int parallel_team(double work_ns, std::int64_t tasks = INT64_MAX);
 /// than the reader from a /proc/loadavg line ("0.52 0.41 0.30 3/120 4567": the fourth field
 /// counts the threads running or ready to run), or -1 when the line does not parse.
 int runnable_others_from(const char* loadavg_line);
+/// Threads of this process running or ready to run, from the ids found in state R in two
+/// listings (one taken before the run queue is read, one after): a thread in either counts
+/// once, the reader at least.
+int own_running_count(std::vector<long> before, const std::vector<long>& after);
 /// Whether a /proc/<pid>/task/<tid>/stat line ("123 (name) R 1 ...") is of a thread running or
 /// ready to run (state R; the name may hold spaces and parentheses).
 bool task_is_running(const char* stat_line);

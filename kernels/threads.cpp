@@ -7,6 +7,7 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -18,6 +19,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "kernels/parallel.hpp"
 
@@ -63,37 +65,44 @@ int cpus() {
   return std::max<int>(1, static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)));
 }
 
-// Threads of this process running or ready to run, the caller included (at least 1). At most
-// the first 32 threads listed are read (a read costs a few microseconds; the list is in
-// creation order, and OpenMP's workers start at the first parallel region, so they are among
-// the first unless the program started dozens of threads before it).
-int own_running() {
+// Appends to `ids` the thread ids of this process in state R (running or ready to run), the
+// caller included. At most the first 32 threads listed are read (a read costs a few
+// microseconds; the list is in creation order, and OpenMP's workers start at the first parallel
+// region, so they are among the first unless the program started dozens of threads before it).
+void own_running_ids(std::vector<long>& ids) {
   DIR* dir = opendir("/proc/self/task");
-  if (dir == nullptr) return 1;
-  int running = 0, looked = 0;
+  if (dir == nullptr) return;
+  int looked = 0;
   while (const dirent* entry = readdir(dir)) {
     if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
     if (++looked > 32) break;
     char path[64], line[512] = {};
     std::snprintf(path, sizeof path, "/proc/self/task/%s/stat", entry->d_name);
     if (std::FILE* f = std::fopen(path, "r")) {
-      if (std::fgets(line, sizeof line, f) != nullptr && detail::task_is_running(line)) ++running;
+      if (std::fgets(line, sizeof line, f) != nullptr && detail::task_is_running(line))
+        ids.push_back(std::strtol(entry->d_name, nullptr, 10));
       std::fclose(f);
     }
   }
   closedir(dir);
-  return std::max(1, running);
 }
 
-// Runnable threads of other processes, or -1 when unknown.
+// Runnable threads of other processes, or -1 when unknown. The threads of this process are
+// listed just before and just after the run queue is read, and one in state R in either list
+// is ours: an idle OpenMP worker going to sleep or being woken changes state within
+// microseconds, and read only after the run queue it was counted as another process's thread
+// in a quarter of the samples of an idle 2-core VM (and the team shrank to one thread).
 int runnable_others() {
+  std::vector<long> before, after;
+  own_running_ids(before);
   std::FILE* f = std::fopen("/proc/loadavg", "r");
   if (f == nullptr) return -1;
   char line[256] = {};
   const bool read = std::fgets(line, sizeof line, f) != nullptr;
   std::fclose(f);
+  own_running_ids(after);
   const int others = read ? detail::runnable_others_from(line) : -1;
-  return others < 0 ? -1 : std::max(0, others - (own_running() - 1));
+  return others < 0 ? -1 : std::max(0, others - (detail::own_running_count(before, after) - 1));
 }
 
 bool guard_enabled() {
@@ -154,6 +163,13 @@ int runnable_others_from(const char* loadavg_line) {
   int running = 0, total = 0;
   const int got = std::sscanf(loadavg_line, "%lf %lf %lf %d/%d", &a, &b, &c, &running, &total);
   return got == 5 && running >= 0 && total >= running ? std::max(0, running - 1) : -1;
+}
+
+int own_running_count(std::vector<long> before, const std::vector<long>& after) {
+  before.insert(before.end(), after.begin(), after.end());
+  std::sort(before.begin(), before.end());
+  const auto distinct = std::unique(before.begin(), before.end()) - before.begin();
+  return std::max(1, static_cast<int>(distinct));
 }
 
 bool task_is_running(const char* stat_line) {

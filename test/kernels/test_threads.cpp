@@ -136,6 +136,13 @@ BOOST_AUTO_TEST_CASE(load_guard_arithmetic) {
     std::fclose(f);
     BOOST_TEST(task_is_running(line), line);
   }
+  // This process's running threads, listed before and after the run queue is read: a worker
+  // running in either listing (going to sleep or being woken in between) is ours, counted once.
+  BOOST_TEST(own_running_count({4236, 4238}, {4236}) == 2);
+  BOOST_TEST(own_running_count({4236}, {4238, 4236}) == 2);
+  BOOST_TEST(own_running_count({4236, 4238}, {4236, 4238}) == 2);
+  BOOST_TEST(own_running_count({4236, 4238}, {4236, 4239}) == 3);
+  BOOST_TEST(own_running_count({}, {}) == 1);  // the reader, unlisted (no /proc), at least
   // The average: the first sample alone, then a quarter of each new one.
   BOOST_TEST(smooth_others_x16(0, 2, true) == 32);
   BOOST_TEST(smooth_others_x16(32, 0, false) == 24);
