@@ -208,6 +208,18 @@ int main(int argc, char** argv) {
             },
             reps),
         0, winograd_flops(conv2.g));
+    // Both gradients in one region (conv2d_backward, as a training step calls it): against
+    // the sum of the two rows above.
+    row("conv2 backward (both, one region)", 2.0 * conv2.flops(),
+        median_time(
+            [&] {
+              xtape::kernels::conv2d_backward(conv2.g, conv2.x.data(), conv2.y.data(),
+                                              conv2.k.data(), conv2.gx.data(), conv2.gk.data());
+            },
+            reps),
+        0,
+        winograd_flops(conv2.g) +
+            winograd_flops(xtape::kernels::winograd::input_grad_geometry(conv2.g)));
     row("conv1 forward", conv1.flops(),
         median_time(
             [&] {
@@ -288,6 +300,17 @@ int main(int argc, char** argv) {
                 },
                 reps),
             0, winograd_flops(xtape::kernels::winograd::input_grad_geometry(cb->g)));
+      if (cb != &vgg_first)
+        row((name + " backward (both)").c_str(), 2.0 * cb->flops(),
+            median_time(
+                [&] {
+                  xtape::kernels::conv2d_backward(cb->g, cb->x.data(), cb->y.data(), cb->k.data(),
+                                                  cb->gx.data(), cb->gk.data());
+                },
+                reps),
+            0,
+            winograd_flops(cb->g) +
+                winograd_flops(xtape::kernels::winograd::input_grad_geometry(cb->g)));
     }
   }
   return 0;

@@ -714,7 +714,7 @@ void conv2d_backward_input(const Conv2DGeometry& g, const float* grad_output, co
   const Conv2DGeometry gi = winograd::input_grad_geometry(g);
   if (g.pad_top <= 2 && g.pad_left <= 2 && winograd::supported(gi)) {
     const float* u = winograd::transform_kernel_for_input_grad(g, kernel);
-    const std::int64_t group = 2, tasks = ceil_div(g.n, group);
+    const std::int64_t group = winograd::input_grad_group, tasks = ceil_div(g.n, group);
     detail::RegionErrors errors;
     const int team = detail::parallel_team(conv_ns(g) / 2, tasks);
     detail::parallel_for(team, tasks, [&](std::int64_t t) {
@@ -927,6 +927,17 @@ void conv2d_backward_kernel(const Conv2DGeometry& g, const float* input, const f
   }
   backward_kernel_impl(
       g, input, grad_output, [&] { return DenseRows(grad_output, g.cout); }, grad_kernel);
+}
+
+void conv2d_backward(const Conv2DGeometry& g, const float* input, const float* grad_output,
+                     const float* kernel, float* grad_input, float* grad_kernel) {
+  if (g.n > 0 && g.pad_top <= 2 && g.pad_left <= 2 && winograd::supported(g) &&
+      winograd::supported(winograd::input_grad_geometry(g))) {
+    winograd::backward(g, input, grad_output, kernel, grad_input, grad_kernel);
+    return;
+  }
+  conv2d_backward_input(g, grad_output, kernel, grad_input);
+  conv2d_backward_kernel(g, input, grad_output, grad_kernel);
 }
 
 bool conv2d_backward_kernel_pooled_supported(const Conv2DGeometry& g, const Pool2DGeometry& pool) {

@@ -55,6 +55,12 @@ void conv2d_backward_input(const Conv2DGeometry& g, const float* grad_output, co
 void conv2d_backward_kernel(const Conv2DGeometry& g, const float* input, const float* grad_output,
                             float* grad_kernel);
 
+/// conv2d_backward_input and conv2d_backward_kernel together, with their bits: on the
+/// Winograd path in one parallel region, so neither's tail nor a late thread idles the other
+/// gradient's work. Overwrites grad_input and grad_kernel.
+void conv2d_backward(const Conv2DGeometry& g, const float* input, const float* grad_output,
+                     const float* kernel, float* grad_input, float* grad_kernel);
+
 /// conv2d_backward_kernel with grad_output = max_pool2d_backward(pool, grad_pooled, argmax),
 /// read in pooled form (never written out): the same bits. Only when
 /// conv2d_backward_kernel_pooled_supported: a thin kernel (kh * kw * cin <= 14, as a first

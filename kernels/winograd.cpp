@@ -257,58 +257,117 @@ void forward_images(const Conv2DGeometry& g, const float* input, const float* u,
   }
 }
 
-void backward_kernel(const Conv2DGeometry& g, const float* input, const float* grad_output,
-                     float* grad_kernel) {
+namespace {
+
+// The kernel gradient's work split: register tiles of input channels that divide C, their B
+// panels (chunk x NR of dM) sized to the L1; dM is laid out in panels of the tile's columns.
+// dU[xi] (C, K) = sum over tiles of V[xi]^T dM[xi]: register tiles of MR input channels,
+// accumulated over `chunk` tiles at a time (the GEMM's k), in tile order, into `parts` partial
+// sums over fixed ranges of images, the partials added in part order: the same bits for any
+// thread count. Parts: about 16 images each, at most 32 of them and 4M floats.
+struct KernelGradPlan {
+  static constexpr std::int64_t chunk = 72;
+  SgemmTile tile;
+  std::int64_t parts, per_part;
+};
+
+KernelGradPlan kernel_grad_plan(const Conv2DGeometry& g) {
+  const detail::PartialRanges ranges = detail::partial_ranges(g.n, 16, 16 * g.cin * g.cout);
+  return {sgemm_tile_for_rows(g.cin, g.cout, KernelGradPlan::chunk), ranges.count, ranges.size};
+}
+
+// About half the flops of the direct gradient, 2 * (n out_h out_w) * (9 cin) * cout.
+double kernel_grad_ns(const Conv2DGeometry& g) {
+  return detail::flop_ns(9.0 * static_cast<double>(g.n * g.out_h * g.out_w) *
+                         static_cast<double>(g.cin) * static_cast<double>(g.cout));
+}
+
+// Partial sum `part` of the plan into du (16, C, K), on the calling thread.
+void kernel_grad_part(const Conv2DGeometry& g, const KernelGradPlan& plan, const float* input,
+                      const float* grad_output, std::int64_t part, float* du) {
   const std::int64_t tw = tiles_w(g), per_image = tiles_h(g) * tw, C = g.cin, K = g.cout;
   const std::int64_t in_image = g.h * g.w * C, out_image = g.out_h * g.out_w * K, plane = C * K;
-  // Register tiles of input channels that divide C, their B panels (chunk x NR of dM) sized
-  // to the L1; dM is laid out in panels of the tile's columns.
-  const std::int64_t chunk = 72;
-  const SgemmTile tile = sgemm_tile_for_rows(C, K, chunk);
-  const std::int64_t MR = tile.rows, NR = tile.cols, panels = K / NR;
-  // dU[xi] (C, K) = sum over tiles of V[xi]^T dM[xi]: register tiles of MR input channels,
-  // accumulated over `chunk` tiles at a time (the GEMM's k), in tile order, into `parts`
-  // partial sums over fixed ranges of images, the partials added in part order: the same bits
-  // for any thread count. Parts: about 16 images each, at most 32 of them and 4M floats.
-  const detail::PartialRanges ranges = detail::partial_ranges(g.n, 16, 16 * plane);
-  const std::int64_t parts = ranges.count, per_part = ranges.size;
-  float* partial = scratch(slot_winograd_u, static_cast<std::size_t>(parts * 16 * plane));
+  const std::int64_t chunk = KernelGradPlan::chunk, MR = plan.tile.rows, NR = plan.tile.cols;
+  const std::int64_t panels = K / NR;
+  const std::int64_t first = part * plan.per_part * per_image;
+  const std::int64_t last = std::min(g.n, (part + 1) * plan.per_part) * per_image;
+  // The last row tile reads up to MR - 1 channels past the end of V: slack kept at zero.
+  float* v = scratch(slot_winograd_v, static_cast<std::size_t>(16 * chunk * C + MR));
+  float* m = scratch(slot_winograd_m, static_cast<std::size_t>(16 * chunk * K));
+  std::fill(v + 16 * chunk * C, v + 16 * chunk * C + MR, 0.f);
+  for (std::int64_t t0 = first; t0 < last; t0 += chunk) {
+    const std::int64_t T = std::min(chunk, last - t0);
+    for (std::int64_t i = 0; i < T; ++i) {
+      const std::int64_t t = t0 + i, b = t / per_image, ty = t % per_image / tw, tx = t % tw;
+      input_tile(g, input + b * in_image, 2 * ty - g.pad_top, 2 * tx - g.pad_left, v + i * C,
+                 chunk * C);
+      grad_output_tile(g, grad_output + b * out_image, 2 * ty, 2 * tx, m + i * NR, chunk * K, NR,
+                       T * NR);
+    }
+    for (int xi = 0; xi < 16; ++xi)
+      for (std::int64_t i0 = 0; i0 < C; i0 += MR)
+        for (std::int64_t jp = 0; jp < panels; ++jp)
+          sgemm_tile_product(plan.tile, T, v + xi * chunk * C + i0, C, true,
+                             m + xi * chunk * K + jp * T * NR, du + xi * plane + i0 * K + jp * NR,
+                             K, std::min(MR, C - i0), t0 != first);
+  }
+}
+
+// The partials summed in part order (into the first), then G^T dU G into grad_kernel.
+void finish_kernel_grad(const Conv2DGeometry& g, const KernelGradPlan& plan, float* partial,
+                        float* grad_kernel) {
+  detail::sum_partials(plan.parts, 16 * g.cin * g.cout, partial, partial);
+  transform_kernel_grad(g.cin, g.cout, partial, grad_kernel);
+}
+
+}  // namespace
+
+void backward_kernel(const Conv2DGeometry& g, const float* input, const float* grad_output,
+                     float* grad_kernel) {
+  const KernelGradPlan plan = kernel_grad_plan(g);
+  const std::int64_t plane = g.cin * g.cout;
+  float* partial = scratch(slot_winograd_u, static_cast<std::size_t>(plan.parts * 16 * plane));
   detail::RegionErrors errors;
-  // About half the flops of the direct gradient, 2 * (n out_h out_w) * (9 cin) * cout.
-  const int team =
-      detail::parallel_team(detail::flop_ns(9.0 * static_cast<double>(g.n * g.out_h * g.out_w) *
-                                            static_cast<double>(C) * static_cast<double>(K)),
-                            parts);
-  detail::parallel_for(team, parts, [&](std::int64_t part) {
+  const int team = detail::parallel_team(kernel_grad_ns(g), plan.parts);
+  detail::parallel_for(team, plan.parts, [&](std::int64_t part) {
+    errors.run(
+        [&] { kernel_grad_part(g, plan, input, grad_output, part, partial + part * 16 * plane); });
+  });
+  errors.rethrow();
+  finish_kernel_grad(g, plan, partial, grad_kernel);
+}
+
+void backward(const Conv2DGeometry& g, const float* input, const float* grad_output,
+              const float* kernel, float* grad_input, float* grad_kernel) {
+  const Conv2DGeometry gi = input_grad_geometry(g);
+  const float* u = transform_kernel_for_input_grad(g, kernel);  // in slot_winograd_u
+  const KernelGradPlan plan = kernel_grad_plan(g);
+  const std::int64_t plane = g.cin * g.cout;
+  // The flipped kernel in slot_winograd_tmp is no longer read: the partials take its place.
+  float* partial = scratch(slot_winograd_tmp, static_cast<std::size_t>(plan.parts * 16 * plane));
+  // The kernel gradient's parts first (the longest tasks), then the input gradient's groups of
+  // input_grad_group images, handed out one at a time.
+  const std::int64_t groups = (g.n + input_grad_group - 1) / input_grad_group;
+  const std::int64_t tasks = plan.parts + groups;
+  // The input gradient: about half the flops of its direct convolution.
+  const double input_ns =
+      detail::flop_ns(9.0 * static_cast<double>(gi.n * gi.out_h * gi.out_w) *
+                      static_cast<double>(gi.cin) * static_cast<double>(gi.cout));
+  detail::RegionErrors errors;
+  const int team = detail::parallel_team(kernel_grad_ns(g) + input_ns, tasks);
+  detail::parallel_for(team, tasks, [&](std::int64_t t) {
     errors.run([&] {
-      float* du = partial + part * 16 * plane;
-      const std::int64_t first = part * per_part * per_image;
-      const std::int64_t last = std::min(g.n, (part + 1) * per_part) * per_image;
-      // The last row tile reads up to MR - 1 channels past the end of V: slack kept at zero.
-      float* v = scratch(slot_winograd_v, static_cast<std::size_t>(16 * chunk * C + MR));
-      float* m = scratch(slot_winograd_m, static_cast<std::size_t>(16 * chunk * K));
-      std::fill(v + 16 * chunk * C, v + 16 * chunk * C + MR, 0.f);
-      for (std::int64_t t0 = first; t0 < last; t0 += chunk) {
-        const std::int64_t T = std::min(chunk, last - t0);
-        for (std::int64_t i = 0; i < T; ++i) {
-          const std::int64_t t = t0 + i, b = t / per_image, ty = t % per_image / tw, tx = t % tw;
-          input_tile(g, input + b * in_image, 2 * ty - g.pad_top, 2 * tx - g.pad_left, v + i * C,
-                     chunk * C);
-          grad_output_tile(g, grad_output + b * out_image, 2 * ty, 2 * tx, m + i * NR, chunk * K,
-                           NR, T * NR);
-        }
-        for (int xi = 0; xi < 16; ++xi)
-          for (std::int64_t i0 = 0; i0 < C; i0 += MR)
-            for (std::int64_t jp = 0; jp < panels; ++jp)
-              sgemm_tile_product(
-                  tile, T, v + xi * chunk * C + i0, C, true, m + xi * chunk * K + jp * T * NR,
-                  du + xi * plane + i0 * K + jp * NR, K, std::min(MR, C - i0), t0 != first);
+      if (t < plan.parts) {
+        kernel_grad_part(g, plan, input, grad_output, t, partial + t * 16 * plane);
+      } else {
+        const std::int64_t b0 = (t - plan.parts) * input_grad_group;
+        forward_images(gi, grad_output, u, b0, std::min(g.n, b0 + input_grad_group), grad_input,
+                       {});
       }
     });
   });
   errors.rethrow();
-  detail::sum_partials(parts, 16 * plane, partial, partial);
-  transform_kernel_grad(C, K, partial, grad_kernel);
+  finish_kernel_grad(g, plan, partial, grad_kernel);
 }
 
 }  // namespace xtape::kernels::winograd

@@ -38,6 +38,17 @@ void forward_images(const Conv2DGeometry& g, const float* input, const float* u,
 void backward_kernel(const Conv2DGeometry& g, const float* input, const float* grad_output,
                      float* grad_kernel);
 
+/// Images per task of the input gradient (forward_images of input_grad_geometry(g)).
+inline constexpr std::int64_t input_grad_group = 2;
+
+/// Both gradients of conv(input, kernel) given grad_output, with the bits of backward_kernel
+/// and of the input gradient computed as input_grad_group-image forward_images calls, in one
+/// parallel region: the kernel gradient's parts first, then the input gradient's image groups,
+/// handed out one at a time (a thread that starts late takes fewer; no join in between).
+/// Needs supported(g) and supported(input_grad_geometry(g)). Overwrites both outputs.
+void backward(const Conv2DGeometry& g, const float* input, const float* grad_output,
+              const float* kernel, float* grad_input, float* grad_kernel);
+
 /// The geometry of the input gradient as a forward convolution of grad_output: a 3x3 unit-
 /// stride convolution of (n, out_h, out_w, cout) into (n, h, w, cin) with padding 2 - pad.
 Conv2DGeometry input_grad_geometry(const Conv2DGeometry& g);

@@ -485,26 +485,33 @@ Tensor conv2d_impl(const Tensor& input, const Tensor& kernel, std::array<int, 2>
           }
           return;
         }
-        if (grads.needs(0)) {
-          Tensor gi = Tensor::empty(vi.shape());
-          kernels::conv2d_backward_input(g, go.data(), vk.data(), detail::mutable_data(gi));
-          grads.add(0, gi);
-        }
-        if (grads.needs(1)) {
-          Tensor gk = Tensor::empty(vk.shape());
-          // Under a max pool, a thin layer's gradient is read in pooled form (never
-          // written out).
-          kernels::Pool2DGeometry pool;
-          const float* pooled = nullptr;
-          const std::int32_t* argmax = nullptr;
-          const auto keep = detail::pending_pool_grad(go, pool, pooled, argmax);
-          if (keep && kernels::conv2d_backward_kernel_pooled_supported(g, pool))
+        // Under a max pool, a thin layer's kernel gradient reads the output gradient in
+        // pooled form (never written out).
+        kernels::Pool2DGeometry pool;
+        const float* pooled = nullptr;
+        const std::int32_t* argmax = nullptr;
+        const auto keep =
+            grads.needs(1) ? detail::pending_pool_grad(go, pool, pooled, argmax) : nullptr;
+        const bool pooled_kernel_grad =
+            keep && kernels::conv2d_backward_kernel_pooled_supported(g, pool);
+        Tensor gi, gk;
+        if (grads.needs(0)) gi = Tensor::empty(vi.shape());
+        if (grads.needs(1)) gk = Tensor::empty(vk.shape());
+        if (gi.defined() && gk.defined() && !pooled_kernel_grad) {  // both in one pass
+          kernels::conv2d_backward(g, vi.data(), go.data(), vk.data(), detail::mutable_data(gi),
+                                   detail::mutable_data(gk));
+        } else {
+          if (gi.defined())
+            kernels::conv2d_backward_input(g, go.data(), vk.data(), detail::mutable_data(gi));
+          if (gk.defined() && pooled_kernel_grad)
             kernels::conv2d_backward_kernel_pooled(g, vi.data(), pool, pooled, argmax,
                                                    detail::mutable_data(gk));
-          else
+          else if (gk.defined())
             kernels::conv2d_backward_kernel(g, vi.data(), go.data(), detail::mutable_data(gk));
-          grads.add(1, pruned ? detail::embed_kernel_block(gk, kshape, rows, cols) : gk);
         }
+        if (gi.defined()) grads.add(0, gi);
+        if (gk.defined())
+          grads.add(1, pruned ? detail::embed_kernel_block(gk, kshape, rows, cols) : gk);
       },
       true);
 }

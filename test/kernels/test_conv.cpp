@@ -365,6 +365,39 @@ BOOST_AUTO_TEST_CASE(winograd_fused_pool_matches_separate_kernels_bitwise) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(both_gradients_in_one_pass_match_separate_kernels_bitwise) {
+  // conv2d_backward (one parallel region on the Winograd path: the kernel gradient's parts,
+  // then the input gradient's image groups) gives the bits of conv2d_backward_input and
+  // conv2d_backward_kernel, on 1 and 2 threads: the founding model's second layer, an odd
+  // batch over three partial sums, 'same' padding, and shapes off the Winograd path.
+  const int saved = xtape::kernels::num_threads();
+  std::uint32_t seed = 300;
+  for (const Spec& s :
+       {Spec{32, 13, 13, 32, 3, 3, 64, 1, 1, false}, Spec{37, 9, 11, 32, 3, 3, 32, 1, 1, true},
+        Spec{5, 16, 16, 64, 3, 3, 64, 1, 1, true}, Spec{3, 12, 12, 16, 3, 3, 32, 1, 1, true},
+        Spec{4, 11, 11, 32, 3, 3, 64, 2, 1, false}, Spec{4, 10, 10, 8, 1, 1, 16, 1, 1, false}}) {
+    const Conv2DGeometry g = geometry(s);
+    const auto x = random_vector(static_cast<std::size_t>(g.n * g.h * g.w * g.cin), seed++);
+    const auto k = random_vector(static_cast<std::size_t>(g.kh * g.kw * g.cin * g.cout), seed++);
+    const auto go =
+        random_vector(static_cast<std::size_t>(g.n * g.out_h * g.out_w * g.cout), seed++);
+    std::vector<float> xs(x.size()), ks(k.size());
+    xtape::kernels::set_num_threads(1);
+    xtape::kernels::conv2d_backward_input(g, go.data(), k.data(), xs.data());
+    xtape::kernels::conv2d_backward_kernel(g, x.data(), go.data(), ks.data());
+    for (int threads : {1, 2}) {
+      xtape::kernels::set_num_threads(threads);
+      std::vector<float> xb(x.size(), NAN), kb(k.size(), NAN);
+      xtape::kernels::conv2d_backward(g, x.data(), go.data(), k.data(), xb.data(), kb.data());
+      BOOST_TEST(std::memcmp(xs.data(), xb.data(), xs.size() * sizeof(float)) == 0,
+                 "input gradient, n=" << s.n << " cin=" << s.cin << " threads=" << threads);
+      BOOST_TEST(std::memcmp(ks.data(), kb.data(), ks.size() * sizeof(float)) == 0,
+                 "kernel gradient, n=" << s.n << " cin=" << s.cin << " threads=" << threads);
+    }
+  }
+  xtape::kernels::set_num_threads(saved);
+}
+
 BOOST_AUTO_TEST_CASE(bitwise_identical_for_1_and_2_threads) {
   // Required of backward_kernel (a reduction over pixels); forward and backward_input get the
   // same guarantee from fixed chunking, checked here too.
