@@ -29,6 +29,7 @@
 
 #include "kernels/gemm.hpp"
 #include "kernels/isa.hpp"
+#include "kernels/threads.hpp"
 #include "peak.hpp"
 
 #ifdef XTAPE_BENCH_OPENBLAS
@@ -92,7 +93,7 @@ int main(int argc, char** argv) {
   }
   // 10-class output layers (the founding model's 1600 -> 10 at batch 32, the MLP's 512 -> 10
   // at batch 128): forward, kernel gradient X^T G, input gradient G W^T.
-  for (const auto [m, k] : {std::pair<std::int64_t, std::int64_t>{32, 1600}, {128, 512}}) {
+  for (const auto& [m, k] : {std::pair<std::int64_t, std::int64_t>{32, 1600}, {128, 512}}) {
     const std::string mk = std::to_string(m), kk = std::to_string(k);
     shapes.push_back({mk + "x10x" + kk + "_NN", false, false, m, 10, k});
     shapes.push_back({kk + "x10x" + mk + "_TN", true, false, k, 10, m});
@@ -117,7 +118,7 @@ int main(int argc, char** argv) {
   for (int threads : thread_counts) {
     const double peak = xtape::bench::fma_peak(threads);
     std::printf("FMA peak, %d thread(s): %.1f GFLOP/s\n", threads, peak);
-    omp_set_num_threads(threads);
+    xtape::kernels::set_num_threads(threads);
 #ifdef XTAPE_BENCH_OPENBLAS
     openblas_set_num_threads(threads);
 #endif

@@ -29,6 +29,7 @@
 #include "kernels/conv.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/isa.hpp"
+#include "kernels/threads.hpp"
 #include "kernels/winograd.hpp"
 #include "peak.hpp"
 
@@ -138,7 +139,7 @@ int main(int argc, char** argv) {
   std::printf("%-34s %8s %10s %8s %10s %8s\n", "kernel", "threads", "time ms", "GFLOP/s", "of peak",
               "GB/s");
   for (int threads : {1, 2}) {
-    omp_set_num_threads(threads);
+    xtape::kernels::set_num_threads(threads);
     const double pk = peak[threads - 1];
     auto row = [&](const char* name, double flops, double t, double bytes, double executed = 0) {
       std::printf("%-34s %8d %10.3f %8.1f %9.1f%%", name, threads, t * 1e3, flops / t / 1e9,

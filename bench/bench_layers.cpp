@@ -188,7 +188,7 @@ int main(int argc, char** argv) {
               steps, warmup);
   std::printf("%-28s %-16s %8s %10s\n", "layer", "input", "threads", "ms");
   for (int threads : thread_counts) {
-    omp_set_num_threads(threads);
+    xtape::kernels::set_num_threads(threads);
     for (const Case& c : cases()) {
       if (!only.empty() && std::none_of(only.begin(), only.end(), [&](const std::string& o) {
             return c.name.rfind(o, 0) == 0;

@@ -234,7 +234,7 @@ int main(int argc, char** argv) {
   std::printf("xtape models: median training step and inference batch of %d steps\n", steps);
   std::printf("%-16s %8s %10s %10s\n", "model", "threads", "train ms", "infer ms");
   for (int threads : thread_counts) {
-    omp_set_num_threads(threads);
+    xtape::kernels::set_num_threads(threads);
     for (const ModelCase& mc : model_cases()) {
       if (!only.empty() && std::find(only.begin(), only.end(), mc.name) == only.end()) continue;
       const auto [train, infer] = measure(mc, steps, profile);

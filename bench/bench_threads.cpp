@@ -7,7 +7,11 @@
 // alternating order, `--runs` times; the table gives medians and the ratios 2 threads / 1.
 // Absolute figures depend on what else the machine runs: the load average is printed.
 //
-// Usage: bench_threads [--runs N] [--model conv1d|founding|both]
+// With --configured, each workload is timed instead with the thread count the library chose
+// from its environment (no set_num_threads call: XTAPE_NUM_THREADS, OMP_NUM_THREADS, the
+// cgroup's CPU limit), which bench/cpu_quota.sh uses inside a cgroup with a CPU limit.
+//
+// Usage: bench_threads [--runs N] [--model conv1d|founding|both] [--configured]
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -159,9 +163,9 @@ Workload founding_workload() {
   return w;
 }
 
-// Wall time of model construction and fit, in seconds.
+// Wall time of model construction and fit, in seconds; threads 0 keeps the configured count.
 double time_fit(const Workload& w, int threads) {
-  set_num_threads(threads);
+  if (threads > 0) set_num_threads(threads);
   set_random_seed(1);
   const auto t0 = clock_type::now();
   auto model = w.make();
@@ -174,14 +178,18 @@ double time_fit(const Workload& w, int threads) {
 int main(int argc, char** argv) {
   int runs = 5;
   std::string which = "both";
+  bool configured = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--runs" && i + 1 < argc)
       runs = std::max(1, std::atoi(argv[++i]));
     else if (a == "--model" && i + 1 < argc)
       which = argv[++i];
+    else if (a == "--configured")
+      configured = true;
     else {
-      std::fprintf(stderr, "usage: %s [--runs N] [--model conv1d|founding|both]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--runs N] [--model conv1d|founding|both] [--configured]\n",
+                   argv[0]);
       return 2;
     }
   }
@@ -195,6 +203,17 @@ int main(int argc, char** argv) {
   if (loads.empty()) {
     std::fprintf(stderr, "unknown --model %s\n", which.c_str());
     return 2;
+  }
+  if (configured) {
+    std::printf("threads as configured: %d\n", num_threads());
+    for (const auto& w : loads) {
+      time_fit(w, 0);  // warm-up
+      std::vector<double> t;
+      for (int r = 0; r < runs; ++r) t.push_back(time_fit(w, 0));
+      std::printf("%s, median of %d runs: %.3f s\n", w.name.c_str(), runs, median(t));
+      std::printf("RESULT %s configured %d %.4f\n", w.key.c_str(), num_threads(), median(t));
+    }
+    return 0;
   }
   for (const auto& w : loads) {
     time_fit(w, 1);  // warm-up: allocator cache, libgomp's pool

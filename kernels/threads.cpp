@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cpu_quota.hpp"
 #include "kernels/parallel.hpp"
 
 namespace xtape::kernels {
@@ -76,7 +77,7 @@ void own_running_ids(std::vector<long>& ids) {
   while (const dirent* entry = readdir(dir)) {
     if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
     if (++looked > 32) break;
-    char path[64], line[512] = {};
+    char path[300], line[512] = {};  // d_name holds up to 255 characters
     std::snprintf(path, sizeof path, "/proc/self/task/%s/stat", entry->d_name);
     if (std::FILE* f = std::fopen(path, "r")) {
       if (std::fgets(line, sizeof line, f) != nullptr && detail::task_is_running(line))
@@ -153,7 +154,14 @@ void set_num_threads(int n) {
 int num_threads() {
   std::call_once(env_once, read_env);
   const int n = requested.load(std::memory_order_relaxed);
-  return n > 0 ? n : omp_get_max_threads();
+  if (n > 0) return n;
+  // OpenMP's own default (OMP_NUM_THREADS unset, a count of the CPUs this process may run
+  // on) is capped by the cgroup's CPU limit.
+  static const bool omp_env = std::getenv("OMP_NUM_THREADS") != nullptr;
+  static const int available = cpus();
+  static const int quota_cap = detail::threads_for_cpu_limit(detail::cgroup_cpu_limit());
+  const int omp = omp_get_max_threads();
+  return omp_env || omp != available ? omp : std::min(omp, quota_cap);
 }
 
 namespace detail {

@@ -14,7 +14,12 @@ void set_num_threads(int n);
 /// The largest number of threads a kernel's parallel region may use: the value given to
 /// set_num_threads; before any call, XTAPE_NUM_THREADS (a positive integer, read once at the
 /// first use; an invalid value is reported on stderr and ignored); otherwise OpenMP's
-/// omp_get_max_threads() of the calling thread (OMP_NUM_THREADS, omp_set_num_threads).
+/// omp_get_max_threads() of the calling thread (OMP_NUM_THREADS, omp_set_num_threads). When
+/// that is OpenMP's default (OMP_NUM_THREADS unset, a count of the CPUs the process may run
+/// on), the CPU limit of the process's cgroup caps it, rounded to the nearest CPU, at least 1:
+/// a container given 1 CPU of 2 (`docker --cpus=1`, a Kubernetes limit, systemd's CPUQuota)
+/// gets 1 thread, as a second would spend the same quota and stall every join while the group
+/// is throttled.
 int num_threads();
 
 /// Turns the load guard on or off (on by default; XTAPE_LOAD_GUARD=0 in the environment turns

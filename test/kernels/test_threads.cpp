@@ -8,12 +8,16 @@
 
 #include <array>
 #include <boost/test/unit_test.hpp>
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <stdexcept>
 #include <string>
 
+#include "kernels/cpu_quota.hpp"
 #include "kernels/parallel.hpp"
 #include "kernels/threads.hpp"
 
@@ -21,10 +25,12 @@ using namespace xtape::kernels;
 
 namespace {
 
-// Runs this test executable's env_probe case with `env` prepended; returns stdout and stderr.
-std::string run_probe(const std::string& env) {
-  const std::string cmd = "env " + env + " /proc/" + std::to_string(getpid()) +
-                          "/exe --run_test=threads/env_probe --color_output=no 2>&1";
+// Runs this test executable's env_probe case with `env` prepended (inside the cgroup whose
+// cgroup.procs file is `cgroup_procs`, when given); returns stdout and stderr.
+std::string run_probe(const std::string& env, const std::string& cgroup_procs = "") {
+  std::string cmd = "env " + env + " /proc/" + std::to_string(getpid()) +
+                    "/exe --run_test=threads/env_probe --color_output=no 2>&1";
+  if (!cgroup_procs.empty()) cmd = "sh -c 'echo $$ > " + cgroup_procs + " && exec " + cmd + "'";
   FILE* p = popen(cmd.c_str(), "r");
   BOOST_REQUIRE(p != nullptr);
   std::string out;
@@ -157,6 +163,147 @@ BOOST_AUTO_TEST_CASE(load_guard_arithmetic) {
   int avg = smooth_others_x16(0, 0, true);
   for (int i = 0; i < 4; ++i) avg = smooth_others_x16(avg, 1, false);
   BOOST_TEST(cap_for_load(2, avg) == 1);
+}
+
+BOOST_AUTO_TEST_CASE(cgroup_cpu_limit_parsing) {
+  using namespace xtape::kernels::detail;
+  // cgroup v2's cpu.max: "quota period" or "max period".
+  BOOST_TEST(cpu_max_limit("150000 100000\n") == 1.5);
+  BOOST_TEST(cpu_max_limit("max 100000\n") == 0);
+  BOOST_TEST(cpu_max_limit("") == 0);
+  BOOST_TEST(cpu_max_limit("garbage") == 0);
+  BOOST_TEST(cpu_max_limit("0 100000") == 0);
+  // v1: cpu.cfs_quota_us (-1: none) over cpu.cfs_period_us.
+  BOOST_TEST(cfs_limit("200000\n", "100000\n") == 2.0);
+  BOOST_TEST(cfs_limit("-1\n", "100000\n") == 0);
+  BOOST_TEST(cfs_limit("50000", "") == 0);
+  // Threads: the nearest count, at least one; no cap without a limit.
+  BOOST_TEST(threads_for_cpu_limit(0) == INT_MAX);
+  BOOST_TEST(threads_for_cpu_limit(0.3) == 1);
+  BOOST_TEST(threads_for_cpu_limit(1.0) == 1);
+  BOOST_TEST(threads_for_cpu_limit(1.4) == 1);
+  BOOST_TEST(threads_for_cpu_limit(1.5) == 2);
+  BOOST_TEST(threads_for_cpu_limit(6.0) == 6);
+}
+
+namespace {
+void write_file(const std::filesystem::path& p, const std::string& text) {
+  std::filesystem::create_directories(p.parent_path());
+  std::ofstream(p) << text;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(cgroup_cpu_limit_from_a_hierarchy) {
+  using namespace xtape::kernels::detail;
+  namespace fs = std::filesystem;
+  const fs::path root = fs::temp_directory_path() / ("xtape_cgroup_" + std::to_string(getpid()));
+  fs::remove_all(root);
+  // A hybrid machine: v1's cpu controller (this process in /ci/job, limited to 2.5 CPUs at
+  // /ci and 1 at /ci/job) beside an empty v2 hierarchy.
+  const std::string mountinfo =
+      "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n"
+      "32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct\n"
+      "33 31 0:30 / /sys/fs/cgroup/cpuset rw,relatime - cgroup cgroup rw,cpuset\n"
+      "34 31 0:31 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
+  const std::string v1_cgroup = "3:cpuset:/\n2:cpu,cpuacct:/ci/job\n0::/\n";
+  const fs::path cpu = root / "sys/fs/cgroup/cpu,cpuacct";
+  write_file(cpu / "cpu.cfs_quota_us", "-1\n");
+  write_file(cpu / "cpu.cfs_period_us", "100000\n");
+  write_file(cpu / "ci/cpu.cfs_quota_us", "250000\n");
+  write_file(cpu / "ci/cpu.cfs_period_us", "100000\n");
+  write_file(cpu / "ci/job/cpu.cfs_quota_us", "-1\n");
+  write_file(cpu / "ci/job/cpu.cfs_period_us", "100000\n");
+  BOOST_TEST(cgroup_cpu_limit_from(mountinfo, v1_cgroup, root.string()) == 2.5);
+  write_file(cpu / "ci/job/cpu.cfs_quota_us", "100000\n");  // the smaller limit wins
+  BOOST_TEST(cgroup_cpu_limit_from(mountinfo, v1_cgroup, root.string()) == 1.0);
+  // No cpu controller listed for this process, or no hierarchy mounted: no limit.
+  BOOST_TEST(cgroup_cpu_limit_from(mountinfo, "3:cpuset:/\n0::/\n", root.string()) == 0);
+  BOOST_TEST(cgroup_cpu_limit_from("", v1_cgroup, root.string()) == 0);
+  // A container (v2 only, its own cgroup mounted as the root: /proc/self/cgroup says "/"),
+  // limited to 1.5 CPUs; and a v2 mount whose root is the process's parent cgroup.
+  const std::string v2_mountinfo =
+      "40 30 0:35 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n";
+  write_file(root / "c/sys/fs/cgroup/cpu.max", "150000 100000\n");
+  BOOST_TEST(cgroup_cpu_limit_from(v2_mountinfo, "0::/\n", (root / "c").string()) == 1.5);
+  const std::string v2_sub = "40 30 0:35 /kubepods /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw\n";
+  write_file(root / "k/sys/fs/cgroup/cpu.max", "max 100000\n");
+  write_file(root / "k/sys/fs/cgroup/pod1/cpu.max", "300000 100000\n");
+  write_file(root / "k/sys/fs/cgroup/pod1/app/cpu.max", "max 100000\n");
+  BOOST_TEST(cgroup_cpu_limit_from(v2_sub, "0::/kubepods/pod1/app\n", (root / "k").string()) ==
+             3.0);
+  fs::remove_all(root);
+  // This machine's own limit, whatever it is, gives a thread count of at least one.
+  BOOST_TEST(threads_for_cpu_limit(cgroup_cpu_limit()) >= 1);
+}
+
+namespace {
+bool write_text(const std::string& path, const std::string& text) {
+  std::ofstream f(path);
+  f << text;
+  f.flush();
+  return static_cast<bool>(f);
+}
+std::string read_all(const std::string& path) {
+  std::ifstream f(path);
+  std::string s;
+  std::getline(f, s, '\0');
+  return s;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(cgroup_cpu_limit_caps_the_default) {
+  // End to end where the test may create a cgroup (root, with the cpu controller mounted):
+  // a child process in a cgroup limited to 1 CPU gets 1 thread by default, 2 when asked.
+  namespace fs = std::filesystem;
+  if (num_threads() < 2 || geteuid() != 0) {
+    BOOST_TEST_MESSAGE("needs root and 2 threads: not checked");
+    return;
+  }
+  const std::string name = "xtape_test_" + std::to_string(getpid());
+  std::string dir;
+  if (fs::exists("/sys/fs/cgroup/cgroup.controllers") &&
+      read_all("/sys/fs/cgroup/cgroup.controllers").find("cpu") != std::string::npos) {
+    // Only where the controller is already enabled for the root's children (this test does
+    // not change the machine's cgroup settings).
+    if (read_all("/sys/fs/cgroup/cgroup.subtree_control").find("cpu") == std::string::npos) {
+      BOOST_TEST_MESSAGE("the cpu controller is not enabled below the root: not checked");
+      return;
+    }
+    dir = "/sys/fs/cgroup/" + name;
+    std::error_code ec;
+    if (!fs::create_directory(dir, ec) || !write_text(dir + "/cpu.max", "100000 100000")) {
+      fs::remove(dir, ec);
+      BOOST_TEST_MESSAGE("no cgroup with a cpu limit could be made here: not checked");
+      return;
+    }
+  } else {
+    for (const char* mount : {"/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct"})
+      if (fs::exists(std::string(mount) + "/cpu.cfs_quota_us")) {
+        dir = std::string(mount) + "/" + name;
+        break;
+      }
+    std::error_code ec;
+    if (dir.empty() || !fs::create_directory(dir, ec) ||
+        !write_text(dir + "/cpu.cfs_period_us", "100000") ||
+        !write_text(dir + "/cpu.cfs_quota_us", "100000")) {
+      if (!dir.empty()) fs::remove(dir, ec);
+      BOOST_TEST_MESSAGE("no cgroup with a cpu limit could be made here: not checked");
+      return;
+    }
+  }
+  // A process may be moved there (not always so inside a container).
+  const std::string move = "sh -c 'echo $$ > " + dir + "/cgroup.procs' 2>/dev/null";
+  if (std::system(move.c_str()) != 0) {
+    std::error_code ec;
+    fs::remove(dir, ec);
+    BOOST_TEST_MESSAGE("no process can join a new cgroup here: not checked");
+    return;
+  }
+  run_probe("-u OMP_NUM_THREADS -u XTAPE_NUM_THREADS XTAPE_PROBE_THREADS=1", dir + "/cgroup.procs");
+  run_probe("-u OMP_NUM_THREADS XTAPE_NUM_THREADS=2 XTAPE_PROBE_THREADS=2", dir + "/cgroup.procs");
+  std::error_code ec;
+  fs::remove(dir, ec);  // empty again once the probes exit
+  BOOST_TEST(!ec, ec.message());
 }
 
 // The default is set for libgomp (GCC's OpenMP runtime, which reads its environment in its own
