@@ -14,6 +14,13 @@
 #include "kernels/simd_map.hpp"
 #include "kernels/workspace.hpp"
 
+// xsimd's AVX-512 exp, log and conversions call intrinsics whose unused operand is an
+// _mm512_undefined_*() value, which GCC 12 reports as uninitialized (a false positive).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
 namespace xtape::kernels {
 namespace {
 

@@ -9,7 +9,6 @@
 /// alone, so the team size never changes a result.
 #include <algorithm>
 #include <cstdint>
-#include <vector>
 
 namespace xtape::kernels::detail {
 
@@ -29,22 +28,19 @@ inline double byte_ns(double bytes) { return bytes / bytes_per_ns; }
 /// or with one task.
 int parallel_team(double work_ns, std::int64_t tasks = INT64_MAX);
 
-/// The load guard's arithmetic (threads.hpp), exposed for its tests. Runnable threads other
-/// than the reader from a /proc/loadavg line ("0.52 0.41 0.30 3/120 4567": the fourth field
-/// counts the threads running or ready to run), or -1 when the line does not parse.
-int runnable_others_from(const char* loadavg_line);
-/// Threads of this process running or ready to run, from the ids found in state R in two
-/// listings (one taken before the run queue is read, one after): a thread in either counts
-/// once, the reader at least.
-int own_running_count(std::vector<long> before, const std::vector<long>& after);
-/// Whether a /proc/<pid>/task/<tid>/stat line ("123 (name) R 1 ...") is of a thread running or
-/// ready to run (state R; the name may hold spaces and parentheses).
-bool task_is_running(const char* stat_line);
-/// The next average of the other runnable threads, in 16ths: three quarters of the previous
-/// one and a quarter of the sample, or the sample alone when it is the first.
-int smooth_others_x16(int previous_x16, int sample, bool first);
-/// Threads a region may use on `cpus` cores while others_x16 / 16 other threads are runnable
-/// (rounded to the nearest): the cores they leave free, at least 1.
+/// The load guard's arithmetic (threads.hpp), exposed for its tests. A per-CPU line of
+/// /proc/stat ("cpu3 120 0 40 9000 3 0 2 0 0 0"): its CPU number and busy clock ticks (user,
+/// nice, system, irq and softirq; not idle, iowait or steal). False for any other line.
+bool cpu_stat_busy(const char* line, int& cpu, long long& busy);
+/// CPUs (in 16ths, rounded) that others used between two samples: `busy_ticks` of the CPUs
+/// this process may run on, less its own `own_s` seconds of CPU time, over `wall_s` seconds;
+/// at least 0, -1 when the interval is empty.
+int others_x16_from(long long busy_ticks, long ticks_per_s, double own_s, double wall_s);
+/// The next average of the CPUs others use, in 16ths: three quarters of the previous one (0
+/// before the first sample) and a quarter of the sample.
+int smooth_others_x16(int previous_x16, int sample_x16);
+/// Threads a region may use on `cpus` cores while others use others_x16 / 16 of them (rounded
+/// to the nearest): the cores they leave free, at least 1.
 int cap_for_load(int cpus, int others_x16);
 
 /// The team of one sgemm of m x n x k (shared by sgemm and the convolutions that choose

@@ -2,7 +2,6 @@
 // parallel.hpp).
 #include "kernels/threads.hpp"
 
-#include <dirent.h>
 #include <omp.h>
 #include <sched.h>
 #include <unistd.h>
@@ -11,10 +10,12 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <climits>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <limits>
 #include <mutex>
 #include <stdexcept>
@@ -47,17 +48,19 @@ void read_env() {
   requested.compare_exchange_strong(expected, static_cast<int>(n));
 }
 
-// The load guard: the run queue (the fourth field of /proc/loadavg counts the threads running
-// or ready to run, the reader included), sampled at most every 20 ms from serial code, where
-// threads of this process are not counted: xtape's own idle OpenMP threads spin for about
-// 200 us after a region (omp_defaults.cpp) and would otherwise count as load. Other runnable
-// threads beyond the cores free for them leave a second thread of ours only a share of a core,
-// and every join would wait for it, so the team shrinks to the cores left. An exponential
-// average smooths the snapshots.
+// The load guard: the CPU time other processes take on the CPUs this process may run on,
+// sampled at most every 20 ms from serial code: the busy time of those CPUs (/proc/stat's
+// per-CPU lines, in clock ticks) less this process's own CPU time (its spinning OpenMP
+// workers included), over the wall time between samples. Other work using a core leaves a
+// second thread of ours only a share of it, and every join would wait for that thread, so the
+// team shrinks to the cores left. An exponential average smooths the samples. Measuring the
+// CPUs of this process's affinity mask, not the machine's run queue, keeps a container pinned
+// to some CPUs of a busy host (a cpuset) from counting the host's other work, and short-lived
+// kernel threads count for the little time they run.
 std::atomic<int> guard_state{-1};  // -1 unread, 0 off, 1 on
 std::atomic<int> machine_cap{std::numeric_limits<int>::max()};
 std::atomic<std::int64_t> next_sample_ns{0};
-std::atomic<int> others_x16{0};  // average of the other runnable threads, times 16
+std::atomic<int> others_x16{0};  // average CPUs other processes use, times 16
 
 int cpus() {
   cpu_set_t set;
@@ -66,44 +69,56 @@ int cpus() {
   return std::max<int>(1, static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)));
 }
 
-// Appends to `ids` the thread ids of this process in state R (running or ready to run), the
-// caller included. At most the first 32 threads listed are read (a read costs a few
-// microseconds; the list is in creation order, and OpenMP's workers start at the first parallel
-// region, so they are among the first unless the program started dozens of threads before it).
-void own_running_ids(std::vector<long>& ids) {
-  DIR* dir = opendir("/proc/self/task");
-  if (dir == nullptr) return;
-  int looked = 0;
-  while (const dirent* entry = readdir(dir)) {
-    if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
-    if (++looked > 32) break;
-    char path[300], line[512] = {};  // d_name holds up to 255 characters
-    std::snprintf(path, sizeof path, "/proc/self/task/%s/stat", entry->d_name);
-    if (std::FILE* f = std::fopen(path, "r")) {
-      if (std::fgets(line, sizeof line, f) != nullptr && detail::task_is_running(line))
-        ids.push_back(std::strtol(entry->d_name, nullptr, 10));
-      std::fclose(f);
+// Busy clock ticks summed over the CPUs of this process's affinity mask, or -1 when unknown.
+// The per-CPU lines come first in /proc/stat; reading stops after them (the lines after can
+// be long on a large machine).
+long long busy_ticks_on_own_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return -1;
+  std::FILE* f = std::fopen("/proc/stat", "r");
+  if (f == nullptr) return -1;
+  char line[512];
+  long long total = 0;
+  bool any = false, seen_cpu_lines = false;
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    int cpu = -1;
+    long long busy = 0;
+    if (!detail::cpu_stat_busy(line, cpu, busy)) {
+      if (seen_cpu_lines && std::strncmp(line, "cpu", 3) != 0) break;
+      continue;
     }
+    seen_cpu_lines = true;
+    if (cpu >= 0 && cpu < CPU_SETSIZE && CPU_ISSET(cpu, &set)) total += busy, any = true;
   }
-  closedir(dir);
+  std::fclose(f);
+  return any ? total : -1;
 }
 
-// Runnable threads of other processes, or -1 when unknown. The threads of this process are
-// listed just before and just after the run queue is read, and one in state R in either list
-// is ours: an idle OpenMP worker going to sleep or being woken changes state within
-// microseconds, and read only after the run queue it was counted as another process's thread
-// in a quarter of the samples of an idle 2-core VM (and the team shrank to one thread).
-int runnable_others() {
-  std::vector<long> before, after;
-  own_running_ids(before);
-  std::FILE* f = std::fopen("/proc/loadavg", "r");
-  if (f == nullptr) return -1;
-  char line[256] = {};
-  const bool read = std::fgets(line, sizeof line, f) != nullptr;
-  std::fclose(f);
-  own_running_ids(after);
-  const int others = read ? detail::runnable_others_from(line) : -1;
-  return others < 0 ? -1 : std::max(0, others - (detail::own_running_count(before, after) - 1));
+double process_cpu_seconds() {
+  timespec t{};
+  if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t) != 0) return -1;
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
+
+// The previous sample, read and written by the one thread that takes a sample.
+std::mutex sample_mutex;
+long long last_busy_ticks = -1;
+double last_own_s = -1, last_wall_s = -1;
+
+// CPUs (in 16ths) other processes used on this process's CPUs since the previous sample, or
+// -1 at the first sample or when unknown.
+int others_since_last_sample(std::int64_t now_ns) {
+  static const long ticks_per_s = sysconf(_SC_CLK_TCK);
+  std::lock_guard<std::mutex> lock(sample_mutex);
+  const long long busy = busy_ticks_on_own_cpus();
+  const double own = process_cpu_seconds(), wall = 1e-9 * static_cast<double>(now_ns);
+  int x16 = -1;
+  if (busy >= 0 && own >= 0 && last_busy_ticks >= 0 && last_own_s >= 0 && ticks_per_s > 0)
+    x16 = detail::others_x16_from(busy - last_busy_ticks, ticks_per_s, own - last_own_s,
+                                  wall - last_wall_s);
+  last_busy_ticks = busy, last_own_s = own, last_wall_s = wall;
+  return x16;
 }
 
 bool guard_enabled() {
@@ -123,11 +138,12 @@ int load_cap() {
                                .count();
   std::int64_t due = next_sample_ns.load(std::memory_order_relaxed);
   if (now >= due && next_sample_ns.compare_exchange_strong(due, now + 20'000'000)) {
-    const int others = runnable_others();
+    const int others = others_since_last_sample(now);
     if (others >= 0) {
-      // Three quarters of the old average and one quarter of the sample (the first sample
-      // alone), in 16ths.
-      const int smoothed = detail::smooth_others_x16(others_x16.load(), others, due == 0);
+      // Three quarters of the old average and one quarter of the sample, in 16ths, from an
+      // average of 0: a sample is a few clock ticks per CPU (1 in 2 off at 100 ticks a second
+      // and 20 ms), so a busy core shows after three samples and one noisy sample never does.
+      const int smoothed = detail::smooth_others_x16(others_x16.load(), others);
       others_x16.store(smoothed);
       static const int n_cpus = cpus();
       machine_cap.store(detail::cap_for_load(n_cpus, smoothed));
@@ -166,28 +182,35 @@ int num_threads() {
 
 namespace detail {
 
-int runnable_others_from(const char* loadavg_line) {
-  double a, b, c;
-  int running = 0, total = 0;
-  const int got = std::sscanf(loadavg_line, "%lf %lf %lf %d/%d", &a, &b, &c, &running, &total);
-  return got == 5 && running >= 0 && total >= running ? std::max(0, running - 1) : -1;
+bool cpu_stat_busy(const char* line, int& cpu, long long& busy) {
+  // "cpuN user nice system idle iowait irq softirq steal guest guest_nice" (guest time is also
+  // in user): busy is user + nice + system + irq + softirq.
+  if (std::strncmp(line, "cpu", 3) != 0 || line[3] < '0' || line[3] > '9') return false;
+  char* end = nullptr;
+  const long n = std::strtol(line + 3, &end, 10);
+  if (end == line + 3 || n < 0 || n > INT_MAX) return false;
+  long long f[7];
+  const char* p = end;
+  for (long long& v : f) {
+    errno = 0;
+    v = std::strtoll(p, &end, 10);
+    if (end == p || errno != 0 || v < 0) return false;
+    p = end;
+  }
+  cpu = static_cast<int>(n);
+  busy = f[0] + f[1] + f[2] + f[5] + f[6];
+  return true;
 }
 
-int own_running_count(std::vector<long> before, const std::vector<long>& after) {
-  before.insert(before.end(), after.begin(), after.end());
-  std::sort(before.begin(), before.end());
-  const auto distinct = std::unique(before.begin(), before.end()) - before.begin();
-  return std::max(1, static_cast<int>(distinct));
+int others_x16_from(long long busy_ticks, long ticks_per_s, double own_s, double wall_s) {
+  if (!(wall_s > 0) || ticks_per_s <= 0 || busy_ticks < 0) return -1;
+  const double others =
+      (static_cast<double>(busy_ticks) / static_cast<double>(ticks_per_s) - own_s) / wall_s;
+  return static_cast<int>(std::lround(16.0 * std::clamp(others, 0.0, 4096.0)));
 }
 
-bool task_is_running(const char* stat_line) {
-  const char* close = std::strrchr(stat_line, ')');  // the name may hold spaces and parentheses
-  return close != nullptr && close[1] == ' ' && close[2] == 'R';
-}
-
-int smooth_others_x16(int previous_x16, int sample, bool first) {
-  // Three quarters of the old average and one quarter of the sample, in 16ths.
-  return first ? 16 * sample : (3 * previous_x16 + 16 * sample) / 4;
+int smooth_others_x16(int previous_x16, int sample_x16) {
+  return (3 * previous_x16 + sample_x16) / 4;
 }
 
 int cap_for_load(int cpus, int others_x16) {

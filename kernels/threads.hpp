@@ -24,9 +24,10 @@ int num_threads();
 
 /// Turns the load guard on or off (on by default; XTAPE_LOAD_GUARD=0 in the environment turns
 /// it off). With it, a parallel region uses no more threads than the cores other processes
-/// leave free (from the system's run queue, sampled every 20 ms): on a machine whose cores
-/// are all busy, the kernels run on the calling thread rather than wait at every join for a
-/// thread that gets a share of a core. Results do not depend on it.
+/// leave free on the CPUs this process may run on (their CPU time there, sampled every
+/// 20 ms): on a machine whose cores are all busy, the kernels run on the calling thread
+/// rather than wait at every join for a thread that gets a share of a core. Results do not
+/// depend on it.
 void set_load_guard(bool on);
 
 /// Whether the load guard is on.

@@ -119,50 +119,55 @@ BOOST_AUTO_TEST_CASE(load_guard_switch) {
 
 BOOST_AUTO_TEST_CASE(load_guard_arithmetic) {
   using namespace xtape::kernels::detail;
-  // The run queue field of /proc/loadavg, the reader not counted.
-  BOOST_TEST(runnable_others_from("0.52 0.41 0.30 3/120 4567\n") == 2);
-  BOOST_TEST(runnable_others_from("10.13 6.28 3.73 1/142 4236") == 0);
-  BOOST_TEST(runnable_others_from("0.00 0.00 0.00 0/5 1") == 0);
-  BOOST_TEST(runnable_others_from("") == -1);
-  BOOST_TEST(runnable_others_from("garbage") == -1);
-  BOOST_TEST(runnable_others_from("1.0 1.0 1.0 7/3 9") == -1);  // more running than exist
-  // Threads of this process are not counted as load: a task's stat line says whether it runs
-  // (the name may hold spaces and parentheses), and the calling thread, reading its own, does.
-  BOOST_TEST(task_is_running("4236 (bench_models) R 4230 4236"));
-  BOOST_TEST(task_is_running("77 (a) b) R 1 77"));
-  BOOST_TEST(!task_is_running("77 (a) R) S 1 77"));
-  BOOST_TEST(!task_is_running("4237 (bench_models) S 4230 4236"));
-  BOOST_TEST(!task_is_running("garbage"));
-  {
-    char path[64], line[512] = {};
-    std::snprintf(path, sizeof path, "/proc/self/task/%ld/stat", static_cast<long>(gettid()));
-    std::FILE* f = std::fopen(path, "r");
+  // A per-CPU line of /proc/stat: user nice system idle iowait irq softirq steal ...
+  int cpu = -1;
+  long long busy = -1;
+  BOOST_TEST(cpu_stat_busy("cpu3 120 1 40 9000 3 5 2 7 0 0\n", cpu, busy));
+  BOOST_TEST(cpu == 3);
+  BOOST_TEST(busy == 120 + 1 + 40 + 5 + 2);  // idle, iowait and steal are not busy
+  BOOST_TEST(cpu_stat_busy("cpu12 0 0 0 100 0 0 0", cpu, busy));
+  BOOST_TEST(cpu == 12);
+  BOOST_TEST(busy == 0);
+  BOOST_TEST(!cpu_stat_busy("cpu  120 1 40 9000 3 5 2 7 0 0", cpu, busy));  // all CPUs
+  BOOST_TEST(!cpu_stat_busy("intr 12345 0 1", cpu, busy));
+  BOOST_TEST(!cpu_stat_busy("cpu1 5 6", cpu, busy));
+  BOOST_TEST(!cpu_stat_busy("", cpu, busy));
+  {  // This machine's file has a line per CPU this process may run on.
+    std::FILE* f = std::fopen("/proc/stat", "r");
     BOOST_TEST_REQUIRE(f != nullptr);
-    BOOST_TEST_REQUIRE(std::fgets(line, sizeof line, f) != nullptr);
+    char line[512];
+    int lines = 0;
+    while (std::fgets(line, sizeof line, f) != nullptr)
+      if (cpu_stat_busy(line, cpu, busy)) ++lines;
     std::fclose(f);
-    BOOST_TEST(task_is_running(line), line);
+    BOOST_TEST(lines >= 1);
   }
-  // This process's running threads, listed before and after the run queue is read: a worker
-  // running in either listing (going to sleep or being woken in between) is ours, counted once.
-  BOOST_TEST(own_running_count({4236, 4238}, {4236}) == 2);
-  BOOST_TEST(own_running_count({4236}, {4238, 4236}) == 2);
-  BOOST_TEST(own_running_count({4236, 4238}, {4236, 4238}) == 2);
-  BOOST_TEST(own_running_count({4236, 4238}, {4236, 4239}) == 3);
-  BOOST_TEST(own_running_count({}, {}) == 1);  // the reader, unlisted (no /proc), at least
-  // The average: the first sample alone, then a quarter of each new one.
-  BOOST_TEST(smooth_others_x16(0, 2, true) == 32);
-  BOOST_TEST(smooth_others_x16(32, 0, false) == 24);
-  BOOST_TEST(smooth_others_x16(24, 4, false) == 34);
+  // Others' CPUs between two samples (100 ticks a second): 4 ticks of 20 ms on our CPUs, of
+  // which this process ran 20 ms, leave one CPU to others; our own time alone leaves none.
+  BOOST_TEST(others_x16_from(4, 100, 0.020, 0.020) == 16);
+  BOOST_TEST(others_x16_from(2, 100, 0.020, 0.020) == 0);
+  BOOST_TEST(others_x16_from(1, 100, 0.020, 0.020) == 0);  // clock-tick noise: not negative
+  BOOST_TEST(others_x16_from(3, 100, 0.0, 0.040) == 12);
+  BOOST_TEST(others_x16_from(3, 100, 0.0, 0.0) == -1);
+  // The average: a quarter of each new sample (16ths), from 0.
+  BOOST_TEST(smooth_others_x16(0, 32) == 8);
+  BOOST_TEST(smooth_others_x16(32, 0) == 24);
+  BOOST_TEST(smooth_others_x16(24, 64) == 34);
   // The cap: the cores the others leave free, at least one.
   BOOST_TEST(cap_for_load(2, 0) == 2);
   BOOST_TEST(cap_for_load(2, 7) == 2);  // 0.44 others round to 0
   BOOST_TEST(cap_for_load(2, 8) == 1);  // 0.5 rounds to 1
   BOOST_TEST(cap_for_load(2, 160) == 1);
   BOOST_TEST(cap_for_load(16, 48) == 13);
-  // A machine whose second core is kept busy: after a few samples a region gets one thread.
-  int avg = smooth_others_x16(0, 0, true);
-  for (int i = 0; i < 4; ++i) avg = smooth_others_x16(avg, 1, false);
+  // A machine whose second core is kept busy: after three samples a region gets one thread;
+  // one noisy sample (a clock tick more than ran on each of two CPUs: one CPU over 20 ms)
+  // does not shrink the team.
+  int avg = 0;
+  for (int i = 0; i < 2; ++i) avg = smooth_others_x16(avg, 16);
+  BOOST_TEST(cap_for_load(2, avg) == 2);
+  avg = smooth_others_x16(avg, 16);
   BOOST_TEST(cap_for_load(2, avg) == 1);
+  BOOST_TEST(cap_for_load(2, smooth_others_x16(0, 16)) == 2);
 }
 
 BOOST_AUTO_TEST_CASE(cgroup_cpu_limit_parsing) {
