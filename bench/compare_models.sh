@@ -46,7 +46,8 @@ echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores," \
   "$(grep -o -w -E 'avx512f|avx2|fma' /proc/cpuinfo | sort -u | tr '\n' ' ')"
 
 # The FMA peaks of 1 and 2 threads (bench_gemm --peak): on a VM the two vCPUs may share one
-# physical core for a while, and then the 2-thread peak is the 1-thread one.
+# physical core for a while, and then the 2-thread peak is the 1-thread one. Printed at the
+# start and end of each set and before each idle run.
 peaks() {
   [ -x "$build/bench/bench_gemm" ] || return 0
   echo "  FMA peak, GFLOP/s: $("$build/bench/bench_gemm" --peak | awk '{printf "%s%s thread(s) %s", (NR > 1 ? ", " : ""), $2, $3}')"
@@ -54,6 +55,9 @@ peaks() {
 
 measure() {  # $1: label (idle / loaded); appends "X|T model threads train infer [layout]" to $tmp/$1
   for r in $(seq 1 "$runs"); do
+    # The peaks before each run: which runs had the two vCPUs on one physical core.
+    [ "$1" = idle ] && [ -x "$build/bench/bench_gemm" ] &&
+      echo "  idle run $r/$runs: FMA peak, GFLOP/s, $("$build/bench/bench_gemm" --peak | awk '{printf "%s%s thread(s) %s", (NR > 1 ? ", " : ""), $2, $3}')"
     for t in ${threads//,/ }; do
       OMP_NUM_THREADS=$t "$bench" --steps "$steps" --threads "$t" "${onlyarg[@]}" >"$tmp/x.$1.$r.$t" 2>&1
       grep '^RESULT' "$tmp/x.$1.$r.$t" | sed 's/^RESULT/X/' >>"$tmp/$1"
