@@ -695,6 +695,14 @@ void conv2d_max_pool2d_forward(const Conv2DGeometry& g, const float* input, cons
   errors.rethrow();
 }
 
+namespace {
+// Whether the input gradient of g is a Winograd convolution of grad_output with the flipped
+// kernel (its padding, 2 - pad, must not be negative).
+bool winograd_input_grad(const Conv2DGeometry& g) {
+  return g.pad_top <= 2 && g.pad_left <= 2 && winograd::supported(winograd::input_grad_geometry(g));
+}
+}  // namespace
+
 void conv2d_backward_input(const Conv2DGeometry& g, const float* grad_output, const float* kernel,
                            float* grad_input) {
   const std::int64_t M = total_rows(g), K = patch_size(g), N = g.cout;
@@ -712,7 +720,7 @@ void conv2d_backward_input(const Conv2DGeometry& g, const float* grad_output, co
   // A 3x3 unit-stride kernel: the input gradient is a Winograd convolution of grad_output with
   // the flipped kernel (no dcol matrix, no scatter), two images per task.
   const Conv2DGeometry gi = winograd::input_grad_geometry(g);
-  if (g.pad_top <= 2 && g.pad_left <= 2 && winograd::supported(gi)) {
+  if (winograd_input_grad(g)) {
     const float* u = winograd::transform_kernel_for_input_grad(g, kernel);
     const std::int64_t group = winograd::input_grad_group, tasks = ceil_div(g.n, group);
     detail::RegionErrors errors;
@@ -931,8 +939,7 @@ void conv2d_backward_kernel(const Conv2DGeometry& g, const float* input, const f
 
 void conv2d_backward(const Conv2DGeometry& g, const float* input, const float* grad_output,
                      const float* kernel, float* grad_input, float* grad_kernel) {
-  if (g.n > 0 && g.pad_top <= 2 && g.pad_left <= 2 && winograd::supported(g) &&
-      winograd::supported(winograd::input_grad_geometry(g))) {
+  if (g.n > 0 && winograd::supported(g) && winograd_input_grad(g)) {
     winograd::backward(g, input, grad_output, kernel, grad_input, grad_kernel);
     return;
   }

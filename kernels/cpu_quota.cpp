@@ -55,6 +55,11 @@ long long parse_count(const std::string& text) {
   return *end == '\0' && v > 0 ? v : -1;
 }
 
+// The smaller of two limits, 0 standing for none.
+double tighter(double best, double limit) {
+  return limit > 0 && (best == 0 || limit < best) ? limit : best;
+}
+
 // One hierarchy: where it is mounted, the cgroup directory the mount shows as its root, and
 // this process's cgroup in it.
 struct Hierarchy {
@@ -75,7 +80,7 @@ double chain_limit(const Hierarchy& h, const std::string& root, bool v2) {
     const double limit =
         v2 ? cpu_max_limit(read_text(dir + "/cpu.max"))
            : cfs_limit(read_text(dir + "/cpu.cfs_quota_us"), read_text(dir + "/cpu.cfs_period_us"));
-    if (limit > 0 && (best == 0 || limit < best)) best = limit;
+    best = tighter(best, limit);
     if (rel == "/") break;
     const std::size_t slash = rel.find_last_of('/');
     rel = slash == 0 ? "/" : rel.substr(0, slash);
@@ -85,16 +90,14 @@ double chain_limit(const Hierarchy& h, const std::string& root, bool v2) {
 
 }  // namespace
 
-double cpu_max_limit(const std::string& cpu_max) {
-  const std::vector<std::string> f = split(first_line(cpu_max), ' ');
-  if (f.size() != 2 || f[0] == "max") return 0;
-  const long long quota = parse_count(f[0]), period = parse_count(f[1]);
-  return quota > 0 && period > 0 ? static_cast<double>(quota) / static_cast<double>(period) : 0;
-}
-
 double cfs_limit(const std::string& quota_us, const std::string& period_us) {
   const long long quota = parse_count(quota_us), period = parse_count(period_us);
   return quota > 0 && period > 0 ? static_cast<double>(quota) / static_cast<double>(period) : 0;
+}
+
+double cpu_max_limit(const std::string& cpu_max) {
+  const std::vector<std::string> f = split(first_line(cpu_max), ' ');
+  return f.size() == 2 && f[0] != "max" ? cfs_limit(f[0], f[1]) : 0;  // the same quota / period
 }
 
 int threads_for_cpu_limit(double cpus) {
@@ -137,11 +140,8 @@ double cgroup_cpu_limit_from(const std::string& mountinfo, const std::string& se
       v1_mounted = true;
     }
   }
-  double best = 0;
-  for (const double limit : {v2_mounted ? chain_limit(v2, root, true) : 0.0,
-                             v1_mounted ? chain_limit(v1, root, false) : 0.0})
-    if (limit > 0 && (best == 0 || limit < best)) best = limit;
-  return best;
+  return tighter(v2_mounted ? chain_limit(v2, root, true) : 0.0,
+                 v1_mounted ? chain_limit(v1, root, false) : 0.0);
 }
 
 double cgroup_cpu_limit() {

@@ -20,7 +20,6 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
-#include <vector>
 
 #include "kernels/cpu_quota.hpp"
 #include "kernels/parallel.hpp"
@@ -62,10 +61,15 @@ std::atomic<int> machine_cap{std::numeric_limits<int>::max()};
 std::atomic<std::int64_t> next_sample_ns{0};
 std::atomic<int> others_x16{0};  // average CPUs other processes use, times 16
 
+// The CPUs this process may run on; false when unknown.
+bool own_cpus(cpu_set_t& set) {
+  CPU_ZERO(&set);
+  return sched_getaffinity(0, sizeof set, &set) == 0;
+}
+
 int cpus() {
   cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+  if (own_cpus(set)) return std::max(1, CPU_COUNT(&set));
   return std::max<int>(1, static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)));
 }
 
@@ -74,8 +78,7 @@ int cpus() {
 // be long on a large machine).
 long long busy_ticks_on_own_cpus() {
   cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof set, &set) != 0) return -1;
+  if (!own_cpus(set)) return -1;
   std::FILE* f = std::fopen("/proc/stat", "r");
   if (f == nullptr) return -1;
   char line[512];

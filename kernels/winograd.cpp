@@ -276,8 +276,10 @@ KernelGradPlan kernel_grad_plan(const Conv2DGeometry& g) {
   return {sgemm_tile_for_rows(g.cin, g.cout, KernelGradPlan::chunk), ranges.count, ranges.size};
 }
 
-// About half the flops of the direct gradient, 2 * (n out_h out_w) * (9 cin) * cout.
-double kernel_grad_ns(const Conv2DGeometry& g) {
+// About half the flops of the direct convolution g, 2 * (n out_h out_w) * (9 cin) * cout: the
+// work of its kernel gradient, or of its forward pass (the input gradient's, with g from
+// input_grad_geometry).
+double winograd_ns(const Conv2DGeometry& g) {
   return detail::flop_ns(9.0 * static_cast<double>(g.n * g.out_h * g.out_w) *
                          static_cast<double>(g.cin) * static_cast<double>(g.cout));
 }
@@ -328,7 +330,7 @@ void backward_kernel(const Conv2DGeometry& g, const float* input, const float* g
   const std::int64_t plane = g.cin * g.cout;
   float* partial = scratch(slot_winograd_u, static_cast<std::size_t>(plan.parts * 16 * plane));
   detail::RegionErrors errors;
-  const int team = detail::parallel_team(kernel_grad_ns(g), plan.parts);
+  const int team = detail::parallel_team(winograd_ns(g), plan.parts);
   detail::parallel_for(team, plan.parts, [&](std::int64_t part) {
     errors.run(
         [&] { kernel_grad_part(g, plan, input, grad_output, part, partial + part * 16 * plane); });
@@ -349,12 +351,8 @@ void backward(const Conv2DGeometry& g, const float* input, const float* grad_out
   // input_grad_group images, handed out one at a time.
   const std::int64_t groups = (g.n + input_grad_group - 1) / input_grad_group;
   const std::int64_t tasks = plan.parts + groups;
-  // The input gradient: about half the flops of its direct convolution.
-  const double input_ns =
-      detail::flop_ns(9.0 * static_cast<double>(gi.n * gi.out_h * gi.out_w) *
-                      static_cast<double>(gi.cin) * static_cast<double>(gi.cout));
   detail::RegionErrors errors;
-  const int team = detail::parallel_team(kernel_grad_ns(g) + input_ns, tasks);
+  const int team = detail::parallel_team(winograd_ns(g) + winograd_ns(gi), tasks);
   detail::parallel_for(team, tasks, [&](std::int64_t t) {
     errors.run([&] {
       if (t < plan.parts) {
